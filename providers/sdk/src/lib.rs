@@ -1,0 +1,226 @@
+//! The boundary between weir's engine and its providers.
+//!
+//! A provider manages resources of a few types. It sees only resource *attributes* (JSON values
+//! produced by the engine's lowering stage), never weir's domain model or configuration. The
+//! engine asks it to:
+//! - describe each resource type ([`ResourceSchema`]): which attributes force a replacement,
+//!   which are computed by the provider, which are sensitive;
+//! - adjust a desired value against the prior one before diffing ([`Provider::plan`]), e.g. to
+//!   keep a value chosen at first apply;
+//! - read the live objects, in batches ([`Provider::read`]);
+//! - create, update and delete objects.
+//!
+//! Errors say whether retrying may help ([`ProviderError::retryable`]).
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::fmt;
+
+/// A path to a value inside a resource's attributes, e.g. `["webhook_url"]` or
+/// `["blocks", "0", "code"]`. Array indices are written as decimal strings.
+pub type AttrPath = Vec<String>;
+
+/// What the engine knows about one attribute of a resource type.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AttributeSchema {
+    pub name: String,
+    /// Changing this attribute cannot be done in place: the object is replaced.
+    #[serde(default)]
+    pub force_new: bool,
+    /// The provider fills this attribute in (at plan or at apply); the configuration does not.
+    #[serde(default)]
+    pub computed: bool,
+    /// Never shown in any output.
+    #[serde(default)]
+    pub sensitive: bool,
+}
+
+/// The schema of one resource type.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ResourceSchema {
+    pub type_name: String,
+    pub description: String,
+    pub attributes: Vec<AttributeSchema>,
+}
+
+impl ResourceSchema {
+    pub fn new(type_name: &str, description: &str) -> Self {
+        ResourceSchema {
+            type_name: type_name.to_string(),
+            description: description.to_string(),
+            attributes: Vec::new(),
+        }
+    }
+
+    pub fn attribute(mut self, name: &str) -> Self {
+        self.attributes.push(AttributeSchema {
+            name: name.to_string(),
+            ..Default::default()
+        });
+        self
+    }
+
+    pub fn force_new(mut self, name: &str) -> Self {
+        self.attributes.push(AttributeSchema {
+            name: name.to_string(),
+            force_new: true,
+            ..Default::default()
+        });
+        self
+    }
+
+    pub fn computed(mut self, name: &str) -> Self {
+        self.attributes.push(AttributeSchema {
+            name: name.to_string(),
+            computed: true,
+            ..Default::default()
+        });
+        self
+    }
+
+    pub fn sensitive(mut self, name: &str) -> Self {
+        self.attributes.push(AttributeSchema {
+            name: name.to_string(),
+            sensitive: true,
+            ..Default::default()
+        });
+        self
+    }
+
+    pub fn get(&self, name: &str) -> Option<&AttributeSchema> {
+        self.attributes.iter().find(|a| a.name == name)
+    }
+
+    /// Top-level attributes whose change forces a replacement.
+    pub fn force_new_attributes(&self) -> impl Iterator<Item = &str> {
+        self.attributes
+            .iter()
+            .filter(|a| a.force_new)
+            .map(|a| a.name.as_str())
+    }
+}
+
+/// One resource as the provider sees it: its address (for messages), type and attributes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ResourceRef {
+    pub address: String,
+    pub type_name: String,
+    pub attributes: Value,
+}
+
+/// The outcome of [`Provider::plan`]: the value that apply will produce, as far as it is known,
+/// and the attributes only known after apply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedValue {
+    pub value: Value,
+    /// Paths whose value is only known after apply (shown as "(known after apply)").
+    pub unknown: Vec<AttrPath>,
+    /// Notes the plan shows next to this resource (e.g. "Mage never deletes a trigger").
+    pub notes: Vec<String>,
+}
+
+impl PlannedValue {
+    pub fn known(value: Value) -> Self {
+        PlannedValue {
+            value,
+            unknown: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+}
+
+/// Whether an error may go away when the operation is retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorKind {
+    /// Throttling, a timeout, a 5xx: worth retrying.
+    Retryable,
+    /// Bad input, a conflict, missing permission: retrying will not help.
+    Permanent,
+}
+
+/// An error from a provider operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderError {
+    pub kind: ErrorKind,
+    pub message: String,
+    /// What the user could do about it.
+    pub help: Option<String>,
+}
+
+impl ProviderError {
+    pub fn permanent(message: impl Into<String>) -> Self {
+        ProviderError {
+            kind: ErrorKind::Permanent,
+            message: message.into(),
+            help: None,
+        }
+    }
+
+    pub fn retryable(message: impl Into<String>) -> Self {
+        ProviderError {
+            kind: ErrorKind::Retryable,
+            message: message.into(),
+            help: None,
+        }
+    }
+
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    pub fn retryable_error(&self) -> bool {
+        self.kind == ErrorKind::Retryable
+    }
+}
+
+impl fmt::Display for ProviderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(help) = &self.help {
+            write!(f, " ({help})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ProviderError {}
+
+/// The interface every provider implements.
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// The provider's name as recorded in state (`"mage"`, `"google"`).
+    fn name(&self) -> &str;
+
+    /// The schemas of every resource type this provider manages.
+    fn schemas(&self) -> Vec<ResourceSchema>;
+
+    /// Adjusts the desired attributes of a resource given its prior attributes (from state),
+    /// before the engine diffs them: fill in computed values that are kept once chosen, carry
+    /// over what must survive, mark what is known only after apply. The default keeps the
+    /// desired value as it is.
+    fn plan(
+        &self,
+        _type_name: &str,
+        _prior: Option<&Value>,
+        desired: Value,
+    ) -> Result<PlannedValue, ProviderError> {
+        Ok(PlannedValue::known(desired))
+    }
+
+    /// Reads the live objects behind `resources` (their attributes are the ones last recorded in
+    /// state). Returns one entry per resource, in order: `Ok(None)` when the object is gone.
+    /// Providers read in batches where the target can list.
+    async fn read(&self, resources: &[ResourceRef]) -> Vec<Result<Option<Value>, ProviderError>>;
+
+    /// Creates the object and returns its attributes as they now are.
+    async fn create(&self, resource: &ResourceRef) -> Result<Value, ProviderError>;
+
+    /// Updates the object in place from `prior` to `resource.attributes`.
+    async fn update(&self, prior: &Value, resource: &ResourceRef) -> Result<Value, ProviderError>;
+
+    /// Deletes the object; `resource.attributes` are the last recorded ones. Deleting an object
+    /// that is already gone is a success.
+    async fn delete(&self, resource: &ResourceRef) -> Result<(), ProviderError>;
+}
