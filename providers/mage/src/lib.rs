@@ -1,0 +1,476 @@
+//! weir's Mage provider for the `local` target: it writes a Mage (mage-ai) project directory and
+//! reads it back.
+//!
+//! [`MageProvider::new`] takes the configuration directory; every resource's `project_dir` is
+//! relative to it unless it is absolute. The provider sees only resource attributes (JSON made
+//! by weir's lowering); their shapes are the contract, documented below. `read` returns exactly
+//! these shapes, with defaults filled in, so that a file Mage rewrote (other key order, other
+//! quoting, keys it adds with their default values) reads back equal.
+//!
+//! # Resource types
+//!
+//! ## `mage_project` → `<project_dir>/metadata.yaml`
+//!
+//! ```json
+//! {"project_dir": "mage_project", "project_uuid": "32 hex chars",
+//!  "remote_variables_dir": "gs://bucket/variables" | null,
+//!  "logging": {"bucket": "...", "prefix": "..."} | null}
+//! ```
+//!
+//! Rendered with `project_type: standalone`, `help_improve_mage: false`, and, when `logging`
+//! is set, `logging_config: {type: gcs, level: INFO, destination_config: {bucket, prefix}}`.
+//! An empty `project_uuid` is kept from the prior state or generated at apply. Values may not
+//! contain Jinja delimiters: Mage renders this file through Jinja. Keys weir does not manage are
+//! ignored on read. Replaced when `project_dir` changes.
+//!
+//! ## `mage_pipeline` → `<project_dir>/pipelines/<uuid>/metadata.yaml`
+//!
+//! ```json
+//! {"project_dir": "...", "uuid": "orders", "name": "orders", "description": "", "tags": [],
+//!  "variables": {},
+//!  "concurrency_config": null | {"block_run_limit": 2, "pipeline_run_limit": 1,
+//!                                "on_pipeline_run_limit_reached": "wait"},
+//!  "notification_config": null | {Mage's notification_config, rendered as is},
+//!  "blocks": [{"uuid": "load", "type": "data_loader", "language": "python",
+//!              "upstream_blocks": [], "downstream_blocks": ["split"],
+//!              "configuration": {"dynamic": true, "reduce_output": false},
+//!              "retry_config": {"retries": 2, "delay": 5, "max_delay": 60,
+//!                               "exponential_backoff": true} | null,
+//!              "timeout": 3600 | null}],
+//!  "conditionals": [the same block shape, "type": "conditional"],
+//!  "callbacks": [the same block shape, "type": "callback"]}
+//! ```
+//!
+//! `concurrency_config` keys that are null are left out (an empty one is `null`; it may also
+//! carry Mage's `pipeline_run_limit_all_triggers`); an empty `notification_config` is `null`.
+//! `configuration` always has `dynamic` and `reduce_output` (false when unset, and left out of
+//! the YAML when false); other configuration keys pass through. `retry_config` keys missing on
+//! read get Mage's defaults (0, 5, 60, true). The pipeline is rendered with `type: python` and
+//! both `upstream_blocks` and `downstream_blocks` as given. Replaced when `project_dir` or
+//! `uuid` changes.
+//!
+//! ## `mage_block` → one code file, `<project_dir>/<path>`
+//!
+//! ```json
+//! {"project_dir": "...", "path": "data_loaders/load.py", "code": "...file contents..."}
+//! ```
+//!
+//! Lowering computes `path` with Mage's rules (`<type>s/<uuid>.py`, `custom/` singular, `.sql`
+//! for SQL). The path must be relative, inside a folder, outside `pipelines/` and `.weir/`.
+//! `code` reads back as the file's bytes as UTF-8. Replaced when `project_dir` or `path`
+//! changes.
+//!
+//! ## `mage_triggers` → `<project_dir>/pipelines/<pipeline>/triggers.yaml`
+//!
+//! ```json
+//! {"project_dir": "...", "pipeline": "orders",
+//!  "triggers": [{"name": "nightly", "schedule_type": "time", "schedule_interval": "0 3 * * *",
+//!                "start_time": "2026-11-29T05:00:00Z" | null, "status": "active",
+//!                "variables": {}, "sla": 7200 | null,
+//!                "settings": {"skip_if_previous_running": false, "allow_blocks_to_fail": false,
+//!                             "timeout": 10800 | null, "pipeline_run_limit": 1 | null},
+//!                "description": null, "token": null, "last_enabled_at": null}],
+//!  "retired": []}
+//! ```
+//!
+//! Datetimes are RFC 3339 in UTC (`2026-11-29T05:00:00Z`, fractional seconds only when there
+//! are some); in the YAML they are plain timestamps the way `yaml.safe_dump` writes them
+//! (`2026-11-29 05:00:00+00:00`), which PyYAML loads as datetimes. `settings` may also carry
+//! Mage's `create_initial_pipeline_run`, `landing_time_enabled` and `timeout_status` (present
+//! only when not the default), and a trigger may carry `envs` (present only when not empty).
+//! The YAML holds every key Mage requires (`name`, `schedule_type`, `schedule_interval` —
+//! always double-quoted — and `start_time`, null allowed), no key Mage does not know, settings
+//! without nulls, and `last_enabled_at` and `token`, so that Mage does not rewrite the file.
+//!
+//! [`Provider::plan`] for `mage_triggers`: a time trigger without `start_time`, an active
+//! trigger without `last_enabled_at` and any trigger without `token` keep the prior value
+//! (`last_enabled_at` only while the trigger stays active on the same schedule), or are
+//! reported unknown (`["triggers", "<i>", "start_time"]`) and chosen at apply (now, to the
+//! second; a random 32-hex token). A trigger in the prior state but not in the desired one is
+//! carried over as `inactive`, its name listed in `retired`, with a note: Mage never deletes a
+//! trigger that disappears from `triggers.yaml`. Replaced when `project_dir` or `pipeline`
+//! changes.
+//!
+//! # Ownership: the manifest
+//!
+//! weir never writes over or deletes a file it does not own. Each project keeps
+//! `<project_dir>/.weir/manifest.json`:
+//!
+//! ```json
+//! {"version": 1,
+//!  "files": {"data_loaders/load.py": {"sha256": "…", "owner": "mage_block.load"}},
+//!  "dirs": ["data_loaders"]}
+//! ```
+//!
+//! - Writing a file that exists and is not in the manifest fails with a permanent error that
+//!   names the file. A file in the manifest is weir's: an update overwrites it even if someone
+//!   changed it (`read` reports the drift), and its owner becomes the writing resource.
+//! - The claim is saved (temp file, fsync, rename) before the file is written (temp file,
+//!   fsync, rename); a crash in between leaves a claim on a missing file, and the next run
+//!   writes it.
+//! - Delete removes a file only if the manifest says the deleted resource owns it, then drops it
+//!   from the manifest, then removes the directories weir created (`dirs`, an addition to the
+//!   `version`/`files` shape, left out when empty) that end up empty.
+//! - Updates of the manifest are serialized by a lock inside the provider.
+//!
+//! # Read
+//!
+//! A missing file reads as `Ok(None)`. A file that exists but cannot be understood (not YAML,
+//! the wrong shape, a trigger Mage would skip) reads as its identifying attributes plus
+//! `"unparseable": "<reason>"`, which differs from any desired value, so the plan shows an
+//! update that rewrites it. I/O errors are permanent errors naming the path (interruptions and
+//! time-outs are retryable).
+
+mod attrs;
+mod block;
+mod error;
+mod fsio;
+mod manifest;
+mod pipeline;
+mod project;
+mod triggers;
+mod yaml;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use serde_json::Value;
+use weir_provider_sdk::{PlannedValue, Provider, ProviderError, ResourceRef, ResourceSchema};
+
+use crate::attrs::{str_attr, unparseable};
+use crate::block::BlockAttrs;
+use crate::error::{bad_attributes, io_error};
+use crate::fsio::RelPath;
+use crate::manifest::Project;
+use crate::pipeline::PipelineAttrs;
+use crate::project::ProjectAttrs;
+use crate::triggers::TriggersAttrs;
+
+/// The provider's name in state.
+pub const PROVIDER_NAME: &str = "mage";
+
+/// The Mage provider for the `local` target: writes and reads Mage project directories.
+#[derive(Clone)]
+pub struct MageProvider {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    base_dir: PathBuf,
+    /// Serializes every manifest read-modify-write (and the file write that follows it).
+    manifest_lock: Mutex<()>,
+}
+
+impl MageProvider {
+    /// A provider whose relative `project_dir`s are resolved against `base_dir` (the
+    /// configuration directory).
+    pub fn new(base_dir: PathBuf) -> MageProvider {
+        MageProvider {
+            inner: Arc::new(Inner {
+                base_dir,
+                manifest_lock: Mutex::new(()),
+            }),
+        }
+    }
+
+    /// The directory relative `project_dir`s are resolved against.
+    pub fn base_dir(&self) -> &Path {
+        &self.inner.base_dir
+    }
+}
+
+/// Runs blocking file work off the async executor when there is a tokio runtime.
+async fn blocking<T, F>(work: F) -> Result<T, ProviderError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => handle.spawn_blocking(work).await.map_err(|e| {
+            ProviderError::permanent(format!("internal error in the mage provider: {e}"))
+        }),
+        Err(_) => Ok(work()),
+    }
+}
+
+fn unknown_type(type_name: &str) -> ProviderError {
+    ProviderError::permanent(format!(
+        "the mage provider does not manage resources of type `{type_name}`"
+    ))
+}
+
+fn render_error(address: &str, detail: String) -> ProviderError {
+    ProviderError::permanent(format!("{address}: could not render the Mage file: {detail}"))
+}
+
+impl Inner {
+    fn project_root(&self, project_dir: &str) -> PathBuf {
+        let dir = Path::new(project_dir);
+        if dir.is_absolute() {
+            dir.to_path_buf()
+        } else {
+            self.base_dir.join(dir)
+        }
+    }
+
+    fn write(
+        &self,
+        project_dir: &str,
+        rel: &RelPath,
+        content: &[u8],
+        owner: &str,
+    ) -> Result<(), ProviderError> {
+        let _guard = self
+            .manifest_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        Project::new(self.project_root(project_dir)).write_owned(rel, content, owner)
+    }
+
+    /// Creates or updates: renders the file from the attributes, writes it, returns the
+    /// attributes as they now are.
+    fn apply(&self, resource: &ResourceRef, prior: Option<&Value>) -> Result<Value, ProviderError> {
+        let address = resource.address.as_str();
+        let type_name = resource.type_name.as_str();
+        let bad = |e: String| bad_attributes(address, type_name, e);
+        match type_name {
+            project::TYPE => {
+                let mut attrs = ProjectAttrs::from_value(&resource.attributes).map_err(bad)?;
+                if attrs.project_uuid.is_empty() {
+                    attrs.project_uuid = prior_project_uuid(prior, &attrs.project_dir)
+                        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+                }
+                let text = attrs.render().map_err(|e| render_error(address, e))?;
+                let rel = RelPath::from_segments(&["metadata.yaml"]).map_err(bad)?;
+                self.write(&attrs.project_dir, &rel, text.as_bytes(), address)?;
+                Ok(attrs.to_value())
+            }
+            pipeline::TYPE => {
+                let attrs = PipelineAttrs::from_value(&resource.attributes).map_err(bad)?;
+                let rel = attrs.rel_path().map_err(bad)?;
+                let text = attrs.render().map_err(|e| render_error(address, e))?;
+                self.write(&attrs.project_dir, &rel, text.as_bytes(), address)?;
+                attrs.to_value().map_err(|e| render_error(address, e))
+            }
+            block::TYPE => {
+                let attrs = BlockAttrs::from_value(&resource.attributes).map_err(bad)?;
+                let rel = attrs.rel_path().map_err(bad)?;
+                self.write(&attrs.project_dir, &rel, attrs.code.as_bytes(), address)?;
+                Ok(attrs.to_value())
+            }
+            triggers::TYPE => {
+                let desired = TriggersAttrs::from_value(&resource.attributes).map_err(bad)?;
+                let mut attrs = triggers::plan(prior, desired).attrs;
+                attrs.fill_at_apply(chrono::Utc::now());
+                let rel = attrs.rel_path().map_err(bad)?;
+                let text = attrs.render().map_err(|e| render_error(address, e))?;
+                self.write(&attrs.project_dir, &rel, text.as_bytes(), address)?;
+                attrs.to_value().map_err(|e| render_error(address, e))
+            }
+            other => Err(unknown_type(other)),
+        }
+    }
+
+    /// Where a resource's file is, from its recorded attributes.
+    fn location(&self, resource: &ResourceRef) -> Result<(String, RelPath), ProviderError> {
+        let attrs = &resource.attributes;
+        let bad = |e: String| bad_attributes(&resource.address, &resource.type_name, e);
+        let field = |name: &str| {
+            str_attr(attrs, name)
+                .map(str::to_string)
+                .ok_or_else(|| bad(format!("`{name}` is missing or not a string")))
+        };
+        let project_dir = field("project_dir")?;
+        let rel = match resource.type_name.as_str() {
+            project::TYPE => RelPath::from_segments(&["metadata.yaml"]).map_err(bad)?,
+            pipeline::TYPE => pipeline::path_for(&field("uuid")?).map_err(bad)?,
+            block::TYPE => block::path_for(&field("path")?).map_err(bad)?,
+            triggers::TYPE => triggers::path_for(&field("pipeline")?).map_err(bad)?,
+            other => return Err(unknown_type(other)),
+        };
+        Ok((project_dir, rel))
+    }
+
+    fn read_one(&self, resource: &ResourceRef) -> Result<Option<Value>, ProviderError> {
+        let (project_dir, rel) = self.location(resource)?;
+        let full = rel.under(&self.project_root(&project_dir));
+        let bytes = match std::fs::read(&full) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_error("read", &full, &e)),
+        };
+        let attrs = &resource.attributes;
+        let field = |name: &str| str_attr(attrs, name).unwrap_or_default().to_string();
+        let value = match resource.type_name.as_str() {
+            block::TYPE => block::parse(&project_dir, &field("path"), bytes),
+            type_name => {
+                let identity: Vec<(&str, String)> = match type_name {
+                    pipeline::TYPE => vec![("uuid", field("uuid"))],
+                    triggers::TYPE => vec![("pipeline", field("pipeline"))],
+                    _ => Vec::new(),
+                };
+                let parsed = match String::from_utf8(bytes) {
+                    Err(e) => Err(format!("the file is not valid UTF-8: {}", e.utf8_error())),
+                    Ok(text) => match type_name {
+                        project::TYPE => project::parse(&project_dir, &text),
+                        pipeline::TYPE => pipeline::parse(&project_dir, &field("uuid"), &text),
+                        triggers::TYPE => {
+                            triggers::parse(&project_dir, &field("pipeline"), &text, attrs)
+                        }
+                        other => return Err(unknown_type(other)),
+                    },
+                };
+                match parsed {
+                    Ok(value) => value,
+                    Err(reason) => {
+                        let mut id: Vec<(&str, &str)> = vec![("project_dir", &project_dir)];
+                        id.extend(identity.iter().map(|(k, v)| (*k, v.as_str())));
+                        unparseable(&id, format!("{}: {reason}", full.display()))
+                    }
+                }
+            }
+        };
+        Ok(Some(value))
+    }
+
+    fn delete(&self, resource: &ResourceRef) -> Result<(), ProviderError> {
+        let (project_dir, rel) = self.location(resource)?;
+        let _guard = self
+            .manifest_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        Project::new(self.project_root(&project_dir)).delete_owned(&rel, &resource.address)
+    }
+}
+
+fn prior_project_uuid(prior: Option<&Value>, project_dir: &str) -> Option<String> {
+    let prior = prior?;
+    if str_attr(prior, "project_dir") != Some(project_dir) {
+        return None;
+    }
+    str_attr(prior, "project_uuid")
+        .filter(|u| !u.is_empty())
+        .map(str::to_string)
+}
+
+#[async_trait]
+impl Provider for MageProvider {
+    fn name(&self) -> &str {
+        PROVIDER_NAME
+    }
+
+    fn schemas(&self) -> Vec<ResourceSchema> {
+        vec![
+            ResourceSchema::new(
+                project::TYPE,
+                "A Mage project's metadata.yaml (remote variables, GCS logging)",
+            )
+            .force_new("project_dir")
+            .attribute("project_uuid")
+            .attribute("remote_variables_dir")
+            .attribute("logging"),
+            ResourceSchema::new(
+                pipeline::TYPE,
+                "A Mage pipeline: pipelines/<uuid>/metadata.yaml (blocks, conditionals, callbacks)",
+            )
+            .force_new("project_dir")
+            .force_new("uuid")
+            .attribute("name")
+            .attribute("description")
+            .attribute("tags")
+            .attribute("variables")
+            .attribute("concurrency_config")
+            .attribute("notification_config")
+            .attribute("blocks")
+            .attribute("conditionals")
+            .attribute("callbacks"),
+            ResourceSchema::new(block::TYPE, "A Mage block's code file")
+                .force_new("project_dir")
+                .force_new("path")
+                .attribute("code"),
+            ResourceSchema::new(
+                triggers::TYPE,
+                "A Mage pipeline's triggers: pipelines/<pipeline>/triggers.yaml",
+            )
+            .force_new("project_dir")
+            .force_new("pipeline")
+            .attribute("triggers")
+            .computed("retired"),
+        ]
+    }
+
+    fn plan(
+        &self,
+        type_name: &str,
+        prior: Option<&Value>,
+        desired: Value,
+    ) -> Result<PlannedValue, ProviderError> {
+        let bad = |e: String| bad_attributes("", type_name, e);
+        match type_name {
+            project::TYPE => {
+                let mut attrs = ProjectAttrs::from_value(&desired).map_err(bad)?;
+                let mut unknown = Vec::new();
+                if attrs.project_uuid.is_empty() {
+                    match prior_project_uuid(prior, &attrs.project_dir) {
+                        Some(uuid) => attrs.project_uuid = uuid,
+                        None => unknown.push(vec!["project_uuid".to_string()]),
+                    }
+                }
+                Ok(PlannedValue {
+                    value: attrs.to_value(),
+                    unknown,
+                    notes: Vec::new(),
+                })
+            }
+            pipeline::TYPE => {
+                let attrs = PipelineAttrs::from_value(&desired).map_err(bad)?;
+                Ok(PlannedValue::known(attrs.to_value().map_err(bad)?))
+            }
+            block::TYPE => {
+                let attrs = BlockAttrs::from_value(&desired).map_err(bad)?;
+                Ok(PlannedValue::known(attrs.to_value()))
+            }
+            triggers::TYPE => {
+                let attrs = TriggersAttrs::from_value(&desired).map_err(bad)?;
+                let planned = triggers::plan(prior, attrs);
+                Ok(PlannedValue {
+                    value: planned.attrs.to_value().map_err(bad)?,
+                    unknown: planned.unknown,
+                    notes: planned.notes,
+                })
+            }
+            other => Err(unknown_type(other)),
+        }
+    }
+
+    async fn read(&self, resources: &[ResourceRef]) -> Vec<Result<Option<Value>, ProviderError>> {
+        let inner = Arc::clone(&self.inner);
+        let owned = resources.to_vec();
+        let count = owned.len();
+        match blocking(move || owned.iter().map(|r| inner.read_one(r)).collect::<Vec<_>>()).await
+        {
+            Ok(results) => results,
+            Err(e) => (0..count).map(|_| Err(e.clone())).collect(),
+        }
+    }
+
+    async fn create(&self, resource: &ResourceRef) -> Result<Value, ProviderError> {
+        let inner = Arc::clone(&self.inner);
+        let resource = resource.clone();
+        blocking(move || inner.apply(&resource, None)).await?
+    }
+
+    async fn update(&self, prior: &Value, resource: &ResourceRef) -> Result<Value, ProviderError> {
+        let inner = Arc::clone(&self.inner);
+        let resource = resource.clone();
+        let prior = prior.clone();
+        blocking(move || inner.apply(&resource, Some(&prior))).await?
+    }
+
+    async fn delete(&self, resource: &ResourceRef) -> Result<(), ProviderError> {
+        let inner = Arc::clone(&self.inner);
+        let resource = resource.clone();
+        blocking(move || inner.delete(&resource)).await?
+    }
+}

@@ -1,0 +1,403 @@
+//! Expression evaluation: hcl-edit expressions (which keep their spans) are checked for
+//! references, converted to hcl-rs expressions and evaluated with the variables, locals and
+//! the function library in scope.
+//!
+//! Sensitivity is tracked by reference: an expression that mentions a sensitive variable, or a
+//! local computed from one, yields a sensitive value.
+
+use crate::config::functions;
+use crate::diagnostics::{Diagnostic, Location, SourceFile, suggest};
+use hcl_edit::Span;
+use hcl_edit::expr::{Expression, ForExpr, TraversalOperator};
+use hcl_edit::template::{ForDirective, Template};
+use hcl_edit::visit::{self, Visit};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
+
+/// A reference found in an expression: `root.name` (e.g. `var.project`, `block.load`) with the
+/// span of the whole traversal.
+#[derive(Debug, Clone)]
+pub struct Reference {
+    pub root: String,
+    pub name: Option<String>,
+    pub span: std::ops::Range<usize>,
+}
+
+/// Collects the references of an expression, skipping names bound by `for` expressions.
+#[derive(Default)]
+struct ReferenceCollector {
+    bound: Vec<String>,
+    found: Vec<Reference>,
+}
+
+impl ReferenceCollector {
+    fn is_bound(&self, name: &str) -> bool {
+        self.bound.iter().any(|b| b == name)
+    }
+}
+
+impl Visit for ReferenceCollector {
+    fn visit_ident(&mut self, node: &hcl_edit::Decorated<hcl_edit::Ident>) {
+        let name = node.as_str();
+        if !self.is_bound(name) {
+            self.found.push(Reference {
+                root: name.to_string(),
+                name: None,
+                span: node.span().unwrap_or(0..0),
+            });
+        }
+    }
+
+    fn visit_traversal(&mut self, node: &hcl_edit::expr::Traversal) {
+        if let Expression::Variable(root) = &node.expr {
+            let root_name = root.as_str();
+            if !self.is_bound(root_name) {
+                let name = match node.operators.first().map(|op| op.value()) {
+                    Some(TraversalOperator::GetAttr(ident)) => Some(ident.as_str().to_string()),
+                    _ => None,
+                };
+                let start = root.span().map(|s| s.start).unwrap_or(0);
+                let end = node
+                    .operators
+                    .first()
+                    .and_then(|op| op.span())
+                    .map(|s| s.end)
+                    .or_else(|| root.span().map(|s| s.end))
+                    .unwrap_or(start);
+                self.found.push(Reference {
+                    root: root_name.to_string(),
+                    name,
+                    span: start..end,
+                });
+            }
+            for op in &node.operators {
+                if let TraversalOperator::Index(expr) = op.value() {
+                    self.visit_expr(expr);
+                }
+            }
+            return;
+        }
+        visit::visit_traversal(self, node);
+    }
+
+    fn visit_for_expr(&mut self, node: &ForExpr) {
+        // The collection is evaluated outside the loop's scope.
+        self.visit_expr(&node.intro.collection_expr);
+        let pushed = usize::from(node.intro.key_var.is_some()) + 1;
+        if let Some(key) = &node.intro.key_var {
+            self.bound.push(key.as_str().to_string());
+        }
+        self.bound.push(node.intro.value_var.as_str().to_string());
+        if let Some(key_expr) = &node.key_expr {
+            self.visit_expr(key_expr);
+        }
+        self.visit_expr(&node.value_expr);
+        if let Some(cond) = &node.cond {
+            self.visit_expr(&cond.expr);
+        }
+        self.bound.truncate(self.bound.len() - pushed);
+    }
+
+    fn visit_for_directive(&mut self, node: &ForDirective) {
+        let intro = &node.for_expr;
+        self.visit_expr(&intro.collection_expr);
+        let pushed = usize::from(intro.key_var.is_some()) + 1;
+        if let Some(key) = &intro.key_var {
+            self.bound.push(key.as_str().to_string());
+        }
+        self.bound.push(intro.value_var.as_str().to_string());
+        self.visit_template(&intro.template);
+        self.bound.truncate(self.bound.len() - pushed);
+    }
+}
+
+/// Every reference in `expr`.
+pub fn references(expr: &Expression) -> Vec<Reference> {
+    let mut collector = ReferenceCollector::default();
+    collector.visit_expr(expr);
+    collector.found
+}
+
+/// Every reference in a template (for `templatefile`-like uses).
+pub fn template_references(template: &Template) -> Vec<Reference> {
+    let mut collector = ReferenceCollector::default();
+    collector.visit_template(template);
+    collector.found
+}
+
+/// A value and whether it is derived from a secret.
+#[derive(Debug, Clone)]
+pub struct Evaluated {
+    pub value: hcl::Value,
+    pub sensitive: bool,
+}
+
+/// Object kinds an expression may refer to, by root name, in places that accept them.
+pub const REFERENCE_ROOTS: &[&str] = &[
+    "pipeline",
+    "block",
+    "resource_profile",
+    "deployment",
+    "schedule",
+    "notification",
+];
+
+/// The evaluation scope of a configuration: variables, locals and functions.
+pub struct Evaluator {
+    ctx: hcl::eval::Context<'static>,
+    variables: BTreeMap<String, hcl::Value>,
+    locals: BTreeMap<String, hcl::Value>,
+    /// Declared names (a local that failed to evaluate is declared but has no value).
+    declared_variables: BTreeSet<String>,
+    declared_locals: BTreeSet<String>,
+    failed_locals: HashSet<String>,
+    sensitive_variables: HashSet<String>,
+    sensitive_locals: HashSet<String>,
+    /// Values that other objects expose to expressions, e.g. `deployment.prod.bucket`.
+    objects: BTreeMap<String, hcl::Value>,
+}
+
+impl Evaluator {
+    pub fn new(dir: &std::path::Path) -> Evaluator {
+        functions::set_base_dir(dir);
+        let mut ctx = hcl::eval::Context::new();
+        functions::declare_functions(&mut ctx);
+        Evaluator {
+            ctx,
+            variables: BTreeMap::new(),
+            locals: BTreeMap::new(),
+            declared_variables: BTreeSet::new(),
+            declared_locals: BTreeSet::new(),
+            failed_locals: HashSet::new(),
+            sensitive_variables: HashSet::new(),
+            sensitive_locals: HashSet::new(),
+            objects: BTreeMap::new(),
+        }
+    }
+
+    pub fn declare_variable_name(&mut self, name: &str) {
+        self.declared_variables.insert(name.to_string());
+    }
+
+    pub fn set_variable(&mut self, name: &str, value: hcl::Value, sensitive: bool) {
+        self.declared_variables.insert(name.to_string());
+        self.variables.insert(name.to_string(), value);
+        if sensitive {
+            self.sensitive_variables.insert(name.to_string());
+        }
+        self.refresh_ctx();
+    }
+
+    pub fn declare_local_name(&mut self, name: &str) {
+        self.declared_locals.insert(name.to_string());
+    }
+
+    pub fn set_local(&mut self, name: &str, value: Option<hcl::Value>, sensitive: bool) {
+        match value {
+            Some(v) => {
+                self.locals.insert(name.to_string(), v);
+            }
+            None => {
+                self.failed_locals.insert(name.to_string());
+            }
+        }
+        if sensitive {
+            self.sensitive_locals.insert(name.to_string());
+        }
+        self.refresh_ctx();
+    }
+
+    /// Exposes an object (e.g. `deployment`) to expressions in outputs.
+    pub fn set_object(&mut self, root: &str, value: hcl::Value) {
+        self.objects.insert(root.to_string(), value);
+        self.refresh_ctx();
+    }
+
+    fn refresh_ctx(&mut self) {
+        let vars: hcl::Map<String, hcl::Value> = self
+            .variables
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let locals: hcl::Map<String, hcl::Value> = self
+            .locals
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        self.ctx.declare_var("var", hcl::Value::Object(vars));
+        self.ctx.declare_var("local", hcl::Value::Object(locals));
+        for (root, value) in &self.objects {
+            self.ctx.declare_var(root.as_str(), value.clone());
+        }
+    }
+
+    pub fn is_sensitive_variable(&self, name: &str) -> bool {
+        self.sensitive_variables.contains(name)
+    }
+
+    /// Whether the expression mentions a sensitive variable or local.
+    pub fn is_sensitive(&self, expr: &Expression) -> bool {
+        references(expr).iter().any(|r| self.reference_is_sensitive(r))
+    }
+
+    fn reference_is_sensitive(&self, r: &Reference) -> bool {
+        match (r.root.as_str(), r.name.as_deref()) {
+            ("var", Some(name)) => self.sensitive_variables.contains(name),
+            ("local", Some(name)) => self.sensitive_locals.contains(name),
+            // `var` or `local` as a whole: conservatively sensitive when anything is.
+            ("var", None) => !self.sensitive_variables.is_empty(),
+            ("local", None) => !self.sensitive_locals.is_empty(),
+            _ => false,
+        }
+    }
+
+    /// Checks the references of an expression that accepts values only (no object
+    /// references except the `allowed_roots`). Returns diagnostics for unknown names; also
+    /// returns whether a referenced local failed to evaluate (then evaluation is skipped quietly,
+    /// the local's own error was reported).
+    pub fn check_references(
+        &self,
+        file: &Arc<SourceFile>,
+        expr: &Expression,
+        allowed_roots: &[&str],
+    ) -> (Vec<Diagnostic>, bool) {
+        let mut diags = Vec::new();
+        let mut depends_on_failed = false;
+        for r in references(expr) {
+            let loc = Location::new(file, r.span.clone());
+            match (r.root.as_str(), r.name.as_deref()) {
+                ("var", Some(name)) => {
+                    if !self.declared_variables.contains(name) {
+                        let mut d = Diagnostic::error(format!("unknown variable `var.{name}`"))
+                            .at(&loc)
+                            .label("not declared");
+                        d = match suggest(name, self.declared_variables.iter().map(String::as_str))
+                        {
+                            Some(s) => d.help(format!("did you mean `var.{s}`?")),
+                            None => d.help(format!(
+                                "declare it with `variable \"{name}\" {{ type = string }}`"
+                            )),
+                        };
+                        diags.push(d);
+                    } else if !self.variables.contains_key(name) {
+                        // Its missing value is reported at the variable itself.
+                        depends_on_failed = true;
+                    }
+                }
+                ("local", Some(name)) => {
+                    if !self.declared_locals.contains(name) {
+                        let mut d = Diagnostic::error(format!("unknown local value `local.{name}`"))
+                            .at(&loc)
+                            .label("not declared");
+                        d = match suggest(name, self.declared_locals.iter().map(String::as_str)) {
+                            Some(s) => d.help(format!("did you mean `local.{s}`?")),
+                            None => d.help(format!("define it in a `locals {{ {name} = ... }}` block")),
+                        };
+                        diags.push(d);
+                    } else if self.failed_locals.contains(name) || !self.locals.contains_key(name) {
+                        depends_on_failed = true;
+                    }
+                }
+                ("var" | "local", None) => diags.push(
+                    Diagnostic::error(format!("`{}` must be followed by a name", r.root))
+                        .at(&loc)
+                        .help(format!("write `{}.<name>`", r.root)),
+                ),
+                (root, _) if allowed_roots.contains(&root) => {}
+                (root, _) if REFERENCE_ROOTS.contains(&root) => diags.push(
+                    Diagnostic::error(format!("a reference to `{root}` cannot be used here"))
+                        .at(&loc)
+                        .help("only variables (`var.<name>`), locals (`local.<name>`) and functions can be used in this attribute"),
+                ),
+                (root, _) => {
+                    let mut d = Diagnostic::error(format!("unknown name `{root}`"))
+                        .at(&loc)
+                        .label("not defined");
+                    let known = ["var", "local"]
+                        .into_iter()
+                        .chain(allowed_roots.iter().copied());
+                    d = match suggest(root, known) {
+                        Some(s) => d.help(format!("did you mean `{s}`?")),
+                        None => d.help(
+                            "values come from `var.<name>`, `local.<name>`, literals and functions; a string needs quotes",
+                        ),
+                    };
+                    diags.push(d);
+                }
+            }
+        }
+        (diags, depends_on_failed)
+    }
+
+    /// Evaluates an expression. `Err(None)` means it depends on something that already failed
+    /// (reported elsewhere).
+    pub fn eval(
+        &self,
+        file: &Arc<SourceFile>,
+        expr: &Expression,
+        allowed_roots: &[&str],
+    ) -> Result<Evaluated, Option<Vec<Diagnostic>>> {
+        let (diags, depends_on_failed) = self.check_references(file, expr, allowed_roots);
+        if !diags.is_empty() {
+            return Err(Some(diags));
+        }
+        if depends_on_failed {
+            return Err(None);
+        }
+        let sensitive = self.is_sensitive(expr);
+        let converted: hcl::Expression = expr.clone().into();
+        match functions::evaluate(&converted, &self.ctx) {
+            Ok(value) => Ok(Evaluated { value, sensitive }),
+            Err(err) => {
+                let loc = Location::new(file, expr.span().unwrap_or(0..0));
+                let message = if sensitive {
+                    // The error text may quote the secret; say what failed without it.
+                    "this expression, which uses a sensitive value, could not be evaluated"
+                        .to_string()
+                } else {
+                    describe_eval_error(&err)
+                };
+                Err(Some(vec![
+                    Diagnostic::error(message)
+                        .at(&loc)
+                        .label("while evaluating this expression"),
+                ]))
+            }
+        }
+    }
+
+    /// Evaluates with an extra variable scope (e.g. `var` = one variable, for validations).
+    pub fn eval_with(
+        &self,
+        expr: &Expression,
+        extra: &[(&str, hcl::Value)],
+    ) -> Result<hcl::Value, String> {
+        let mut ctx = self.ctx.clone();
+        for (name, value) in extra {
+            ctx.declare_var(*name, value.clone());
+        }
+        let converted: hcl::Expression = expr.clone().into();
+        functions::evaluate(&converted, &ctx).map_err(|e| describe_eval_error(&e))
+    }
+
+    /// Evaluates a literal-only expression (tfvars files, variable defaults): functions but no
+    /// references.
+    pub fn eval_constant(expr: &Expression) -> Result<hcl::Value, String> {
+        let mut ctx = hcl::eval::Context::new();
+        functions::declare_functions(&mut ctx);
+        let converted: hcl::Expression = expr.clone().into();
+        functions::evaluate(&converted, &ctx).map_err(|e| describe_eval_error(&e))
+    }
+}
+
+/// A readable message for an hcl-rs evaluation error.
+pub fn describe_eval_error(err: &hcl::eval::Error) -> String {
+    use hcl::eval::ErrorKind;
+    match err.kind() {
+        ErrorKind::NoSuchKey(key) => format!("no attribute or key `{key}`"),
+        ErrorKind::UndefinedFunc(name) => format!("unknown function `{name}`"),
+        ErrorKind::FuncCall(name, msg) => format!("in call to `{name}()`: {msg}"),
+        ErrorKind::Index(i) => format!("index {i} is out of range"),
+        other => other.to_string(),
+    }
+}

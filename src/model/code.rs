@@ -1,0 +1,198 @@
+//! Block code: reading it from `source` or `code`, and the checks Mage itself only fails at
+//! run time (an `async def` block function, a missing decorator).
+
+use crate::config::body::{BodyReader, Spanned};
+use crate::config::eval::Evaluator;
+use crate::diagnostics::{Diagnostic, Diagnostics, Location, SourceFile};
+use hcl_edit::Span;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Block code and where it came from.
+#[derive(Debug, Clone)]
+pub struct Code {
+    pub text: String,
+    /// The `source` path as written (relative to the configuration directory).
+    pub source: Option<String>,
+    /// Where line 1 of the code is, for diagnostics inside it: the code file, or the first line
+    /// of an inline heredoc.
+    pub origin: CodeOrigin,
+}
+
+#[derive(Debug, Clone)]
+pub enum CodeOrigin {
+    File(Arc<SourceFile>),
+    /// Inline code: the HCL file and the offset of the code's first character, when the code is
+    /// a heredoc whose lines map one to one to the file.
+    Inline(Location, Option<usize>),
+}
+
+/// Reads `source` or `code` (exactly one of them).
+pub fn read_code(
+    r: &BodyReader,
+    ev: &Evaluator,
+    dir: &std::path::Path,
+    diags: &mut Diagnostics,
+) -> Option<Code> {
+    match (r.has("source"), r.has("code")) {
+        (true, true) => {
+            diags.push(
+                Diagnostic::error(format!("{} sets both `source` and `code`", r.what))
+                    .at(&r.attr_loc("code"))
+                    .help("keep one: `source` names a file, `code` holds the code inline"),
+            );
+            None
+        }
+        (false, false) => {
+            r.missing(
+                "source",
+                "add `source = \"blocks/<file>.py\"` (a path relative to the configuration directory), or inline `code = <<-EOT ... EOT`",
+                diags,
+            );
+            None
+        }
+        (true, false) => {
+            let source: Spanned<String> = r.string(ev, "source", diags)?;
+            let path = dir.join(&source.value);
+            let display = crate::config::display_path(dir, &PathBuf::from(&source.value));
+            match std::fs::read(&path) {
+                Ok(bytes) => match String::from_utf8(bytes) {
+                    Ok(text) => Some(Code {
+                        origin: CodeOrigin::File(SourceFile::new(display, text.clone())),
+                        text,
+                        source: Some(source.value),
+                    }),
+                    Err(_) => {
+                        diags.push(
+                            Diagnostic::error(format!("`{display}` is not UTF-8 text"))
+                                .at(&source.loc),
+                        );
+                        None
+                    }
+                },
+                Err(err) => {
+                    let abs = std::path::absolute(&path).unwrap_or(path.clone());
+                    let why = if err.kind() == std::io::ErrorKind::NotFound {
+                        "does not exist".to_string()
+                    } else {
+                        format!("cannot be read: {err}")
+                    };
+                    diags.push(
+                        Diagnostic::error(format!("code file `{}` {why}", abs.display()))
+                            .at(&source.loc)
+                            .label("resolved relative to the configuration directory")
+                            .help("`source` is a path relative to the configuration directory (the one given with -C)"),
+                    );
+                    None
+                }
+            }
+        }
+        (false, true) => {
+            let code: Spanned<String> = r.string(ev, "code", diags)?;
+            let attr = r.attr("code")?;
+            let first_line = match &attr.value {
+                hcl_edit::expr::Expression::HeredocTemplate(_) => attr
+                    .value
+                    .span()
+                    .and_then(|s| r.file.text[s.clone()].find('\n').map(|i| s.start + i + 1)),
+                _ => None,
+            };
+            Some(Code {
+                text: code.value,
+                source: None,
+                origin: CodeOrigin::Inline(code.loc, first_line),
+            })
+        }
+    }
+}
+
+impl Code {
+    /// The location of a 1-based line of the code.
+    fn line_location(&self, line: usize) -> Location {
+        match &self.origin {
+            CodeOrigin::File(file) => {
+                let start = file.offset_of(line, 1);
+                let end = file.text[start..]
+                    .find('\n')
+                    .map(|i| start + i)
+                    .unwrap_or(file.text.len());
+                Location::new(file, start..end)
+            }
+            CodeOrigin::Inline(loc, Some(first)) => {
+                let (first_line, _) = loc.file.line_col(*first);
+                let start = loc.file.offset_of(first_line + line - 1, 1);
+                let end = loc.file.text[start..]
+                    .find('\n')
+                    .map(|i| start + i)
+                    .unwrap_or(loc.file.text.len());
+                Location::new(&loc.file, start..end)
+            }
+            CodeOrigin::Inline(loc, None) => loc.clone(),
+        }
+    }
+
+    /// Checks Python block code: the decorator that matches the block's kind must be there, and
+    /// the decorated function must not be `async def`.
+    pub fn check_python(&self, decorators: &[&str], what: &str, diags: &mut Diagnostics) {
+        let lines: Vec<&str> = self.text.lines().collect();
+        let mut found = false;
+        for (i, line) in lines.iter().enumerate() {
+            let trimmed = line.trim_start();
+            let Some(rest) = trimmed.strip_prefix('@') else {
+                continue;
+            };
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if !decorators.contains(&name.as_str()) {
+                continue;
+            }
+            found = true;
+            // The decorated definition is the next line that is not another decorator.
+            let def = lines
+                .iter()
+                .enumerate()
+                .skip(i + 1)
+                .find(|(_, l)| {
+                    let t = l.trim_start();
+                    !t.is_empty() && !t.starts_with('@') && !t.starts_with('#')
+                });
+            if let Some((j, def_line)) = def
+                && def_line.trim_start().starts_with("async def")
+            {
+                let fname = def_line
+                    .trim_start()
+                    .trim_start_matches("async def")
+                    .trim_start()
+                    .split('(')
+                    .next()
+                    .unwrap_or("")
+                    .to_string();
+                diags.push(
+                    Diagnostic::error(format!(
+                        "block function `{fname}` of {what} is defined with `async def`, which Mage cannot run"
+                    ))
+                    .at(&self.line_location(j + 1))
+                    .label("async block function")
+                    .help("define it with `def`; to call async code, run it inside with `asyncio.run(...)`"),
+                );
+            }
+        }
+        if !found {
+            let wanted: Vec<String> = decorators.iter().take(1).map(|d| format!("@{d}")).collect();
+            diags.push(
+                Diagnostic::error(format!(
+                    "the code of {what} has no function decorated with `{}`",
+                    wanted.join("")
+                ))
+                .at(&self.line_location(1))
+                .help(format!(
+                    "Mage runs the function decorated with `{0}`; add it:\n  if '{1}' not in globals():\n      from mage_ai.data_preparation.decorators import {1}\n\n  {0}\n  def run(*args, **kwargs):\n      ...",
+                    wanted.join(""),
+                    decorators.first().copied().unwrap_or("")
+                )),
+            );
+        }
+    }
+}

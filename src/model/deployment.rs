@@ -1,0 +1,525 @@
+//! The `weir`, `deployment` and `resource_profile` blocks.
+
+use super::values::*;
+use super::{Backend, Database, Deployment, ResourceProfile, Scheduler, Settings, Storage, Target, Webserver, missing_everywhere};
+use crate::config::body::{BodyReader, block_header};
+use crate::config::{Config, labels};
+use crate::diagnostics::{Diagnostic, Diagnostics, Location};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+pub(super) fn settings(config: &Config, diags: &mut Diagnostics) -> Option<Settings> {
+    let mut blocks = config.blocks("weir");
+    let Some(top) = blocks.next() else {
+        return Some(Settings {
+            required_version: None,
+            backend: Backend::Local {
+                path: PathBuf::from(".weir/state.json"),
+            },
+        });
+    };
+    for extra in blocks {
+        diags.push(
+            Diagnostic::error("more than one `weir` block")
+                .at(&extra.header())
+                .help(format!("merge it into the first one, at {}", top.header())),
+        );
+    }
+    labels(top.file, top.block, &[], diags);
+    let ev = &config.evaluator;
+    let r = BodyReader::new(
+        top.file,
+        &top.block.body,
+        "the `weir` block".into(),
+        top.header(),
+        &["required_version"],
+        &["backend"],
+        diags,
+    );
+    let required_version = r.string(ev, "required_version", diags);
+    if let Some(req) = &required_version {
+        let running = env!("CARGO_PKG_VERSION");
+        match version_satisfies(&req.value, running) {
+            Ok(true) => {}
+            Ok(false) => diags.push(
+                Diagnostic::error(format!(
+                    "this configuration requires weir {}, but this is weir {running}",
+                    req.value
+                ))
+                .at(&req.loc)
+                .help("install a weir version that satisfies the constraint, or change `required_version`"),
+            ),
+            Err(msg) => diags.push(Diagnostic::error(msg).at(&req.loc)),
+        }
+    }
+    let mut backend = Backend::Local {
+        path: PathBuf::from(".weir/state.json"),
+    };
+    if let Some(b) = r.single_block("backend", diags) {
+        let header = block_header(top.file, b);
+        if let Some(l) = labels(top.file, b, &["type"], diags) {
+            match l[0].0 {
+                "local" => {
+                    let br = BodyReader::new(top.file, &b.body, "`backend \"local\"`".into(), header, &["path"], &[], diags);
+                    if let Some(p) = br.string(ev, "path", diags) {
+                        backend = Backend::Local { path: PathBuf::from(p.value) };
+                    }
+                }
+                "gcs" => {
+                    let br = BodyReader::new(top.file, &b.body, "`backend \"gcs\"`".into(), header, &["bucket", "prefix"], &[], diags);
+                    let prefix = br.string(ev, "prefix", diags).map(|p| p.value).unwrap_or_default();
+                    match br.string(ev, "bucket", diags) {
+                        Some(bucket) => {
+                            if let Err(msg) = check_bucket_name(&bucket.value) {
+                                diags.push(Diagnostic::error(msg).at(&bucket.loc));
+                            }
+                            backend = Backend::Gcs { bucket: bucket.value, prefix };
+                        }
+                        None if !br.has("bucket") => br.missing("bucket", "add `bucket = \"<name of the GCS bucket holding the state>\"`", diags),
+                        None => {}
+                    }
+                }
+                other => {
+                    let mut d = Diagnostic::error(format!("unknown backend `{other}`")).at(&l[0].1);
+                    d = match crate::diagnostics::suggest(other, ["local", "gcs"]) {
+                        Some(s) => d.help(format!("did you mean `{s}`?")),
+                        None => d.help("the backends are `local` and `gcs`"),
+                    };
+                    diags.push(d);
+                }
+            }
+        }
+    }
+    Some(Settings {
+        required_version: required_version.map(|r| r.value),
+        backend,
+    })
+}
+
+pub(super) fn deployment(config: &Config, diags: &mut Diagnostics) -> Option<Deployment> {
+    let mut blocks = config.blocks("deployment");
+    let Some(top) = blocks.next() else {
+        diags.push(missing_everywhere(
+            config,
+            "the configuration has no `deployment` block".into(),
+            "add one, e.g. `deployment \"dev\" { target = \"local\"\n  project_dir = \"mage_project\"\n  image = \"mageai/mageai:0.9.80\" }`",
+        ));
+        return None;
+    };
+    for extra in blocks {
+        diags.push(
+            Diagnostic::error("more than one `deployment` block")
+                .at(&extra.header())
+                .help(format!("a configuration deploys exactly one deployment; the first is at {}. Use one directory per environment", top.header())),
+        );
+    }
+    let l = labels(top.file, top.block, &["name"], diags)?;
+    let name = l[0].0.to_string();
+    let ev = &config.evaluator;
+    let what = format!("deployment `{name}`");
+    let r = BodyReader::new(
+        top.file,
+        &top.block.body,
+        what.clone(),
+        top.header(),
+        &["target", "project_dir", "project", "region", "image", "mage_version", "labels"],
+        &["webserver", "scheduler", "database", "storage", "lifecycle"],
+        diags,
+    );
+    let target = match r.string(ev, "target", diags) {
+        Some(t) => match t.value.as_str() {
+            "gcp" => Some(Target::Gcp),
+            "local" => Some(Target::Local),
+            other => {
+                let mut d = Diagnostic::error(format!("unknown target `{other}`")).at(&t.loc);
+                d = match crate::diagnostics::suggest(other, ["gcp", "local"]) {
+                    Some(s) => d.help(format!("did you mean \"{s}\"?")),
+                    None => d.help("`target` is \"gcp\" (Cloud Run, a scheduler VM, Cloud SQL, a bucket) or \"local\" (a Mage project directory)"),
+                };
+                diags.push(d);
+                None
+            }
+        },
+        None => {
+            if !r.has("target") {
+                r.missing("target", "add `target = \"gcp\"` or `target = \"local\"`", diags);
+            }
+            None
+        }
+    };
+    let gcp = target == Some(Target::Gcp);
+    let local = target == Some(Target::Local);
+
+    let project_dir = r.string(ev, "project_dir", diags);
+    if local && project_dir.is_none() && !r.has("project_dir") {
+        r.missing("project_dir", "a local deployment writes a Mage project: add `project_dir = \"mage_project\"` (relative to the configuration directory)", diags);
+    }
+    if let Some(dir) = &project_dir {
+        if dir.value.trim().is_empty() || dir.value.trim() == "." {
+            diags.push(
+                Diagnostic::error("`project_dir` must name a directory of its own")
+                    .at(&dir.loc)
+                    .help("the configuration directory itself cannot be the Mage project; use e.g. \"mage_project\""),
+            );
+        }
+    }
+    let project = r.string(ev, "project", diags);
+    if let Some(p) = &project {
+        if let Err(msg) = check_project_id(&p.value) {
+            diags.push(Diagnostic::error(msg).at(&p.loc));
+        }
+    } else if gcp && !r.has("project") {
+        r.missing("project", "a gcp deployment needs the Google Cloud project id: add `project = \"my-project\"`", diags);
+    }
+    let region = r.string(ev, "region", diags);
+    if let Some(reg) = &region {
+        if !looks_like_region(&reg.value) {
+            diags.push(
+                Diagnostic::error(format!("`{}` does not look like a Google Cloud region", reg.value))
+                    .at(&reg.loc)
+                    .help("regions look like \"us-central1\" or \"europe-west1\""),
+            );
+        } else if !CLOUD_RUN_REGIONS.contains(&reg.value.as_str()) {
+            let mut d = Diagnostic::warning(format!("`{}` is not a Cloud Run region weir knows", reg.value)).at(&reg.loc);
+            if let Some(s) = crate::diagnostics::suggest(&reg.value, CLOUD_RUN_REGIONS.iter().copied()) {
+                d = d.help(format!("did you mean \"{s}\"?"));
+            }
+            diags.push(d);
+        }
+    } else if gcp && !r.has("region") {
+        r.missing("region", "add `region = \"us-central1\"` (or another Cloud Run region)", diags);
+    }
+
+    let image = r.string(ev, "image", diags);
+    if image.is_none() && !r.has("image") {
+        r.missing("image", "add `image = \"mageai/mageai:0.9.80\"`: the Mage image, pinned to a version", diags);
+    }
+    let tag = image.as_ref().and_then(|i| image_tag(&i.value));
+    if let Some(i) = &image {
+        match tag.as_deref() {
+            None => diags.push(
+                Diagnostic::warning(format!("image `{}` has no tag, so it means `latest`", i.value))
+                    .at(&i.loc)
+                    .help("pin a version, e.g. \"mageai/mageai:0.9.80\": `latest` changes under you and deploys are not reproducible"),
+            ),
+            Some("latest") => diags.push(
+                Diagnostic::warning(format!("image `{}` uses the `latest` tag", i.value))
+                    .at(&i.loc)
+                    .help("pin a version, e.g. \"mageai/mageai:0.9.80\": `latest` changes under you and deploys are not reproducible"),
+            ),
+            _ => {}
+        }
+    }
+    let mage_version = match r.string(ev, "mage_version", diags) {
+        Some(v) => Some(v.value),
+        None => tag
+            .filter(|t| t.chars().next().is_some_and(|c| c.is_ascii_digit()))
+            .map(|t| t.to_string()),
+    };
+    if mage_version.is_none() && image.is_some() && !r.has("mage_version") {
+        diags.push(
+            Diagnostic::error("the Mage version is unknown: the image tag is not a version and `mage_version` is not set")
+                .at(&image.as_ref().map(|i| i.loc.clone()).unwrap_or(r.header.clone()))
+                .help("pin the image to a version tag (\"mageai/mageai:0.9.80\") or add `mage_version = \"0.9.80\"`"),
+        );
+    }
+
+    let mut labels_map = BTreeMap::new();
+    if let Some(l) = r.string_map(ev, "labels", diags) {
+        for (k, v) in &l.value {
+            if let Err(msg) = check_label(k, v) {
+                diags.push(Diagnostic::error(msg).at(&l.loc));
+            }
+            labels_map.insert(k.clone(), v.clone());
+        }
+    }
+
+    // webserver
+    let mut webserver = Webserver { cpu: 1, memory_mib: 2048, min_instances: 0, max_instances: 1 };
+    if let Some(b) = r.single_block("webserver", diags) {
+        let br = BodyReader::new(top.file, &b.body, format!("the webserver of {what}"), block_header(top.file, b), &["cpu", "memory", "min_instances", "max_instances"], &[], diags);
+        if let Some(cpu) = br.number(ev, "cpu", diags) {
+            match cloud_run_cpu(cpu.value) {
+                Ok(c) => webserver.cpu = c,
+                Err(msg) => diags.push(Diagnostic::error(msg).at(&cpu.loc)),
+            }
+        }
+        let mem = br.string(ev, "memory", diags);
+        if let Some(m) = &mem {
+            match parse_memory(&m.value) {
+                Ok(mib) => webserver.memory_mib = mib,
+                Err(msg) => diags.push(Diagnostic::error(msg).at(&m.loc)),
+            }
+        }
+        if let Err(msg) = check_cloud_run_pair(webserver.cpu, webserver.memory_mib) {
+            let loc = mem.as_ref().map(|m| m.loc.clone()).unwrap_or_else(|| br.attr_loc("cpu"));
+            diags.push(Diagnostic::error(msg).at(&loc).help("see the CPU/memory table in docs/language.md"));
+        }
+        let min = br.integer(ev, "min_instances", 0, 1000, diags);
+        if let Some(m) = &min {
+            webserver.min_instances = m.value as u32;
+            if m.value > 0 {
+                diags.push(
+                    Diagnostic::warning(format!("`min_instances = {}` keeps the web server running all the time", m.value))
+                        .at(&m.loc)
+                        .help("with `min_instances = 0` the web server scales to zero and costs nothing idle"),
+                );
+            }
+        }
+        if let Some(m) = br.integer(ev, "max_instances", 1, 1000, diags) {
+            webserver.max_instances = m.value as u32;
+            if (m.value as u32) < webserver.min_instances {
+                diags.push(Diagnostic::error("`max_instances` is smaller than `min_instances`").at(&m.loc));
+            }
+        }
+    }
+
+    // scheduler
+    let mut scheduler = Scheduler { machine_type: "e2-micro".into(), zone: None, disk_size_gb: 30 };
+    let scheduler_block = r.single_block("scheduler", diags);
+    if let Some(b) = scheduler_block {
+        let header = block_header(top.file, b);
+        let br = BodyReader::new(top.file, &b.body, format!("the scheduler of {what}"), header.clone(), &["machine_type", "zone", "disk_size_gb"], &[], diags);
+        let mt = br.string(ev, "machine_type", diags);
+        if let Some(m) = &mt {
+            scheduler.machine_type = m.value.clone();
+        }
+        let zone = br.string(ev, "zone", diags);
+        let disk = br.integer(ev, "disk_size_gb", 10, 65536, diags);
+        if let Some(d) = &disk {
+            scheduler.disk_size_gb = d.value as u32;
+        }
+        match &zone {
+            Some(z) => {
+                match zone_region(&z.value) {
+                    None => diags.push(
+                        Diagnostic::error(format!("`{}` is not a zone", z.value))
+                            .at(&z.loc)
+                            .help("zones look like \"us-central1-a\""),
+                    ),
+                    Some(zr) => {
+                        if let Some(reg) = &region
+                            && zr != reg.value
+                        {
+                            diags.push(
+                                Diagnostic::error(format!("zone `{}` is not in the deployment's region `{}`", z.value, reg.value))
+                                    .at(&z.loc)
+                                    .label(format!("this zone is in {zr}"))
+                                    .help(format!("use a zone of {0}, e.g. \"{0}-a\"", reg.value)),
+                            );
+                        }
+                    }
+                }
+                scheduler.zone = Some(z.value.clone());
+            }
+            None if gcp && !br.has("zone") => br.missing("zone", "add `zone = \"<region>-a\"`, a zone of the deployment's region", diags),
+            None => {}
+        }
+        if gcp {
+            let mut reasons = Vec::new();
+            if scheduler.machine_type != "e2-micro" {
+                reasons.push(format!("machine type `{}` is not e2-micro", scheduler.machine_type));
+            }
+            if let Some(reg) = &region
+                && !FREE_TIER_REGIONS.contains(&reg.value.as_str())
+            {
+                reasons.push(format!("region `{}` is not one of us-west1, us-central1, us-east1", reg.value));
+            }
+            if scheduler.disk_size_gb > 30 {
+                reasons.push(format!("a {} GB disk is over the free 30 GB", scheduler.disk_size_gb));
+            }
+            if !reasons.is_empty() {
+                let loc = mt.as_ref().map(|m| m.loc.clone()).unwrap_or(header);
+                diags.push(
+                    Diagnostic::warning(format!("the scheduler VM is outside Compute Engine's free tier: {}", reasons.join("; ")))
+                        .at(&loc)
+                        .help("an e2-micro in us-west1, us-central1 or us-east1 with at most 30 GB of standard disk is free"),
+                );
+            }
+        }
+    } else if gcp {
+        diags.push(
+            Diagnostic::error(format!("{what} has no `scheduler` block"))
+                .at(&r.header)
+                .help("a gcp deployment runs Mage's scheduler on a small VM: add `scheduler { zone = \"<region>-a\" }`"),
+        );
+    }
+
+    // database
+    let mut database = Database { tier: "db-f1-micro".into(), version: "POSTGRES_16".into(), disk_size_gb: 10 };
+    if let Some(b) = r.single_block("database", diags) {
+        let br = BodyReader::new(top.file, &b.body, format!("the database of {what}"), block_header(top.file, b), &["tier", "version", "disk_size_gb"], &[], diags);
+        if let Some(t) = br.string(ev, "tier", diags) {
+            if !t.value.starts_with("db-") {
+                diags.push(Diagnostic::error(format!("`{}` is not a Cloud SQL tier", t.value)).at(&t.loc).help("tiers look like \"db-f1-micro\", \"db-g1-small\" or \"db-custom-2-7680\""));
+            }
+            database.tier = t.value;
+        }
+        if let Some(v) = br.string(ev, "version", diags) {
+            if !v.value.starts_with("POSTGRES_") {
+                diags.push(Diagnostic::error(format!("`{}` is not a Cloud SQL Postgres version", v.value)).at(&v.loc).help("Mage's database is Postgres: use e.g. \"POSTGRES_16\""));
+            }
+            database.version = v.value;
+        }
+        if let Some(d) = br.integer(ev, "disk_size_gb", 10, 65536, diags) {
+            database.disk_size_gb = d.value as u32;
+        }
+    }
+
+    // storage
+    let mut storage = None;
+    if let Some(b) = r.single_block("storage", diags) {
+        let header = block_header(top.file, b);
+        let br = BodyReader::new(top.file, &b.body, format!("the storage of {what}"), header, &["bucket", "location"], &[], diags);
+        let location = br
+            .string(ev, "location", diags)
+            .map(|l| l.value)
+            .or_else(|| region.as_ref().map(|r| r.value.clone()))
+            .unwrap_or_else(|| "US".into());
+        match br.string(ev, "bucket", diags) {
+            Some(bucket) => {
+                if let Err(msg) = check_bucket_name(&bucket.value) {
+                    diags.push(Diagnostic::error(msg).at(&bucket.loc));
+                }
+                storage = Some(Storage { bucket: bucket.value, location });
+            }
+            None if !br.has("bucket") => br.missing("bucket", "add `bucket = \"<globally unique bucket name>\"`", diags),
+            None => {}
+        }
+    } else if gcp {
+        diags.push(
+            Diagnostic::error(format!("{what} has no `storage` block"))
+                .at(&r.header)
+                .help("block outputs and logs live in a bucket: add `storage { bucket = \"<globally unique name>\" }`"),
+        );
+    }
+
+    let mut prevent_destroy = true;
+    if let Some(b) = r.single_block("lifecycle", diags) {
+        let br = BodyReader::new(top.file, &b.body, format!("the lifecycle of {what}"), block_header(top.file, b), &["prevent_destroy"], &[], diags);
+        if let Some(p) = br.bool(ev, "prevent_destroy", diags) {
+            prevent_destroy = p.value;
+        }
+    }
+
+    Some(Deployment {
+        name,
+        target: target?,
+        project_dir: project_dir.map(|p| p.value),
+        project: project.map(|p| p.value),
+        region: region.map(|r| r.value),
+        image: image?.value,
+        mage_version: mage_version?,
+        labels: labels_map,
+        webserver,
+        scheduler,
+        database,
+        storage,
+        prevent_destroy,
+    })
+}
+
+/// The tag of an image reference (`mageai/mageai:0.9.80` → `0.9.80`), ignoring a registry port.
+fn image_tag(image: &str) -> Option<String> {
+    let last = image.rsplit('/').next().unwrap_or(image);
+    let last = last.split('@').next().unwrap_or(last);
+    last.split_once(':').map(|(_, t)| t.to_string())
+}
+
+fn cloud_run_cpu(cpu: f64) -> Result<u32, String> {
+    let allowed = [1.0, 2.0, 4.0, 6.0, 8.0];
+    if allowed.contains(&cpu) {
+        Ok(cpu as u32)
+    } else {
+        Err(format!("Cloud Run does not offer {cpu} CPU; use 1, 2, 4, 6 or 8"))
+    }
+}
+
+pub(super) fn profiles(
+    config: &Config,
+    deployment: Option<&Deployment>,
+    diags: &mut Diagnostics,
+) -> Vec<(ResourceProfile, Location)> {
+    let ev = &config.evaluator;
+    let mut out: Vec<(ResourceProfile, Location)> = Vec::new();
+    for top in config.blocks("resource_profile") {
+        let Some(l) = labels(top.file, top.block, &["name"], diags) else { continue };
+        let (name, label_loc) = (l[0].0.to_string(), l[0].1.clone());
+        if let Some((_, first)) = out.iter().find(|(p, _)| p.name == name) {
+            diags.push(Diagnostic::error(format!("resource profile `{name}` is declared twice")).at(&label_loc).help(format!("the first is at {first}")));
+            continue;
+        }
+        if !crate::config::variables::is_identifier(&name) {
+            diags.push(Diagnostic::error(format!("`{name}` is not a valid profile name")).at(&label_loc).help("use letters, digits, `_` and `-`, starting with a letter"));
+        }
+        let what = format!("resource profile `{name}`");
+        let r = BodyReader::new(top.file, &top.block.body, what, top.header(), &["cpu", "memory", "region", "timeout", "max_retries", "env"], &[], diags);
+        let mut profile = ResourceProfile {
+            name: name.clone(),
+            cpu: 1,
+            memory_mib: 2048,
+            region: deployment.and_then(|d| d.region.clone()).unwrap_or_default(),
+            timeout_secs: 600,
+            max_retries: 0,
+            env: BTreeMap::new(),
+            env_sensitive: false,
+        };
+        let cpu = r.number(ev, "cpu", diags);
+        if let Some(c) = &cpu {
+            match cloud_run_cpu(c.value) {
+                Ok(v) => profile.cpu = v,
+                Err(msg) => diags.push(Diagnostic::error(msg).at(&c.loc)),
+            }
+        }
+        let mem = r.string(ev, "memory", diags);
+        let mut memory_ok = true;
+        if let Some(m) = &mem {
+            match parse_memory(&m.value) {
+                Ok(mib) if !(512..=32768).contains(&mib) => {
+                    memory_ok = false;
+                    diags.push(Diagnostic::error(format!("memory `{}` is out of range", m.value)).at(&m.loc).help("a Cloud Run job has from 512Mi to 32Gi of memory"));
+                }
+                Ok(mib) => profile.memory_mib = mib,
+                Err(msg) => {
+                    memory_ok = false;
+                    diags.push(Diagnostic::error(msg).at(&m.loc));
+                }
+            }
+        }
+        if memory_ok
+            && cpu.as_ref().is_none_or(|c| cloud_run_cpu(c.value).is_ok())
+            && let Err(msg) = check_cloud_run_pair(profile.cpu, profile.memory_mib)
+        {
+            let loc = mem.as_ref().map(|m| m.loc.clone()).or_else(|| cpu.as_ref().map(|c| c.loc.clone())).unwrap_or(r.header.clone());
+            let help = match CLOUD_RUN_LIMITS.iter().find(|(_, lo, hi)| profile.memory_mib >= *lo && profile.memory_mib <= *hi) {
+                Some((need, _, _)) if *need > profile.cpu => format!("set `cpu = {need}`, or ask for less memory"),
+                _ => "see the CPU/memory table in docs/language.md".to_string(),
+            };
+            diags.push(Diagnostic::error(msg).at(&loc).help(help));
+        }
+        if let Some(reg) = r.string(ev, "region", diags) {
+            if !looks_like_region(&reg.value) {
+                diags.push(Diagnostic::error(format!("`{}` does not look like a Google Cloud region", reg.value)).at(&reg.loc).help("regions look like \"europe-west1\""));
+            } else if !CLOUD_RUN_REGIONS.contains(&reg.value.as_str()) {
+                diags.push(Diagnostic::warning(format!("`{}` is not a Cloud Run region weir knows", reg.value)).at(&reg.loc));
+            }
+            profile.region = reg.value;
+        }
+        if let Some(t) = r.string(ev, "timeout", diags) {
+            match parse_duration(&t.value) {
+                Ok(secs) if (1..=168 * 3600).contains(&secs) => profile.timeout_secs = secs,
+                Ok(_) => diags.push(Diagnostic::error(format!("timeout `{}` is out of range", t.value)).at(&t.loc).help("a Cloud Run job task runs from 1s to 168h")),
+                Err(msg) => diags.push(Diagnostic::error(msg).at(&t.loc)),
+            }
+        }
+        if let Some(m) = r.integer(ev, "max_retries", 0, 10, diags) {
+            profile.max_retries = m.value as u32;
+        }
+        if let Some(env) = r.string_map(ev, "env", diags) {
+            profile.env_sensitive = env.sensitive;
+            profile.env = env.value.into_iter().collect();
+        }
+        out.push((profile, label_loc));
+    }
+    out
+}

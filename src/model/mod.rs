@@ -1,0 +1,284 @@
+//! The second stage: the typed domain model. Every block of the language becomes a value here,
+//! with its defaults applied and every semantic check of `LANGUAGE.md` run. Nothing after this
+//! stage sees HCL; nothing here needs the network or credentials (`weir validate`).
+
+mod code;
+mod deployment;
+mod notification;
+mod output;
+mod pipeline;
+mod schedule;
+pub mod values;
+
+use crate::config::{Config, LoadOptions};
+use crate::diagnostics::{Diagnostic, Diagnostics, Location};
+use crate::redact::Redactor;
+use serde_json::Value as Json;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+pub use notification::{Channel, Event, Message, Notification};
+pub use pipeline::{AddOn, Block, BlockType, Concurrency, Language, OnLimit, Pipeline, RetryPolicy};
+pub use schedule::{Schedule, ScheduleType};
+
+/// A validated configuration.
+#[derive(Debug)]
+pub struct Configuration {
+    pub dir: PathBuf,
+    pub settings: Settings,
+    pub deployment: Deployment,
+    pub profiles: Vec<ResourceProfile>,
+    pub pipelines: Vec<Pipeline>,
+    pub schedules: Vec<Schedule>,
+    pub notifications: Vec<Notification>,
+    pub outputs: Vec<Output>,
+    /// Every secret of this configuration, to scrub from anything printed.
+    pub redactor: Redactor,
+    /// A hash of every input (files, variable values), to bind saved plans to.
+    pub hash: String,
+}
+
+impl Configuration {
+    pub fn pipeline(&self, name: &str) -> Option<&Pipeline> {
+        self.pipelines.iter().find(|p| p.name == name)
+    }
+
+    pub fn profile(&self, name: &str) -> Option<&ResourceProfile> {
+        self.profiles.iter().find(|p| p.name == name)
+    }
+}
+
+/// The `weir { ... }` block.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub required_version: Option<String>,
+    pub backend: Backend,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Backend {
+    /// Path relative to the configuration directory.
+    Local { path: PathBuf },
+    Gcs { bucket: String, prefix: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Gcp,
+    Local,
+}
+
+impl Target {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Target::Gcp => "gcp",
+            Target::Local => "local",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    pub name: String,
+    pub target: Target,
+    pub project_dir: Option<String>,
+    pub project: Option<String>,
+    pub region: Option<String>,
+    pub image: String,
+    pub mage_version: String,
+    pub labels: BTreeMap<String, String>,
+    pub webserver: Webserver,
+    pub scheduler: Scheduler,
+    pub database: Database,
+    pub storage: Option<Storage>,
+    pub prevent_destroy: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Webserver {
+    pub cpu: u32,
+    pub memory_mib: u64,
+    pub min_instances: u32,
+    pub max_instances: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Scheduler {
+    pub machine_type: String,
+    pub zone: Option<String>,
+    pub disk_size_gb: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Database {
+    pub tier: String,
+    pub version: String,
+    pub disk_size_gb: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Storage {
+    pub bucket: String,
+    pub location: String,
+}
+
+/// A Cloud Run job that blocks run on.
+#[derive(Debug, Clone)]
+pub struct ResourceProfile {
+    pub name: String,
+    pub cpu: u32,
+    pub memory_mib: u64,
+    pub region: String,
+    pub timeout_secs: u64,
+    pub max_retries: u32,
+    pub env: BTreeMap<String, String>,
+    pub env_sensitive: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub name: String,
+    pub value: Json,
+    pub description: String,
+    pub sensitive: bool,
+    /// The value is only known after apply.
+    pub unknown: bool,
+}
+
+/// Loads and validates a configuration: the whole of `weir validate`.
+pub fn load(opts: &LoadOptions) -> (Option<Configuration>, Diagnostics) {
+    let mut diags = Diagnostics::new();
+    let config = crate::config::load(opts, &mut diags);
+    let model = config.as_ref().and_then(|c| build(c, opts, &mut diags));
+    if let Some(config) = &config {
+        diags.redact(&config.redactor);
+    }
+    diags.sort();
+    let model = if diags.has_errors() { None } else { model };
+    (model, diags)
+}
+
+/// Builds the model from a loaded configuration.
+fn build(config: &Config, opts: &LoadOptions, diags: &mut Diagnostics) -> Option<Configuration> {
+    let settings = deployment::settings(config, diags);
+    let deployment = deployment::deployment(config, diags);
+    let profiles = deployment::profiles(config, deployment.as_ref(), diags);
+    let mut pipelines = pipeline::pipelines(config, &profiles, diags);
+    let schedules = schedule::schedules(config, &pipelines, diags);
+    let notifications = notification::notifications(config, &pipelines, diags);
+    let outputs = output::outputs(config, deployment.as_ref(), diags);
+
+    // A profile no block uses is a warning.
+    for (profile, loc) in &profiles {
+        let used = pipelines.iter().any(|p| {
+            p.profile.as_deref() == Some(profile.name.as_str())
+                || p.blocks
+                    .iter()
+                    .any(|b| b.profile.as_deref() == Some(profile.name.as_str()))
+        });
+        if !used {
+            diags.push(
+                Diagnostic::warning(format!(
+                    "resource profile `{}` is not used by any block",
+                    profile.name
+                ))
+                .at(loc)
+                .help(format!(
+                    "set `profile = resource_profile.{}` on a block or pipeline, or remove the profile (it is a Cloud Run job that costs nothing idle, but clutters the deployment)",
+                    profile.name
+                )),
+            );
+        }
+    }
+    // Blocks inherit the pipeline's profile.
+    for p in &mut pipelines {
+        for b in &mut p.blocks {
+            if b.profile.is_none() {
+                b.profile = p.profile.clone();
+            }
+        }
+    }
+
+    let deployment = deployment?;
+    let settings = settings?;
+    Some(Configuration {
+        dir: config.dir.clone(),
+        settings,
+        deployment,
+        profiles: profiles.into_iter().map(|(p, _)| p).collect(),
+        pipelines,
+        schedules,
+        notifications,
+        outputs,
+        redactor: config.redactor.clone(),
+        hash: input_hash(config, opts),
+    })
+}
+
+/// A hash of the configuration files, the code they read and the variable inputs.
+fn input_hash(config: &Config, opts: &LoadOptions) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for f in &config.files {
+        h.update(f.file.display_path.as_bytes());
+        h.update([0]);
+        h.update(f.file.text.as_bytes());
+        h.update([0]);
+    }
+    for v in &opts.vars {
+        h.update(v.as_bytes());
+        h.update([0]);
+    }
+    for (k, v) in &opts.env {
+        h.update(k.as_bytes());
+        h.update(v.as_bytes());
+        h.update([0]);
+    }
+    for p in &opts.var_files {
+        if let Ok(bytes) = std::fs::read(p) {
+            h.update(&bytes);
+        }
+    }
+    let digest = h.finalize();
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Reports an error about something missing from the whole configuration, at line 1 of the
+/// first file.
+fn missing_everywhere(config: &Config, message: String, help: &str) -> Diagnostic {
+    Diagnostic::error(message)
+        .at_opt(config.start().as_ref())
+        .help(help.to_string())
+}
+
+/// Checks a name label against Mage's uuid rule: `^[a-z][a-z0-9_]*$`.
+fn check_uuid(kind: &str, name: &str, loc: &Location, diags: &mut Diagnostics) -> bool {
+    let why = if name.is_empty() {
+        Some("it is empty".to_string())
+    } else if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+        Some("it must start with a lowercase letter".to_string())
+    } else {
+        name.chars()
+            .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_'))
+            .map(|c| format!("it contains `{c}`; only lowercase letters, digits and `_` are allowed"))
+    };
+    match why {
+        Some(why) => {
+            let suggestion: String = name
+                .to_ascii_lowercase()
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect();
+            diags.push(
+                Diagnostic::error(format!("`{name}` is not a valid {kind} name: {why}"))
+                    .at(loc)
+                    .help(format!(
+                        "{kind} names become Mage uuids and file names; try \"{}\"",
+                        suggestion.trim_start_matches(|c: char| !c.is_ascii_lowercase())
+                    )),
+            );
+            false
+        }
+        None => true,
+    }
+}

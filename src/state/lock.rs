@@ -1,0 +1,429 @@
+//! Locking the local state, and the operations allowed while holding the lock.
+//!
+//! The lock is an OS file lock (`File::try_lock`: `flock` on Linux, `LockFileEx` on Windows) on
+//! `<state>.lock`, a separate file because state writes replace the state file by rename. The OS
+//! releases it when the process dies, so a killed weir never leaves a stuck lock: the next run
+//! simply overwrites the stale `<state>.lock.info`. That info file (JSON [`LockInfo`]) names the
+//! holder, so that a refused lock can say who holds it.
+//!
+//! The lock is per open file, not per process: a second [`LocalBackend::lock`] in the same
+//! process conflicts with the first, as another process would.
+//!
+//! `<state>.lock` itself is never deleted: deleting it while another process waits on the old
+//! file would let two processes each hold "the" lock.
+
+use super::local::{JournalWriter, LocalBackend, Recorded, ensure_dir, read_state, write_state_atomic};
+use super::{State, StateError, WEIR_VERSION};
+use serde::{Deserialize, Serialize};
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// How often a waiting [`LocalBackend::lock`] retries.
+const RETRY_EVERY: Duration = Duration::from_millis(200);
+
+/// Who holds a lock: the content of `<state>.lock.info`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockInfo {
+    /// A UUID v4, unique per acquisition.
+    pub id: String,
+    /// The command holding the lock, e.g. `"apply"`.
+    pub operation: String,
+    /// `user@host`.
+    pub who: String,
+    pub pid: u32,
+    /// When the lock was taken (RFC 3339, UTC).
+    pub created: String,
+    /// The weir version holding the lock.
+    pub version: String,
+}
+
+impl LockInfo {
+    fn new(operation: &str) -> Self {
+        LockInfo {
+            id: uuid::Uuid::new_v4().to_string(),
+            operation: operation.to_string(),
+            who: who(),
+            pid: std::process::id(),
+            created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            version: WEIR_VERSION.to_string(),
+        }
+    }
+}
+
+/// `user@host`, from the environment and the kernel (no libc needed).
+fn who() -> String {
+    let user = ["USER", "LOGNAME", "USERNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| "unknown".to_string());
+    let host = ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|p| fs::read_to_string(p).ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| {
+            ["HOSTNAME", "COMPUTERNAME"]
+                .iter()
+                .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+        })
+        .unwrap_or_else(|| "unknown".to_string());
+    format!("{user}@{host}")
+}
+
+impl LocalBackend {
+    /// Takes the state lock for `operation` (e.g. `"apply"`), creating the state's directory
+    /// when missing.
+    ///
+    /// When another process (or another `StateLock` in this process) holds it: with a zero
+    /// `timeout`, fails at once with [`StateError::LockHeld`], naming the holder and
+    /// `--lock-timeout`; otherwise retries every 200 ms until `timeout` has passed. Blocks the
+    /// calling thread while waiting (from async code, call it via `spawn_blocking`).
+    pub fn lock(&self, operation: &str, timeout: Duration) -> Result<StateLock, StateError> {
+        ensure_dir(&self.dir())?;
+        let lock_path = self.lock_path();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|e| StateError::io("open lock file", &lock_path, e))?;
+        let start = Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) => {
+                    let waited = start.elapsed();
+                    if waited >= timeout {
+                        return Err(StateError::LockHeld {
+                            path: self.path().to_path_buf(),
+                            info_path: self.lock_info_path(),
+                            holder: self.lock_holder(),
+                            waited: if timeout.is_zero() { Duration::ZERO } else { waited },
+                        });
+                    }
+                    std::thread::sleep(RETRY_EVERY.min(timeout - waited));
+                }
+                Err(TryLockError::Error(e)) => {
+                    return Err(StateError::io("lock", &lock_path, e));
+                }
+            }
+        }
+        let info = LockInfo::new(operation);
+        // On error `file` is dropped here, which releases the OS lock.
+        write_info(&self.lock_info_path(), &info)?;
+        Ok(StateLock {
+            journal: JournalWriter::new(self),
+            backend: self.clone(),
+            file,
+            info,
+            released: false,
+        })
+    }
+
+    /// Who holds (or last held) the lock, from `<state>.lock.info`; `None` when the file is
+    /// missing or unreadable. A stale file may remain after a killed weir: it only means
+    /// something while the lock is actually held.
+    pub fn lock_holder(&self) -> Option<LockInfo> {
+        let bytes = fs::read(self.lock_info_path()).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+}
+
+/// Writes the info file atomically (a waiting process may read it at any moment).
+fn write_info(path: &Path, info: &LockInfo) -> Result<(), StateError> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".lock.info.")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|e| StateError::io("create a temporary file in", dir, e))?;
+    let json = serde_json::to_vec_pretty(info).expect("lock info serialises");
+    io::Write::write_all(tmp.as_file_mut(), &json)
+        .map_err(|e| StateError::io("write lock info file", tmp.path(), e))?;
+    tmp.persist(path)
+        .map_err(|e| StateError::io("write lock info file", path, e.error))?;
+    Ok(())
+}
+
+/// The state lock, held until dropped (or [`StateLock::unlock`]). All reads and writes of an
+/// operation that changes state go through it.
+#[derive(Debug)]
+pub struct StateLock {
+    backend: LocalBackend,
+    file: File,
+    info: LockInfo,
+    journal: JournalWriter,
+    released: bool,
+}
+
+impl StateLock {
+    /// What this lock recorded in `<state>.lock.info`.
+    pub fn info(&self) -> &LockInfo {
+        &self.info
+    }
+
+    /// The backend this lock belongs to.
+    pub fn backend(&self) -> &LocalBackend {
+        &self.backend
+    }
+
+    /// The current state: the state file with the journal replayed on top (its serial one
+    /// higher than the file's when the journal held entries). `None` when there is no state yet.
+    pub fn read(&self) -> Result<Option<State>, StateError> {
+        read_state(self.backend.path(), &self.backend.journal_path())
+    }
+
+    /// Records one finished operation durably: appends a line to the journal and fsyncs it
+    /// (O(1), whatever the size of the state). The in-memory state is the caller's to update
+    /// (e.g. with [`State::apply_change`]).
+    ///
+    /// The first record of a session validates the journal against the state file (the same
+    /// checks as [`StateLock::read`]) and continues a crashed run's journal if there is one.
+    /// If a record fails, the entry may or may not be on disk; later records still work.
+    pub fn record(&mut self, change: Recorded) -> Result<(), StateError> {
+        self.journal.record(std::slice::from_ref(&change))
+    }
+
+    /// Like [`StateLock::record`] for several changes at once, with a single fsync (group
+    /// commit: e.g. every operation that finished while the previous fsync ran). An empty
+    /// batch writes nothing.
+    pub fn record_batch(&mut self, changes: &[Recorded]) -> Result<(), StateError> {
+        self.journal.record(changes)
+    }
+
+    /// Writes the whole state atomically (temp file in the same directory, write, fsync, rename,
+    /// fsync of the directory), then empties the journal. `state` is written as given: call
+    /// [`State::bump`] first when it changed. Records after a persist start a new journal on
+    /// top of this state.
+    pub fn persist(&mut self, state: &State) -> Result<(), StateError> {
+        write_state_atomic(self.backend.path(), state)?;
+        self.journal.reset(state)
+    }
+
+    /// Releases the lock now, reporting a failure to remove the info file (dropping the lock
+    /// does the same but ignores errors).
+    pub fn unlock(mut self) -> Result<(), StateError> {
+        self.release()
+    }
+
+    fn release(&mut self) -> Result<(), StateError> {
+        if self.released {
+            return Ok(());
+        }
+        self.released = true;
+        // Remove the info file while still holding the lock, so it never names a later holder.
+        let info_path = self.backend.lock_info_path();
+        let removed = match fs::remove_file(&info_path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StateError::io("remove lock info file", &info_path, e)),
+        };
+        let unlocked = self
+            .file
+            .unlock()
+            .map_err(|e| StateError::io("unlock", &self.backend.lock_path(), e));
+        removed.and(unlocked)
+    }
+}
+
+impl Drop for StateLock {
+    fn drop(&mut self) {
+        let _ = self.release();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn backend(dir: &tempfile::TempDir) -> LocalBackend {
+        LocalBackend::new(dir.path().join(".weir").join("state.json"))
+    }
+
+    #[test]
+    fn lock_writes_and_removes_info() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = backend(&dir);
+        let l = b.lock("apply", Duration::ZERO).unwrap();
+        let info = b.lock_holder().unwrap();
+        assert_eq!(&info, l.info());
+        assert_eq!(info.operation, "apply");
+        assert_eq!(info.pid, std::process::id());
+        assert_eq!(info.version, WEIR_VERSION);
+        assert!(info.who.contains('@'), "{}", info.who);
+        assert!(chrono::DateTime::parse_from_rfc3339(&info.created).is_ok(), "{}", info.created);
+        let v: serde_json::Value =
+            serde_json::from_slice(&fs::read(b.lock_info_path()).unwrap()).unwrap();
+        let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["id", "operation", "who", "pid", "created", "version"]);
+        drop(l);
+        assert!(!b.lock_info_path().exists(), "info file removed on drop");
+        assert!(b.lock_path().exists(), "the lock file itself stays");
+        // Explicit unlock, then relock.
+        let l = b.lock("plan", Duration::ZERO).unwrap();
+        l.unlock().unwrap();
+        assert!(!b.lock_info_path().exists());
+        b.lock("plan", Duration::ZERO).unwrap();
+    }
+
+    #[test]
+    fn held_lock_fails_at_once_naming_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = backend(&dir);
+        let held = b.lock("apply", Duration::ZERO).unwrap();
+        // A second handle in the same process conflicts (flock is per open file description).
+        let other = LocalBackend::new(b.path().to_path_buf());
+        let t = Instant::now();
+        let err = other.lock("plan", Duration::ZERO).unwrap_err();
+        assert!(t.elapsed() < Duration::from_millis(150), "zero timeout does not wait");
+        let msg = err.to_string();
+        eprintln!("{msg}");
+        match &err {
+            StateError::LockHeld { holder, waited, .. } => {
+                assert_eq!(holder.as_ref(), Some(held.info()));
+                assert_eq!(*waited, Duration::ZERO);
+            }
+            e => panic!("{e:?}"),
+        }
+        let info = held.info();
+        for part in [
+            &info.who,
+            &format!("pid {}", info.pid),
+            "apply",
+            &info.created,
+            "--lock-timeout",
+            &b.path().display().to_string(),
+        ] {
+            assert!(msg.contains(part), "{part:?} missing from {msg}");
+        }
+        // The holder's info file is untouched by the failed attempt.
+        assert_eq!(b.lock_holder().as_ref(), Some(held.info()));
+        drop(held);
+        other.lock("plan", Duration::ZERO).unwrap();
+    }
+
+    #[test]
+    fn lock_with_timeout_waits_for_release() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = backend(&dir);
+        let held = b.lock("apply", Duration::ZERO).unwrap();
+        let t = Instant::now();
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(500));
+            drop(held);
+        });
+        let l = b.lock("plan", Duration::from_secs(10)).unwrap();
+        let waited = t.elapsed();
+        releaser.join().unwrap();
+        assert!(waited >= Duration::from_millis(450), "{waited:?}");
+        assert!(waited < Duration::from_secs(3), "{waited:?}");
+        assert_eq!(b.lock_holder().as_ref(), Some(l.info()));
+        assert_eq!(l.info().operation, "plan");
+    }
+
+    #[test]
+    fn lock_timeout_expires() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = backend(&dir);
+        let _held = b.lock("apply", Duration::ZERO).unwrap();
+        let t = Instant::now();
+        let err = b.lock("plan", Duration::from_millis(500)).unwrap_err();
+        let waited = t.elapsed();
+        assert!(waited >= Duration::from_millis(500), "{waited:?}");
+        assert!(waited < Duration::from_millis(1500), "{waited:?}");
+        let msg = err.to_string();
+        eprintln!("{msg}");
+        assert!(msg.contains("gave up after waiting") && msg.contains("--lock-timeout"), "{msg}");
+    }
+
+    #[test]
+    fn stale_info_file_is_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = backend(&dir);
+        fs::create_dir_all(b.dir()).unwrap();
+        fs::write(
+            b.lock_info_path(),
+            r#"{"id":"dead","operation":"apply","who":"ghost@box","pid":1,"created":"2020-01-01T00:00:00Z","version":"0.0.1"}"#,
+        )
+        .unwrap();
+        let l = b.lock("apply", Duration::ZERO).unwrap();
+        assert_eq!(b.lock_holder().as_ref(), Some(l.info()));
+        assert_ne!(l.info().id, "dead");
+    }
+
+    /// Another process holds the lock with util-linux `flock` (same `flock(2)` lock as std on
+    /// Linux); killing it releases the lock, as a killed weir would.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn lock_across_processes() {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+        if Command::new("flock").arg("--version").output().is_err() {
+            eprintln!("flock(1) not available: skipping");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let b = backend(&dir);
+        fs::create_dir_all(b.dir()).unwrap();
+        let lock_path: PathBuf = b.lock_path();
+        // The shell takes the lock on fd 9 and then *becomes* sleep, so killing the child's pid
+        // kills the only process holding the file.
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(r#"exec 9>>"$1"; flock -n 9 || exit 3; echo locked; exec sleep 30"#)
+            .arg("sh")
+            .arg(&lock_path)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "locked");
+
+        let err = b.lock("apply", Duration::ZERO).unwrap_err();
+        match &err {
+            // flock(1) writes no info file.
+            StateError::LockHeld { holder: None, .. } => {}
+            e => panic!("{e:?}"),
+        }
+        assert!(err.to_string().contains("another process"), "{err}");
+
+        let err = b.lock("apply", Duration::from_millis(300)).unwrap_err();
+        assert!(matches!(err, StateError::LockHeld { .. }));
+
+        let pid = child.id();
+        let t = Instant::now();
+        let killer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(400));
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+        });
+        let l = b.lock("apply", Duration::from_secs(10)).unwrap();
+        killer.join().unwrap();
+        let _ = child.wait();
+        assert!(t.elapsed() >= Duration::from_millis(350));
+        assert_eq!(b.lock_holder().as_ref(), Some(l.info()));
+
+        // And the other way round: while we hold it, flock -n in another process fails.
+        let status = Command::new("flock")
+            .arg("-n")
+            .arg(&lock_path)
+            .arg("true")
+            .status()
+            .unwrap();
+        assert!(!status.success(), "flock(1) got a lock we hold");
+        drop(l);
+        let status = Command::new("flock")
+            .arg("-n")
+            .arg(&lock_path)
+            .arg("true")
+            .status()
+            .unwrap();
+        assert!(status.success(), "lock not released on drop");
+    }
+}
