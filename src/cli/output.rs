@@ -31,3 +31,21 @@ pub fn error(message: &str, color: bool) {
         eprintln!("error: {message}");
     }
 }
+
+/// Colour on stdout (plans) when allowed on stderr and stdout is a terminal too.
+pub fn stdout_color(allowed: bool) -> bool {
+    allowed && std::io::stdout().is_terminal()
+}
+
+/// Writes to stdout; a closed pipe (`weir plan | head`) ends quietly instead of panicking.
+pub fn print_stdout(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if out
+        .write_all(text.as_bytes())
+        .and_then(|_| out.flush())
+        .is_err()
+    {
+        std::process::exit(0);
+    }
+}

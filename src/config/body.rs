@@ -74,7 +74,9 @@ impl<'a> BodyReader<'a> {
                 d = if let Some(s) = suggest(name, attributes.iter().copied()) {
                     d.help(format!("did you mean `{s}`?"))
                 } else if blocks.contains(&name) {
-                    d.help(format!("`{name}` is a block here: write `{name} {{ ... }}`"))
+                    d.help(format!(
+                        "`{name}` is a block here: write `{name} {{ ... }}`"
+                    ))
                 } else if attributes.is_empty() {
                     d.help(format!("{what} takes no attributes"))
                 } else {
@@ -103,7 +105,9 @@ impl<'a> BodyReader<'a> {
                 d = if let Some(s) = suggest(name, blocks.iter().copied()) {
                     d.help(format!("did you mean `{s}`?"))
                 } else if attributes.contains(&name) {
-                    d.help(format!("`{name}` is an attribute here: write `{name} = ...`"))
+                    d.help(format!(
+                        "`{name}` is an attribute here: write `{name} = ...`"
+                    ))
                 } else if blocks.is_empty() {
                     d.help(format!("{what} contains no blocks"))
                 } else {
@@ -208,13 +212,16 @@ impl<'a> BodyReader<'a> {
         }
     }
 
-    fn type_error(&self, name: &str, expected: &str, got: &hcl::Value, loc: &Location) -> Diagnostic {
-        Diagnostic::error(format!(
-            "`{name}` must be {expected}, got {}",
-            kind_of(got)
-        ))
-        .at(loc)
-        .label(format!("expected {expected}"))
+    fn type_error(
+        &self,
+        name: &str,
+        expected: &str,
+        got: &hcl::Value,
+        loc: &Location,
+    ) -> Diagnostic {
+        Diagnostic::error(format!("`{name}` must be {expected}, got {}", kind_of(got)))
+            .at(loc)
+            .label(format!("expected {expected}"))
     }
 
     pub fn string(
@@ -244,7 +251,12 @@ impl<'a> BodyReader<'a> {
         }
     }
 
-    pub fn bool(&self, ev: &Evaluator, name: &str, diags: &mut Diagnostics) -> Option<Spanned<bool>> {
+    pub fn bool(
+        &self,
+        ev: &Evaluator,
+        name: &str,
+        diags: &mut Diagnostics,
+    ) -> Option<Spanned<bool>> {
         let v = self.value(ev, name, diags)?;
         match &v.value {
             hcl::Value::Bool(b) => {
@@ -262,7 +274,12 @@ impl<'a> BodyReader<'a> {
         }
     }
 
-    pub fn number(&self, ev: &Evaluator, name: &str, diags: &mut Diagnostics) -> Option<Spanned<f64>> {
+    pub fn number(
+        &self,
+        ev: &Evaluator,
+        name: &str,
+        diags: &mut Diagnostics,
+    ) -> Option<Spanned<f64>> {
         let v = self.value(ev, name, diags)?;
         let n = match &v.value {
             hcl::Value::Number(n) => n.as_f64(),
@@ -380,7 +397,12 @@ impl<'a> BodyReader<'a> {
     }
 
     /// A single reference `root.name`, e.g. `pipeline = pipeline.orders`.
-    pub fn reference(&self, name: &str, root: &str, diags: &mut Diagnostics) -> Option<Spanned<String>> {
+    pub fn reference(
+        &self,
+        name: &str,
+        root: &str,
+        diags: &mut Diagnostics,
+    ) -> Option<Spanned<String>> {
         let attr = self.attr(name)?;
         match parse_reference(&attr.value, root) {
             Ok(target) => Some(Spanned {
@@ -390,9 +412,11 @@ impl<'a> BodyReader<'a> {
             }),
             Err(msg) => {
                 diags.push(
-                    Diagnostic::error(format!("`{name}` must be a reference like `{root}.<name>`: {msg}"))
-                        .at(&self.value_loc(attr))
-                        .help(format!("write `{name} = {root}.<name>` without quotes")),
+                    Diagnostic::error(format!(
+                        "`{name}` must be a reference like `{root}.<name>`: {msg}"
+                    ))
+                    .at(&self.value_loc(attr))
+                    .help(format!("write `{name} = {root}.<name>` without quotes")),
                 );
                 None
             }
@@ -409,9 +433,11 @@ impl<'a> BodyReader<'a> {
         let attr = self.attr(name)?;
         let Expression::Array(items) = &attr.value else {
             diags.push(
-                Diagnostic::error(format!("`{name}` must be a list of references like `[{root}.<name>]`"))
-                    .at(&self.value_loc(attr))
-                    .help(format!("write `{name} = [{root}.a, {root}.b]`")),
+                Diagnostic::error(format!(
+                    "`{name}` must be a list of references like `[{root}.<name>]`"
+                ))
+                .at(&self.value_loc(attr))
+                .help(format!("write `{name} = [{root}.a, {root}.b]`")),
             );
             return None;
         };
@@ -450,15 +476,14 @@ fn parse_reference(expr: &Expression, root: &str) -> Result<String, String> {
             };
             let ops: Vec<&TraversalOperator> = t.operators.iter().map(|o| o.value()).collect();
             match (r.as_str(), ops.as_slice()) {
-                (r, [TraversalOperator::GetAttr(name)]) if r == root => Ok(name.as_str().to_string()),
+                (r, [TraversalOperator::GetAttr(name)]) if r == root => {
+                    Ok(name.as_str().to_string())
+                }
                 (r, _) if r == root => Err(format!("expected exactly `{root}.<name>`")),
                 (other, _) => Err(format!("it refers to `{other}`, not to a `{root}`")),
             }
         }
-        Expression::String(s) => Err(format!(
-            "got the string \"{}\"",
-            s.as_str()
-        )),
+        Expression::String(s) => Err(format!("got the string \"{}\"", s.as_str())),
         Expression::Variable(v) => Err(format!("got the bare name `{}`", v.as_str())),
         _ => Err("this is not a reference".into()),
     }
@@ -483,9 +508,9 @@ pub fn to_json(value: &hcl::Value) -> serde_json::Value {
         }
         hcl::Value::String(s) => serde_json::Value::String(s.clone()),
         hcl::Value::Array(items) => serde_json::Value::Array(items.iter().map(to_json).collect()),
-        hcl::Value::Object(map) => serde_json::Value::Object(
-            map.iter().map(|(k, v)| (k.clone(), to_json(v))).collect(),
-        ),
+        hcl::Value::Object(map) => {
+            serde_json::Value::Object(map.iter().map(|(k, v)| (k.clone(), to_json(v))).collect())
+        }
     }
 }
 
@@ -508,8 +533,8 @@ pub fn from_json(value: &serde_json::Value) -> hcl::Value {
         }
         serde_json::Value::String(s) => hcl::Value::String(s.clone()),
         serde_json::Value::Array(items) => hcl::Value::Array(items.iter().map(from_json).collect()),
-        serde_json::Value::Object(map) => hcl::Value::Object(
-            map.iter().map(|(k, v)| (k.clone(), from_json(v))).collect(),
-        ),
+        serde_json::Value::Object(map) => {
+            hcl::Value::Object(map.iter().map(|(k, v)| (k.clone(), from_json(v))).collect())
+        }
     }
 }

@@ -80,6 +80,13 @@ impl Visit for ReferenceCollector {
         visit::visit_traversal(self, node);
     }
 
+    fn visit_object_key(&mut self, node: &hcl_edit::expr::ObjectKey) {
+        // `{ name = ... }`: a bare key is a literal name, not a reference.
+        if let hcl_edit::expr::ObjectKey::Expression(expr) = node {
+            self.visit_expr(expr);
+        }
+    }
+
     fn visit_for_expr(&mut self, node: &ForExpr) {
         // The collection is evaluated outside the loop's scope.
         self.visit_expr(&node.intro.collection_expr);
@@ -237,7 +244,9 @@ impl Evaluator {
 
     /// Whether the expression mentions a sensitive variable or local.
     pub fn is_sensitive(&self, expr: &Expression) -> bool {
-        references(expr).iter().any(|r| self.reference_is_sensitive(r))
+        references(expr)
+            .iter()
+            .any(|r| self.reference_is_sensitive(r))
     }
 
     fn reference_is_sensitive(&self, r: &Reference) -> bool {

@@ -63,7 +63,11 @@ fn base_dir() -> Result<PathBuf, String> {
     if let Some(dir) = THREAD_BASE_DIR.with(|cell| cell.borrow().clone()) {
         return Ok(dir);
     }
-    if let Some(dir) = BASE_DIR.read().unwrap_or_else(PoisonError::into_inner).clone() {
+    if let Some(dir) = BASE_DIR
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+    {
         return Ok(dir);
     }
     std::env::current_dir().map_err(|err| format!("cannot determine the current directory: {err}"))
@@ -226,7 +230,11 @@ pub fn evaluate(expr: &Expression, ctx: &Context) -> Result<Value, Error> {
         }
         Expression::Parenthesis(inner) => evaluate(inner, ctx),
         Expression::Conditional(cond) => {
-            if evaluate_bool(&cond.cond_expr, ctx, "the condition of a conditional expression")? {
+            if evaluate_bool(
+                &cond.cond_expr,
+                ctx,
+                "the condition of a conditional expression",
+            )? {
                 evaluate(&cond.true_expr, ctx)
             } else {
                 evaluate(&cond.false_expr, ctx)
@@ -364,7 +372,8 @@ fn evaluate_can(call: &FuncCall, ctx: &Context) -> Result<Value, Error> {
 /// which would show values (possibly secrets) instead of the references that were written, so
 /// only the error kind is kept.
 fn evaluate_substituted(expr: &Expression, ctx: &Context) -> Result<Value, Error> {
-    expr.evaluate(ctx).map_err(|err| Error::from(err.into_kind()))
+    expr.evaluate(ctx)
+        .map_err(|err| Error::from(err.into_kind()))
 }
 
 fn message(msg: String) -> Error {
@@ -432,10 +441,10 @@ fn evaluate_for_expr(for_expr: &ForExpr, ctx: &Context) -> Result<Value, Error> 
             scope.declare_var(key_var.clone(), key);
         }
         scope.declare_var(for_expr.value_var.clone(), value);
-        if let Some(cond) = &for_expr.cond_expr {
-            if !evaluate_bool(cond, &scope, "the `if` condition of a `for` expression")? {
-                continue;
-            }
+        if let Some(cond) = &for_expr.cond_expr
+            && !evaluate_bool(cond, &scope, "the `if` condition of a `for` expression")?
+        {
+            continue;
         }
         let Some(key_expr) = &for_expr.key_expr else {
             list.push(evaluate(&for_expr.value_expr, &scope)?);
@@ -454,9 +463,10 @@ fn evaluate_for_expr(for_expr: &ForExpr, ctx: &Context) -> Result<Value, Error> 
         };
         let value = evaluate(&for_expr.value_expr, &scope)?;
         if for_expr.grouping {
-            match map.entry(key).or_insert_with(|| Value::Array(Vec::new())) {
-                Value::Array(group) => group.push(value),
-                _ => unreachable!("grouped values are always lists"),
+            // Only lists are inserted when grouping, so the `if let` always matches.
+            if let Value::Array(group) = map.entry(key).or_insert_with(|| Value::Array(Vec::new()))
+            {
+                group.push(value);
             }
         } else if map.contains_key(&key) {
             return Err(Error::from(ErrorKind::KeyExists(key)));
@@ -518,13 +528,7 @@ fn render_elements(
                         };
                         render_elements(out, &dir.true_template, ctx, dir.if_strip, next)?;
                     } else if let Some(false_template) = &dir.false_template {
-                        render_elements(
-                            out,
-                            false_template,
-                            ctx,
-                            dir.else_strip,
-                            dir.endif_strip,
-                        )?;
+                        render_elements(out, false_template, ctx, dir.else_strip, dir.endif_strip)?;
                     }
                 }
                 Directive::For(dir) => {
@@ -671,10 +675,7 @@ fn templatefile(args: FuncArgs) -> Result<Value, String> {
     declare_functions(&mut ctx);
     // Terraform forbids recursion; without this a template rendering itself would overflow the
     // stack.
-    ctx.declare_func(
-        "templatefile",
-        func_def(2, false, templatefile_in_template),
-    );
+    ctx.declare_func("templatefile", func_def(2, false, templatefile_in_template));
     for (name, value) in vars {
         let ident = Identifier::new(name.as_str())
             .map_err(|_| format!("template variable name {name:?} is not a valid identifier"))?;
@@ -961,7 +962,9 @@ fn upper(args: FuncArgs) -> Result<Value, String> {
 }
 
 fn trimspace(args: FuncArgs) -> Result<Value, String> {
-    Ok(Value::String(string_arg(&args[0], "str")?.trim().to_owned()))
+    Ok(Value::String(
+        string_arg(&args[0], "str")?.trim().to_owned(),
+    ))
 }
 
 fn replace(args: FuncArgs) -> Result<Value, String> {
@@ -1012,7 +1015,10 @@ fn split(args: FuncArgs) -> Result<Value, String> {
     let string = string_arg(&args[1], "str")?;
     let parts: Vec<Value> = if separator.is_empty() {
         // Like Go's strings.Split: an empty separator splits after each character.
-        string.chars().map(|ch| Value::String(ch.to_string())).collect()
+        string
+            .chars()
+            .map(|ch| Value::String(ch.to_string()))
+            .collect()
     } else {
         string
             .split(&*separator)
@@ -1094,9 +1100,7 @@ fn format(args: FuncArgs) -> Result<Value, String> {
             mode,
             'v' | 't' | 'b' | 'd' | 'o' | 'x' | 'X' | 'e' | 'E' | 'f' | 'F' | 's' | 'q'
         ) {
-            return Err(format!(
-                "unsupported format verb {raw:?} at offset {start}"
-            ));
+            return Err(format!("unsupported format verb {raw:?} at offset {start}"));
         }
         let index = arg_index.unwrap_or(next_arg);
         let Some(value) = values.get(index) else {
@@ -1108,8 +1112,9 @@ fn format(args: FuncArgs) -> Result<Value, String> {
         };
         next_arg = index + 1;
         used_args = used_args.max(next_arg);
-        format_value(&mut out, &verb, mode, value)
-            .map_err(|reason| format!("unsupported value for {raw:?} at offset {start}: {reason}"))?;
+        format_value(&mut out, &verb, mode, value).map_err(|reason| {
+            format!("unsupported value for {raw:?} at offset {start}: {reason}")
+        })?;
     }
     out.push_str(&spec[pos..]);
 
@@ -1149,7 +1154,9 @@ fn parse_arg_index(spec: &str, pos: &mut usize, start: usize) -> Result<Option<u
     }
     let invalid = || format!("invalid argument index in the verb at offset {start}");
     let close = spec[*pos..].find(']').ok_or_else(invalid)?;
-    let index: usize = spec[*pos + 1..*pos + close].parse().map_err(|_| invalid())?;
+    let index: usize = spec[*pos + 1..*pos + close]
+        .parse()
+        .map_err(|_| invalid())?;
     *pos += close + 1;
     index.checked_sub(1).map(Some).ok_or_else(invalid)
 }
@@ -1220,10 +1227,10 @@ fn format_number(out: &mut String, verb: &Verb, mode: char, number: &Number) -> 
             _ => ("", magnitude.to_string()),
         };
         // For integers, the precision is the minimum number of digits.
-        if let Some(precision) = verb.precision {
-            if digits.len() < precision {
-                digits.insert_str(0, &"0".repeat(precision - digits.len()));
-            }
+        if let Some(precision) = verb.precision
+            && digits.len() < precision
+        {
+            digits.insert_str(0, &"0".repeat(precision - digits.len()));
         }
         let prefix = if verb.sharp { prefix } else { "" };
         (integer < 0, prefix, digits)
@@ -1234,7 +1241,11 @@ fn format_number(out: &mut String, verb: &Verb, mode: char, number: &Number) -> 
         let digits = match mode {
             'e' | 'E' => {
                 let text = go_exponent(&format!("{magnitude:.precision$e}"));
-                if mode == 'E' { text.to_uppercase() } else { text }
+                if mode == 'E' {
+                    text.to_uppercase()
+                } else {
+                    text
+                }
             }
             _ => format!("{magnitude:.precision$}"),
         };
@@ -1302,10 +1313,7 @@ fn number_to_integer(number: &Number) -> Option<i128> {
 
 /// Pads to the width, in characters; `-` pads on the right, `0` pads with zeros.
 fn pad(out: &mut String, verb: &Verb, text: &str) {
-    let fill = verb
-        .width
-        .unwrap_or(0)
-        .saturating_sub(text.chars().count());
+    let fill = verb.width.unwrap_or(0).saturating_sub(text.chars().count());
     if verb.minus {
         out.push_str(text);
         out.extend(std::iter::repeat_n(' ', fill));
@@ -1567,7 +1575,7 @@ mod tests {
         declare_functions(&mut ctx);
         ctx.declare_var(
             "var",
-            value(r#"{ present = "p", secret = "hunter2", items = [{ name = "a" }, { other = 1 }], n = 3 }"#),
+            value(r#"{ present = "p", secret = "hunter2", dollar = "$${not_a_var}", items = [{ name = "a" }, { other = 1 }], n = 3 }"#),
         );
         ctx.declare_var("local", value(r#"{ a = { c = 1 } }"#));
         ctx
@@ -1638,7 +1646,10 @@ mod tests {
     #[test]
     fn try_nested_in_calls_objects_operations_and_traversals() {
         assert_eq!(ok(r#"upper(try(var.missing, "x"))"#), string("X"));
-        assert_eq!(ok(r#"{ k = try(var.missing, "v") }"#), value(r#"{ k = "v" }"#));
+        assert_eq!(
+            ok(r#"{ k = try(var.missing, "v") }"#),
+            value(r#"{ k = "v" }"#)
+        );
         assert_eq!(ok(r#"{ (try(var.missing, "k")) = 1 }"#), value("{ k = 1 }"));
         assert_eq!(ok("try(var.missing, 1) + 1"), value("2"));
         assert_eq!(ok("!can(var.missing)"), Value::Bool(true));
@@ -1646,7 +1657,16 @@ mod tests {
         assert_eq!(ok("var.items[try(var.missing, 0)].name"), string("a"));
         assert_eq!(ok(r#"(try(var.missing, "x"))"#), string("x"));
         assert_eq!(ok("try(try(var.missing, var.other), 5)"), value("5"));
-        assert_eq!(ok(r#"concat(try(var.missing, []), ["a"])"#), value(r#"["a"]"#));
+        assert_eq!(
+            ok(r#"concat(try(var.missing, []), ["a"])"#),
+            value(r#"["a"]"#)
+        );
+        assert_eq!(
+            ok("concat(try(var.missing, [[1], [2]])...)"),
+            value("[1, 2]")
+        );
+        // A substituted string is a literal again, not re-read as a template.
+        assert_eq!(ok(r#"upper(try(var.dollar, ""))"#), string("${NOT_A_VAR}"));
     }
 
     #[test]
@@ -1658,6 +1678,8 @@ mod tests {
             ok(r#""%{ if can(var.missing) }yes%{ else }no%{ endif }""#),
             string("no")
         );
+        let heredoc = "<<EOT\nvalue: ${try(var.missing, \"d\")}\nEOT";
+        assert_eq!(ok(heredoc), string("value: d\n"));
     }
 
     #[test]
@@ -1698,13 +1720,19 @@ mod tests {
     #[test]
     fn conditional_evaluates_only_the_branch_taken() {
         assert_eq!(ok("true ? 1 : try(var.missing)"), value("1"));
-        assert_eq!(ok("can(var.present) ? var.present : try(var.missing)"), string("p"));
+        assert_eq!(
+            ok("can(var.present) ? var.present : try(var.missing)"),
+            string("p")
+        );
     }
 
     #[test]
     fn try_without_a_working_argument_fails_with_the_first_error() {
         let err = fails("try(var.missing, local.nope)");
-        assert!(err.contains("no argument of try() could be evaluated"), "{err}");
+        assert!(
+            err.contains("no argument of try() could be evaluated"),
+            "{err}"
+        );
         assert!(err.contains("missing"), "{err}");
         assert!(fails("try()").contains("at least one argument"));
         assert!(fails("can()").contains("exactly one argument"));
@@ -1714,7 +1742,10 @@ mod tests {
     #[test]
     fn errors_outside_try_still_surface() {
         let err = fails(r#"[try(var.missing, 1), tonumber("nope")]"#);
-        assert!(err.contains("cannot convert this string to a number"), "{err}");
+        assert!(
+            err.contains("cannot convert this string to a number"),
+            "{err}"
+        );
         assert!(fails("try(var.missing, 1) + var.nope").contains("nope"));
     }
 
@@ -1727,9 +1758,12 @@ mod tests {
 
     #[test]
     fn eager_fallbacks_work_with_plain_hcl_rs_evaluation() {
-        let expr = Expression::from_str(r#"[try(var.present, "x"), can(var.present)]"#)
-            .expect("parses");
-        assert_eq!(expr.evaluate(&context()).expect("evaluates"), value(r#"["p", true]"#));
+        let expr =
+            Expression::from_str(r#"[try(var.present, "x"), can(var.present)]"#).expect("parses");
+        assert_eq!(
+            expr.evaluate(&context()).expect("evaluates"),
+            value(r#"["p", true]"#)
+        );
     }
 
     #[test]
@@ -1777,8 +1811,7 @@ mod tests {
             "Hello ${upper(name)}!\n%{ for i in items ~}\n- ${try(i.n, \"?\")}\n%{ endfor ~}\n",
         )
         .expect("write");
-        std::fs::write(dir.join("self.tpl"), "${templatefile(\"self.tpl\", {})}")
-            .expect("write");
+        std::fs::write(dir.join("self.tpl"), "${templatefile(\"self.tpl\", {})}").expect("write");
         std::fs::write(dir.join("bad.tpl"), "${nope}").expect("write");
         set_base_dir(&dir);
         assert_eq!(
@@ -1789,7 +1822,8 @@ mod tests {
         assert!(fails(r#"templatefile("bad.tpl", {})"#).contains("nope"));
         assert!(fails(r#"templatefile("t.tpl", [])"#).contains("`vars` must be a map"));
         assert!(
-            fails(r#"templatefile("t.tpl", { "not valid" = 1 })"#).contains("not a valid identifier")
+            fails(r#"templatefile("t.tpl", { "not valid" = 1 })"#)
+                .contains("not a valid identifier")
         );
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -1894,8 +1928,14 @@ tags:
             yaml_string(&mut out, input);
             assert_eq!(out, expected, "input {input:?}");
         }
-        assert_eq!(yaml_number(&Number::from_f64(1e20).expect("finite")), "1.0e+20");
-        assert_eq!(yaml_number(&Number::from_f64(1.5e-7).expect("finite")), "1.5e-7");
+        assert_eq!(
+            yaml_number(&Number::from_f64(1e20).expect("finite")),
+            "1.0e+20"
+        );
+        assert_eq!(
+            yaml_number(&Number::from_f64(1.5e-7).expect("finite")),
+            "1.5e-7"
+        );
     }
 
     #[test]
@@ -1920,27 +1960,48 @@ tags:
 
     #[test]
     fn format_verbs() {
-        assert_eq!(ok(r#"format("Hello, %s!", "Ander")"#), string("Hello, Ander!"));
+        assert_eq!(
+            ok(r#"format("Hello, %s!", "Ander")"#),
+            string("Hello, Ander!")
+        );
         assert_eq!(ok(r#"format("%d items", 3)"#), string("3 items"));
         assert_eq!(ok(r#"format("%d", "42")"#), string("42"));
         assert_eq!(ok(r#"format("%f", 1.5)"#), string("1.500000"));
         assert_eq!(ok(r#"format("%.2f", 3.14159)"#), string("3.14"));
         assert_eq!(ok(r#"format("%q", "a\"b")"#), string(r#""a\"b""#));
-        assert_eq!(ok(r#"format("%v %v %v", "s", 1.5, true)"#), string("s 1.5 true"));
-        assert_eq!(ok(r#"format("%v", { b = 1, a = [null] })"#), string(r#"{"a":[null],"b":1}"#));
+        assert_eq!(
+            ok(r#"format("%v %v %v", "s", 1.5, true)"#),
+            string("s 1.5 true")
+        );
+        assert_eq!(
+            ok(r#"format("%v", { b = 1, a = [null] })"#),
+            string(r#"{"a":[null],"b":1}"#)
+        );
         assert_eq!(ok(r#"format("%#v", "s")"#), string(r#""s""#));
         assert_eq!(ok(r#"format("%v", null)"#), string("null"));
-        assert_eq!(ok(r#"format("%t %t", true, "false")"#), string("true false"));
+        assert_eq!(
+            ok(r#"format("%t %t", true, "false")"#),
+            string("true false")
+        );
         assert_eq!(ok(r#"format("100%%")"#), string("100%"));
-        assert_eq!(ok(r#"format("%x %X %o %b %#x", 255, 255, 8, 5, 255)"#), string("ff FF 10 101 0xff"));
+        assert_eq!(
+            ok(r#"format("%x %X %o %b %#x", 255, 255, 8, 5, 255)"#),
+            string("ff FF 10 101 0xff")
+        );
         assert_eq!(ok(r#"format("%e", 1234.5678)"#), string("1.234568e+03"));
         assert_eq!(ok(r#"format("%d", 1e20)"#), string("100000000000000000000"));
     }
 
     #[test]
     fn format_width_flags_and_indexes() {
-        assert_eq!(ok(r#"format("[%5s][%-5s]", "ab", "cd")"#), string("[   ab][cd   ]"));
-        assert_eq!(ok(r#"format("%05d|%+d|% d", -42, 7, 7)"#), string("-0042|+7| 7"));
+        assert_eq!(
+            ok(r#"format("[%5s][%-5s]", "ab", "cd")"#),
+            string("[   ab][cd   ]")
+        );
+        assert_eq!(
+            ok(r#"format("%05d|%+d|% d", -42, 7, 7)"#),
+            string("-0042|+7| 7")
+        );
         assert_eq!(ok(r#"format("%8.3f|", -3.14159)"#), string("  -3.142|"));
         assert_eq!(ok(r#"format("%.3s", "abcdef")"#), string("abc"));
         assert_eq!(ok(r#"format("%[2]s %[1]s %s", "a", "b")"#), string("b a b"));
@@ -1980,7 +2041,10 @@ tags:
     fn replace_plain_substrings_only() {
         assert_eq!(ok(r#"replace("a-b-c", "-", "+")"#), string("a+b+c"));
         assert_eq!(ok(r#"replace("a/b", "/", "_")"#), string("a_b"));
-        assert!(fails(r#"replace("abc", "/b/", "x")"#).contains("regular expressions are not supported"));
+        assert!(
+            fails(r#"replace("abc", "/b/", "x")"#)
+                .contains("regular expressions are not supported")
+        );
         assert!(fails(r#"replace("abc", [], "x")"#).contains("`substring` must be a string"));
     }
 
@@ -1993,7 +2057,10 @@ tags:
         assert!(fails(r#"join(",", [[]])"#).contains("element 1 must be a string"));
         assert!(fails(r#"join(",")"#).contains("at least one list"));
         assert!(fails(r#"join(",", "a")"#).contains("must be a list"));
-        assert_eq!(ok(r#"split(",", "a,b,,c")"#), value(r#"["a", "b", "", "c"]"#));
+        assert_eq!(
+            ok(r#"split(",", "a,b,,c")"#),
+            value(r#"["a", "b", "", "c"]"#)
+        );
         assert_eq!(ok(r#"split(",", "")"#), value(r#"[""]"#));
         assert_eq!(ok(r#"split("", "ab")"#), value(r#"["a", "b"]"#));
         assert!(fails(r#"split(",", {})"#).contains("got object"));
@@ -2003,7 +2070,10 @@ tags:
 
     #[test]
     fn concat_lists() {
-        assert_eq!(ok(r#"concat([1], [], ["a", [2]])"#), value(r#"[1, "a", [2]]"#));
+        assert_eq!(
+            ok(r#"concat([1], [], ["a", [2]])"#),
+            value(r#"[1, "a", [2]]"#)
+        );
         assert!(fails("concat()").contains("at least one list"));
         assert!(fails("concat([1], 2)").contains("argument 2 must be a list"));
     }
@@ -2081,7 +2151,10 @@ tags:
             assert!(parse_number(bad).is_none(), "{bad:?}");
         }
         let err = fails("tonumber(var.secret)");
-        assert!(err.contains("cannot convert this string to a number"), "{err}");
+        assert!(
+            err.contains("cannot convert this string to a number"),
+            "{err}"
+        );
         assert!(!err.contains("hunter2"), "{err}");
         assert!(fails("tonumber(true)").contains("cannot convert bool to number"));
     }
@@ -2099,12 +2172,18 @@ tags:
 
     #[test]
     fn tolist_and_tomap_unify_primitives() {
-        assert_eq!(ok(r#"tolist(["a", 1, true, null])"#), value(r#"["a", "1", "true", null]"#));
+        assert_eq!(
+            ok(r#"tolist(["a", 1, true, null])"#),
+            value(r#"["a", "1", "true", null]"#)
+        );
         assert_eq!(ok("tolist([1, 2])"), value("[1, 2]"));
         assert_eq!(ok("tolist(null)"), Value::Null);
         assert!(fails("tolist([1, true])").contains("same type"));
         assert!(fails("tolist({})").contains("cannot convert object to list"));
-        assert_eq!(ok(r#"tomap({ a = "x", b = 2 })"#), value(r#"{ a = "x", b = "2" }"#));
+        assert_eq!(
+            ok(r#"tomap({ a = "x", b = 2 })"#),
+            value(r#"{ a = "x", b = "2" }"#)
+        );
         assert!(fails(r#"tomap({ a = [], b = "x" })"#).contains("same type"));
         assert!(fails("tomap([])").contains("cannot convert list to map"));
     }
@@ -2121,7 +2200,10 @@ tags:
         for name in names {
             // Any outcome but "undefined function" proves the function is declared.
             if let Err(err) = eval(&format!("{name}(1, 2, 3, 4, 5, 6, [])")) {
-                assert!(!err.to_string().contains("undefined function"), "{name}: {err}");
+                assert!(
+                    !err.to_string().contains("undefined function"),
+                    "{name}: {err}"
+                );
             }
         }
     }

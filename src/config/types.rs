@@ -229,10 +229,7 @@ mod tests {
 
     #[test]
     fn parses_nested_types() {
-        assert_eq!(
-            parse("map(list(number))").to_string(),
-            "map(list(number))"
-        );
+        assert_eq!(parse("map(list(number))").to_string(), "map(list(number))");
         assert_eq!(
             parse("object({ a = string, b = bool })").to_string(),
             "object({a = string, b = bool})"
@@ -242,12 +239,20 @@ mod tests {
     #[test]
     fn converts_like_terraform() {
         assert_eq!(
-            TypeConstraint::Number.convert(hcl::Value::from("5")).unwrap(),
+            TypeConstraint::Number
+                .convert(hcl::Value::from("5"))
+                .unwrap(),
             hcl::Value::from(5)
         );
-        assert!(TypeConstraint::Number.convert(hcl::Value::from("five")).is_err());
+        assert!(
+            TypeConstraint::Number
+                .convert(hcl::Value::from("five"))
+                .is_err()
+        );
         assert_eq!(
-            TypeConstraint::String.convert(hcl::Value::from(true)).unwrap(),
+            TypeConstraint::String
+                .convert(hcl::Value::from(true))
+                .unwrap(),
             hcl::Value::from("true")
         );
         let err = TypeConstraint::List(Box::new(TypeConstraint::Number))

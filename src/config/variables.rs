@@ -92,7 +92,10 @@ pub(super) fn resolve(config: &mut Config, opts: &LoadOptions, diags: &mut Diagn
             None => false,
         };
         if let Some(attr) = reader.attr("description")
-            && !matches!(Evaluator::eval_constant(&attr.value), Ok(hcl::Value::String(_)))
+            && !matches!(
+                Evaluator::eval_constant(&attr.value),
+                Ok(hcl::Value::String(_))
+            )
         {
             diags.push(
                 Diagnostic::error("`description` must be a string").at(&reader.value_loc(attr)),
@@ -247,7 +250,9 @@ pub(super) fn resolve(config: &mut Config, opts: &LoadOptions, diags: &mut Diagn
             let mut d = Diagnostic::error(format!(
                 "`--var {name}=...` sets a variable that is not declared"
             ));
-            if let Some(s) = crate::diagnostics::suggest(name, declared.iter().map(|d| d.name.as_str())) {
+            if let Some(s) =
+                crate::diagnostics::suggest(name, declared.iter().map(|d| d.name.as_str()))
+            {
                 d = d.help(format!("did you mean `{s}`?"));
             } else {
                 d = d.help(format!("declare it with `variable \"{name}\" {{}}`"));
@@ -265,7 +270,9 @@ pub(super) fn resolve(config: &mut Config, opts: &LoadOptions, diags: &mut Diagn
                     },
                 );
             }
-            Err(msg) => diags.push(Diagnostic::error(format!("cannot read `--var {name}=...`: {msg}"))),
+            Err(msg) => diags.push(Diagnostic::error(format!(
+                "cannot read `--var {name}=...`: {msg}"
+            ))),
         }
     }
 
@@ -295,11 +302,9 @@ pub(super) fn resolve(config: &mut Config, opts: &LoadOptions, diags: &mut Diagn
         let value = match d.ty.convert(value) {
             Ok(v) => v,
             Err(msg) => {
-                let mut diag = Diagnostic::error(format!(
-                    "wrong type for variable `{}`: {msg}",
-                    d.name
-                ))
-                .help(format!("the variable is declared as `type = {}`", d.ty));
+                let mut diag =
+                    Diagnostic::error(format!("wrong type for variable `{}`: {msg}", d.name))
+                        .help(format!("the variable is declared as `type = {}`", d.ty));
                 match &origin {
                     Ok(loc) => diag = diag.at(loc),
                     Err(desc) => {
@@ -354,11 +359,8 @@ pub(super) fn resolve(config: &mut Config, opts: &LoadOptions, diags: &mut Diagn
                         msg
                     };
                     diags.push(
-                        Diagnostic::error(format!(
-                            "the validation of `{}` failed: {msg}",
-                            d.name
-                        ))
-                        .at(loc),
+                        Diagnostic::error(format!("the validation of `{}` failed: {msg}", d.name))
+                            .at(loc),
                     );
                 }
             }
@@ -393,7 +395,9 @@ fn read_tfvars(
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(err) => {
-            diags.push(Diagnostic::error(format!("cannot read the variables file `{display}`: {err}")));
+            diags.push(Diagnostic::error(format!(
+                "cannot read the variables file `{display}`: {err}"
+            )));
             return;
         }
     };
@@ -412,9 +416,11 @@ fn read_tfvars(
         let key_loc = Location::new(&file, attr.key.span().unwrap_or(0..0));
         if !is_declared(name) {
             diags.push(
-                Diagnostic::warning(format!("`{name}` is set but no variable `{name}` is declared"))
-                    .at(&key_loc)
-                    .help("declare it, or remove the line"),
+                Diagnostic::warning(format!(
+                    "`{name}` is set but no variable `{name}` is declared"
+                ))
+                .at(&key_loc)
+                .help("declare it, or remove the line"),
             );
             continue;
         }
@@ -436,7 +442,9 @@ fn read_tfvars(
 
 pub fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
@@ -457,7 +465,12 @@ pub(super) fn resolve_locals(config: &mut Config, diags: &mut Diagnostics) {
     let mut locals: BTreeMap<String, Local> = BTreeMap::new();
     let mut order: Vec<String> = Vec::new();
     let tops = files.iter().flat_map(|f| {
-        f.body.get_blocks("locals").map(move |block| super::TopBlock { file: &f.file, block })
+        f.body
+            .get_blocks("locals")
+            .map(move |block| super::TopBlock {
+                file: &f.file,
+                block,
+            })
     });
     for top in tops {
         if !top.block.labels.is_empty() {
@@ -495,7 +508,7 @@ pub(super) fn resolve_locals(config: &mut Config, diags: &mut Diagnostics) {
                 Local {
                     expr: &attr.value,
                     file: Arc::clone(top.file),
-                            loc,
+                    loc,
                     deps,
                 },
             );
@@ -530,7 +543,8 @@ pub(super) fn resolve_locals(config: &mut Config, diags: &mut Diagnostics) {
                 let start = stack.iter().position(|n| *n == name).unwrap_or(0);
                 let cycle: Vec<&str> = stack[start..].to_vec();
                 if cycle.iter().all(|n| !in_cycle.contains(*n)) {
-                    let mut path: Vec<String> = cycle.iter().map(|n| format!("local.{n}")).collect();
+                    let mut path: Vec<String> =
+                        cycle.iter().map(|n| format!("local.{n}")).collect();
                     path.push(format!("local.{name}"));
                     let first = &locals[cycle[0]];
                     diags.push(
@@ -564,7 +578,15 @@ pub(super) fn resolve_locals(config: &mut Config, diags: &mut Diagnostics) {
     for name in &order {
         let mut stack = Vec::new();
         if let Some((key, _)) = locals.get_key_value(name) {
-            visit(key, &locals, &mut marks, &mut stack, &mut sorted, &mut in_cycle, diags);
+            visit(
+                key,
+                &locals,
+                &mut marks,
+                &mut stack,
+                &mut sorted,
+                &mut in_cycle,
+                diags,
+            );
         }
     }
 

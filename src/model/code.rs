@@ -150,14 +150,10 @@ impl Code {
             }
             found = true;
             // The decorated definition is the next line that is not another decorator.
-            let def = lines
-                .iter()
-                .enumerate()
-                .skip(i + 1)
-                .find(|(_, l)| {
-                    let t = l.trim_start();
-                    !t.is_empty() && !t.starts_with('@') && !t.starts_with('#')
-                });
+            let def = lines.iter().enumerate().skip(i + 1).find(|(_, l)| {
+                let t = l.trim_start();
+                !t.is_empty() && !t.starts_with('@') && !t.starts_with('#')
+            });
             if let Some((j, def_line)) = def
                 && def_line.trim_start().starts_with("async def")
             {

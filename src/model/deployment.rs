@@ -1,7 +1,10 @@
 //! The `weir`, `deployment` and `resource_profile` blocks.
 
 use super::values::*;
-use super::{Backend, Database, Deployment, ResourceProfile, Scheduler, Settings, Storage, Target, Webserver, missing_everywhere};
+use super::{
+    Backend, Database, Deployment, ResourceProfile, Scheduler, Settings, Storage, Target,
+    Webserver, missing_everywhere,
+};
 use crate::config::body::{BodyReader, block_header};
 use crate::config::{Config, labels};
 use crate::diagnostics::{Diagnostic, Diagnostics, Location};
@@ -60,22 +63,50 @@ pub(super) fn settings(config: &Config, diags: &mut Diagnostics) -> Option<Setti
         if let Some(l) = labels(top.file, b, &["type"], diags) {
             match l[0].0 {
                 "local" => {
-                    let br = BodyReader::new(top.file, &b.body, "`backend \"local\"`".into(), header, &["path"], &[], diags);
+                    let br = BodyReader::new(
+                        top.file,
+                        &b.body,
+                        "`backend \"local\"`".into(),
+                        header,
+                        &["path"],
+                        &[],
+                        diags,
+                    );
                     if let Some(p) = br.string(ev, "path", diags) {
-                        backend = Backend::Local { path: PathBuf::from(p.value) };
+                        backend = Backend::Local {
+                            path: PathBuf::from(p.value),
+                        };
                     }
                 }
                 "gcs" => {
-                    let br = BodyReader::new(top.file, &b.body, "`backend \"gcs\"`".into(), header, &["bucket", "prefix"], &[], diags);
-                    let prefix = br.string(ev, "prefix", diags).map(|p| p.value).unwrap_or_default();
+                    let br = BodyReader::new(
+                        top.file,
+                        &b.body,
+                        "`backend \"gcs\"`".into(),
+                        header,
+                        &["bucket", "prefix"],
+                        &[],
+                        diags,
+                    );
+                    let prefix = br
+                        .string(ev, "prefix", diags)
+                        .map(|p| p.value)
+                        .unwrap_or_default();
                     match br.string(ev, "bucket", diags) {
                         Some(bucket) => {
                             if let Err(msg) = check_bucket_name(&bucket.value) {
                                 diags.push(Diagnostic::error(msg).at(&bucket.loc));
                             }
-                            backend = Backend::Gcs { bucket: bucket.value, prefix };
+                            backend = Backend::Gcs {
+                                bucket: bucket.value,
+                                prefix,
+                            };
                         }
-                        None if !br.has("bucket") => br.missing("bucket", "add `bucket = \"<name of the GCS bucket holding the state>\"`", diags),
+                        None if !br.has("bucket") => br.missing(
+                            "bucket",
+                            "add `bucket = \"<name of the GCS bucket holding the state>\"`",
+                            diags,
+                        ),
                         None => {}
                     }
                 }
@@ -122,7 +153,15 @@ pub(super) fn deployment(config: &Config, diags: &mut Diagnostics) -> Option<Dep
         &top.block.body,
         what.clone(),
         top.header(),
-        &["target", "project_dir", "project", "region", "image", "mage_version", "labels"],
+        &[
+            "target",
+            "project_dir",
+            "project",
+            "region",
+            "image",
+            "mage_version",
+            "labels",
+        ],
         &["webserver", "scheduler", "database", "storage", "lifecycle"],
         diags,
     );
@@ -142,7 +181,11 @@ pub(super) fn deployment(config: &Config, diags: &mut Diagnostics) -> Option<Dep
         },
         None => {
             if !r.has("target") {
-                r.missing("target", "add `target = \"gcp\"` or `target = \"local\"`", diags);
+                r.missing(
+                    "target",
+                    "add `target = \"gcp\"` or `target = \"local\"`",
+                    diags,
+                );
             }
             None
         }
@@ -169,30 +212,51 @@ pub(super) fn deployment(config: &Config, diags: &mut Diagnostics) -> Option<Dep
             diags.push(Diagnostic::error(msg).at(&p.loc));
         }
     } else if gcp && !r.has("project") {
-        r.missing("project", "a gcp deployment needs the Google Cloud project id: add `project = \"my-project\"`", diags);
+        r.missing(
+            "project",
+            "a gcp deployment needs the Google Cloud project id: add `project = \"my-project\"`",
+            diags,
+        );
     }
     let region = r.string(ev, "region", diags);
     if let Some(reg) = &region {
         if !looks_like_region(&reg.value) {
             diags.push(
-                Diagnostic::error(format!("`{}` does not look like a Google Cloud region", reg.value))
-                    .at(&reg.loc)
-                    .help("regions look like \"us-central1\" or \"europe-west1\""),
+                Diagnostic::error(format!(
+                    "`{}` does not look like a Google Cloud region",
+                    reg.value
+                ))
+                .at(&reg.loc)
+                .help("regions look like \"us-central1\" or \"europe-west1\""),
             );
         } else if !CLOUD_RUN_REGIONS.contains(&reg.value.as_str()) {
-            let mut d = Diagnostic::warning(format!("`{}` is not a Cloud Run region weir knows", reg.value)).at(&reg.loc);
-            if let Some(s) = crate::diagnostics::suggest(&reg.value, CLOUD_RUN_REGIONS.iter().copied()) {
+            let mut d = Diagnostic::warning(format!(
+                "`{}` is not a Cloud Run region weir knows",
+                reg.value
+            ))
+            .at(&reg.loc);
+            if let Some(s) =
+                crate::diagnostics::suggest(&reg.value, CLOUD_RUN_REGIONS.iter().copied())
+            {
                 d = d.help(format!("did you mean \"{s}\"?"));
             }
             diags.push(d);
         }
     } else if gcp && !r.has("region") {
-        r.missing("region", "add `region = \"us-central1\"` (or another Cloud Run region)", diags);
+        r.missing(
+            "region",
+            "add `region = \"us-central1\"` (or another Cloud Run region)",
+            diags,
+        );
     }
 
     let image = r.string(ev, "image", diags);
     if image.is_none() && !r.has("image") {
-        r.missing("image", "add `image = \"mageai/mageai:0.9.80\"`: the Mage image, pinned to a version", diags);
+        r.missing(
+            "image",
+            "add `image = \"mageai/mageai:0.9.80\"`: the Mage image, pinned to a version",
+            diags,
+        );
     }
     let tag = image.as_ref().and_then(|i| image_tag(&i.value));
     if let Some(i) = &image {
@@ -235,9 +299,22 @@ pub(super) fn deployment(config: &Config, diags: &mut Diagnostics) -> Option<Dep
     }
 
     // webserver
-    let mut webserver = Webserver { cpu: 1, memory_mib: 2048, min_instances: 0, max_instances: 1 };
+    let mut webserver = Webserver {
+        cpu: 1,
+        memory_mib: 2048,
+        min_instances: 0,
+        max_instances: 1,
+    };
     if let Some(b) = r.single_block("webserver", diags) {
-        let br = BodyReader::new(top.file, &b.body, format!("the webserver of {what}"), block_header(top.file, b), &["cpu", "memory", "min_instances", "max_instances"], &[], diags);
+        let br = BodyReader::new(
+            top.file,
+            &b.body,
+            format!("the webserver of {what}"),
+            block_header(top.file, b),
+            &["cpu", "memory", "min_instances", "max_instances"],
+            &[],
+            diags,
+        );
         if let Some(cpu) = br.number(ev, "cpu", diags) {
             match cloud_run_cpu(cpu.value) {
                 Ok(c) => webserver.cpu = c,
@@ -252,8 +329,15 @@ pub(super) fn deployment(config: &Config, diags: &mut Diagnostics) -> Option<Dep
             }
         }
         if let Err(msg) = check_cloud_run_pair(webserver.cpu, webserver.memory_mib) {
-            let loc = mem.as_ref().map(|m| m.loc.clone()).unwrap_or_else(|| br.attr_loc("cpu"));
-            diags.push(Diagnostic::error(msg).at(&loc).help("see the CPU/memory table in docs/language.md"));
+            let loc = mem
+                .as_ref()
+                .map(|m| m.loc.clone())
+                .unwrap_or_else(|| br.attr_loc("cpu"));
+            diags.push(
+                Diagnostic::error(msg)
+                    .at(&loc)
+                    .help("see the CPU/memory table in docs/language.md"),
+            );
         }
         let min = br.integer(ev, "min_instances", 0, 1000, diags);
         if let Some(m) = &min {
@@ -269,17 +353,31 @@ pub(super) fn deployment(config: &Config, diags: &mut Diagnostics) -> Option<Dep
         if let Some(m) = br.integer(ev, "max_instances", 1, 1000, diags) {
             webserver.max_instances = m.value as u32;
             if (m.value as u32) < webserver.min_instances {
-                diags.push(Diagnostic::error("`max_instances` is smaller than `min_instances`").at(&m.loc));
+                diags.push(
+                    Diagnostic::error("`max_instances` is smaller than `min_instances`").at(&m.loc),
+                );
             }
         }
     }
 
     // scheduler
-    let mut scheduler = Scheduler { machine_type: "e2-micro".into(), zone: None, disk_size_gb: 30 };
+    let mut scheduler = Scheduler {
+        machine_type: "e2-micro".into(),
+        zone: None,
+        disk_size_gb: 30,
+    };
     let scheduler_block = r.single_block("scheduler", diags);
     if let Some(b) = scheduler_block {
         let header = block_header(top.file, b);
-        let br = BodyReader::new(top.file, &b.body, format!("the scheduler of {what}"), header.clone(), &["machine_type", "zone", "disk_size_gb"], &[], diags);
+        let br = BodyReader::new(
+            top.file,
+            &b.body,
+            format!("the scheduler of {what}"),
+            header.clone(),
+            &["machine_type", "zone", "disk_size_gb"],
+            &[],
+            diags,
+        );
         let mt = br.string(ev, "machine_type", diags);
         if let Some(m) = &mt {
             scheduler.machine_type = m.value.clone();
@@ -302,31 +400,47 @@ pub(super) fn deployment(config: &Config, diags: &mut Diagnostics) -> Option<Dep
                             && zr != reg.value
                         {
                             diags.push(
-                                Diagnostic::error(format!("zone `{}` is not in the deployment's region `{}`", z.value, reg.value))
-                                    .at(&z.loc)
-                                    .label(format!("this zone is in {zr}"))
-                                    .help(format!("use a zone of {0}, e.g. \"{0}-a\"", reg.value)),
+                                Diagnostic::error(format!(
+                                    "zone `{}` is not in the deployment's region `{}`",
+                                    z.value, reg.value
+                                ))
+                                .at(&z.loc)
+                                .label(format!("this zone is in {zr}"))
+                                .help(format!("use a zone of {0}, e.g. \"{0}-a\"", reg.value)),
                             );
                         }
                     }
                 }
                 scheduler.zone = Some(z.value.clone());
             }
-            None if gcp && !br.has("zone") => br.missing("zone", "add `zone = \"<region>-a\"`, a zone of the deployment's region", diags),
+            None if gcp && !br.has("zone") => br.missing(
+                "zone",
+                "add `zone = \"<region>-a\"`, a zone of the deployment's region",
+                diags,
+            ),
             None => {}
         }
         if gcp {
             let mut reasons = Vec::new();
             if scheduler.machine_type != "e2-micro" {
-                reasons.push(format!("machine type `{}` is not e2-micro", scheduler.machine_type));
+                reasons.push(format!(
+                    "machine type `{}` is not e2-micro",
+                    scheduler.machine_type
+                ));
             }
             if let Some(reg) = &region
                 && !FREE_TIER_REGIONS.contains(&reg.value.as_str())
             {
-                reasons.push(format!("region `{}` is not one of us-west1, us-central1, us-east1", reg.value));
+                reasons.push(format!(
+                    "region `{}` is not one of us-west1, us-central1, us-east1",
+                    reg.value
+                ));
             }
             if scheduler.disk_size_gb > 30 {
-                reasons.push(format!("a {} GB disk is over the free 30 GB", scheduler.disk_size_gb));
+                reasons.push(format!(
+                    "a {} GB disk is over the free 30 GB",
+                    scheduler.disk_size_gb
+                ));
             }
             if !reasons.is_empty() {
                 let loc = mt.as_ref().map(|m| m.loc.clone()).unwrap_or(header);
@@ -346,9 +460,21 @@ pub(super) fn deployment(config: &Config, diags: &mut Diagnostics) -> Option<Dep
     }
 
     // database
-    let mut database = Database { tier: "db-f1-micro".into(), version: "POSTGRES_16".into(), disk_size_gb: 10 };
+    let mut database = Database {
+        tier: "db-f1-micro".into(),
+        version: "POSTGRES_16".into(),
+        disk_size_gb: 10,
+    };
     if let Some(b) = r.single_block("database", diags) {
-        let br = BodyReader::new(top.file, &b.body, format!("the database of {what}"), block_header(top.file, b), &["tier", "version", "disk_size_gb"], &[], diags);
+        let br = BodyReader::new(
+            top.file,
+            &b.body,
+            format!("the database of {what}"),
+            block_header(top.file, b),
+            &["tier", "version", "disk_size_gb"],
+            &[],
+            diags,
+        );
         if let Some(t) = br.string(ev, "tier", diags) {
             if !t.value.starts_with("db-") {
                 diags.push(Diagnostic::error(format!("`{}` is not a Cloud SQL tier", t.value)).at(&t.loc).help("tiers look like \"db-f1-micro\", \"db-g1-small\" or \"db-custom-2-7680\""));
@@ -357,7 +483,11 @@ pub(super) fn deployment(config: &Config, diags: &mut Diagnostics) -> Option<Dep
         }
         if let Some(v) = br.string(ev, "version", diags) {
             if !v.value.starts_with("POSTGRES_") {
-                diags.push(Diagnostic::error(format!("`{}` is not a Cloud SQL Postgres version", v.value)).at(&v.loc).help("Mage's database is Postgres: use e.g. \"POSTGRES_16\""));
+                diags.push(
+                    Diagnostic::error(format!("`{}` is not a Cloud SQL Postgres version", v.value))
+                        .at(&v.loc)
+                        .help("Mage's database is Postgres: use e.g. \"POSTGRES_16\""),
+                );
             }
             database.version = v.value;
         }
@@ -370,7 +500,15 @@ pub(super) fn deployment(config: &Config, diags: &mut Diagnostics) -> Option<Dep
     let mut storage = None;
     if let Some(b) = r.single_block("storage", diags) {
         let header = block_header(top.file, b);
-        let br = BodyReader::new(top.file, &b.body, format!("the storage of {what}"), header, &["bucket", "location"], &[], diags);
+        let br = BodyReader::new(
+            top.file,
+            &b.body,
+            format!("the storage of {what}"),
+            header,
+            &["bucket", "location"],
+            &[],
+            diags,
+        );
         let location = br
             .string(ev, "location", diags)
             .map(|l| l.value)
@@ -381,9 +519,16 @@ pub(super) fn deployment(config: &Config, diags: &mut Diagnostics) -> Option<Dep
                 if let Err(msg) = check_bucket_name(&bucket.value) {
                     diags.push(Diagnostic::error(msg).at(&bucket.loc));
                 }
-                storage = Some(Storage { bucket: bucket.value, location });
+                storage = Some(Storage {
+                    bucket: bucket.value,
+                    location,
+                });
             }
-            None if !br.has("bucket") => br.missing("bucket", "add `bucket = \"<globally unique bucket name>\"`", diags),
+            None if !br.has("bucket") => br.missing(
+                "bucket",
+                "add `bucket = \"<globally unique bucket name>\"`",
+                diags,
+            ),
             None => {}
         }
     } else if gcp {
@@ -396,7 +541,15 @@ pub(super) fn deployment(config: &Config, diags: &mut Diagnostics) -> Option<Dep
 
     let mut prevent_destroy = true;
     if let Some(b) = r.single_block("lifecycle", diags) {
-        let br = BodyReader::new(top.file, &b.body, format!("the lifecycle of {what}"), block_header(top.file, b), &["prevent_destroy"], &[], diags);
+        let br = BodyReader::new(
+            top.file,
+            &b.body,
+            format!("the lifecycle of {what}"),
+            block_header(top.file, b),
+            &["prevent_destroy"],
+            &[],
+            diags,
+        );
         if let Some(p) = br.bool(ev, "prevent_destroy", diags) {
             prevent_destroy = p.value;
         }
@@ -431,7 +584,9 @@ fn cloud_run_cpu(cpu: f64) -> Result<u32, String> {
     if allowed.contains(&cpu) {
         Ok(cpu as u32)
     } else {
-        Err(format!("Cloud Run does not offer {cpu} CPU; use 1, 2, 4, 6 or 8"))
+        Err(format!(
+            "Cloud Run does not offer {cpu} CPU; use 1, 2, 4, 6 or 8"
+        ))
     }
 }
 
@@ -443,22 +598,42 @@ pub(super) fn profiles(
     let ev = &config.evaluator;
     let mut out: Vec<(ResourceProfile, Location)> = Vec::new();
     for top in config.blocks("resource_profile") {
-        let Some(l) = labels(top.file, top.block, &["name"], diags) else { continue };
+        let Some(l) = labels(top.file, top.block, &["name"], diags) else {
+            continue;
+        };
         let (name, label_loc) = (l[0].0.to_string(), l[0].1.clone());
         if let Some((_, first)) = out.iter().find(|(p, _)| p.name == name) {
-            diags.push(Diagnostic::error(format!("resource profile `{name}` is declared twice")).at(&label_loc).help(format!("the first is at {first}")));
+            diags.push(
+                Diagnostic::error(format!("resource profile `{name}` is declared twice"))
+                    .at(&label_loc)
+                    .help(format!("the first is at {first}")),
+            );
             continue;
         }
         if !crate::config::variables::is_identifier(&name) {
-            diags.push(Diagnostic::error(format!("`{name}` is not a valid profile name")).at(&label_loc).help("use letters, digits, `_` and `-`, starting with a letter"));
+            diags.push(
+                Diagnostic::error(format!("`{name}` is not a valid profile name"))
+                    .at(&label_loc)
+                    .help("use letters, digits, `_` and `-`, starting with a letter"),
+            );
         }
         let what = format!("resource profile `{name}`");
-        let r = BodyReader::new(top.file, &top.block.body, what, top.header(), &["cpu", "memory", "region", "timeout", "max_retries", "env"], &[], diags);
+        let r = BodyReader::new(
+            top.file,
+            &top.block.body,
+            what,
+            top.header(),
+            &["cpu", "memory", "region", "timeout", "max_retries", "env"],
+            &[],
+            diags,
+        );
         let mut profile = ResourceProfile {
             name: name.clone(),
             cpu: 1,
             memory_mib: 2048,
-            region: deployment.and_then(|d| d.region.clone()).unwrap_or_default(),
+            region: deployment
+                .and_then(|d| d.region.clone())
+                .unwrap_or_default(),
             timeout_secs: 600,
             max_retries: 0,
             env: BTreeMap::new(),
@@ -477,7 +652,11 @@ pub(super) fn profiles(
             match parse_memory(&m.value) {
                 Ok(mib) if !(512..=32768).contains(&mib) => {
                     memory_ok = false;
-                    diags.push(Diagnostic::error(format!("memory `{}` is out of range", m.value)).at(&m.loc).help("a Cloud Run job has from 512Mi to 32Gi of memory"));
+                    diags.push(
+                        Diagnostic::error(format!("memory `{}` is out of range", m.value))
+                            .at(&m.loc)
+                            .help("a Cloud Run job has from 512Mi to 32Gi of memory"),
+                    );
                 }
                 Ok(mib) => profile.memory_mib = mib,
                 Err(msg) => {
@@ -490,25 +669,51 @@ pub(super) fn profiles(
             && cpu.as_ref().is_none_or(|c| cloud_run_cpu(c.value).is_ok())
             && let Err(msg) = check_cloud_run_pair(profile.cpu, profile.memory_mib)
         {
-            let loc = mem.as_ref().map(|m| m.loc.clone()).or_else(|| cpu.as_ref().map(|c| c.loc.clone())).unwrap_or(r.header.clone());
-            let help = match CLOUD_RUN_LIMITS.iter().find(|(_, lo, hi)| profile.memory_mib >= *lo && profile.memory_mib <= *hi) {
-                Some((need, _, _)) if *need > profile.cpu => format!("set `cpu = {need}`, or ask for less memory"),
+            let loc = mem
+                .as_ref()
+                .map(|m| m.loc.clone())
+                .or_else(|| cpu.as_ref().map(|c| c.loc.clone()))
+                .unwrap_or(r.header.clone());
+            let help = match CLOUD_RUN_LIMITS
+                .iter()
+                .find(|(_, lo, hi)| profile.memory_mib >= *lo && profile.memory_mib <= *hi)
+            {
+                Some((need, _, _)) if *need > profile.cpu => {
+                    format!("set `cpu = {need}`, or ask for less memory")
+                }
                 _ => "see the CPU/memory table in docs/language.md".to_string(),
             };
             diags.push(Diagnostic::error(msg).at(&loc).help(help));
         }
         if let Some(reg) = r.string(ev, "region", diags) {
             if !looks_like_region(&reg.value) {
-                diags.push(Diagnostic::error(format!("`{}` does not look like a Google Cloud region", reg.value)).at(&reg.loc).help("regions look like \"europe-west1\""));
+                diags.push(
+                    Diagnostic::error(format!(
+                        "`{}` does not look like a Google Cloud region",
+                        reg.value
+                    ))
+                    .at(&reg.loc)
+                    .help("regions look like \"europe-west1\""),
+                );
             } else if !CLOUD_RUN_REGIONS.contains(&reg.value.as_str()) {
-                diags.push(Diagnostic::warning(format!("`{}` is not a Cloud Run region weir knows", reg.value)).at(&reg.loc));
+                diags.push(
+                    Diagnostic::warning(format!(
+                        "`{}` is not a Cloud Run region weir knows",
+                        reg.value
+                    ))
+                    .at(&reg.loc),
+                );
             }
             profile.region = reg.value;
         }
         if let Some(t) = r.string(ev, "timeout", diags) {
             match parse_duration(&t.value) {
                 Ok(secs) if (1..=168 * 3600).contains(&secs) => profile.timeout_secs = secs,
-                Ok(_) => diags.push(Diagnostic::error(format!("timeout `{}` is out of range", t.value)).at(&t.loc).help("a Cloud Run job task runs from 1s to 168h")),
+                Ok(_) => diags.push(
+                    Diagnostic::error(format!("timeout `{}` is out of range", t.value))
+                        .at(&t.loc)
+                        .help("a Cloud Run job task runs from 1s to 168h"),
+                ),
                 Err(msg) => diags.push(Diagnostic::error(msg).at(&t.loc)),
             }
         }

@@ -18,7 +18,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 pub use notification::{Channel, Event, Message, Notification};
-pub use pipeline::{AddOn, Block, BlockType, Concurrency, Language, OnLimit, Pipeline, RetryPolicy};
+pub use pipeline::{
+    AddOn, Block, BlockType, Concurrency, Language, OnLimit, Pipeline, RetryPolicy,
+};
 pub use schedule::{Schedule, ScheduleType};
 
 /// A validated configuration.
@@ -58,8 +60,13 @@ pub struct Settings {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Backend {
     /// Path relative to the configuration directory.
-    Local { path: PathBuf },
-    Gcs { bucket: String, prefix: String },
+    Local {
+        path: PathBuf,
+    },
+    Gcs {
+        bucket: String,
+        prefix: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -260,7 +267,9 @@ fn check_uuid(kind: &str, name: &str, loc: &Location, diags: &mut Diagnostics) -
     } else {
         name.chars()
             .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_'))
-            .map(|c| format!("it contains `{c}`; only lowercase letters, digits and `_` are allowed"))
+            .map(|c| {
+                format!("it contains `{c}`; only lowercase letters, digits and `_` are allowed")
+            })
     };
     match why {
         Some(why) => {

@@ -121,15 +121,28 @@ pub fn check_template(template: &str) -> Result<(), (usize, usize, String)> {
             '{' if bytes.get(i + 1).map(|b| b.1) == Some('{') => i += 2,
             '}' if bytes.get(i + 1).map(|b| b.1) == Some('}') => i += 2,
             '}' => {
-                return Err((pos, pos + 1, "a lone `}` (write `}}` for a literal brace)".into()));
+                return Err((
+                    pos,
+                    pos + 1,
+                    "a lone `}` (write `}}` for a literal brace)".into(),
+                ));
             }
             '{' => {
-                let Some(close) = bytes[i + 1..].iter().position(|b| b.1 == '}' || b.1 == '{') else {
-                    return Err((pos, template.len(), "a `{` that is never closed (write `{{` for a literal brace)".into()));
+                let Some(close) = bytes[i + 1..].iter().position(|b| b.1 == '}' || b.1 == '{')
+                else {
+                    return Err((
+                        pos,
+                        template.len(),
+                        "a `{` that is never closed (write `{{` for a literal brace)".into(),
+                    ));
                 };
                 let close = i + 1 + close;
                 if bytes[close].1 == '{' {
-                    return Err((pos, bytes[close].0, "a `{` inside a placeholder (write `{{` for a literal brace)".into()));
+                    return Err((
+                        pos,
+                        bytes[close].0,
+                        "a `{` inside a placeholder (write `{{` for a literal brace)".into(),
+                    ));
                 }
                 let inner: String = bytes[i + 1..close].iter().map(|b| b.1).collect();
                 let field = inner.split(['!', ':']).next().unwrap_or("");
@@ -155,21 +168,34 @@ pub fn check_template(template: &str) -> Result<(), (usize, usize, String)> {
 /// Points at a part of a string literal when the literal has no escapes, else at the whole value.
 fn sub_location(s: &Spanned<String>, start: usize, end: usize) -> Location {
     let text = s.loc.text();
-    if text.len() == s.value.len() + 2 && text.starts_with('"') && &text[1..text.len() - 1] == s.value {
+    if text.len() == s.value.len() + 2
+        && text.starts_with('"')
+        && &text[1..text.len() - 1] == s.value
+    {
         let base = s.loc.span.start + 1;
         return Location::new(&s.loc.file, base + start..base + end);
     }
     s.loc.clone()
 }
 
-pub(super) fn notifications(config: &Config, pipelines: &[Pipeline], diags: &mut Diagnostics) -> Vec<Notification> {
+pub(super) fn notifications(
+    config: &Config,
+    pipelines: &[Pipeline],
+    diags: &mut Diagnostics,
+) -> Vec<Notification> {
     let ev = &config.evaluator;
     let mut out: Vec<(Notification, Location)> = Vec::new();
     for top in config.blocks("notification") {
-        let Some(l) = labels(top.file, top.block, &["name"], diags) else { continue };
+        let Some(l) = labels(top.file, top.block, &["name"], diags) else {
+            continue;
+        };
         let (name, label_loc) = (l[0].0.to_string(), l[0].1.clone());
         if let Some((_, first)) = out.iter().find(|(n, _)| n.name == name) {
-            diags.push(Diagnostic::error(format!("notification `{name}` is declared twice")).at(&label_loc).help(format!("the first is at {first}")));
+            diags.push(
+                Diagnostic::error(format!("notification `{name}` is declared twice"))
+                    .at(&label_loc)
+                    .help(format!("the first is at {first}")),
+            );
             continue;
         }
         let what = format!("notification `{name}`");
@@ -187,10 +213,14 @@ pub(super) fn notifications(config: &Config, pipelines: &[Pipeline], diags: &mut
                 Some((_, ch)) => Some(*ch),
                 None => {
                     let names: Vec<&str> = Channel::ALL.iter().map(|(n, _)| *n).collect();
-                    let mut d = Diagnostic::error(format!("unknown channel \"{}\"", c.value)).at(&c.loc);
+                    let mut d =
+                        Diagnostic::error(format!("unknown channel \"{}\"", c.value)).at(&c.loc);
                     d = match suggest(&c.value, names.iter().copied()) {
                         Some(s) => d.help(format!("did you mean \"{s}\"?")),
-                        None => d.help(format!("Mage's channels are {}", crate::diagnostics::one_of(&names))),
+                        None => d.help(format!(
+                            "Mage's channels are {}",
+                            crate::diagnostics::one_of(&names)
+                        )),
                     };
                     diags.push(d);
                     None
@@ -227,13 +257,31 @@ pub(super) fn notifications(config: &Config, pipelines: &[Pipeline], diags: &mut
                     None => {}
                 }
             } else if let Some(w) = &webhook {
-                diags.push(Diagnostic::error(format!("a {} notification takes no `webhook_url`", ch.as_str())).at(&w.loc).help(format!("configure it in the `{}` block", ch.as_str())));
+                diags.push(
+                    Diagnostic::error(format!(
+                        "a {} notification takes no `webhook_url`",
+                        ch.as_str()
+                    ))
+                    .at(&w.loc)
+                    .help(format!("configure it in the `{}` block", ch.as_str())),
+                );
             }
         }
         // Channel blocks.
         for (block_name, fields) in [
             ("opsgenie", &["url", "api_key", "priority"][..]),
-            ("email", &["smtp_host", "smtp_port", "smtp_user", "smtp_password", "from", "to", "starttls"][..]),
+            (
+                "email",
+                &[
+                    "smtp_host",
+                    "smtp_port",
+                    "smtp_user",
+                    "smtp_password",
+                    "from",
+                    "to",
+                    "starttls",
+                ][..],
+            ),
         ] {
             let block = r.single_block(block_name, diags);
             let wanted = match block_name {
@@ -305,10 +353,13 @@ pub(super) fn notifications(config: &Config, pipelines: &[Pipeline], diags: &mut
                         Some(ev) if !events.contains(&ev) => events.push(ev),
                         Some(_) => {}
                         None => {
-                            let mut d = Diagnostic::error(format!("unknown event \"{e}\" in `on`")).at(&list.loc);
+                            let mut d = Diagnostic::error(format!("unknown event \"{e}\" in `on`"))
+                                .at(&list.loc);
                             d = match suggest(e, Event::ALL.iter().map(|(n, _)| *n)) {
                                 Some(s) => d.help(format!("did you mean \"{s}\"?")),
-                                None => d.help("events are \"failure\", \"success\" and \"sla_missed\""),
+                                None => {
+                                    d.help("events are \"failure\", \"success\" and \"sla_missed\"")
+                                }
                             };
                             diags.push(d);
                         }
@@ -327,10 +378,13 @@ pub(super) fn notifications(config: &Config, pipelines: &[Pipeline], diags: &mut
 
         let mut messages = BTreeMap::new();
         for b in r.blocks("message") {
-            let Some(l) = labels(r.file, b, &["event"], diags) else { continue };
+            let Some(l) = labels(r.file, b, &["event"], diags) else {
+                continue;
+            };
             let (event_name, event_loc) = (l[0].0, l[0].1.clone());
             let Some(event) = Event::parse(event_name) else {
-                let mut d = Diagnostic::error(format!("unknown message event \"{event_name}\"")).at(&event_loc);
+                let mut d = Diagnostic::error(format!("unknown message event \"{event_name}\""))
+                    .at(&event_loc);
                 d = match suggest(event_name, Event::ALL.iter().map(|(n, _)| *n)) {
                     Some(s) => d.help(format!("did you mean \"{s}\"?")),
                     None => d.help("`message` takes \"failure\", \"success\" or \"sla_missed\""),
@@ -339,13 +393,26 @@ pub(super) fn notifications(config: &Config, pipelines: &[Pipeline], diags: &mut
                 continue;
             };
             if messages.contains_key(&event) {
-                diags.push(Diagnostic::error(format!("two `message \"{event_name}\"` blocks in {what}")).at(&event_loc));
+                diags.push(
+                    Diagnostic::error(format!("two `message \"{event_name}\"` blocks in {what}"))
+                        .at(&event_loc),
+                );
                 continue;
             }
-            let br = BodyReader::new(r.file, &b.body, format!("message \"{event_name}\" of {what}"), block_header(r.file, b), &["title", "summary", "details"], &[], diags);
+            let br = BodyReader::new(
+                r.file,
+                &b.body,
+                format!("message \"{event_name}\" of {what}"),
+                block_header(r.file, b),
+                &["title", "summary", "details"],
+                &[],
+                diags,
+            );
             let mut message = Message::default();
             for field in ["title", "summary", "details"] {
-                let Some(s) = br.string(ev, field, diags) else { continue };
+                let Some(s) = br.string(ev, field, diags) else {
+                    continue;
+                };
                 if let Err((start, end, why)) = check_template(&s.value) {
                     diags.push(
                         Diagnostic::error(format!("`{field}` of message \"{event_name}\": {why}"))

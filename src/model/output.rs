@@ -9,7 +9,11 @@ use crate::diagnostics::{Diagnostic, Diagnostics, Location, suggest};
 /// The attributes a deployment exposes to outputs.
 const DEPLOYMENT_ATTRIBUTES: &[&str] = &["webserver_url", "scheduler_ip", "bucket", "project_dir"];
 
-pub(super) fn outputs(config: &Config, deployment: Option<&Deployment>, diags: &mut Diagnostics) -> Vec<Output> {
+pub(super) fn outputs(
+    config: &Config,
+    deployment: Option<&Deployment>,
+    diags: &mut Diagnostics,
+) -> Vec<Output> {
     let mut out: Vec<(Output, Location)> = Vec::new();
     // Expose `deployment.<name>.<attr>`; values known only after a gcp apply are null here and
     // the output is marked unknown.
@@ -20,24 +24,44 @@ pub(super) fn outputs(config: &Config, deployment: Option<&Deployment>, diags: &
         attrs.insert("scheduler_ip".into(), hcl::Value::Null);
         attrs.insert(
             "bucket".into(),
-            d.storage.as_ref().map(|s| hcl::Value::from(s.bucket.clone())).unwrap_or(hcl::Value::Null),
+            d.storage
+                .as_ref()
+                .map(|s| hcl::Value::from(s.bucket.clone()))
+                .unwrap_or(hcl::Value::Null),
         );
         attrs.insert(
             "project_dir".into(),
-            d.project_dir.clone().map(hcl::Value::from).unwrap_or(hcl::Value::Null),
+            d.project_dir
+                .clone()
+                .map(hcl::Value::from)
+                .unwrap_or(hcl::Value::Null),
         );
         let mut root = hcl::Map::new();
         root.insert(d.name.clone(), hcl::Value::Object(attrs));
         ev_scope = Some(hcl::Value::Object(root));
     }
     for top in config.blocks("output") {
-        let Some(l) = labels(top.file, top.block, &["name"], diags) else { continue };
+        let Some(l) = labels(top.file, top.block, &["name"], diags) else {
+            continue;
+        };
         let (name, label_loc) = (l[0].0.to_string(), l[0].1.clone());
         if let Some((_, first)) = out.iter().find(|(o, _)| o.name == name) {
-            diags.push(Diagnostic::error(format!("output `{name}` is declared twice")).at(&label_loc).help(format!("the first is at {first}")));
+            diags.push(
+                Diagnostic::error(format!("output `{name}` is declared twice"))
+                    .at(&label_loc)
+                    .help(format!("the first is at {first}")),
+            );
             continue;
         }
-        let r = BodyReader::new(top.file, &top.block.body, format!("output `{name}`"), top.header(), &["value", "description", "sensitive"], &[], diags);
+        let r = BodyReader::new(
+            top.file,
+            &top.block.body,
+            format!("output `{name}`"),
+            top.header(),
+            &["value", "description", "sensitive"],
+            &[],
+            diags,
+        );
         let Some(attr) = r.attr("value") else {
             r.missing("value", "add `value = <expression>`", diags);
             continue;
@@ -73,10 +97,14 @@ pub(super) fn outputs(config: &Config, deployment: Option<&Deployment>, diags: &
                 }
                 Some(a) => {
                     ok = false;
-                    let mut diag = Diagnostic::error(format!("a deployment has no attribute `{a}`")).at(&loc);
+                    let mut diag =
+                        Diagnostic::error(format!("a deployment has no attribute `{a}`")).at(&loc);
                     diag = match suggest(&a, DEPLOYMENT_ATTRIBUTES.iter().copied()) {
                         Some(s) => diag.help(format!("did you mean `{s}`?")),
-                        None => diag.help(format!("a deployment exposes {}", crate::diagnostics::one_of(DEPLOYMENT_ATTRIBUTES))),
+                        None => diag.help(format!(
+                            "a deployment exposes {}",
+                            crate::diagnostics::one_of(DEPLOYMENT_ATTRIBUTES)
+                        )),
                     };
                     diags.push(diag);
                 }
@@ -89,7 +117,10 @@ pub(super) fn outputs(config: &Config, deployment: Option<&Deployment>, diags: &
         let evaluated = match &ev_scope {
             Some(scope) => {
                 // Evaluate with `deployment` in scope.
-                let (errs, _) = config.evaluator.check_references(top.file, &attr.value, &["deployment"]);
+                let (errs, _) =
+                    config
+                        .evaluator
+                        .check_references(top.file, &attr.value, &["deployment"]);
                 if !errs.is_empty() {
                     errs.into_iter().for_each(|d| diags.push(d));
                     continue;
@@ -112,7 +143,10 @@ pub(super) fn outputs(config: &Config, deployment: Option<&Deployment>, diags: &
                 continue;
             }
         };
-        let declared_sensitive = r.bool(&config.evaluator, "sensitive", diags).map(|b| b.value).unwrap_or(false);
+        let declared_sensitive = r
+            .bool(&config.evaluator, "sensitive", diags)
+            .map(|b| b.value)
+            .unwrap_or(false);
         if derived_sensitive && !declared_sensitive {
             diags.push(
                 Diagnostic::error(format!("output `{name}` shows a sensitive value"))
@@ -125,7 +159,10 @@ pub(super) fn outputs(config: &Config, deployment: Option<&Deployment>, diags: &
             Output {
                 name,
                 value: to_json(&value),
-                description: r.string(&config.evaluator, "description", diags).map(|d| d.value).unwrap_or_default(),
+                description: r
+                    .string(&config.evaluator, "description", diags)
+                    .map(|d| d.value)
+                    .unwrap_or_default(),
                 sensitive: declared_sensitive || derived_sensitive,
                 unknown,
             },

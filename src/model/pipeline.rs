@@ -169,7 +169,9 @@ pub(super) fn pipelines(
     let ev = &config.evaluator;
     let mut out: Vec<(Pipeline, Location)> = Vec::new();
     for top in config.blocks("pipeline") {
-        let Some(l) = labels(top.file, top.block, &["name"], diags) else { continue };
+        let Some(l) = labels(top.file, top.block, &["name"], diags) else {
+            continue;
+        };
         let (name, label_loc) = (l[0].0.to_string(), l[0].1.clone());
         if !check_uuid("pipeline", &name, &label_loc, diags) {
             continue;
@@ -178,7 +180,9 @@ pub(super) fn pipelines(
             diags.push(
                 Diagnostic::error(format!("pipeline `{name}` is declared twice"))
                     .at(&label_loc)
-                    .help(format!("the first is at {first}; pipeline names are Mage uuids and must be unique")),
+                    .help(format!(
+                        "the first is at {first}; pipeline names are Mage uuids and must be unique"
+                    )),
             );
             continue;
         }
@@ -192,8 +196,14 @@ pub(super) fn pipelines(
             &["retry", "concurrency", "block", "condition", "callback"],
             diags,
         );
-        let description = r.string(ev, "description", diags).map(|d| d.value).unwrap_or_default();
-        let tags = r.string_list(ev, "tags", diags).map(|t| t.value).unwrap_or_default();
+        let description = r
+            .string(ev, "description", diags)
+            .map(|d| d.value)
+            .unwrap_or_default();
+        let tags = r
+            .string_list(ev, "tags", diags)
+            .map(|t| t.value)
+            .unwrap_or_default();
         let variables = r.json_map(ev, "variables", diags);
         let profile = r.reference("profile", "resource_profile", diags);
         let profile = profile.and_then(|p| resolve_profile(p, profiles, diags));
@@ -202,19 +212,38 @@ pub(super) fn pipelines(
             None => RetryPolicy::default(),
         };
         let concurrency = r.single_block("concurrency", diags).map(|b| {
-            let br = BodyReader::new(r.file, &b.body, format!("the concurrency of {what}"), block_header(r.file, b), &["block_run_limit", "pipeline_run_limit", "on_limit"], &[], diags);
+            let br = BodyReader::new(
+                r.file,
+                &b.body,
+                format!("the concurrency of {what}"),
+                block_header(r.file, b),
+                &["block_run_limit", "pipeline_run_limit", "on_limit"],
+                &[],
+                diags,
+            );
             let on_limit = match br.string(ev, "on_limit", diags) {
                 Some(s) if s.value == "wait" => OnLimit::Wait,
                 Some(s) if s.value == "skip" => OnLimit::Skip,
                 Some(s) => {
-                    diags.push(Diagnostic::error(format!("`on_limit` must be \"wait\" or \"skip\", got \"{}\"", s.value)).at(&s.loc).help("\"wait\" queues runs over the limit; \"skip\" drops them"));
+                    diags.push(
+                        Diagnostic::error(format!(
+                            "`on_limit` must be \"wait\" or \"skip\", got \"{}\"",
+                            s.value
+                        ))
+                        .at(&s.loc)
+                        .help("\"wait\" queues runs over the limit; \"skip\" drops them"),
+                    );
                     OnLimit::Wait
                 }
                 None => OnLimit::Wait,
             };
             Concurrency {
-                block_run_limit: br.integer(ev, "block_run_limit", 1, 10_000, diags).map(|v| v.value as u32),
-                pipeline_run_limit: br.integer(ev, "pipeline_run_limit", 1, 10_000, diags).map(|v| v.value as u32),
+                block_run_limit: br
+                    .integer(ev, "block_run_limit", 1, 10_000, diags)
+                    .map(|v| v.value as u32),
+                pipeline_run_limit: br
+                    .integer(ev, "pipeline_run_limit", 1, 10_000, diags)
+                    .map(|v| v.value as u32),
                 on_limit,
             }
         });
@@ -236,13 +265,18 @@ pub(super) fn pipelines(
 
         let mut raw_blocks: Vec<RawBlock> = Vec::new();
         for b in r.blocks("block") {
-            let Some(l) = labels(r.file, b, &["uuid"], diags) else { continue };
+            let Some(l) = labels(r.file, b, &["uuid"], diags) else {
+                continue;
+            };
             let (uuid, loc) = (l[0].0.to_string(), l[0].1.clone());
             if !check_uuid("block", &uuid, &loc, diags) || !claim(&uuid, &loc, diags) {
                 continue;
             }
             let mut raw = read_block(config, &r, b, uuid, &retry, diags);
-            raw.profile = raw.profile.take().and_then(|p| resolve_profile(p, profiles, diags));
+            raw.profile = raw
+                .profile
+                .take()
+                .and_then(|p| resolve_profile(p, profiles, diags));
             raw_blocks.push(raw);
         }
         if raw_blocks.is_empty() && r.blocks("block").next().is_none() {
@@ -253,10 +287,14 @@ pub(super) fn pipelines(
             );
         }
         let block_names: Vec<String> = raw_blocks.iter().map(|b| b.uuid.clone()).collect();
-        let mut add_ons = |kind: &'static str, diags: &mut Diagnostics| -> Vec<(AddOn, Location, Vec<Spanned<String>>)> {
+        let mut add_ons = |kind: &'static str,
+                           diags: &mut Diagnostics|
+         -> Vec<(AddOn, Location, Vec<Spanned<String>>)> {
             let mut list = Vec::new();
             for b in r.blocks(kind) {
-                let Some(l) = labels(r.file, b, &["uuid"], diags) else { continue };
+                let Some(l) = labels(r.file, b, &["uuid"], diags) else {
+                    continue;
+                };
                 let (uuid, loc) = (l[0].0.to_string(), l[0].1.clone());
                 if !check_uuid(kind, &uuid, &loc, diags) || !claim(&uuid, &loc, diags) {
                     continue;
@@ -264,10 +302,21 @@ pub(super) fn pipelines(
                 let (targets_attr, decorators): (&str, &[&str]) = if kind == "condition" {
                     ("gates", &["condition"])
                 } else {
-                    ("on", &["callback", "on_success", "on_failure", "on_cancelled"])
+                    (
+                        "on",
+                        &["callback", "on_success", "on_failure", "on_cancelled"],
+                    )
                 };
                 let bwhat = format!("{kind} `{uuid}` of pipeline `{name}`");
-                let br = BodyReader::new(r.file, &b.body, bwhat.clone(), block_header(r.file, b), &["source", "code", "language", targets_attr], &[], diags);
+                let br = BodyReader::new(
+                    r.file,
+                    &b.body,
+                    bwhat.clone(),
+                    block_header(r.file, b),
+                    &["source", "code", "language", targets_attr],
+                    &[],
+                    diags,
+                );
                 let code = read_code(&br, ev, &config.dir, diags);
                 let language = read_language(&br, ev, code.as_ref(), diags);
                 if let Some(code) = &code
@@ -275,9 +324,15 @@ pub(super) fn pipelines(
                 {
                     code.check_python(decorators, &bwhat, diags);
                 }
-                let targets = br.references(targets_attr, "block", diags).unwrap_or_default();
+                let targets = br
+                    .references(targets_attr, "block", diags)
+                    .unwrap_or_default();
                 if targets.is_empty() && !br.has(targets_attr) {
-                    br.missing(targets_attr, &format!("add `{targets_attr} = [block.<uuid>]`"), diags);
+                    br.missing(
+                        targets_attr,
+                        &format!("add `{targets_attr} = [block.<uuid>]`"),
+                        diags,
+                    );
                 }
                 let resolved: Vec<String> = targets
                     .iter()
@@ -304,7 +359,11 @@ pub(super) fn pipelines(
         for b in &raw_blocks {
             for up in &b.upstream {
                 if up.value == b.uuid {
-                    diags.push(Diagnostic::error(format!("block `{}` lists itself as upstream", b.uuid)).at(&up.loc).help("remove it from `upstream`"));
+                    diags.push(
+                        Diagnostic::error(format!("block `{}` lists itself as upstream", b.uuid))
+                            .at(&up.loc)
+                            .help("remove it from `upstream`"),
+                    );
                     continue;
                 }
                 resolve_block_ref(up, &block_names, &name, diags);
@@ -396,7 +455,17 @@ fn read_block(
         &b.body,
         what.clone(),
         block_header(pr.file, b),
-        &["type", "source", "code", "language", "upstream", "dynamic", "reduce_output", "profile", "timeout"],
+        &[
+            "type",
+            "source",
+            "code",
+            "language",
+            "upstream",
+            "dynamic",
+            "reduce_output",
+            "profile",
+            "timeout",
+        ],
         &["retry"],
         diags,
     );
@@ -405,10 +474,14 @@ fn read_block(
             Some((_, kind)) => Some(*kind),
             None => {
                 let names: Vec<&str> = BlockType::ALL.iter().map(|(n, _)| *n).collect();
-                let mut d = Diagnostic::error(format!("unknown block type \"{}\"", t.value)).at(&t.loc);
+                let mut d =
+                    Diagnostic::error(format!("unknown block type \"{}\"", t.value)).at(&t.loc);
                 d = match suggest(&t.value, names.iter().copied()) {
                     Some(s) => d.help(format!("did you mean \"{s}\"?")),
-                    None => d.help(format!("block types are {}", crate::diagnostics::one_of(&names))),
+                    None => d.help(format!(
+                        "block types are {}",
+                        crate::diagnostics::one_of(&names)
+                    )),
                 };
                 diags.push(d);
                 None
@@ -429,23 +502,28 @@ fn read_block(
         code.check_python(&[kind.as_str()], &what, diags);
     }
     let upstream = r.references("upstream", "block", diags).unwrap_or_default();
-    let dynamic = r.bool(ev, "dynamic", diags).map(|d| d.value).unwrap_or(false);
+    let dynamic = r
+        .bool(ev, "dynamic", diags)
+        .map(|d| d.value)
+        .unwrap_or(false);
     let reduce_output = r.bool(ev, "reduce_output", diags);
     let profile = r.reference("profile", "resource_profile", diags);
     let retry = r
         .single_block("retry", diags)
         .map(|rb| read_retry(&r, rb, default_retry, ev, diags));
-    let timeout_secs = r.string(ev, "timeout", diags).and_then(|t| match parse_duration(&t.value) {
-        Ok(0) => {
-            diags.push(Diagnostic::error("`timeout` must be longer than zero").at(&t.loc));
-            None
-        }
-        Ok(s) => Some(s),
-        Err(msg) => {
-            diags.push(Diagnostic::error(msg).at(&t.loc));
-            None
-        }
-    });
+    let timeout_secs =
+        r.string(ev, "timeout", diags)
+            .and_then(|t| match parse_duration(&t.value) {
+                Ok(0) => {
+                    diags.push(Diagnostic::error("`timeout` must be longer than zero").at(&t.loc));
+                    None
+                }
+                Ok(s) => Some(s),
+                Err(msg) => {
+                    diags.push(Diagnostic::error(msg).at(&t.loc));
+                    None
+                }
+            });
     RawBlock {
         uuid,
         kind,
@@ -460,13 +538,22 @@ fn read_block(
     }
 }
 
-fn read_language(r: &BodyReader, ev: &Evaluator, code: Option<&Code>, diags: &mut Diagnostics) -> Language {
+fn read_language(
+    r: &BodyReader,
+    ev: &Evaluator,
+    code: Option<&Code>,
+    diags: &mut Diagnostics,
+) -> Language {
     match r.string(ev, "language", diags) {
         Some(l) => match l.value.as_str() {
             "python" => Language::Python,
             "sql" => Language::Sql,
             other => {
-                diags.push(Diagnostic::error(format!("unknown language \"{other}\"")).at(&l.loc).help("`language` is \"python\" or \"sql\""));
+                diags.push(
+                    Diagnostic::error(format!("unknown language \"{other}\""))
+                        .at(&l.loc)
+                        .help("`language` is \"python\" or \"sql\""),
+                );
                 Language::Python
             }
         },
@@ -477,7 +564,13 @@ fn read_language(r: &BodyReader, ev: &Evaluator, code: Option<&Code>, diags: &mu
     }
 }
 
-fn read_retry(r: &BodyReader, b: &HclBlock, base: &RetryPolicy, ev: &Evaluator, diags: &mut Diagnostics) -> RetryPolicy {
+fn read_retry(
+    r: &BodyReader,
+    b: &HclBlock,
+    base: &RetryPolicy,
+    ev: &Evaluator,
+    diags: &mut Diagnostics,
+) -> RetryPolicy {
     let br = BodyReader::new(
         r.file,
         &b.body,
@@ -492,13 +585,14 @@ fn read_retry(r: &BodyReader, b: &HclBlock, base: &RetryPolicy, ev: &Evaluator, 
         policy.retries = n.value as u32;
     }
     let duration = |name: &str, diags: &mut Diagnostics| {
-        br.string(ev, name, diags).and_then(|d| match parse_duration(&d.value) {
-            Ok(s) => Some(s),
-            Err(msg) => {
-                diags.push(Diagnostic::error(msg).at(&d.loc));
-                None
-            }
-        })
+        br.string(ev, name, diags)
+            .and_then(|d| match parse_duration(&d.value) {
+                Ok(s) => Some(s),
+                Err(msg) => {
+                    diags.push(Diagnostic::error(msg).at(&d.loc));
+                    None
+                }
+            })
     };
     if let Some(s) = duration("delay", diags) {
         policy.delay_secs = s;
@@ -512,7 +606,11 @@ fn read_retry(r: &BodyReader, b: &HclBlock, base: &RetryPolicy, ev: &Evaluator, 
     if policy.max_delay_secs < policy.delay_secs {
         diags.push(
             Diagnostic::error("`max_delay` is shorter than `delay`")
-                .at(&br.attr_loc(if br.has("max_delay") { "max_delay" } else { "delay" }))
+                .at(&br.attr_loc(if br.has("max_delay") {
+                    "max_delay"
+                } else {
+                    "delay"
+                }))
                 .help("the delay between retries grows from `delay` up to `max_delay`"),
         );
     }
@@ -527,15 +625,28 @@ fn resolve_profile(
     if profiles.iter().any(|(prof, _)| prof.name == p.value) {
         return Some(p);
     }
-    let mut d = Diagnostic::error(format!("unknown resource profile `resource_profile.{}`", p.value))
-        .at(&p.loc)
-        .label("no such profile");
-    d = match suggest(&p.value, profiles.iter().map(|(prof, _)| prof.name.as_str())) {
+    let mut d = Diagnostic::error(format!(
+        "unknown resource profile `resource_profile.{}`",
+        p.value
+    ))
+    .at(&p.loc)
+    .label("no such profile");
+    d = match suggest(
+        &p.value,
+        profiles.iter().map(|(prof, _)| prof.name.as_str()),
+    ) {
         Some(s) => d.help(format!("did you mean `resource_profile.{s}`?")),
-        None if profiles.is_empty() => d.help(format!("declare it: `resource_profile \"{}\" {{ cpu = 1 }}`", p.value)),
+        None if profiles.is_empty() => d.help(format!(
+            "declare it: `resource_profile \"{}\" {{ cpu = 1 }}`",
+            p.value
+        )),
         None => d.help(format!(
             "the profiles are {}",
-            profiles.iter().map(|(prof, _)| format!("`resource_profile.{}`", prof.name)).collect::<Vec<_>>().join(", ")
+            profiles
+                .iter()
+                .map(|(prof, _)| format!("`resource_profile.{}`", prof.name))
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
     };
     diags.push(d);
@@ -543,18 +654,30 @@ fn resolve_profile(
 }
 
 /// Checks that `block.<name>` names a block of the same pipeline.
-fn resolve_block_ref(r: &Spanned<String>, blocks: &[String], pipeline: &str, diags: &mut Diagnostics) -> bool {
+fn resolve_block_ref(
+    r: &Spanned<String>,
+    blocks: &[String],
+    pipeline: &str,
+    diags: &mut Diagnostics,
+) -> bool {
     if blocks.iter().any(|b| *b == r.value) {
         return true;
     }
-    let mut d = Diagnostic::error(format!("unknown block `block.{}` in pipeline `{pipeline}`", r.value))
-        .at(&r.loc)
-        .label("no such block");
+    let mut d = Diagnostic::error(format!(
+        "unknown block `block.{}` in pipeline `{pipeline}`",
+        r.value
+    ))
+    .at(&r.loc)
+    .label("no such block");
     d = match suggest(&r.value, blocks.iter().map(String::as_str)) {
         Some(s) => d.help(format!("did you mean `block.{s}`?")),
         None => d.help(format!(
             "`block.<uuid>` refers to a block of the same pipeline; its blocks are {}",
-            blocks.iter().map(|b| format!("`{b}`")).collect::<Vec<_>>().join(", ")
+            blocks
+                .iter()
+                .map(|b| format!("`{b}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
     };
     diags.push(d);
@@ -588,14 +711,20 @@ fn report_cycles(blocks: &[RawBlock], diags: &mut Diagnostics) -> bool {
                 1 => {
                     *ok = false;
                     let start = stack.iter().position(|k| *k == j).unwrap_or(0);
-                    let mut names: Vec<String> = stack[start..].iter().map(|k| format!("block.{}", blocks[*k].uuid)).collect();
+                    let mut names: Vec<String> = stack[start..]
+                        .iter()
+                        .map(|k| format!("block.{}", blocks[*k].uuid))
+                        .collect();
                     names.push(format!("block.{}", blocks[j].uuid));
                     names.reverse();
                     diags.push(
-                        Diagnostic::error(format!("blocks depend on each other in a cycle: {}", names.join(" → ")))
-                            .at(&up.loc)
-                            .label("closes the cycle")
-                            .help("a pipeline is a DAG: remove one of these `upstream` references"),
+                        Diagnostic::error(format!(
+                            "blocks depend on each other in a cycle: {}",
+                            names.join(" → ")
+                        ))
+                        .at(&up.loc)
+                        .label("closes the cycle")
+                        .help("a pipeline is a DAG: remove one of these `upstream` references"),
                     );
                 }
                 _ => {}

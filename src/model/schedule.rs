@@ -54,7 +54,9 @@ pub(super) fn resolve_pipeline(
         .label("no such pipeline");
     d = match suggest(name, pipelines.iter().map(|p| p.name.as_str())) {
         Some(s) => d.help(format!("did you mean `pipeline.{s}`?")),
-        None if pipelines.is_empty() => d.help("declare the pipeline with `pipeline \"<name>\" { ... }`"),
+        None if pipelines.is_empty() => {
+            d.help("declare the pipeline with `pipeline \"<name>\" { ... }`")
+        }
         None => d.help(format!(
             "the pipelines are {}",
             pipelines
@@ -68,11 +70,17 @@ pub(super) fn resolve_pipeline(
     false
 }
 
-pub(super) fn schedules(config: &Config, pipelines: &[Pipeline], diags: &mut Diagnostics) -> Vec<Schedule> {
+pub(super) fn schedules(
+    config: &Config,
+    pipelines: &[Pipeline],
+    diags: &mut Diagnostics,
+) -> Vec<Schedule> {
     let ev = &config.evaluator;
     let mut out: Vec<(Schedule, Location)> = Vec::new();
     for top in config.blocks("schedule") {
-        let Some(l) = labels(top.file, top.block, &["name"], diags) else { continue };
+        let Some(l) = labels(top.file, top.block, &["name"], diags) else {
+            continue;
+        };
         let (name, label_loc) = (l[0].0.to_string(), l[0].1.clone());
         if let Some((_, first)) = out.iter().find(|(s, _)| s.name == name) {
             diags.push(
@@ -83,7 +91,9 @@ pub(super) fn schedules(config: &Config, pipelines: &[Pipeline], diags: &mut Dia
             continue;
         }
         if name.trim().is_empty() || name.len() > 255 {
-            diags.push(Diagnostic::error("a schedule name must be 1 to 255 characters").at(&label_loc));
+            diags.push(
+                Diagnostic::error("a schedule name must be 1 to 255 characters").at(&label_loc),
+            );
             continue;
         }
         let what = format!("schedule `{name}`");
@@ -92,7 +102,19 @@ pub(super) fn schedules(config: &Config, pipelines: &[Pipeline], diags: &mut Dia
             &top.block.body,
             what,
             top.header(),
-            &["pipeline", "type", "cron", "start", "active", "variables", "sla", "timeout", "skip_if_running", "allow_blocks_to_fail", "max_concurrent_runs"],
+            &[
+                "pipeline",
+                "type",
+                "cron",
+                "start",
+                "active",
+                "variables",
+                "sla",
+                "timeout",
+                "skip_if_running",
+                "allow_blocks_to_fail",
+                "max_concurrent_runs",
+            ],
             &[],
             diags,
         );
@@ -107,10 +129,13 @@ pub(super) fn schedules(config: &Config, pipelines: &[Pipeline], diags: &mut Dia
             Some(t) if t.value == "time" => ScheduleType::Time,
             Some(t) if t.value == "api" => ScheduleType::Api,
             Some(t) => {
-                let mut d = Diagnostic::error(format!("unknown schedule type \"{}\"", t.value)).at(&t.loc);
+                let mut d =
+                    Diagnostic::error(format!("unknown schedule type \"{}\"", t.value)).at(&t.loc);
                 d = match suggest(&t.value, ["time", "api"]) {
                     Some(s) => d.help(format!("did you mean \"{s}\"?")),
-                    None => d.help("`type` is \"time\" (runs on `cron`) or \"api\" (runs when called)"),
+                    None => {
+                        d.help("`type` is \"time\" (runs on `cron`) or \"api\" (runs when called)")
+                    }
                 };
                 diags.push(d);
                 ScheduleType::Time
@@ -140,25 +165,31 @@ pub(super) fn schedules(config: &Config, pipelines: &[Pipeline], diags: &mut Dia
             ),
             _ => {}
         }
-        let start = r.string(ev, "start", diags).and_then(|s| match check_rfc3339(&s.value) {
-            Ok(()) => Some(s.value),
-            Err(msg) => {
-                diags.push(Diagnostic::error(msg).at(&s.loc));
-                None
-            }
-        });
-        let duration = |name: &str, diags: &mut Diagnostics| {
-            r.string(ev, name, diags).and_then(|d| match parse_duration(&d.value) {
-                Ok(0) => {
-                    diags.push(Diagnostic::error(format!("`{name}` must be longer than zero")).at(&d.loc));
-                    None
-                }
-                Ok(s) => Some(s),
+        let start = r
+            .string(ev, "start", diags)
+            .and_then(|s| match check_rfc3339(&s.value) {
+                Ok(()) => Some(s.value),
                 Err(msg) => {
-                    diags.push(Diagnostic::error(msg).at(&d.loc));
+                    diags.push(Diagnostic::error(msg).at(&s.loc));
                     None
                 }
-            })
+            });
+        let duration = |name: &str, diags: &mut Diagnostics| {
+            r.string(ev, name, diags)
+                .and_then(|d| match parse_duration(&d.value) {
+                    Ok(0) => {
+                        diags.push(
+                            Diagnostic::error(format!("`{name}` must be longer than zero"))
+                                .at(&d.loc),
+                        );
+                        None
+                    }
+                    Ok(s) => Some(s),
+                    Err(msg) => {
+                        diags.push(Diagnostic::error(msg).at(&d.loc));
+                        None
+                    }
+                })
         };
         let sla_secs = duration("sla", diags);
         let timeout_secs = duration("timeout", diags);
@@ -167,16 +198,26 @@ pub(super) fn schedules(config: &Config, pipelines: &[Pipeline], diags: &mut Dia
             name: name.clone(),
             pipeline: pipeline.map(|p| p.value).unwrap_or_default(),
             kind,
-            cron: cron.filter(|_| kind == ScheduleType::Time).map(|c| c.value.trim().to_string()),
+            cron: cron
+                .filter(|_| kind == ScheduleType::Time)
+                .map(|c| c.value.trim().to_string()),
             start,
             active: r.bool(ev, "active", diags).map(|b| b.value).unwrap_or(true),
             variables_sensitive: variables.as_ref().is_some_and(|v| v.sensitive),
             variables: variables.map(|v| v.value).unwrap_or_default(),
             sla_secs,
             timeout_secs,
-            skip_if_running: r.bool(ev, "skip_if_running", diags).map(|b| b.value).unwrap_or(false),
-            allow_blocks_to_fail: r.bool(ev, "allow_blocks_to_fail", diags).map(|b| b.value).unwrap_or(false),
-            max_concurrent_runs: r.integer(ev, "max_concurrent_runs", 1, i64::MAX, diags).map(|v| v.value as u32),
+            skip_if_running: r
+                .bool(ev, "skip_if_running", diags)
+                .map(|b| b.value)
+                .unwrap_or(false),
+            allow_blocks_to_fail: r
+                .bool(ev, "allow_blocks_to_fail", diags)
+                .map(|b| b.value)
+                .unwrap_or(false),
+            max_concurrent_runs: r
+                .integer(ev, "max_concurrent_runs", 1, i64::MAX, diags)
+                .map(|v| v.value as u32),
         };
         if pipeline_ok {
             out.push((schedule, label_loc));

@@ -84,7 +84,9 @@ pub const CLOUD_RUN_LIMITS: &[(u32, u64, u64)] = &[
 /// allows the memory asked for.
 pub fn check_cloud_run_pair(cpu: u32, memory_mib: u64) -> Result<(), String> {
     let Some(&(_, min, max)) = CLOUD_RUN_LIMITS.iter().find(|(c, _, _)| *c == cpu) else {
-        return Err(format!("Cloud Run does not offer {cpu} CPU; use 1, 2, 4, 6 or 8"));
+        return Err(format!(
+            "Cloud Run does not offer {cpu} CPU; use 1, 2, 4, 6 or 8"
+        ));
     };
     if memory_mib >= min && memory_mib <= max {
         return Ok(());
@@ -145,9 +147,16 @@ pub fn check_cron(expr: &str) -> Result<(), String> {
             "month",
             1,
             12,
-            &["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"],
+            &[
+                "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+            ],
         ),
-        ("day-of-week", 0, 7, &["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"]),
+        (
+            "day-of-week",
+            0,
+            7,
+            &["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"],
+        ),
     ];
     for (i, (field, (name, min, max, words))) in fields.iter().zip(NAMES).enumerate() {
         check_cron_field(field, min, max, words).map_err(|why| {
@@ -245,9 +254,8 @@ pub fn check_project_id(s: &str) -> Result<(), String> {
 /// ending with a letter or digit.
 pub fn check_bucket_name(s: &str) -> Result<(), String> {
     let ok = (3..=63).contains(&s.len())
-        && s.chars().all(|c| {
-            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.')
-        })
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
         && s.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
         && s.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
         && !s.starts_with("goog");
@@ -266,7 +274,11 @@ pub fn check_label(key: &str, value: &str) -> Result<(), String> {
         s.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
     };
-    if key.is_empty() || key.len() > 63 || !key.starts_with(|c: char| c.is_ascii_lowercase()) || !chars_ok(key) {
+    if key.is_empty()
+        || key.len() > 63
+        || !key.starts_with(|c: char| c.is_ascii_lowercase())
+        || !chars_ok(key)
+    {
         return Err(format!(
             "label key `{key}` is invalid: keys are 1 to 63 lowercase letters, digits, `_` and `-`, starting with a letter"
         ));
@@ -281,15 +293,48 @@ pub fn check_label(key: &str, value: &str) -> Result<(), String> {
 
 /// Regions where Cloud Run runs (a warning only: new regions appear).
 pub const CLOUD_RUN_REGIONS: &[&str] = &[
-    "africa-south1", "asia-east1", "asia-east2", "asia-northeast1", "asia-northeast2",
-    "asia-northeast3", "asia-south1", "asia-south2", "asia-southeast1", "asia-southeast2",
-    "australia-southeast1", "australia-southeast2", "europe-central2", "europe-north1",
-    "europe-north2", "europe-southwest1", "europe-west1", "europe-west2", "europe-west3",
-    "europe-west4", "europe-west6", "europe-west8", "europe-west9", "europe-west10",
-    "europe-west12", "me-central1", "me-central2", "me-west1", "northamerica-northeast1",
-    "northamerica-northeast2", "northamerica-south1", "southamerica-east1", "southamerica-west1",
-    "us-central1", "us-east1", "us-east4", "us-east5", "us-south1", "us-west1", "us-west2",
-    "us-west3", "us-west4",
+    "africa-south1",
+    "asia-east1",
+    "asia-east2",
+    "asia-northeast1",
+    "asia-northeast2",
+    "asia-northeast3",
+    "asia-south1",
+    "asia-south2",
+    "asia-southeast1",
+    "asia-southeast2",
+    "australia-southeast1",
+    "australia-southeast2",
+    "europe-central2",
+    "europe-north1",
+    "europe-north2",
+    "europe-southwest1",
+    "europe-west1",
+    "europe-west2",
+    "europe-west3",
+    "europe-west4",
+    "europe-west6",
+    "europe-west8",
+    "europe-west9",
+    "europe-west10",
+    "europe-west12",
+    "me-central1",
+    "me-central2",
+    "me-west1",
+    "northamerica-northeast1",
+    "northamerica-northeast2",
+    "northamerica-south1",
+    "southamerica-east1",
+    "southamerica-west1",
+    "us-central1",
+    "us-east1",
+    "us-east4",
+    "us-east5",
+    "us-south1",
+    "us-west1",
+    "us-west2",
+    "us-west3",
+    "us-west4",
 ];
 
 /// Regions where an e2-micro VM is in the free tier.
@@ -311,15 +356,19 @@ pub fn looks_like_region(s: &str) -> bool {
 /// The region of a zone (`us-central1-a` → `us-central1`).
 pub fn zone_region(zone: &str) -> Option<&str> {
     let (region, suffix) = zone.rsplit_once('-')?;
-    (suffix.len() == 1 && suffix.chars().all(|c| c.is_ascii_lowercase()) && looks_like_region(region))
-        .then_some(region)
+    (suffix.len() == 1
+        && suffix.chars().all(|c| c.is_ascii_lowercase())
+        && looks_like_region(region))
+    .then_some(region)
 }
 
 /// RFC 3339 timestamps (`2026-01-01T00:00:00Z`).
 pub fn check_rfc3339(s: &str) -> Result<(), String> {
-    chrono::DateTime::parse_from_rfc3339(s).map(|_| ()).map_err(|e| {
-        format!("`{s}` is not an RFC 3339 timestamp ({e}); write e.g. \"2026-01-01T00:00:00Z\"")
-    })
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|_| ())
+        .map_err(|e| {
+            format!("`{s}` is not an RFC 3339 timestamp ({e}); write e.g. \"2026-01-01T00:00:00Z\"")
+        })
 }
 
 /// Checks `version` against a constraint like `">= 0.1, < 0.3"` or `"~> 0.2"`.
@@ -328,7 +377,10 @@ pub fn version_satisfies(constraint: &str, version: &str) -> Result<bool, String
         v.trim()
             .trim_start_matches('v')
             .split('.')
-            .map(|p| p.parse::<u64>().map_err(|_| format!("`{v}` is not a version number")))
+            .map(|p| {
+                p.parse::<u64>()
+                    .map_err(|_| format!("`{v}` is not a version number"))
+            })
             .collect()
     };
     let have = parse(version)?;
@@ -395,7 +447,11 @@ mod tests {
         assert!(check_cloud_run_pair(1, 4096).is_ok());
         let err = check_cloud_run_pair(1, 16384).unwrap_err();
         assert!(err.contains("at least 4 CPU"), "{err}");
-        assert!(check_cloud_run_pair(4, 1024).unwrap_err().contains("at least 2Gi"));
+        assert!(
+            check_cloud_run_pair(4, 1024)
+                .unwrap_err()
+                .contains("at least 2Gi")
+        );
         assert!(check_cloud_run_pair(3, 1024).is_err());
     }
 

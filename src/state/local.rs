@@ -2,7 +2,7 @@
 //!
 //! | file                  | what                                                              |
 //! |-----------------------|-------------------------------------------------------------------|
-//! | `<state>`             | the state document, replaced atomically by [`StateLock::persist`] |
+//! | `<state>`             | the state document, replaced by [`StateLock::persist`]            |
 //! | `<state>.journal`     | changes recorded since the last persist, one JSON line each       |
 //! | `<state>.lock`        | empty; holds the OS lock (see [`super::lock`])                    |
 //! | `<state>.lock.info`   | who holds the lock                                                |
@@ -11,9 +11,10 @@
 //!
 //! Apply must record every finished operation as soon as it happens (a crash must not forget a
 //! created object), but rewriting a multi-MB state file per resource is quadratic — Terraform's
-//! local backend does exactly that (planners.md §4.4). So [`StateLock::record`] appends one line
-//! to the journal and fsyncs it (O(1) per operation), and [`StateLock::persist`] writes the whole
-//! state once (temp file + fsync + rename + fsync of the directory) and then empties the journal.
+//! local backend does exactly that (planners.md §4.4). So [`StateLock::record`] appends one
+//! line to the journal and fsyncs it (O(1) per operation), and [`StateLock::persist`] writes
+//! the whole state once (temp file + fsync + rename + fsync of the directory) and then empties
+//! the journal.
 //!
 //! The journal's first line is a header naming the state it applies on top of:
 //! `{"weir_journal":1,"lineage":"…","serial":41}` (`serial` is `null` when no state file existed
@@ -41,7 +42,8 @@
 //! or the new state with a stale (ignored) or new journal — provided, as the serial rules
 //! require, persisted states that changed carry a higher serial.
 
-use super::lock::StateLock;
+#[cfg(doc)]
+use super::StateLock;
 use super::{ResourceState, State, StateError};
 use serde::{Deserialize, Serialize};
 use std::ffi::OsString;
@@ -52,6 +54,7 @@ use std::path::{Path, PathBuf};
 /// One change to a resource, as recorded in the journal by [`StateLock::record`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
+#[allow(clippy::large_enum_variant)] // short-lived values; boxing would only cost an allocation
 pub enum Recorded {
     /// The resource at `address` now is `resource` (created, updated, imported, refreshed).
     Set {
@@ -155,7 +158,10 @@ fn read_optional(path: &Path, action: &'static str) -> Result<Option<Vec<u8>>, S
 }
 
 /// Reads the state file with the journal replayed on top (see the module docs).
-pub(crate) fn read_state(state_path: &Path, journal_path: &Path) -> Result<Option<State>, StateError> {
+pub(crate) fn read_state(
+    state_path: &Path,
+    journal_path: &Path,
+) -> Result<Option<State>, StateError> {
     // The journal first: see "Reading" in the module docs.
     let journal = read_optional(journal_path, "read state journal")?;
     let state = read_optional(state_path, "read state file")?
@@ -167,6 +173,9 @@ pub(crate) fn read_state(state_path: &Path, journal_path: &Path) -> Result<Optio
     let Some((header, header_end)) = scan_header(&journal, journal_path)? else {
         return Ok(state);
     };
+    if is_blank(&journal[header_end..]) {
+        return Ok(state); // a header alone records nothing
+    }
     let head = state.as_ref().map(|s| StateHead {
         lineage: s.lineage.clone(),
         serial: s.serial,
@@ -210,7 +219,7 @@ fn scan_header(bytes: &[u8], path: &Path) -> Result<Option<(JournalHeader, usize
         return Ok(None); // empty, or a header torn by a crash: nothing was recorded
     };
     let line = &bytes[..nl];
-    let rest_is_empty = bytes[nl + 1..].iter().all(u8::is_ascii_whitespace);
+    let rest_is_empty = is_blank(&bytes[nl + 1..]);
     match serde_json::from_slice::<JournalHeader>(line) {
         Ok(h) if h.weir_journal == JOURNAL_VERSION => Ok(Some((h, nl + 1))),
         Ok(h) => Err(StateError::JournalUnsupportedVersion {
@@ -240,9 +249,17 @@ fn scan_header(bytes: &[u8], path: &Path) -> Result<Option<(JournalHeader, usize
     }
 }
 
+fn is_blank(bytes: &[u8]) -> bool {
+    bytes.iter().all(u8::is_ascii_whitespace)
+}
+
 /// The entries after the header, and the length of the journal up to the last good line (a torn
 /// last line is left out of both).
-fn scan_entries(bytes: &[u8], start: usize, path: &Path) -> Result<(Vec<Recorded>, usize), StateError> {
+fn scan_entries(
+    bytes: &[u8],
+    start: usize,
+    path: &Path,
+) -> Result<(Vec<Recorded>, usize), StateError> {
     let mut entries = Vec::new();
     let mut pos = start;
     let mut line_no = 1; // the header
@@ -253,13 +270,13 @@ fn scan_entries(bytes: &[u8], start: usize, path: &Path) -> Result<(Vec<Recorded
         };
         let line = &bytes[pos..pos + len];
         let next = pos + len + 1;
-        if line.iter().all(u8::is_ascii_whitespace) {
+        if is_blank(line) {
             pos = next;
             continue;
         }
         match serde_json::from_slice::<Recorded>(line) {
             Ok(change) => entries.push(change),
-            Err(_) if bytes[next..].iter().all(u8::is_ascii_whitespace) => break, // torn last line
+            Err(_) if is_blank(&bytes[next..]) => break, // torn last line
             Err(err) => {
                 return Err(StateError::JournalCorrupt {
                     path: path.to_path_buf(),
@@ -483,19 +500,20 @@ impl JournalWriter {
     fn prepare(&self) -> Result<Mode, StateError> {
         let bytes = read_optional(&self.path, "read state journal")?.unwrap_or_default();
         let head = read_state_head(&self.state_path)?;
-        if let Some((header, header_end)) = scan_header(&bytes, &self.path)? {
-            if applies(head.as_ref(), &header, &self.path, &self.state_path)? {
-                let (_, valid_len) = scan_entries(&bytes, header_end, &self.path)?;
-                let file = open_journal(&self.path)
-                    .map_err(|e| StateError::io("open state journal", &self.path, e))?;
-                if valid_len < bytes.len() {
-                    // Cut off a torn last line so the next entry does not land after it.
-                    file.set_len(valid_len as u64)
-                        .and_then(|()| file.sync_data())
-                        .map_err(|e| StateError::io("truncate state journal", &self.path, e))?;
-                }
-                return Ok(Mode::Open { file });
+        if let Some((header, header_end)) = scan_header(&bytes, &self.path)?
+            && !is_blank(&bytes[header_end..])
+            && applies(head.as_ref(), &header, &self.path, &self.state_path)?
+        {
+            let (_, valid_len) = scan_entries(&bytes, header_end, &self.path)?;
+            let file = open_journal(&self.path)
+                .map_err(|e| StateError::io("open state journal", &self.path, e))?;
+            if valid_len < bytes.len() {
+                // Cut off a torn last line so the next entry does not land after it.
+                file.set_len(valid_len as u64)
+                    .and_then(|()| file.sync_data())
+                    .map_err(|e| StateError::io("truncate state journal", &self.path, e))?;
             }
+            return Ok(Mode::Open { file });
         }
         let header = match head {
             Some(head) => JournalHeader {
@@ -516,7 +534,10 @@ impl JournalWriter {
     /// top of `state`.
     pub(crate) fn reset(&mut self, state: &State) -> Result<(), StateError> {
         let file = match std::mem::replace(&mut self.mode, Mode::Unknown) {
-            Mode::Open { file } | Mode::Pending { file: Some(file), .. } => Some(file),
+            Mode::Open { file }
+            | Mode::Pending {
+                file: Some(file), ..
+            } => Some(file),
             Mode::Pending { file: None, .. } | Mode::Unknown => {
                 match OpenOptions::new().write(true).open(&self.path) {
                     Ok(f) => Some(f),
@@ -544,8 +565,8 @@ impl JournalWriter {
 
 #[cfg(test)]
 mod tests {
+    use super::super::lock::StateLock;
     use super::*;
-    use crate::state::lock::StateLock;
     use serde_json::json;
     use std::time::{Duration, Instant};
 
@@ -558,7 +579,11 @@ mod tests {
     }
 
     fn res(n: u64) -> ResourceState {
-        let mut r = ResourceState::new("mage_block", "mage", json!({"name": format!("b{n}"), "n": n}));
+        let mut r = ResourceState::new(
+            "mage_block",
+            "mage",
+            json!({"name": format!("b{n}"), "n": n}),
+        );
         r.dependencies = vec![format!("mage_pipeline.p{}", n / 10)];
         r
     }
@@ -595,7 +620,10 @@ mod tests {
         let b = LocalBackend::new(PathBuf::from("/c/.weir/state.json"));
         assert_eq!(b.journal_path(), Path::new("/c/.weir/state.json.journal"));
         assert_eq!(b.lock_path(), Path::new("/c/.weir/state.json.lock"));
-        assert_eq!(b.lock_info_path(), Path::new("/c/.weir/state.json.lock.info"));
+        assert_eq!(
+            b.lock_info_path(),
+            Path::new("/c/.weir/state.json.lock.info")
+        );
         assert_eq!(LocalBackend::new("state.json".into()).dir(), Path::new("."));
     }
 
@@ -650,7 +678,10 @@ mod tests {
                 s2.bump();
                 let err = l.persist(&s2).unwrap_err();
                 fs::set_permissions(b.dir(), fs::Permissions::from_mode(0o700)).unwrap();
-                assert!(err.to_string().contains(&b.dir().display().to_string()), "{err}");
+                assert!(
+                    err.to_string().contains(&b.dir().display().to_string()),
+                    "{err}"
+                );
                 assert_eq!(b.read_unlocked().unwrap(), Some(s));
             }
         }
@@ -703,7 +734,11 @@ mod tests {
         assert_eq!(again, s, "replay on top of a re-opened journal");
         s.bump();
         l.persist(&s).unwrap();
-        assert_eq!(fs::metadata(b.journal_path()).unwrap().len(), 0, "journal truncated");
+        assert_eq!(
+            fs::metadata(b.journal_path()).unwrap().len(),
+            0,
+            "journal truncated"
+        );
         assert_eq!(l.read().unwrap().unwrap(), s);
         assert_eq!(s.serial, 7);
 
@@ -716,8 +751,12 @@ mod tests {
         assert_eq!(after.serial, 8);
         assert!(!after.resources.contains_key("new.two"));
         let header = fs::read_to_string(b.journal_path()).unwrap();
-        let first: serde_json::Value = serde_json::from_str(header.lines().next().unwrap()).unwrap();
-        assert_eq!(first, json!({"weir_journal": 1, "lineage": s.lineage, "serial": 7}));
+        let first: serde_json::Value =
+            serde_json::from_str(header.lines().next().unwrap()).unwrap();
+        assert_eq!(
+            first,
+            json!({"weir_journal": 1, "lineage": s.lineage, "serial": 7})
+        );
     }
 
     #[test]
@@ -774,7 +813,11 @@ mod tests {
         s.bump();
         write_state_atomic(b.path(), &s).unwrap();
         drop(l);
-        assert_eq!(b.read_unlocked().unwrap().unwrap(), s, "not replayed over a newer state");
+        assert_eq!(
+            b.read_unlocked().unwrap().unwrap(),
+            s,
+            "not replayed over a newer state"
+        );
         // The next session replaces the stale journal rather than appending to it.
         let mut l = lock(&b);
         l.record(set("c.c", 2)).unwrap();
@@ -797,7 +840,10 @@ mod tests {
         }
         // Crash mid-write of a third line.
         let full = serde_json::to_string(&set("c.c", 3)).unwrap();
-        let mut f = OpenOptions::new().append(true).open(b.journal_path()).unwrap();
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(b.journal_path())
+            .unwrap();
         f.write_all(&full.as_bytes()[..full.len() / 2]).unwrap();
         drop(f);
         let s = b.read_unlocked().unwrap().unwrap();
@@ -805,7 +851,10 @@ mod tests {
         assert_eq!(s.serial, 2);
 
         // Also a terminated-but-garbage last line (zeros from a crash) is torn.
-        let mut f = OpenOptions::new().append(true).open(b.journal_path()).unwrap();
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(b.journal_path())
+            .unwrap();
         f.write_all(b"\0\0\0\n").unwrap();
         drop(f);
         assert_eq!(b.read_unlocked().unwrap().unwrap(), s);
@@ -814,7 +863,10 @@ mod tests {
         let mut l = lock(&b);
         l.record(set("d.d", 4)).unwrap();
         let s = l.read().unwrap().unwrap();
-        assert_eq!(s.resources.keys().collect::<Vec<_>>(), ["a.a", "b.b", "d.d"]);
+        assert_eq!(
+            s.resources.keys().collect::<Vec<_>>(),
+            ["a.a", "b.b", "d.d"]
+        );
 
         // A header torn by a crash: nothing recorded.
         drop(l);
@@ -831,19 +883,31 @@ mod tests {
             l.persist(&state_with(1, &[])).unwrap();
             l.record(set("a.a", 1)).unwrap();
         }
-        let mut f = OpenOptions::new().append(true).open(b.journal_path()).unwrap();
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(b.journal_path())
+            .unwrap();
         f.write_all(b"{\"op\":\"set\",\"addr\n").unwrap();
         f.write_all(format!("{}\n", serde_json::to_string(&set("b.b", 2)).unwrap()).as_bytes())
             .unwrap();
         drop(f);
         let err = b.read_unlocked().unwrap_err();
         let msg = err.to_string();
-        assert!(matches!(err, StateError::JournalCorrupt { line: 3, .. }), "{err:?}");
-        assert!(msg.contains(&b.journal_path().display().to_string()), "{msg}");
+        assert!(
+            matches!(err, StateError::JournalCorrupt { line: 3, .. }),
+            "{err:?}"
+        );
+        assert!(
+            msg.contains(&b.journal_path().display().to_string()),
+            "{msg}"
+        );
         assert!(msg.contains("line 3"), "{msg}");
         // A record refuses to append to it, too.
         let mut l = lock(&b);
-        assert!(matches!(l.record(set("c.c", 3)), Err(StateError::JournalCorrupt { .. })));
+        assert!(matches!(
+            l.record(set("c.c", 3)),
+            Err(StateError::JournalCorrupt { .. })
+        ));
     }
 
     #[test]
@@ -860,8 +924,14 @@ mod tests {
         fs::write(b.path(), other.to_json()).unwrap();
         let err = b.read_unlocked().unwrap_err();
         let msg = err.to_string();
-        assert!(matches!(err, StateError::JournalLineageMismatch { .. }), "{err:?}");
-        assert!(msg.contains(&b.journal_path().display().to_string()), "{msg}");
+        assert!(
+            matches!(err, StateError::JournalLineageMismatch { .. }),
+            "{err:?}"
+        );
+        assert!(
+            msg.contains(&b.journal_path().display().to_string()),
+            "{msg}"
+        );
         assert!(msg.contains(&b.path().display().to_string()), "{msg}");
         assert!(msg.contains(&other.lineage), "{msg}");
 
@@ -886,11 +956,35 @@ mod tests {
     }
 
     #[test]
+    fn header_only_journal_is_harmless() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = backend(&dir);
+        let s = state_with(2, &["a.a"]);
+        fs::create_dir_all(b.dir()).unwrap();
+        fs::write(b.path(), s.to_json()).unwrap();
+        // Crash after the header was written, before the first entry; and the state was then
+        // replaced by an unrelated one: nothing was recorded, so nothing conflicts.
+        fs::write(
+            b.journal_path(),
+            "{\"weir_journal\":1,\"lineage\":\"other\",\"serial\":9}\n",
+        )
+        .unwrap();
+        assert_eq!(b.read_unlocked().unwrap().unwrap(), s);
+        let mut l = lock(&b);
+        l.record(set("b.b", 1)).unwrap();
+        assert_eq!(l.read().unwrap().unwrap().serial, 3);
+    }
+
+    #[test]
     fn corrupt_state_file_names_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let b = backend(&dir);
         fs::create_dir_all(b.dir()).unwrap();
-        fs::write(b.path(), "{\n  \"version\": 1,\n  \"lineage\": \"x\",\n  \"serial\": 1,\n}").unwrap();
+        fs::write(
+            b.path(),
+            "{\n  \"version\": 1,\n  \"lineage\": \"x\",\n  \"serial\": 1,\n}",
+        )
+        .unwrap();
         let err = b.read_unlocked().unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains(&b.path().display().to_string()), "{msg}");
@@ -899,7 +993,10 @@ mod tests {
         assert!(matches!(l.read(), Err(StateError::Corrupt { .. })));
         // record validates the state file as well (it needs its lineage and serial)
         let mut l = l;
-        assert!(matches!(l.record(set("a.a", 1)), Err(StateError::Corrupt { .. })));
+        assert!(matches!(
+            l.record(set("a.a", 1)),
+            Err(StateError::Corrupt { .. })
+        ));
         // Truncated file (e.g. copied while written by something else).
         fs::write(b.path(), &state_with(1, &["a.a"]).to_json()[..40]).unwrap();
         let msg = b.read_unlocked().unwrap_err().to_string();

@@ -12,7 +12,9 @@
 //! `<state>.lock` itself is never deleted: deleting it while another process waits on the old
 //! file would let two processes each hold "the" lock.
 
-use super::local::{JournalWriter, LocalBackend, Recorded, ensure_dir, read_state, write_state_atomic};
+use super::local::{
+    JournalWriter, LocalBackend, Recorded, ensure_dir, read_state, write_state_atomic,
+};
 use super::{State, StateError, WEIR_VERSION};
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions, TryLockError};
@@ -100,8 +102,12 @@ impl LocalBackend {
                         return Err(StateError::LockHeld {
                             path: self.path().to_path_buf(),
                             info_path: self.lock_info_path(),
-                            holder: self.lock_holder(),
-                            waited: if timeout.is_zero() { Duration::ZERO } else { waited },
+                            holder: self.lock_holder().map(Box::new),
+                            waited: if timeout.is_zero() {
+                                Duration::ZERO
+                            } else {
+                                waited
+                            },
                         });
                     }
                     std::thread::sleep(RETRY_EVERY.min(timeout - waited));
@@ -134,7 +140,10 @@ impl LocalBackend {
 
 /// Writes the info file atomically (a waiting process may read it at any moment).
 fn write_info(path: &Path, info: &LockInfo) -> Result<(), StateError> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
         .prefix(".lock.info.")
         .suffix(".tmp")
@@ -255,11 +264,18 @@ mod tests {
         assert_eq!(info.pid, std::process::id());
         assert_eq!(info.version, WEIR_VERSION);
         assert!(info.who.contains('@'), "{}", info.who);
-        assert!(chrono::DateTime::parse_from_rfc3339(&info.created).is_ok(), "{}", info.created);
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(&info.created).is_ok(),
+            "{}",
+            info.created
+        );
         let v: serde_json::Value =
             serde_json::from_slice(&fs::read(b.lock_info_path()).unwrap()).unwrap();
         let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
-        assert_eq!(keys, ["id", "operation", "who", "pid", "created", "version"]);
+        assert_eq!(
+            keys,
+            ["id", "operation", "who", "pid", "created", "version"]
+        );
         drop(l);
         assert!(!b.lock_info_path().exists(), "info file removed on drop");
         assert!(b.lock_path().exists(), "the lock file itself stays");
@@ -279,12 +295,15 @@ mod tests {
         let other = LocalBackend::new(b.path().to_path_buf());
         let t = Instant::now();
         let err = other.lock("plan", Duration::ZERO).unwrap_err();
-        assert!(t.elapsed() < Duration::from_millis(150), "zero timeout does not wait");
+        assert!(
+            t.elapsed() < Duration::from_millis(150),
+            "zero timeout does not wait"
+        );
         let msg = err.to_string();
         eprintln!("{msg}");
         match &err {
             StateError::LockHeld { holder, waited, .. } => {
-                assert_eq!(holder.as_ref(), Some(held.info()));
+                assert_eq!(holder.as_deref(), Some(held.info()));
                 assert_eq!(*waited, Duration::ZERO);
             }
             e => panic!("{e:?}"),
@@ -337,7 +356,10 @@ mod tests {
         assert!(waited < Duration::from_millis(1500), "{waited:?}");
         let msg = err.to_string();
         eprintln!("{msg}");
-        assert!(msg.contains("gave up after waiting") && msg.contains("--lock-timeout"), "{msg}");
+        assert!(
+            msg.contains("gave up after waiting") && msg.contains("--lock-timeout"),
+            "{msg}"
+        );
     }
 
     #[test]

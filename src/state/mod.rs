@@ -94,7 +94,11 @@ fn empty_object() -> Value {
 
 impl ResourceState {
     /// A resource with the given type, provider and attributes, and nothing else.
-    pub fn new(resource_type: impl Into<String>, provider: impl Into<String>, attributes: Value) -> Self {
+    pub fn new(
+        resource_type: impl Into<String>,
+        provider: impl Into<String>,
+        attributes: Value,
+    ) -> Self {
         ResourceState {
             resource_type: resource_type.into(),
             provider: provider.into(),
@@ -257,7 +261,7 @@ pub enum StateError {
 
     #[error(
         "state journal {journal} records changes on top of serial {journal_serial} of state file \
-         {state}, but {}; was the state file replaced or restored from a backup? \
+         {state}, but {}; was the state file deleted, replaced or restored from a backup? \
          move the journal away if the state file is the right one",
         match state_serial {
             Some(serial) => format!("that file has serial {serial}"),
@@ -271,14 +275,14 @@ pub enum StateError {
         state_serial: Option<u64>,
     },
 
-    #[error("{}", lock_held_message(.path, .info_path, .holder.as_ref(), *.waited))]
+    #[error("{}", lock_held_message(.path, .info_path, .holder.as_deref(), *.waited))]
     LockHeld {
         /// The state file.
         path: PathBuf,
         /// The lock-info file that was read to name the holder.
         info_path: PathBuf,
         /// Who holds the lock, when the info file could be read.
-        holder: Option<LockInfo>,
+        holder: Option<Box<LockInfo>>,
         /// How long we waited (zero: did not wait).
         waited: Duration,
     },
@@ -341,7 +345,10 @@ mod tests {
             "mage",
             json!({"name": "etl", "blocks": [{"code": "x"}], "token": "s3cr3t"}),
         );
-        r.sensitive_paths = vec![vec!["token".into()], vec!["blocks".into(), "0".into(), "code".into()]];
+        r.sensitive_paths = vec![
+            vec!["token".into()],
+            vec!["blocks".into(), "0".into(), "code".into()],
+        ];
         r.dependencies = vec!["google_storage_bucket.raw".into()];
         r.private = json!({"etag": "abc"});
         state.resources.insert("mage_pipeline.etl".into(), r);
@@ -383,20 +390,40 @@ mod tests {
         let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
         assert_eq!(
             keys,
-            ["version", "lineage", "serial", "weir_version", "resources", "outputs"]
+            [
+                "version",
+                "lineage",
+                "serial",
+                "weir_version",
+                "resources",
+                "outputs"
+            ]
         );
         let r = &v["resources"]["mage_pipeline.etl"];
         let keys: Vec<&String> = r.as_object().unwrap().keys().collect();
         assert_eq!(
             keys,
-            ["type", "provider", "attributes", "sensitive_paths", "dependencies", "private"]
+            [
+                "type",
+                "provider",
+                "attributes",
+                "sensitive_paths",
+                "dependencies",
+                "private"
+            ]
         );
         assert_eq!(r["type"], "mage_pipeline");
-        assert_eq!(r["sensitive_paths"], json!([["token"], ["blocks", "0", "code"]]));
+        assert_eq!(
+            r["sensitive_paths"],
+            json!([["token"], ["blocks", "0", "code"]])
+        );
         // BTreeMap: resources sorted by address.
         let addrs: Vec<&String> = v["resources"].as_object().unwrap().keys().collect();
         assert_eq!(addrs, ["google_storage_bucket.raw", "mage_pipeline.etl"]);
-        assert_eq!(v["outputs"]["url"], json!({"value": "https://x", "sensitive": false}));
+        assert_eq!(
+            v["outputs"]["url"],
+            json!({"value": "https://x", "sensitive": false})
+        );
     }
 
     #[test]
@@ -425,13 +452,24 @@ mod tests {
     fn unknown_version_is_a_clear_error() {
         let text = r#"{"version": 7, "something": "else"}"#;
         let err = State::parse(text.as_bytes(), Path::new("/p/state.json")).unwrap_err();
-        assert!(matches!(err, StateError::UnsupportedVersion { version: 7, .. }), "{err:?}");
+        assert!(
+            matches!(err, StateError::UnsupportedVersion { version: 7, .. }),
+            "{err:?}"
+        );
         let msg = err.to_string();
-        assert!(msg.contains("/p/state.json") && msg.contains("version 7"), "{msg}");
+        assert!(
+            msg.contains("/p/state.json") && msg.contains("version 7"),
+            "{msg}"
+        );
 
-        let text = State::new().to_json().replace("\"version\": 1", "\"version\": 2");
+        let text = State::new()
+            .to_json()
+            .replace("\"version\": 1", "\"version\": 2");
         let err = State::parse(text.as_bytes(), Path::new("s")).unwrap_err();
-        assert!(matches!(err, StateError::UnsupportedVersion { version: 2, .. }), "{err:?}");
+        assert!(
+            matches!(err, StateError::UnsupportedVersion { version: 2, .. }),
+            "{err:?}"
+        );
     }
 
     #[test]

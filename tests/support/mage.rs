@@ -102,7 +102,9 @@ pub fn mage_bin() -> PathBuf {
 
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    fs::metadata(p)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -128,7 +130,8 @@ pub fn copy_dir(src: &Path, dest: &Path) {
         if from.is_dir() {
             copy_dir(&from, &to);
         } else {
-            fs::copy(&from, &to).unwrap_or_else(|e| panic!("copy {} -> {}: {e}", from.display(), to.display()));
+            fs::copy(&from, &to)
+                .unwrap_or_else(|e| panic!("copy {} -> {}: {e}", from.display(), to.display()));
         }
     }
 }
@@ -140,7 +143,10 @@ pub fn read_json_file(path: &Path) -> Option<Value> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
         Err(e) => panic!("read {}: {e}", path.display()),
     };
-    Some(serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not valid JSON ({e}):\n{text}", path.display())))
+    Some(
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{} is not valid JSON ({e}):\n{text}", path.display())),
+    )
 }
 
 /// Polls until `path` exists and holds valid JSON (blocks should write it atomically: tmp file + rename).
@@ -153,7 +159,10 @@ pub fn wait_for_json_file(path: &Path, timeout: Duration) -> Value {
             }
         }
         if Instant::now() > deadline {
-            panic!("{} did not appear (with valid JSON) within {timeout:?}", path.display());
+            panic!(
+                "{} did not appear (with valid JSON) within {timeout:?}",
+                path.display()
+            );
         }
         thread::sleep(Duration::from_millis(250));
     }
@@ -178,7 +187,13 @@ pub fn project_data_dir(data_dir: &Path, project: &Path) -> PathBuf {
 /// Mage unwraps a 1-element output list, so the value returned is what the block returned (a dict/list/number).
 /// Returns `None` if no such output exists. DataFrames are stored as parquet, not JSON: not supported here.
 pub fn block_output(data_dir: &Path, project: &Path, pipeline: &str, block: &str) -> Option<Value> {
-    let dir = newest_block_dir(data_dir, project, pipeline, block, Path::new("output_0/data.json"))?;
+    let dir = newest_block_dir(
+        data_dir,
+        project,
+        pipeline,
+        block,
+        Path::new("output_0/data.json"),
+    )?;
     read_json_file(&dir.join("output_0").join("data.json"))
 }
 
@@ -186,8 +201,19 @@ pub fn block_output(data_dir: &Path, project: &Path, pipeline: &str, block: &str
 /// ordered by child index: `.variables/<schedule_id>/<timestamp>/<block>/<index>/output_0/data.json`.
 /// (The block-run uuids are `<block>:<metadata block_uuid>`, but the storage uses the 0-based index.)
 /// Empty if there are none.
-pub fn dynamic_child_outputs(data_dir: &Path, project: &Path, pipeline: &str, block: &str) -> Vec<Value> {
-    let Some(dir) = newest_block_dir(data_dir, project, pipeline, block, Path::new("0/output_0/data.json")) else {
+pub fn dynamic_child_outputs(
+    data_dir: &Path,
+    project: &Path,
+    pipeline: &str,
+    block: &str,
+) -> Vec<Value> {
+    let Some(dir) = newest_block_dir(
+        data_dir,
+        project,
+        pipeline,
+        block,
+        Path::new("0/output_0/data.json"),
+    ) else {
         return Vec::new();
     };
     let mut children: Vec<(u64, PathBuf)> = fs::read_dir(&dir)
@@ -204,12 +230,25 @@ pub fn dynamic_child_outputs(data_dir: &Path, project: &Path, pipeline: &str, bl
 }
 
 /// The newest `<...>/.variables/[<schedule_id>/<timestamp>/]<block>` directory that contains `marker`.
-fn newest_block_dir(data_dir: &Path, project: &Path, pipeline: &str, block: &str, marker: &Path) -> Option<PathBuf> {
-    let vars = project_data_dir(data_dir, project).join("pipelines").join(pipeline).join(".variables");
+fn newest_block_dir(
+    data_dir: &Path,
+    project: &Path,
+    pipeline: &str,
+    block: &str,
+    marker: &Path,
+) -> Option<PathBuf> {
+    let vars = project_data_dir(data_dir, project)
+        .join("pipelines")
+        .join(pipeline)
+        .join(".variables");
     // Candidates: .variables/<block> (mage run) and .variables/<schedule_id>/<timestamp>/<block> (scheduler).
     let mut candidates = vec![vars.join(block)];
     for sched in fs::read_dir(&vars).into_iter().flatten().flatten() {
-        if sched.file_name().to_str().is_some_and(|n| n.parse::<u64>().is_ok()) {
+        if sched
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.parse::<u64>().is_ok())
+        {
             for part in fs::read_dir(sched.path()).into_iter().flatten().flatten() {
                 candidates.push(part.path().join(block));
             }
@@ -243,7 +282,11 @@ fn signal(pid: i32, sig: i32) -> bool {
 static NEXT_TAG: AtomicU64 = AtomicU64::new(0);
 
 fn new_tag() -> String {
-    format!("{}:{}", std::process::id(), NEXT_TAG.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{}:{}",
+        std::process::id(),
+        NEXT_TAG.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// A `mage` command with an isolated data dir, in its own process group, tagged for cleanup.
@@ -301,14 +344,20 @@ fn kill_tree(child: &mut Child, tag: &str, grace: Duration) {
 /// Linux only; elsewhere returns nothing.
 fn tagged_pids(pred: impl Fn(&str) -> bool) -> Vec<i32> {
     let mut out = Vec::new();
-    let Ok(entries) = fs::read_dir("/proc") else { return out };
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return out;
+    };
     let prefix = format!("{TAG_VAR}=");
     for e in entries.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
         if pid == std::process::id() as i32 {
             continue;
         }
-        let Ok(environ) = fs::read(e.path().join("environ")) else { continue };
+        let Ok(environ) = fs::read(e.path().join("environ")) else {
+            continue;
+        };
         let hit = environ
             .split(|b| *b == 0)
             .filter_map(|kv| std::str::from_utf8(kv).ok())
@@ -323,7 +372,10 @@ fn tagged_pids(pred: impl Fn(&str) -> bool) -> Vec<i32> {
 fn is_zombie(pid: i32) -> bool {
     fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')))
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
         .unwrap_or(true)
 }
 
@@ -332,7 +384,11 @@ fn is_zombie(pid: i32) -> bool {
 pub fn kill_orphaned_mage_processes() {
     let me = std::process::id();
     let stale = tagged_pids(|t| {
-        let owner: u32 = t.split(':').next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        let owner: u32 = t
+            .split(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
         owner != me && !Path::new(&format!("/proc/{owner}")).exists()
     });
     for pid in stale {
@@ -343,7 +399,9 @@ pub fn kill_orphaned_mage_processes() {
 /// Spawns `cmd`, collects stdout/stderr, and kills the whole process group if it exceeds `timeout`.
 fn run_with_timeout(mut cmd: Command, tag: &str, timeout: Duration) -> Output {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("failed to spawn {cmd:?}: {e}"));
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("failed to spawn {cmd:?}: {e}"));
     let mut out = child.stdout.take().unwrap();
     let mut err = child.stderr.take().unwrap();
     let t_out = thread::spawn(move || {
@@ -377,7 +435,11 @@ fn run_with_timeout(mut cmd: Command, tag: &str, timeout: Duration) -> Output {
     if signal(-(child.id() as i32), 0) {
         signal(-(child.id() as i32), SIGKILL);
     }
-    Output { status, stdout: t_out.join().unwrap_or_default(), stderr: t_err.join().unwrap_or_default() }
+    Output {
+        status,
+        stdout: t_out.join().unwrap_or_default(),
+        stderr: t_err.join().unwrap_or_default(),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -392,12 +454,27 @@ pub fn run_pipeline(project: &Path, pipeline: &str, data_dir: &Path) -> Output {
 
 /// Like [`run_pipeline`], with `--runtime-vars <json>` (they override the pipeline's `variables`; blocks get
 /// them as kwargs).
-pub fn run_pipeline_with_vars(project: &Path, pipeline: &str, data_dir: &Path, vars: &Value) -> Output {
-    run_pipeline_args(project, pipeline, data_dir, &["--runtime-vars".to_string(), vars.to_string()])
+pub fn run_pipeline_with_vars(
+    project: &Path,
+    pipeline: &str,
+    data_dir: &Path,
+    vars: &Value,
+) -> Output {
+    run_pipeline_args(
+        project,
+        pipeline,
+        data_dir,
+        &["--runtime-vars".to_string(), vars.to_string()],
+    )
 }
 
 /// `mage run <project> <pipeline> <extra args...>` (e.g. `--block-uuid X`, `--test`).
-pub fn run_pipeline_args(project: &Path, pipeline: &str, data_dir: &Path, extra: &[String]) -> Output {
+pub fn run_pipeline_args(
+    project: &Path,
+    pipeline: &str,
+    data_dir: &Path,
+    extra: &[String],
+) -> Output {
     let tag = new_tag();
     let mut args: Vec<&OsStr> = vec![OsStr::new("run"), project.as_os_str(), OsStr::new(pipeline)];
     args.extend(extra.iter().map(OsStr::new));
@@ -409,7 +486,11 @@ pub fn run_pipeline_args(project: &Path, pipeline: &str, data_dir: &Path, extra:
 pub fn assert_success(out: &Output) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "mage failed with {}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}", out.status);
+    assert!(
+        out.status.success(),
+        "mage failed with {}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
+        out.status
+    );
     format!("{stdout}{stderr}")
 }
 
@@ -441,7 +522,8 @@ pub fn http_request(
     body: Option<&Value>,
     headers: &[(&str, &str)],
 ) -> std::io::Result<HttpResponse> {
-    let mut stream = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(5))?;
+    let mut stream =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(5))?;
     stream.set_read_timeout(Some(Duration::from_secs(60)))?;
     stream.set_write_timeout(Some(Duration::from_secs(30)))?;
     let payload = body.map(|b| b.to_string()).unwrap_or_default();
@@ -453,7 +535,10 @@ pub fn http_request(
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     if body.is_some() || matches!(method, "POST" | "PUT" | "PATCH") {
-        req.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", payload.len()));
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            payload.len()
+        ));
     }
     req.push_str("\r\n");
     stream.write_all(req.as_bytes())?;
@@ -466,7 +551,10 @@ pub fn http_request(
     parse_response(&raw).ok_or_else(|| {
         std::io::Error::new(
             std::io::ErrorKind::InvalidData,
-            format!("malformed HTTP response: {:?}", String::from_utf8_lossy(&raw[..raw.len().min(500)])),
+            format!(
+                "malformed HTTP response: {:?}",
+                String::from_utf8_lossy(&raw[..raw.len().min(500)])
+            ),
         )
     })
 }
@@ -481,12 +569,22 @@ fn parse_response(raw: &[u8]) -> Option<HttpResponse> {
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
     let mut body = raw[split + 4..].to_vec();
-    if headers.get("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked")) {
+    if headers
+        .get("transfer-encoding")
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
+    {
         body = dechunk(&body)?;
-    } else if let Some(len) = headers.get("content-length").and_then(|v| v.parse::<usize>().ok()) {
+    } else if let Some(len) = headers
+        .get("content-length")
+        .and_then(|v| v.parse::<usize>().ok())
+    {
         body.truncate(len);
     }
-    Some(HttpResponse { status, headers, body })
+    Some(HttpResponse {
+        status,
+        headers,
+        body,
+    })
 }
 
 fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
@@ -506,7 +604,11 @@ fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
 
 /// A free TCP port on 127.0.0.1 (bind :0, read it, release it).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0").local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind 127.0.0.1:0")
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -517,6 +619,8 @@ pub fn free_port() -> u16 {
 /// (`REQUIRE_USER_AUTHENTICATION=0`: no session needed). Dropping it kills the whole process tree.
 pub struct MageServer {
     child: Option<Child>,
+    // Dropped after `Drop::drop` has stopped the server, which frees the slot.
+    _slot: ServerSlot,
     tag: String,
     pub port: u16,
     pub project: PathBuf,
@@ -535,18 +639,26 @@ impl MageServer {
     /// [`MageServer::start`] with extra environment variables for the server (e.g. `DYNAMIC_BLOCKS_VERSION`).
     pub fn start_with_env(project: &Path, data_dir: &Path, env: &[(&str, &str)]) -> MageServer {
         kill_orphaned_mage_processes();
+        let mut slot = Some(ServerSlot::acquire());
         let mut last_log = String::new();
         for attempt in 0..3 {
             let port = free_port();
             let log_path = data_dir.join(format!("mage-server-{port}.log"));
             let tag = new_tag();
             let mut cmd = mage_command(
-                [OsStr::new("start"), project.as_os_str(), OsStr::new("--host"), OsStr::new("127.0.0.1"),
-                 OsStr::new("--port"), OsStr::new(&port.to_string())],
+                [
+                    OsStr::new("start"),
+                    project.as_os_str(),
+                    OsStr::new("--host"),
+                    OsStr::new("127.0.0.1"),
+                    OsStr::new("--port"),
+                    OsStr::new(&port.to_string()),
+                ],
                 data_dir,
                 &tag,
             );
-            let log = fs::File::create(&log_path).unwrap_or_else(|e| panic!("create {}: {e}", log_path.display()));
+            let log = fs::File::create(&log_path)
+                .unwrap_or_else(|e| panic!("create {}: {e}", log_path.display()));
             cmd.env("REQUIRE_USER_AUTHENTICATION", "0")
                 .env("MAGE_PUBLIC_HOST", format!("http://127.0.0.1:{port}"))
                 .stdout(log.try_clone().unwrap())
@@ -554,9 +666,12 @@ impl MageServer {
             for (k, v) in env {
                 cmd.env(k, v);
             }
-            let child = cmd.spawn().unwrap_or_else(|e| panic!("failed to spawn {cmd:?}: {e}"));
+            let child = cmd
+                .spawn()
+                .unwrap_or_else(|e| panic!("failed to spawn {cmd:?}: {e}"));
             let mut server = MageServer {
                 child: Some(child),
+                _slot: slot.take().unwrap_or_else(ServerSlot::acquire),
                 tag,
                 port,
                 project: project.to_path_buf(),
@@ -598,17 +713,23 @@ impl MageServer {
                     }
                 }
             } else {
-                let ok = ["/api/pipeline_schedules?_limit=1", "/api/pipeline_runs?_limit=1", "/api/block_runs?_limit=1"]
-                    .iter()
-                    .map(|p| self.try_request_json("GET", p, None))
-                    .find_map(Result::err);
+                let ok = [
+                    "/api/pipeline_schedules?_limit=1",
+                    "/api/pipeline_runs?_limit=1",
+                    "/api/block_runs?_limit=1",
+                ]
+                .iter()
+                .map(|p| self.try_request_json("GET", p, None))
+                .find_map(Result::err);
                 match ok {
                     None => return Ok(()),
                     Some(e) => last_err = e,
                 }
             }
             if Instant::now() > deadline {
-                return Err(format!("{stage} not ready within {timeout:?} (last error: {last_err})"));
+                return Err(format!(
+                    "{stage} not ready within {timeout:?} (last error: {last_err})"
+                ));
             }
             thread::sleep(Duration::from_millis(500));
         }
@@ -632,20 +753,50 @@ impl MageServer {
 
     /// Raw request with the API key header. Does not check the status.
     pub fn request(&self, method: &str, path: &str, body: Option<&Value>) -> HttpResponse {
-        http_request(self.port, method, path, body, &[("X-API-KEY", MAGE_API_KEY)])
-            .unwrap_or_else(|e| panic!("{method} {path}: {e}\n--- server log (tail) ---\n{}", self.log_tail(60)))
+        http_request(
+            self.port,
+            method,
+            path,
+            body,
+            &[("X-API-KEY", MAGE_API_KEY)],
+        )
+        .unwrap_or_else(|e| {
+            panic!(
+                "{method} {path}: {e}\n--- server log (tail) ---\n{}",
+                self.log_tail(60)
+            )
+        })
     }
 
     /// Request that must answer 2xx with a JSON body without a top-level `error` (Mage reports most errors as
     /// HTTP 200 + `{"error": {...}}`). Returns the JSON, or a description of what went wrong.
-    pub fn try_request_json(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, String> {
-        let r = http_request(self.port, method, path, body, &[("X-API-KEY", MAGE_API_KEY)])
-            .map_err(|e| format!("{method} {path}: {e}"))?;
+    pub fn try_request_json(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, String> {
+        let r = http_request(
+            self.port,
+            method,
+            path,
+            body,
+            &[("X-API-KEY", MAGE_API_KEY)],
+        )
+        .map_err(|e| format!("{method} {path}: {e}"))?;
         match r.json() {
-            Some(v) if (200..300).contains(&r.status) && v.get("error").is_none_or(Value::is_null) => Ok(v),
+            Some(v)
+                if (200..300).contains(&r.status) && v.get("error").is_none_or(Value::is_null) =>
+            {
+                Ok(v)
+            }
             _ => {
                 let text = r.text();
-                Err(format!("{method} {path} -> HTTP {}: {}", r.status, &text[..text.len().min(2000)]))
+                Err(format!(
+                    "{method} {path} -> HTTP {}: {}",
+                    r.status,
+                    &text[..text.len().min(2000)]
+                ))
             }
         }
     }
@@ -668,7 +819,10 @@ impl MageServer {
     /// Triggers from `triggers.yaml` only appear after the scheduler synced them (~every 10 s).
     pub fn schedules(&self, pipeline: &str) -> Vec<Value> {
         let v = self.get(&format!("/api/pipelines/{pipeline}/pipeline_schedules"));
-        v["pipeline_schedules"].as_array().cloned().unwrap_or_default()
+        v["pipeline_schedules"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Polls [`schedules`](Self::schedules) until a trigger named `name` exists; returns it (has `id`, `token`, ...).
@@ -677,9 +831,16 @@ impl MageServer {
         let deadline = Instant::now() + timeout;
         let mut last_err = String::new();
         loop {
-            match self.try_request_json("GET", &format!("/api/pipelines/{pipeline}/pipeline_schedules"), None) {
+            match self.try_request_json(
+                "GET",
+                &format!("/api/pipelines/{pipeline}/pipeline_schedules"),
+                None,
+            ) {
                 Ok(v) => {
-                    let list = v["pipeline_schedules"].as_array().cloned().unwrap_or_default();
+                    let list = v["pipeline_schedules"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default();
                     if let Some(s) = list.into_iter().find(|s| s["name"] == name) {
                         return s;
                     }
@@ -709,7 +870,9 @@ impl MageServer {
 
     /// Runs of `pipeline`, newest first, each with its `block_runs` (`GET /api/pipeline_runs?pipeline_uuid=...`).
     pub fn pipeline_runs(&self, pipeline: &str) -> Vec<Value> {
-        let v = self.get(&format!("/api/pipeline_runs?pipeline_uuid={pipeline}&_limit=100"));
+        let v = self.get(&format!(
+            "/api/pipeline_runs?pipeline_uuid={pipeline}&_limit=100"
+        ));
         v["pipeline_runs"].as_array().cloned().unwrap_or_default()
     }
 
@@ -721,7 +884,9 @@ impl MageServer {
     /// Block runs of a pipeline run (`GET /api/block_runs?pipeline_run_id=<id>`), incl. dynamic children
     /// (`block_uuid` like `scale_item:item_1`).
     pub fn block_runs(&self, run_id: i64) -> Vec<Value> {
-        let v = self.get(&format!("/api/block_runs?pipeline_run_id={run_id}&_limit=1000"));
+        let v = self.get(&format!(
+            "/api/block_runs?pipeline_run_id={run_id}&_limit=1000"
+        ));
         v["block_runs"].as_array().cloned().unwrap_or_default()
     }
 
@@ -788,6 +953,50 @@ impl Drop for MageServer {
     }
 }
 
+/// A cross-process limit on concurrently running Mage servers (each is 3 Python processes + a kernel and needs
+/// ~15 s of CPU to boot; the CI box has 2 cores). `cargo test` runs test binaries one after another but the tests
+/// inside a binary in parallel, and several binaries may use Mage. The limit is `WEIR_TEST_MAGE_SERVERS`
+/// (default 2); slots are lock files in `$TMPDIR/weir-test-mage-slots/`, released by the OS even if the test
+/// process dies.
+struct ServerSlot {
+    _file: fs::File,
+}
+
+impl ServerSlot {
+    fn acquire() -> ServerSlot {
+        let n: usize = std::env::var("WEIR_TEST_MAGE_SERVERS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2)
+            .max(1);
+        let dir = std::env::temp_dir().join("weir-test-mage-slots");
+        fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+        let timeout = Duration::from_secs(900);
+        let deadline = Instant::now() + timeout;
+        loop {
+            for i in 0..n {
+                let path = dir.join(format!("slot-{i}"));
+                let file = fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&path)
+                    .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+                if file.try_lock().is_ok() {
+                    return ServerSlot { _file: file };
+                }
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "no free Mage server slot within {timeout:?} ({n} slots in {}; WEIR_TEST_MAGE_SERVERS)",
+                    dir.display()
+                );
+            }
+            thread::sleep(Duration::from_millis(500));
+        }
+    }
+}
+
 /// Short summary of a run's block statuses (`block_uuid=status`, sorted) for assertion messages.
 pub fn block_statuses(run: &Value) -> Vec<(String, String)> {
     let mut v: Vec<(String, String)> = run["block_runs"]
@@ -795,7 +1004,10 @@ pub fn block_statuses(run: &Value) -> Vec<(String, String)> {
         .map(|brs| {
             brs.iter()
                 .map(|b| {
-                    (b["block_uuid"].as_str().unwrap_or("?").to_string(), b["status"].as_str().unwrap_or("?").to_string())
+                    (
+                        b["block_uuid"].as_str().unwrap_or("?").to_string(),
+                        b["status"].as_str().unwrap_or("?").to_string(),
+                    )
                 })
                 .collect()
         })

@@ -8,12 +8,10 @@ use sha2::{Digest, Sha256};
 
 /// The lowercase hex SHA-256 of `bytes`.
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let mut out = String::with_capacity(64);
-    for byte in digest.iter() {
-        out.push_str(&format!("{byte:02x}"));
-    }
-    out
+    Sha256::digest(bytes)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory, written and
@@ -78,7 +76,9 @@ impl RelPath {
             return Err("the path is empty".to_string());
         }
         if raw.contains('\\') {
-            return Err(format!("`{raw}` contains a backslash; use `/` between folders"));
+            return Err(format!(
+                "`{raw}` contains a backslash; use `/` between folders"
+            ));
         }
         let mut parts = Vec::new();
         for component in Path::new(raw).components() {
@@ -98,11 +98,12 @@ impl RelPath {
                 }
             }
         }
-        if parts.is_empty() {
-            return Err(format!("`{raw}` names no file"));
-        }
-        if parts[0] == ".weir" {
-            return Err(format!("`{raw}` is inside weir's own `.weir/` directory"));
+        match parts.first() {
+            None => return Err(format!("`{raw}` names no file")),
+            Some(first) if first == ".weir" => {
+                return Err(format!("`{raw}` is inside weir's own `.weir/` directory"));
+            }
+            Some(_) => {}
         }
         Ok(RelPath { parts })
     }
@@ -141,9 +142,16 @@ impl RelPath {
     /// The keys of the directories that contain this path, outermost first
     /// (`pipelines`, `pipelines/orders` for `pipelines/orders/metadata.yaml`).
     pub(crate) fn ancestor_keys(&self) -> Vec<String> {
-        (1..self.parts.len())
-            .map(|n| self.parts[..n].join("/"))
-            .collect()
+        let mut keys = Vec::new();
+        let mut key = String::new();
+        for part in self.parts.iter().take(self.parts.len().saturating_sub(1)) {
+            if !key.is_empty() {
+                key.push('/');
+            }
+            key.push_str(part);
+            keys.push(key.clone());
+        }
+        keys
     }
 }
 
@@ -163,12 +171,18 @@ mod tests {
     #[test]
     fn rel_paths() {
         let p = RelPath::parse("data_loaders/load.py").map_err(|e| e.to_string());
-        assert_eq!(p.as_ref().map(RelPath::key), Ok("data_loaders/load.py".to_string()));
+        assert_eq!(
+            p.as_ref().map(RelPath::key),
+            Ok("data_loaders/load.py".to_string())
+        );
         assert_eq!(
             RelPath::parse("./pipelines/orders/metadata.yaml")
                 .map(|p| p.ancestor_keys())
                 .ok(),
-            Some(vec!["pipelines".to_string(), "pipelines/orders".to_string()])
+            Some(vec![
+                "pipelines".to_string(),
+                "pipelines/orders".to_string()
+            ])
         );
         assert!(RelPath::parse("../etc/passwd").is_err());
         assert!(RelPath::parse("/etc/passwd").is_err());

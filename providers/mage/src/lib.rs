@@ -41,7 +41,9 @@
 //!  "callbacks": [the same block shape, "type": "callback"]}
 //! ```
 //!
-//! `concurrency_config` keys that are null are left out (an empty one is `null`; it may also
+//! `notification_config` may only use the keys Mage's `NotificationConfig` knows (an unknown
+//! one raises `TypeError` in Mage at every run). `concurrency_config` keys that are null are
+//! left out (an empty one is `null`; it may also
 //! carry Mage's `pipeline_run_limit_all_triggers`); an empty `notification_config` is `null`.
 //! `configuration` always has `dynamic` and `reduce_output` (false when unset, and left out of
 //! the YAML when false); other configuration keys pass through. `retry_config` keys missing on
@@ -201,7 +203,9 @@ fn unknown_type(type_name: &str) -> ProviderError {
 }
 
 fn render_error(address: &str, detail: String) -> ProviderError {
-    ProviderError::permanent(format!("{address}: could not render the Mage file: {detail}"))
+    ProviderError::permanent(format!(
+        "{address}: could not render the Mage file: {detail}"
+    ))
 }
 
 impl Inner {
@@ -448,8 +452,7 @@ impl Provider for MageProvider {
         let inner = Arc::clone(&self.inner);
         let owned = resources.to_vec();
         let count = owned.len();
-        match blocking(move || owned.iter().map(|r| inner.read_one(r)).collect::<Vec<_>>()).await
-        {
+        match blocking(move || owned.iter().map(|r| inner.read_one(r)).collect::<Vec<_>>()).await {
             Ok(results) => results,
             Err(e) => (0..count).map(|_| Err(e.clone())).collect(),
         }

@@ -121,12 +121,19 @@ impl PipelineAttrs {
         let mut attrs = PipelineAttrs::deserialize(value).map_err(|e| e.to_string())?;
         attrs.normalize();
         attrs.rel_path()?;
+        if let Some(config) = &attrs.notification_config {
+            check_notification_config(config)?;
+        }
         Ok(attrs)
     }
 
     /// Empty optional maps mean "not set", as they do for Mage.
     fn normalize(&mut self) {
-        if self.concurrency_config.as_ref().is_some_and(ConcurrencyConfig::is_empty) {
+        if self
+            .concurrency_config
+            .as_ref()
+            .is_some_and(ConcurrencyConfig::is_empty)
+        {
             self.concurrency_config = None;
         }
         if self.notification_config.as_ref().is_some_and(Map::is_empty) {
@@ -232,6 +239,48 @@ impl PipelineAttrs {
     }
 }
 
+/// Mage builds its `NotificationConfig` dataclass from this mapping when a run starts; an
+/// unknown key raises `TypeError` and breaks the pipeline's runs, and an unknown key in
+/// `message_templates` silently drops every template.
+fn check_notification_config(config: &Map<String, Value>) -> Result<(), String> {
+    const KEYS: &[&str] = &[
+        "alert_on",
+        "email_config",
+        "google_chat_config",
+        "opsgenie_config",
+        "slack_config",
+        "teams_config",
+        "discord_config",
+        "telegram_config",
+        "message_templates",
+    ];
+    if let Some(key) = config.keys().find(|k| !KEYS.contains(&k.as_str())) {
+        return Err(format!(
+            "notification_config: Mage does not know the key `{key}` (it would fail every run of the pipeline); known keys: {}",
+            KEYS.join(", ")
+        ));
+    }
+    if let Some(Value::Object(templates)) = config.get("message_templates") {
+        for (event, template) in templates {
+            if !matches!(event.as_str(), "success" | "failure" | "passed_sla") {
+                return Err(format!(
+                    "notification_config.message_templates: Mage does not know the event `{event}` (success, failure, passed_sla)"
+                ));
+            }
+            if let Value::Object(fields) = template
+                && let Some(field) = fields
+                    .keys()
+                    .find(|f| !matches!(f.as_str(), "title" | "summary" | "details"))
+            {
+                return Err(format!(
+                    "notification_config.message_templates.{event}: Mage does not know the field `{field}` (title, summary, details)"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `pipelines/<uuid>/metadata.yaml`.
 pub(crate) fn path_for(uuid: &str) -> Result<RelPath, String> {
     RelPath::from_segments(&["pipelines", uuid, "metadata.yaml"])
@@ -290,7 +339,12 @@ fn filter_blocks(key: &str, value: &Value) -> Result<Value, String> {
     let entries = match value {
         Value::Null => return Ok(Value::Null),
         Value::Array(entries) => entries,
-        other => return Err(format!("`{key}` must be a list, but it is {}", kind_of(other))),
+        other => {
+            return Err(format!(
+                "`{key}` must be a list, but it is {}",
+                kind_of(other)
+            ));
+        }
     };
     let mut out = Vec::with_capacity(entries.len());
     for entry in entries {

@@ -91,9 +91,17 @@ pub(crate) struct TriggerSettings {
     pub timeout: Option<u64>,
     #[serde(default)]
     pub pipeline_run_limit: Option<u64>,
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "is_false")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "is_false"
+    )]
     pub create_initial_pipeline_run: bool,
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "is_false")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "is_false"
+    )]
     pub landing_time_enabled: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_status: Option<String>,
@@ -346,7 +354,10 @@ pub(crate) fn plan(prior: Option<&Value>, mut desired: TriggersAttrs) -> Planned
     if !same_target {
         // Replacing the resource (another project or pipeline): the old pipeline's triggers
         // stay in Mage's database.
-        for t in prior_triggers.iter().filter(|t| !prior_retired.contains(&t.name)) {
+        for t in prior_triggers
+            .iter()
+            .filter(|t| !prior_retired.contains(&t.name))
+        {
             notes.push(format!(
                 "schedule `{}` moves away from its previous pipeline or project; Mage never deletes a trigger when it disappears from triggers.yaml, so it stays in Mage's database (delete it in Mage's UI or API)",
                 t.name
@@ -362,8 +373,10 @@ pub(crate) fn plan(prior: Option<&Value>, mut desired: TriggersAttrs) -> Planned
         };
     }
 
-    let by_name: HashMap<&str, &TriggerAttrs> =
-        prior_triggers.iter().map(|t| (t.name.as_str(), t)).collect();
+    let by_name: HashMap<&str, &TriggerAttrs> = prior_triggers
+        .iter()
+        .map(|t| (t.name.as_str(), t))
+        .collect();
     for (index, t) in desired.triggers.iter_mut().enumerate() {
         let before = by_name.get(t.name.as_str()).copied();
         if let Some(before) = before {
@@ -374,8 +387,8 @@ pub(crate) fn plan(prior: Option<&Value>, mut desired: TriggersAttrs) -> Planned
                 t.token = before.token.clone();
             }
             if t.last_enabled_at.is_none() {
-                let keeps_schedule = before.status == "active"
-                    && before.schedule_interval == t.schedule_interval;
+                let keeps_schedule =
+                    before.status == "active" && before.schedule_interval == t.schedule_interval;
                 if t.status != "active" || keeps_schedule {
                     t.last_enabled_at = before.last_enabled_at.clone();
                 }
@@ -384,8 +397,7 @@ pub(crate) fn plan(prior: Option<&Value>, mut desired: TriggersAttrs) -> Planned
         mark_unknown(t, index, &mut unknown);
     }
 
-    let desired_names: HashSet<String> =
-        desired.triggers.iter().map(|t| t.name.clone()).collect();
+    let desired_names: HashSet<String> = desired.triggers.iter().map(|t| t.name.clone()).collect();
     // A value that was already planned (update re-plans it) lists its retired triggers.
     let mut retired: Vec<String> = desired
         .retired

@@ -99,15 +99,17 @@ pub(crate) fn parse_timestamp(raw: &str) -> Option<DateTime<Utc>> {
         .char_indices()
         .find(|(_, c)| matches!(c, 'T' | 't' | ' ' | '\t'))
         .map_or(s.len(), |(i, _)| i);
-    let date = NaiveDate::parse_from_str(&s[..date_len], "%Y-%m-%d").ok()?;
-    let rest = s[date_len..].trim_start_matches(['T', 't', ' ', '\t']);
+    let (date, rest) = s.split_at_checked(date_len)?;
+    let date = NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
+    let rest = rest.trim_start_matches(['T', 't', ' ', '\t']);
     if rest.is_empty() {
         return Some(Utc.from_utc_datetime(&date.and_hms_opt(0, 0, 0)?));
     }
     let tz_at = rest.find(['Z', 'z', '+', '-']).unwrap_or(rest.len());
-    let time = NaiveTime::parse_from_str(rest[..tz_at].trim(), "%H:%M:%S%.f").ok()?;
+    let (time, tz) = rest.split_at_checked(tz_at)?;
+    let time = NaiveTime::parse_from_str(time.trim(), "%H:%M:%S%.f").ok()?;
     let local = date.and_time(time);
-    let offset = parse_offset(rest[tz_at..].trim())?;
+    let offset = parse_offset(tz.trim())?;
     let at = offset.from_local_datetime(&local).single()?;
     Some(at.with_timezone(&Utc))
 }
@@ -116,11 +118,17 @@ fn parse_offset(tz: &str) -> Option<FixedOffset> {
     if tz.is_empty() || tz == "Z" || tz == "z" {
         return FixedOffset::east_opt(0);
     }
-    let (sign, digits) = match tz.as_bytes().first() {
-        Some(b'+') => (1, &tz[1..]),
-        Some(b'-') => (-1, &tz[1..]),
-        _ => return None,
+    let (sign, digits) = if let Some(digits) = tz.strip_prefix('+') {
+        (1, digits)
+    } else if let Some(digits) = tz.strip_prefix('-') {
+        (-1, digits)
+    } else {
+        return None;
     };
+    // Only ASCII from here on, so byte positions are character boundaries.
+    if !digits.bytes().all(|b| b.is_ascii_digit() || b == b':') {
+        return None;
+    }
     let (hours, minutes) = match digits.split_once(':') {
         Some((h, m)) => (h, m),
         None if digits.len() > 2 => digits.split_at(2),
@@ -172,12 +180,26 @@ mod tests {
             canon("2026-11-29 05:00:01.123456+00:00"),
             Some("2026-11-29T05:00:01.123456Z".to_string())
         );
-        assert_eq!(canon("2026-11-29"), Some("2026-11-29T00:00:00Z".to_string()));
-        assert_eq!(canon("2026-1-2 3:04:05"), Some("2026-01-02T03:04:05Z".to_string()));
+        assert_eq!(
+            canon("2026-11-29"),
+            Some("2026-11-29T00:00:00Z".to_string())
+        );
+        assert_eq!(
+            canon("2026-1-2 3:04:05"),
+            Some("2026-01-02T03:04:05Z".to_string())
+        );
         assert_eq!(canon("tomorrow"), None);
         assert_eq!(canon("2026-11-29 25:00:00"), None);
         assert_eq!(canon("2026-11-29 05:00:00+0x"), None);
         assert_eq!(canon(""), None);
+        assert_eq!(canon("2026-11-29 05:00:00+1é"), None);
+        assert_eq!(canon("2026-11-29 05:00:00+é1"), None);
+        assert_eq!(canon("é"), None);
+        assert_eq!(canon("2026-11-29é05:00:00"), None);
+        assert_eq!(
+            canon("2026-11-29 05:00:00 +05:00"),
+            Some("2026-11-29T00:00:00Z".to_string())
+        );
     }
 
     #[test]

@@ -5,7 +5,12 @@ use std::process::ExitCode;
 
 pub fn run(dir: &Path, check: bool, diff: bool, color: bool) -> Result<ExitCode, String> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|e| format!("cannot read the configuration directory `{}`: {e}", dir.display()))?
+        .map_err(|e| {
+            format!(
+                "cannot read the configuration directory `{}`: {e}",
+                dir.display()
+            )
+        })?
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|e| e == "hcl") && p.is_file())
@@ -14,9 +19,13 @@ pub fn run(dir: &Path, check: bool, diff: bool, color: bool) -> Result<ExitCode,
     let mut unformatted = Vec::new();
     let mut failed = false;
     for path in entries {
-        let name = path.file_name().map(|n| Path::new(n).to_path_buf()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| Path::new(n).to_path_buf())
+            .unwrap_or_default();
         let display = crate::config::display_path(dir, &name);
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read `{display}`: {e}"))?;
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("cannot read `{display}`: {e}"))?;
         let formatted = match crate::format::format_source(&text) {
             Ok(f) => f,
             Err(_) => {
@@ -38,7 +47,8 @@ pub fn run(dir: &Path, check: bool, diff: bool, color: bool) -> Result<ExitCode,
             print!("{}", d.unified_diff().header(&display, &display));
         }
         if !check {
-            write_atomically(&path, &formatted).map_err(|e| format!("cannot write `{display}`: {e}"))?;
+            write_atomically(&path, &formatted)
+                .map_err(|e| format!("cannot write `{display}`: {e}"))?;
         }
     }
     for f in &unformatted {
@@ -48,7 +58,11 @@ pub fn run(dir: &Path, check: bool, diff: bool, color: bool) -> Result<ExitCode,
             println!("{f}");
         }
     }
-    Ok(if failed || (check && !unformatted.is_empty()) { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if failed || (check && !unformatted.is_empty()) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {

@@ -1,4 +1,8 @@
 //! One module per command.
 
+pub mod apply;
 pub mod fmt;
+pub mod plan;
+pub mod show;
+pub mod state;
 pub mod validate;

@@ -32,5 +32,9 @@ pub fn run(dir: &Path, vars: &VarArgs, json: bool, color: bool) -> Result<ExitCo
             );
         }
     }
-    Ok(if diags.has_errors() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if diags.has_errors() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

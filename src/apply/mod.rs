@@ -1,0 +1,335 @@
+//! The fifth stage: execute a plan. Changes run as a graph walk on tokio: at most
+//! `parallelism` provider calls at once, dependents after their dependencies, deletes before
+//! the deletion of what they depended on. Every finished operation is recorded in state at once
+//! (a journal line), so a crash loses nothing that was done and a re-run converges. A failure
+//! stops the failed change's dependents; independent branches finish. Ctrl-C stops starting new
+//! operations, lets the ones in flight finish, and saves state.
+
+pub mod reporter;
+
+use crate::plan::{Action, Change, Plan};
+use crate::providers::Providers;
+use crate::state::{OutputState, Recorded, ResourceState, State, StateLock};
+use reporter::{Event, Reporter};
+use serde_json::{Value, json};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use weir_provider_sdk::{ProviderError, ResourceRef};
+
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    pub parallelism: usize,
+}
+
+/// How an apply ended.
+#[derive(Debug, Default)]
+pub struct ApplyOutcome {
+    pub done: Vec<(String, Action)>,
+    pub failed: Vec<(String, Action, String)>,
+    pub skipped: Vec<(String, String)>,
+    pub interrupted: bool,
+    pub state_error: Option<String>,
+}
+
+impl ApplyOutcome {
+    pub fn success(&self) -> bool {
+        self.failed.is_empty()
+            && !self.interrupted
+            && self.state_error.is_none()
+            && self.skipped.is_empty()
+    }
+}
+
+/// Which operations must finish before which: edges from prerequisite to dependent.
+fn operation_order(changes: &[&Change], state: &State) -> Vec<Vec<usize>> {
+    let index: HashMap<&str, usize> = changes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.address.as_str(), i))
+        .collect();
+    let mut after: Vec<Vec<usize>> = vec![Vec::new(); changes.len()];
+    for (i, c) in changes.iter().enumerate() {
+        match c.action {
+            Action::Delete => {
+                // Delete before deleting (or replacing) what it depended on.
+                for dep in &c.dependencies {
+                    if let Some(&j) = index.get(dep.as_str())
+                        && matches!(changes[j].action, Action::Delete | Action::Replace)
+                    {
+                        after[i].push(j);
+                    }
+                }
+            }
+            _ => {
+                for dep in &c.dependencies {
+                    if let Some(&j) = index.get(dep.as_str())
+                        && changes[j].action != Action::Delete
+                    {
+                        after[j].push(i);
+                    }
+                }
+                // Whatever depended on an object being deleted first stops depending on it.
+                if let Some(prior) = state.resources.get(&c.address) {
+                    for dep in &prior.dependencies {
+                        if let Some(&j) = index.get(dep.as_str())
+                            && changes[j].action == Action::Delete
+                        {
+                            after[i].push(j);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    after
+}
+
+async fn with_retries<F, Fut, T>(mut op: F) -> Result<T, ProviderError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ProviderError>>,
+{
+    let mut delay = Duration::from_millis(200);
+    for attempt in 0.. {
+        match op().await {
+            Err(e) if e.retryable_error() && attempt < 4 => {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            other => return other,
+        }
+    }
+    unreachable!("the retry loop returns")
+}
+
+/// Runs one change against its provider. Returns the new attributes (None for a delete).
+async fn run_change(
+    providers: Arc<Providers>,
+    change: Change,
+    prior: Option<ResourceState>,
+) -> Result<Option<Value>, String> {
+    let provider = Arc::clone(providers.get(&change.provider)?);
+    let desired = ResourceRef {
+        address: change.address.clone(),
+        type_name: change.type_name.clone(),
+        attributes: change.after.clone().unwrap_or(Value::Null),
+    };
+    let existing = prior.as_ref().map(|p| ResourceRef {
+        address: change.address.clone(),
+        type_name: change.type_name.clone(),
+        attributes: p.attributes.clone(),
+    });
+    let result = match change.action {
+        Action::NoOp => return Ok(prior.map(|p| p.attributes)),
+        Action::Create => with_retries(|| provider.create(&desired)).await.map(Some),
+        Action::Update => {
+            let before = prior
+                .map(|p| p.attributes)
+                .or(change.before.clone())
+                .unwrap_or(Value::Null);
+            with_retries(|| provider.update(&before, &desired))
+                .await
+                .map(Some)
+        }
+        Action::Replace => {
+            if let Some(existing) = &existing {
+                with_retries(|| provider.delete(existing))
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            with_retries(|| provider.create(&desired)).await.map(Some)
+        }
+        Action::Delete => match &existing {
+            Some(existing) => with_retries(|| provider.delete(existing))
+                .await
+                .map(|_| None),
+            None => Ok(None),
+        },
+    };
+    result.map_err(|e| e.to_string())
+}
+
+pub async fn apply(
+    plan: &Plan,
+    providers: Arc<Providers>,
+    lock: &mut StateLock,
+    state: &mut State,
+    opts: &ApplyOptions,
+    reporter: &dyn Reporter,
+) -> ApplyOutcome {
+    let changes: Vec<&Change> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action.is_change())
+        .collect();
+    let after = operation_order(&changes, state);
+    let mut waiting_on: Vec<usize> = vec![0; changes.len()];
+    for list in &after {
+        for &j in list {
+            waiting_on[j] += 1;
+        }
+    }
+    let mut ready: VecDeque<usize> = (0..changes.len()).filter(|&i| waiting_on[i] == 0).collect();
+    let mut outcome = ApplyOutcome::default();
+    let mut blocked = vec![false; changes.len()];
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut changed = false;
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    reporter.event(Event::Begin {
+        total: changes.len(),
+    });
+
+    loop {
+        while !outcome.interrupted && tasks.len() < opts.parallelism.max(1) {
+            let Some(i) = ready.pop_front() else { break };
+            if blocked[i] {
+                continue;
+            }
+            let change = changes[i].clone();
+            reporter.event(Event::Started {
+                address: &change.address,
+                action: change.action,
+            });
+            let prior = state.resources.get(&change.address).cloned();
+            let providers = Arc::clone(&providers);
+            tasks.spawn(async move {
+                let started = Instant::now();
+                let result = run_change(providers, change, prior).await;
+                (i, result, started.elapsed())
+            });
+        }
+        if tasks.is_empty() {
+            break;
+        }
+        let joined = tokio::select! {
+            joined = tasks.join_next() => joined,
+            _ = &mut ctrl_c, if !outcome.interrupted => {
+                outcome.interrupted = true;
+                reporter.event(Event::Interrupted { in_flight: tasks.len() });
+                continue;
+            }
+        };
+        let Some(joined) = joined else { break };
+        let (i, result, elapsed) = match joined {
+            Ok(v) => v,
+            Err(e) => {
+                outcome.state_error = Some(format!("an operation task failed: {e}"));
+                continue;
+            }
+        };
+        let change = changes[i];
+        match result {
+            Ok(attributes) => {
+                let record = match attributes {
+                    Some(attributes) => {
+                        let mut private = json!({});
+                        if state.resources.get(&change.address).is_some_and(|r| {
+                            r.private.get("prevent_destroy") == Some(&Value::Bool(true))
+                        }) {
+                            private = json!({"prevent_destroy": true});
+                        }
+                        Recorded::Set {
+                            address: change.address.clone(),
+                            resource: ResourceState {
+                                resource_type: change.type_name.clone(),
+                                provider: change.provider.clone(),
+                                attributes,
+                                sensitive_paths: change.after_sensitive.clone(),
+                                dependencies: change.dependencies.clone(),
+                                private,
+                            },
+                        }
+                    }
+                    None => Recorded::Remove {
+                        address: change.address.clone(),
+                    },
+                };
+                if let Err(e) = lock.record(record.clone()) {
+                    outcome.state_error = Some(e.to_string());
+                }
+                state.apply_change(&record);
+                changed = true;
+                outcome.done.push((change.address.clone(), change.action));
+                reporter.event(Event::Finished {
+                    address: &change.address,
+                    action: change.action,
+                    elapsed,
+                });
+                for &j in &after[i] {
+                    waiting_on[j] -= 1;
+                    if waiting_on[j] == 0 {
+                        ready.push_back(j);
+                    }
+                }
+            }
+            Err(message) => {
+                reporter.event(Event::Failed {
+                    address: &change.address,
+                    action: change.action,
+                    error: &message,
+                });
+                outcome
+                    .failed
+                    .push((change.address.clone(), change.action, message));
+                // Everything downstream of a failure is skipped.
+                let mut stack: Vec<usize> = after[i].clone();
+                while let Some(j) = stack.pop() {
+                    if !blocked[j] {
+                        blocked[j] = true;
+                        outcome
+                            .skipped
+                            .push((changes[j].address.clone(), change.address.clone()));
+                        reporter.event(Event::Skipped {
+                            address: &changes[j].address,
+                            because: &change.address,
+                        });
+                        stack.extend(after[j].iter().copied());
+                    }
+                }
+            }
+        }
+    }
+    if outcome.interrupted {
+        for (i, c) in changes.iter().enumerate() {
+            let finished = outcome.done.iter().any(|(a, _)| *a == c.address)
+                || outcome.failed.iter().any(|(a, _, _)| *a == c.address);
+            if !finished && !blocked[i] {
+                outcome
+                    .skipped
+                    .push((c.address.clone(), "interrupt".into()));
+            }
+        }
+    }
+
+    // Outputs change only when the resources they describe were applied.
+    if outcome.failed.is_empty() && !outcome.interrupted {
+        for o in &plan.outputs {
+            match (&o.action, &o.after) {
+                (Action::Delete, _) => {
+                    changed |= state.outputs.remove(&o.name).is_some();
+                }
+                (_, Some(value)) => {
+                    let new = OutputState {
+                        value: value.clone(),
+                        sensitive: o.sensitive,
+                    };
+                    if state.outputs.get(&o.name) != Some(&new) {
+                        state.outputs.insert(o.name.clone(), new);
+                        changed = true;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    if changed {
+        state.bump();
+        if let Err(e) = lock.persist(state) {
+            outcome.state_error = Some(e.to_string());
+        }
+    }
+    reporter.event(Event::End);
+    outcome
+}

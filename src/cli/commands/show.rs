@@ -1,0 +1,13 @@
+//! `weir show FILE`: render a saved plan.
+
+use crate::cli::output;
+use crate::render::{Format, render};
+use std::path::Path;
+use std::process::ExitCode;
+
+pub fn run(file: &Path, format: Format, color: bool) -> Result<ExitCode, String> {
+    let saved = crate::plan::file::load(file)?;
+    // The saved plan is already masked.
+    output::print_stdout(&render(&saved.plan, format, output::stdout_color(color)));
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,100 @@
+//! What the stateful commands share: load and check the configuration, lower it, open its state
+//! backend and providers. Problems come back as one message; warnings are printed here.
+
+use crate::cli::{VarArgs, output};
+use crate::lower::ResourceInstance;
+use crate::model::{Backend, Configuration};
+use crate::providers::Providers;
+use crate::state::LocalBackend;
+use std::path::Path;
+use std::sync::Arc;
+
+pub struct Workspace {
+    pub model: Configuration,
+    pub instances: Vec<ResourceInstance>,
+    pub backend: LocalBackend,
+    pub providers: Arc<Providers>,
+}
+
+/// An error already reported to the user (diagnostics were printed).
+pub const REPORTED: &str = "";
+
+pub fn open(dir: &Path, vars: &VarArgs, color: bool) -> Result<Workspace, String> {
+    let opts = crate::cli::commands::validate::load_options(dir, vars);
+    let (model, diags) = crate::model::load(&opts);
+    if !diags.is_empty() {
+        output::print_diagnostics(&diags, color);
+    }
+    let Some(model) = model else {
+        return Err(REPORTED.into());
+    };
+    let instances = match crate::lower::lower(&model) {
+        Ok(i) => i,
+        Err(diags) => {
+            output::print_diagnostics(&diags, color);
+            return Err(REPORTED.into());
+        }
+    };
+    let backend = backend_for(dir, &model)?;
+    let providers = Arc::new(Providers::for_config(dir));
+    Ok(Workspace {
+        model,
+        instances,
+        backend,
+        providers,
+    })
+}
+
+pub fn backend_for(dir: &Path, model: &Configuration) -> Result<LocalBackend, String> {
+    match &model.settings.backend {
+        Backend::Local { path } => Ok(LocalBackend::new(dir.join(path))),
+        Backend::Gcs { bucket, .. } => Err(format!(
+            "the gcs backend (bucket `{bucket}`) is not in this build of weir; use the local backend (remove the `backend \"gcs\"` block)"
+        )),
+    }
+}
+
+/// The state backend of a directory without evaluating the whole configuration (for `state`
+/// and `output`): the default path unless a `backend "local"` block says otherwise.
+pub fn backend_only(dir: &Path, vars: &VarArgs, color: bool) -> Result<LocalBackend, String> {
+    let default = LocalBackend::new(dir.join(".weir/state.json"));
+    let opts = crate::cli::commands::validate::load_options(dir, vars);
+    let (model, diags) = crate::model::load(&opts);
+    match model {
+        Some(model) => backend_for(dir, &model),
+        None if diags.has_errors() && !dir.join(".weir/state.json").exists() => {
+            output::print_diagnostics(&diags, color);
+            Err(REPORTED.into())
+        }
+        None => Ok(default),
+    }
+}
+
+/// The git commit of the configuration directory, when it is in a git repository.
+pub fn git_commit(dir: &Path) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["rev-parse", "HEAD"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+pub fn lock_timeout(text: &str) -> Result<std::time::Duration, String> {
+    crate::model::values::parse_duration(text)
+        .map(std::time::Duration::from_secs)
+        .map_err(|e| format!("--lock-timeout: {e}"))
+}
+
+pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}

@@ -1,0 +1,338 @@
+//! Lowering to the Mage provider's resources: the project file, one pipeline file, one code
+//! file per block and one triggers file per pipeline. The attribute shapes are the Mage
+//! provider's contract (see `providers/mage`).
+
+use super::ResourceInstance;
+use crate::diagnostics::{Diagnostic, Diagnostics};
+use crate::model::{
+    AddOn, Block, Channel, Configuration, Event, Notification, OnLimit, Pipeline, RetryPolicy,
+    Schedule,
+};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+
+const PROVIDER: &str = "mage";
+
+pub(super) fn lower_local(model: &Configuration) -> Result<Vec<ResourceInstance>, Diagnostics> {
+    let d = &model.deployment;
+    let project_dir = d
+        .project_dir
+        .clone()
+        .unwrap_or_else(|| "mage_project".into());
+    let mut out = Vec::new();
+    let mut diags = Diagnostics::new();
+
+    let project_address = format!("mage_project.{}", d.name);
+    out.push(ResourceInstance::new(
+        "mage_project",
+        &d.name,
+        PROVIDER,
+        json!({
+            "project_dir": project_dir,
+            "project_uuid": project_uuid(&d.name),
+            "remote_variables_dir": d.storage.as_ref().map(|s| format!("gs://{}/variables", s.bucket)),
+            "logging": d.storage.as_ref().map(|s| json!({"bucket": s.bucket, "prefix": "logs"})),
+        }),
+    ));
+
+    // Mage keeps block code by type and uuid, shared by every pipeline: two blocks that would
+    // land in the same file must be the same code.
+    let mut files: BTreeMap<String, (String, String)> = BTreeMap::new();
+    for p in &model.pipelines {
+        let pipeline_address = format!("mage_pipeline.{}", p.name);
+        let mut pipeline = ResourceInstance::new(
+            "mage_pipeline",
+            &p.name,
+            PROVIDER,
+            pipeline_attributes(model, p, &project_dir),
+        )
+        .depends_on(&project_address);
+        if p.variables_sensitive {
+            pipeline = pipeline.sensitive(&["variables"]);
+        }
+        for (channel_key, field) in secret_fields(model, p) {
+            pipeline = pipeline.sensitive(&["notification_config", &channel_key, field]);
+        }
+        let code_files = p
+            .blocks
+            .iter()
+            .map(|b| {
+                (
+                    b.uuid.as_str(),
+                    format!("{}/{}.{}", b.kind.folder(), b.uuid, b.language.extension()),
+                    &b.code,
+                )
+            })
+            .chain(p.conditions.iter().map(|c| {
+                (
+                    c.uuid.as_str(),
+                    format!("conditionals/{}.{}", c.uuid, c.language.extension()),
+                    &c.code,
+                )
+            }))
+            .chain(p.callbacks.iter().map(|c| {
+                (
+                    c.uuid.as_str(),
+                    format!("callbacks/{}.{}", c.uuid, c.language.extension()),
+                    &c.code,
+                )
+            }));
+        for (uuid, path, code) in code_files {
+            let owner = format!("{}.{uuid}", p.name);
+            if let Some((other, other_code)) = files.get(&path) {
+                if other_code != code {
+                    diags.push(
+                        Diagnostic::error(format!(
+                            "blocks `{other}` and `{owner}` would both be written to `{path}` with different code"
+                        ))
+                        .help("Mage keeps block code by type and uuid, shared by all pipelines: give one of the blocks another name"),
+                    );
+                } else {
+                    pipeline = pipeline.depends_on(&format!("mage_block.{other}"));
+                }
+                continue;
+            }
+            files.insert(path.clone(), (owner.clone(), code.clone()));
+            let block = ResourceInstance::new(
+                "mage_block",
+                &owner,
+                PROVIDER,
+                json!({"project_dir": project_dir, "path": path, "code": code}),
+            )
+            .depends_on(&project_address);
+            pipeline = pipeline.depends_on(&block.address);
+            out.push(block);
+        }
+        let schedules: Vec<&Schedule> = model
+            .schedules
+            .iter()
+            .filter(|s| s.pipeline == p.name)
+            .collect();
+        let mut triggers = ResourceInstance::new(
+            "mage_triggers",
+            &p.name,
+            PROVIDER,
+            json!({
+                "project_dir": project_dir,
+                "pipeline": p.name,
+                "triggers": schedules.iter().map(|s| trigger(s)).collect::<Vec<_>>(),
+                "retired": [],
+            }),
+        )
+        .depends_on(&pipeline_address);
+        let now = chrono::Utc::now();
+        for s in &schedules {
+            if let Some(cron) = &s.cron {
+                let runs = crate::model::values::next_runs(cron, now, 3);
+                if !runs.is_empty() {
+                    triggers.notes.push(format!(
+                        "schedule `{}` (`{cron}`, UTC) next runs: {}",
+                        s.name,
+                        runs.join(", ")
+                    ));
+                }
+            }
+        }
+        for (i, s) in schedules.iter().enumerate() {
+            if s.variables_sensitive {
+                triggers = triggers.sensitive(&["triggers", &i.to_string(), "variables"]);
+            }
+        }
+        out.push(pipeline);
+        out.push(triggers);
+    }
+    if diags.has_errors() {
+        return Err(diags);
+    }
+    Ok(out)
+}
+
+/// A stable project uuid derived from the deployment's name: `mage start` writes a random one
+/// into the project file when it is missing, which would show up as drift.
+fn project_uuid(deployment: &str) -> String {
+    uuid::Uuid::new_v5(
+        &uuid::Uuid::NAMESPACE_URL,
+        format!("weir:deployment:{deployment}").as_bytes(),
+    )
+    .simple()
+    .to_string()
+}
+
+fn retry_config(r: &RetryPolicy) -> Value {
+    if r.retries == 0 {
+        return Value::Null;
+    }
+    json!({
+        "retries": r.retries,
+        "delay": r.delay_secs,
+        "max_delay": r.max_delay_secs,
+        "exponential_backoff": r.exponential_backoff,
+    })
+}
+
+fn block_entry(p: &Pipeline, b: &Block) -> Value {
+    let downstream: Vec<&str> = p
+        .blocks
+        .iter()
+        .filter(|other| other.upstream.iter().any(|u| *u == b.uuid))
+        .map(|other| other.uuid.as_str())
+        .collect();
+    json!({
+        "uuid": b.uuid,
+        "type": b.kind.as_str(),
+        "language": b.language.as_str(),
+        "upstream_blocks": b.upstream,
+        "downstream_blocks": downstream,
+        "configuration": {"dynamic": b.dynamic, "reduce_output": b.reduce_output},
+        "retry_config": retry_config(&b.retry),
+        "timeout": b.timeout_secs,
+    })
+}
+
+fn add_on_entry(a: &AddOn, kind: &str) -> Value {
+    json!({
+        "uuid": a.uuid,
+        "type": kind,
+        "language": a.language.as_str(),
+        "upstream_blocks": a.blocks,
+        "downstream_blocks": [],
+        "configuration": {"dynamic": false, "reduce_output": false},
+        "retry_config": null,
+        "timeout": null,
+    })
+}
+
+fn pipeline_attributes(model: &Configuration, p: &Pipeline, project_dir: &str) -> Value {
+    let concurrency = p.concurrency.as_ref().map(|c| {
+        let mut m = Map::new();
+        if let Some(n) = c.block_run_limit {
+            m.insert("block_run_limit".into(), n.into());
+        }
+        if let Some(n) = c.pipeline_run_limit {
+            m.insert("pipeline_run_limit".into(), n.into());
+        }
+        m.insert(
+            "on_pipeline_run_limit_reached".into(),
+            match c.on_limit {
+                OnLimit::Wait => "wait",
+                OnLimit::Skip => "skip",
+            }
+            .into(),
+        );
+        Value::Object(m)
+    });
+    json!({
+        "project_dir": project_dir,
+        "uuid": p.name,
+        "name": p.name,
+        "description": p.description,
+        "tags": p.tags,
+        "variables": p.variables,
+        "concurrency_config": concurrency,
+        "notification_config": notification_config(model, p),
+        "blocks": p.blocks.iter().map(|b| block_entry(p, b)).collect::<Vec<_>>(),
+        "conditionals": p.conditions.iter().map(|c| add_on_entry(c, "conditional")).collect::<Vec<_>>(),
+        "callbacks": p.callbacks.iter().map(|c| add_on_entry(c, "callback")).collect::<Vec<_>>(),
+    })
+}
+
+/// The notifications that apply to a pipeline.
+fn notifications_for<'a>(
+    model: &'a Configuration,
+    p: &'a Pipeline,
+) -> impl Iterator<Item = &'a Notification> + 'a {
+    model
+        .notifications
+        .iter()
+        .filter(move |n| match &n.pipelines {
+            None => true,
+            Some(list) => list.iter().any(|x| *x == p.name),
+        })
+}
+
+fn channel_key(c: Channel) -> String {
+    format!("{}_config", c.as_str())
+}
+
+/// Mage's `notification_config` for one pipeline: the channels of every notification that
+/// applies to it, the union of their events, and their message templates.
+fn notification_config(model: &Configuration, p: &Pipeline) -> Value {
+    let mut config = Map::new();
+    let mut alert_on: Vec<&str> = Vec::new();
+    let mut templates = Map::new();
+    for n in notifications_for(model, p) {
+        config.insert(channel_key(n.channel), Value::Object(n.settings.clone()));
+        for e in &n.on {
+            let name = match e {
+                Event::Failure => "trigger_failure",
+                Event::Success => "trigger_success",
+                Event::SlaMissed => "trigger_passed_sla",
+            };
+            if !alert_on.contains(&name) {
+                alert_on.push(name);
+            }
+        }
+        for (event, message) in &n.messages {
+            let key = match event {
+                Event::Failure => "failure",
+                Event::Success => "success",
+                Event::SlaMissed => "passed_sla",
+            };
+            let mut m = Map::new();
+            for (field, value) in [
+                ("title", &message.title),
+                ("summary", &message.summary),
+                ("details", &message.details),
+            ] {
+                if let Some(v) = value {
+                    m.insert(field.into(), v.clone().into());
+                }
+            }
+            templates.insert(key.into(), Value::Object(m));
+        }
+    }
+    if config.is_empty() {
+        return Value::Null;
+    }
+    alert_on.sort();
+    config.insert("alert_on".into(), alert_on.into());
+    if !templates.is_empty() {
+        config.insert("message_templates".into(), Value::Object(templates));
+    }
+    Value::Object(config)
+}
+
+/// Paths of secrets in the notification config: credentials are always sensitive, and every
+/// setting of a notification built from a sensitive value.
+fn secret_fields<'a>(model: &'a Configuration, p: &'a Pipeline) -> Vec<(String, &'a str)> {
+    let mut out = Vec::new();
+    for n in notifications_for(model, p) {
+        for key in n.settings.keys() {
+            if n.sensitive || matches!(key.as_str(), "webhook_url" | "api_key" | "smtp_password") {
+                out.push((channel_key(n.channel), key.as_str()));
+            }
+        }
+    }
+    out
+}
+
+fn trigger(s: &Schedule) -> Value {
+    json!({
+        "name": s.name,
+        "schedule_type": s.kind.as_str(),
+        "schedule_interval": s.cron,
+        "start_time": s.start,
+        "status": if s.active { "active" } else { "inactive" },
+        "variables": s.variables,
+        "sla": s.sla_secs,
+        "settings": {
+            "skip_if_previous_running": s.skip_if_running,
+            "allow_blocks_to_fail": s.allow_blocks_to_fail,
+            "timeout": s.timeout_secs,
+            "pipeline_run_limit": s.max_concurrent_runs,
+        },
+        "description": null,
+        "token": null,
+        "last_enabled_at": null,
+    })
+}

@@ -1,0 +1,77 @@
+//! The third stage: turn the domain model into resource instances, each with an address, a
+//! type, the provider that manages it, its attributes (what the provider sees), its direct
+//! dependencies and the paths of its sensitive values. This is the only place that knows which
+//! resources a domain object needs.
+
+mod mage;
+
+use crate::diagnostics::{Diagnostic, Diagnostics};
+use crate::model::{Configuration, Target};
+use serde_json::Value;
+use weir_provider_sdk::AttrPath;
+
+/// One resource the configuration asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceInstance {
+    /// `type.name`, e.g. `mage_pipeline.orders`.
+    pub address: String,
+    pub type_name: String,
+    pub name: String,
+    pub provider: String,
+    pub attributes: Value,
+    /// Addresses this instance directly depends on.
+    pub dependencies: Vec<String>,
+    pub sensitive_paths: Vec<AttrPath>,
+    /// A plan that destroys this instance is an error.
+    pub prevent_destroy: bool,
+    /// What a plan that changes this instance should also say (e.g. a schedule's next runs).
+    pub notes: Vec<String>,
+}
+
+impl ResourceInstance {
+    pub fn new(type_name: &str, name: &str, provider: &str, attributes: Value) -> Self {
+        ResourceInstance {
+            address: format!("{type_name}.{name}"),
+            type_name: type_name.to_string(),
+            name: name.to_string(),
+            provider: provider.to_string(),
+            attributes,
+            dependencies: Vec::new(),
+            sensitive_paths: Vec::new(),
+            prevent_destroy: false,
+            notes: Vec::new(),
+        }
+    }
+
+    pub fn depends_on(mut self, address: &str) -> Self {
+        if !self.dependencies.iter().any(|d| d == address) {
+            self.dependencies.push(address.to_string());
+        }
+        self
+    }
+
+    pub fn sensitive(mut self, path: &[&str]) -> Self {
+        self.sensitive_paths
+            .push(path.iter().map(|s| s.to_string()).collect());
+        self
+    }
+}
+
+/// Lowers a validated configuration. Errors are problems only visible once resources are laid
+/// out (e.g. two blocks that Mage would keep in the same file).
+pub fn lower(model: &Configuration) -> Result<Vec<ResourceInstance>, Diagnostics> {
+    match model.deployment.target {
+        Target::Local => mage::lower_local(model),
+        Target::Gcp => {
+            let mut diags = Diagnostics::new();
+            diags.push(
+                Diagnostic::error(format!(
+                    "deployment `{}` has `target = \"gcp\"`, which this version of weir can validate but not yet plan or apply",
+                    model.deployment.name
+                ))
+                .help("the Google provider (Cloud Run, Compute Engine, Cloud SQL, the GCS bundle) is not in this build; use `target = \"local\"` to write a Mage project directory"),
+            );
+            Err(diags)
+        }
+    }
+}

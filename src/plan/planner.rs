@@ -1,0 +1,417 @@
+//! Making a plan: refresh what state knows (concurrently, in batches), report drift, and diff
+//! the desired instances against what exists.
+
+use super::action::Action;
+use super::change::{Change, Drift, Reason};
+use super::plan::{OutputChange, Plan};
+use super::sensitive::get_path;
+use crate::graph::ResourceGraph;
+use crate::lower::ResourceInstance;
+use crate::model::Output;
+use crate::providers::Providers;
+use crate::state::State;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use weir_provider_sdk::{AttrPath, ResourceRef};
+
+#[derive(Debug, Clone)]
+pub struct PlanOptions {
+    /// Read the live objects before diffing (`--refresh=false` trusts state instead).
+    pub refresh: bool,
+    /// At most this many provider calls at once.
+    pub parallelism: usize,
+    /// Plan only these addresses and what they depend on.
+    pub targets: Vec<String>,
+    /// Replace these even if unchanged.
+    pub replace: Vec<String>,
+    /// Plan to destroy everything.
+    pub destroy: bool,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        PlanOptions {
+            refresh: true,
+            parallelism: 10,
+            targets: Vec::new(),
+            replace: Vec::new(),
+            destroy: false,
+        }
+    }
+}
+
+/// What the plan is made from.
+pub struct PlanInput<'a> {
+    pub desired: &'a [ResourceInstance],
+    pub outputs: &'a [Output],
+    pub prior: Option<&'a State>,
+    pub config_hash: String,
+    pub git_commit: Option<String>,
+}
+
+/// How many resources one provider read call covers.
+const READ_BATCH: usize = 500;
+
+/// Reads the live objects behind every resource in state, grouped by provider, in batches,
+/// at most `parallelism` batches at once. Returns address → live value (`None`: gone).
+pub async fn refresh(
+    prior: &State,
+    providers: &Providers,
+    parallelism: usize,
+) -> Result<HashMap<String, Option<Value>>, Vec<String>> {
+    let mut by_provider: BTreeMap<&str, Vec<ResourceRef>> = BTreeMap::new();
+    for (address, r) in &prior.resources {
+        by_provider
+            .entry(r.provider.as_str())
+            .or_default()
+            .push(ResourceRef {
+                address: address.clone(),
+                type_name: r.resource_type.clone(),
+                attributes: r.attributes.clone(),
+            });
+    }
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(parallelism.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut errors = Vec::new();
+    for (name, refs) in by_provider {
+        let provider = match providers.get(name) {
+            Ok(p) => Arc::clone(p),
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        for chunk in refs.chunks(READ_BATCH) {
+            let chunk = chunk.to_vec();
+            let provider = Arc::clone(&provider);
+            let semaphore = Arc::clone(&semaphore);
+            tasks.spawn(async move {
+                let _permit = semaphore.acquire_owned().await;
+                let results = provider.read(&chunk).await;
+                (chunk, results)
+            });
+        }
+    }
+    let mut live = HashMap::with_capacity(prior.resources.len());
+    while let Some(joined) = tasks.join_next().await {
+        let Ok((chunk, results)) = joined else {
+            errors.push("a refresh task failed unexpectedly".to_string());
+            continue;
+        };
+        for (r, result) in chunk.into_iter().zip(results) {
+            match result {
+                Ok(value) => {
+                    live.insert(r.address, value);
+                }
+                Err(e) => errors.push(format!("reading {}: {e}", r.address)),
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(live)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Sets every path in `paths` to null, so values only known after apply compare equal.
+fn without_paths(value: &Value, paths: &[AttrPath]) -> Value {
+    let mut out = value.clone();
+    for path in paths {
+        let mut cursor = &mut out;
+        for (i, key) in path.iter().enumerate() {
+            let next = match cursor {
+                Value::Object(map) => map.get_mut(key.as_str()),
+                Value::Array(items) => key.parse::<usize>().ok().and_then(|i| items.get_mut(i)),
+                _ => None,
+            };
+            match next {
+                Some(v) if i + 1 == path.len() => {
+                    *v = Value::Null;
+                    break;
+                }
+                Some(v) => cursor = v,
+                None => break,
+            }
+        }
+    }
+    out
+}
+
+pub async fn plan(
+    input: PlanInput<'_>,
+    providers: &Providers,
+    opts: &PlanOptions,
+) -> Result<Plan, Vec<String>> {
+    let empty = State::new();
+    let prior = input.prior.unwrap_or(&empty);
+    let live = if opts.refresh {
+        refresh(prior, providers, opts.parallelism).await?
+    } else {
+        prior
+            .resources
+            .iter()
+            .map(|(a, r)| (a.clone(), Some(r.attributes.clone())))
+            .collect()
+    };
+
+    let mut errors = Vec::new();
+    let desired: &[ResourceInstance] = if opts.destroy { &[] } else { input.desired };
+    let graph = ResourceGraph::from_instances(desired).map_err(|e| vec![e])?;
+    let by_address: HashMap<&str, &ResourceInstance> =
+        desired.iter().map(|i| (i.address.as_str(), i)).collect();
+
+    // Which addresses this plan may touch.
+    let selected: Option<HashSet<String>> = if opts.targets.is_empty() {
+        None
+    } else {
+        let mut set = HashSet::new();
+        for t in &opts.targets {
+            if !by_address.contains_key(t.as_str()) && !prior.resources.contains_key(t) {
+                errors.push(format!(
+                    "--target {t}: no such resource in the configuration or the state"
+                ));
+                continue;
+            }
+            set.insert(t.clone());
+            set.extend(graph.ancestors(t));
+        }
+        Some(set)
+    };
+    let wanted = |address: &str| selected.as_ref().is_none_or(|s| s.contains(address));
+    for r in &opts.replace {
+        if !by_address.contains_key(r.as_str()) {
+            errors.push(format!(
+                "--replace {r}: no such resource in the configuration"
+            ));
+        }
+    }
+
+    // Drift: what changed outside weir since the last apply.
+    let mut drift = Vec::new();
+    if opts.refresh {
+        for (address, r) in &prior.resources {
+            let now = live.get(address).cloned().flatten();
+            if now.as_ref() != Some(&r.attributes) {
+                drift.push(Drift {
+                    address: address.clone(),
+                    type_name: r.resource_type.clone(),
+                    name: name_of(address, &r.resource_type),
+                    provider: r.provider.clone(),
+                    before: r.attributes.clone(),
+                    after: now,
+                    sensitive: r.sensitive_paths.clone(),
+                });
+            }
+        }
+    }
+
+    let mut changes = Vec::with_capacity(desired.len() + prior.resources.len());
+    for address in graph.order() {
+        let Some(instance) = by_address.get(address.as_str()) else {
+            continue;
+        };
+        if !wanted(&address) {
+            continue;
+        }
+        let provider = match providers.get(&instance.provider) {
+            Ok(p) => p,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        let schema = providers.schema(&instance.type_name);
+        let in_state = prior.resources.get(&address);
+        let current = live.get(&address).cloned().flatten();
+        let planned = match provider.plan(
+            &instance.type_name,
+            current.as_ref(),
+            instance.attributes.clone(),
+        ) {
+            Ok(p) => p,
+            Err(e) => {
+                errors.push(format!("planning {address}: {e}"));
+                continue;
+            }
+        };
+        let mut after_sensitive = instance.sensitive_paths.clone();
+        if let Some(s) = schema {
+            after_sensitive.extend(
+                s.attributes
+                    .iter()
+                    .filter(|a| a.sensitive)
+                    .map(|a| vec![a.name.clone()]),
+            );
+        }
+        let before_sensitive = in_state
+            .map(|r| r.sensitive_paths.clone())
+            .unwrap_or_default();
+        let (action, reason, replace_paths) = match &current {
+            None => (
+                Action::Create,
+                in_state.map(|_| Reason::CreateBecauseDeletedOutside),
+                Vec::new(),
+            ),
+            Some(now) => {
+                let force: Vec<AttrPath> = schema
+                    .map(|s| {
+                        s.force_new_attributes()
+                            .filter(|name| {
+                                get_path(now, &[name.to_string()])
+                                    != get_path(&planned.value, &[name.to_string()])
+                            })
+                            .map(|name| vec![name.to_string()])
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if opts.replace.contains(&address) {
+                    (Action::Replace, Some(Reason::ReplaceByRequest), force)
+                } else if without_paths(now, &planned.unknown)
+                    == without_paths(&planned.value, &planned.unknown)
+                {
+                    (Action::NoOp, None, Vec::new())
+                } else if !force.is_empty() {
+                    (
+                        Action::Replace,
+                        Some(Reason::ReplaceBecauseCannotUpdate),
+                        force,
+                    )
+                } else {
+                    (Action::Update, None, Vec::new())
+                }
+            }
+        };
+        if action == Action::Replace && instance.prevent_destroy {
+            errors.push(format!(
+                "{address} would be replaced, but its lifecycle has prevent_destroy = true; set it to false in the configuration if you really mean to destroy it"
+            ));
+        }
+        let mut notes = Vec::new();
+        if action.is_change() {
+            notes.extend(instance_notes(instance));
+            notes.extend(planned.notes.iter().cloned());
+        }
+        changes.push(Change {
+            address: address.clone(),
+            type_name: instance.type_name.clone(),
+            name: instance.name.clone(),
+            provider: instance.provider.clone(),
+            action,
+            before: current,
+            after: Some(planned.value),
+            after_unknown: planned.unknown,
+            replace_paths,
+            before_sensitive,
+            after_sensitive,
+            reason,
+            notes,
+            dependencies: instance.dependencies.clone(),
+        });
+    }
+
+    // Resources in state that the configuration no longer has.
+    for (address, r) in &prior.resources {
+        if by_address.contains_key(address.as_str()) || !wanted(address) {
+            continue;
+        }
+        if r.private.get("prevent_destroy") == Some(&Value::Bool(true)) {
+            errors.push(format!(
+                "{address} would be destroyed, but its lifecycle has prevent_destroy = true; set it to false and apply before removing it"
+            ));
+        }
+        let current = live.get(address).cloned().flatten();
+        let mut notes = Vec::new();
+        if r.resource_type == "mage_triggers" {
+            notes.push("Mage never deletes a trigger from its database when triggers.yaml goes away: delete this pipeline's triggers in Mage's UI or API".to_string());
+        }
+        changes.push(Change {
+            address: address.clone(),
+            type_name: r.resource_type.clone(),
+            name: name_of(address, &r.resource_type),
+            provider: r.provider.clone(),
+            // Already gone: nothing to delete, but state must forget it.
+            action: Action::Delete,
+            before: current.or_else(|| Some(r.attributes.clone())),
+            after: None,
+            after_unknown: Vec::new(),
+            replace_paths: Vec::new(),
+            before_sensitive: r.sensitive_paths.clone(),
+            after_sensitive: Vec::new(),
+            reason: Some(Reason::DeleteBecauseNoResourceConfig),
+            notes,
+            dependencies: r.dependencies.clone(),
+        });
+    }
+
+    let outputs = plan_outputs(input.outputs, prior, opts.destroy);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(Plan {
+        weir_version: env!("CARGO_PKG_VERSION").to_string(),
+        lineage: input.prior.map(|s| s.lineage.clone()),
+        serial: input.prior.map(|s| s.serial),
+        config_hash: input.config_hash,
+        git_commit: input.git_commit,
+        destroy: opts.destroy,
+        created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        changes,
+        drift,
+        outputs,
+        notes: Vec::new(),
+    })
+}
+
+fn instance_notes(instance: &ResourceInstance) -> Vec<String> {
+    instance.notes.clone()
+}
+
+fn name_of(address: &str, type_name: &str) -> String {
+    address
+        .strip_prefix(type_name)
+        .and_then(|s| s.strip_prefix('.'))
+        .unwrap_or(address)
+        .to_string()
+}
+
+fn plan_outputs(outputs: &[Output], prior: &State, destroy: bool) -> Vec<OutputChange> {
+    let mut out = Vec::new();
+    if !destroy {
+        for o in outputs {
+            let before = prior.outputs.get(&o.name).map(|s| s.value.clone());
+            let after = if o.unknown {
+                None
+            } else {
+                Some(o.value.clone())
+            };
+            let action = match &before {
+                None => Action::Create,
+                Some(b) if !o.unknown && Some(b) == after.as_ref() => Action::NoOp,
+                Some(_) => Action::Update,
+            };
+            out.push(OutputChange {
+                name: o.name.clone(),
+                action,
+                before,
+                after,
+                sensitive: o.sensitive,
+                unknown: o.unknown,
+            });
+        }
+    }
+    for (name, s) in &prior.outputs {
+        if destroy || !outputs.iter().any(|o| o.name == *name) {
+            out.push(OutputChange {
+                name: name.clone(),
+                action: Action::Delete,
+                before: Some(s.value.clone()),
+                after: None,
+                sensitive: s.sensitive,
+                unknown: false,
+            });
+        }
+    }
+    out
+}

@@ -1,0 +1,108 @@
+//! Sensitive paths inside attribute values: masking them for output, and checking them.
+
+use crate::redact::SENSITIVE;
+use serde_json::Value;
+use weir_provider_sdk::AttrPath;
+
+/// A copy of `value` with every sensitive path replaced by `"(sensitive)"`. A path that points
+/// into an array or object replaces that whole element.
+pub fn mask(value: &Value, paths: &[AttrPath]) -> Value {
+    let mut out = value.clone();
+    for path in paths {
+        if path.is_empty() {
+            return Value::String(SENSITIVE.into());
+        }
+        set_path(&mut out, path);
+    }
+    out
+}
+
+fn set_path(value: &mut Value, path: &[String]) {
+    let Some((head, rest)) = path.split_first() else {
+        return;
+    };
+    let child = match value {
+        Value::Object(map) => map.get_mut(head.as_str()),
+        Value::Array(items) => head.parse::<usize>().ok().and_then(|i| items.get_mut(i)),
+        _ => None,
+    };
+    let Some(child) = child else { return };
+    if rest.is_empty() {
+        if !child.is_null() {
+            *child = Value::String(SENSITIVE.into());
+        }
+    } else {
+        set_path(child, rest);
+    }
+}
+
+/// The value at a path, if any.
+pub fn get_path<'a>(value: &'a Value, path: &[String]) -> Option<&'a Value> {
+    path.iter().try_fold(value, |v, key| match v {
+        Value::Object(map) => map.get(key.as_str()),
+        Value::Array(items) => key.parse::<usize>().ok().and_then(|i| items.get(i)),
+        _ => None,
+    })
+}
+
+/// Whether `path` is at or below a sensitive path.
+pub fn is_sensitive(path: &[String], paths: &[AttrPath]) -> bool {
+    paths.iter().any(|p| path.starts_with(p))
+}
+
+/// Terraform's `*_sensitive` shape: a value mirroring `value` with `true` at sensitive paths.
+pub fn sensitivity_shape(value: &Value, paths: &[AttrPath]) -> Value {
+    fn walk(value: &Value, here: &mut Vec<String>, paths: &[AttrPath]) -> Option<Value> {
+        if is_sensitive(here, paths) {
+            return Some(Value::Bool(true));
+        }
+        match value {
+            Value::Object(map) => {
+                let mut out = serde_json::Map::new();
+                for (k, v) in map {
+                    here.push(k.clone());
+                    if let Some(s) = walk(v, here, paths) {
+                        out.insert(k.clone(), s);
+                    }
+                    here.pop();
+                }
+                Some(Value::Object(out))
+            }
+            Value::Array(items) => {
+                let mut out = Vec::new();
+                for (i, v) in items.iter().enumerate() {
+                    here.push(i.to_string());
+                    out.push(walk(v, here, paths).unwrap_or(Value::Bool(false)));
+                    here.pop();
+                }
+                Some(Value::Array(out))
+            }
+            _ => None,
+        }
+    }
+    walk(value, &mut Vec::new(), paths).unwrap_or(Value::Object(Default::default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn masks_nested_paths() {
+        let v = json!({"a": {"secret": "x", "open": 1}, "list": [{"k": "s"}]});
+        let m = mask(
+            &v,
+            &[
+                vec!["a".into(), "secret".into()],
+                vec!["list".into(), "0".into()],
+            ],
+        );
+        assert_eq!(
+            m,
+            json!({"a": {"secret": "(sensitive)", "open": 1}, "list": ["(sensitive)"]})
+        );
+        let shape = sensitivity_shape(&v, &[vec!["a".into(), "secret".into()]]);
+        assert_eq!(shape, json!({"a": {"secret": true}, "list": [{}]}));
+    }
+}
