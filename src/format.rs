@@ -15,13 +15,16 @@
 //!   items) is aligned, as are the trailing comments of consecutive lines.
 //! * Blank lines are squeezed: at most one in a row, none at the start or
 //!   end of the file, none right after an opening bracket or right before a
-//!   closing one. An empty block or object spread over several lines
-//!   becomes `{}`.
+//!   closing one. An empty block, object, list or argument list spread over
+//!   several lines is joined: `x {}`, `[]`, `f()`.
+//! * Line endings become `\n` (heredoc bodies keep theirs) and the file ends
+//!   with exactly one newline; an empty or blank file formats to `""`.
 //!
 //! The output is checked before it is returned: it must parse to the same
-//! structure as the input, and formatting it again must not change it. If
-//! either check ever failed (a formatter bug, not expected for any input),
-//! the source is returned unchanged rather than risking a change in meaning.
+//! structure as the input (compared as `hcl::Body`), and formatting it again
+//! must not change it. If either check ever failed (a formatter bug, not
+//! expected for any input) the source is returned unchanged rather than
+//! risking a change in meaning.
 
 /// Number of passes tried to reach a fixpoint before giving up.
 const MAX_PASSES: usize = 4;
@@ -30,7 +33,7 @@ const MAX_PASSES: usize = 4;
 /// anything nested deeper is kept verbatim.
 const MAX_LEX_DEPTH: usize = 256;
 
-/// Formats one HCL file's source canonically.
+/// Formats one HCL file's source canonically. Never panics.
 ///
 /// # Errors
 ///
@@ -361,10 +364,10 @@ impl<'a> Lexer<'a> {
         let mut p = body;
         let mut directives: usize = 0;
         while p < self.len() {
-            if directives == 0 {
-                if let Some(end) = self.heredoc_close_at(p, delim) {
-                    return Some(end);
-                }
+            if directives == 0
+                && let Some(end) = self.heredoc_close_at(p, delim)
+            {
+                return Some(end);
             }
             match self.bytes[p] {
                 b'$' | b'%' => match self.template_sequence(p, depth) {
@@ -465,10 +468,16 @@ fn lex(src: &str) -> Vec<Token<'_>> {
                 i = lx.string_end(i, 0);
                 Kind::Str
             }
-            b'<' if lx.heredoc_end(i, 0).is_some() => {
-                i = lx.heredoc_end(i, 0).unwrap_or(i + 1);
-                Kind::Heredoc
-            }
+            b'<' if next == b'<' => match lx.heredoc_end(i, 0) {
+                Some(end) => {
+                    i = end;
+                    Kind::Heredoc
+                }
+                None => {
+                    i += 1;
+                    Kind::Op
+                }
+            },
             b'0'..=b'9' => {
                 i = lx.number_end(i);
                 Kind::Number
@@ -507,8 +516,7 @@ fn punctuation(b: u8, next: u8, third: u8) -> (Kind, usize) {
         (b':', _) => (Kind::Colon, 1),
         (b'?', _) => (Kind::Question, 1),
         (b'=', b'>') => (Kind::FatArrow, 2),
-        (b'=', b'=') | (b'!', b'=') | (b'<', b'=') | (b'>', b'=') => (Kind::Op, 2),
-        (b'&', b'&') | (b'|', b'|') => (Kind::Op, 2),
+        (b'=' | b'!' | b'<' | b'>', b'=') | (b'&', b'&') | (b'|', b'|') => (Kind::Op, 2),
         (b'=', _) => (Kind::Equal, 1),
         (b'!', _) => (Kind::Bang, 1),
         (b'-', _) => (Kind::Minus, 1),
@@ -589,14 +597,14 @@ fn squeeze_blank_lines(lines: Vec<Line<'_>>) -> Vec<Line<'_>> {
             }
         } else {
             if line.first().is_some_and(|t| t.kind.is_close()) {
-                while out.last().is_some_and(|l| l.is_empty()) {
+                while out.last().is_some_and(Vec::is_empty) {
                     out.pop();
                 }
             }
             out.push(line);
         }
     }
-    while out.last().is_some_and(|l| l.is_empty()) {
+    while out.last().is_some_and(Vec::is_empty) {
         out.pop();
     }
     out
@@ -634,11 +642,7 @@ fn indent_levels(lines: &[Line<'_>]) -> Vec<usize> {
     for line in lines {
         let leading = line.iter().take_while(|t| t.kind.is_close()).count();
         let partial = leading > 0 && close(&mut stack, leading);
-        levels.push(if partial {
-            stack.len() - 1
-        } else {
-            stack.len()
-        });
+        levels.push(stack.len().saturating_sub(usize::from(partial)));
         let net: i64 = line[leading..]
             .iter()
             .map(|t| i64::from(t.kind.bracket_change()))
@@ -664,7 +668,10 @@ fn indent_levels(lines: &[Line<'_>]) -> Vec<usize> {
 /// it on the same line; `before` precedes `subject`. These are the rules of
 /// hclwrite (`terraform fmt`), with strings and heredocs as whole tokens.
 fn space_between(before: Option<&Token<'_>>, subject: &Token<'_>, after: &Token<'_>) -> bool {
-    use Kind::*;
+    use Kind::{
+        Bang, BlockComment, CBrace, Colon, Comma, Dot, DoubleColon, Ellipsis, Equal, FatArrow,
+        Ident, LineComment, Minus, Number, OBrace, OBrack, OParen, Op, Question, Str,
+    };
     let (s, a) = (subject.kind, after.kind);
     if a == LineComment {
         return true;
@@ -787,11 +794,12 @@ fn cells(line: &Line<'_>, indent: usize) -> Cells {
     let single = !line.iter().any(Token::is_multiline);
     let mut code_end = line.len();
     let mut comment = None;
-    if single && line.len() > 1 {
-        if let Some(last) = line.last().filter(|t| t.kind.is_comment()) {
-            comment = Some(token_text(last));
-            code_end -= 1;
-        }
+    if single
+        && line.len() > 1
+        && let Some(last) = line.last().filter(|t| t.kind.is_comment())
+    {
+        comment = Some(token_text(last));
+        code_end -= 1;
     }
     let code = &line[..code_end];
     let equal = code
@@ -898,6 +906,7 @@ fn render(lines: &[Line<'_>]) -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::fmt::Write as _;
 
     const SAMPLE: &str = r#"pipeline "orders" {
   description = "Daily orders"
@@ -1029,6 +1038,34 @@ mod tests {
         fmt_pass("a = join(\"\", [<<EOT\nx\nEOT\n  , \"y\"])\n");
         fmt_pass("a = <<EOT\r\nwindows\r\nEOT\r\nb = 1\r\n");
         fmt_pass("x = \"${<<EOT\nin template\nEOT\n}\"\n");
+    }
+
+    #[test]
+    fn lexer_edge_cases() {
+        for src in [
+            "a = \"%{ if true }\"quoted\"%{ endif }\"\n",
+            "a = \"%{~ for x in [1] ~}${x}%{~ endfor ~}\"\n",
+            "a = \"${ x # comment }\n}\"\n",
+            "a = \"${ x /* } */ }\"\n",
+            "a = <<EOT\nEOT",
+            "a = <<EOT\n${ \"}\" }\n${ <<INNER\nEOT\nINNER\n}\nEOT\n",
+            "a = <<EOT\nx\nEOT # after\nb = 1\n",
+            "a = <<EOT\nEOT-not-the-end\nEOT\n",
+            "a = 1.5e-3 + a.0.1 - 2E+4\n",
+            "a = provider :: ns :: fn ( 1 )\n",
+            "ünï = \"x\"\nblk /* c */ \"a\" /* d */ {\n}\n",
+            "a = -  -1\nb = !  !true\nc = 1 -  -  1\n",
+            "a = [\n  1\n  , 2\n]\n",
+            "a = {\n  \"k\" : 1,\n  (var.k) = 2\n  k3 = 3\n}\n",
+            "a = x ? [for k in y : k] : { for k, v in z : k => v... }\n",
+            "a = f(\n  x...\n)\n",
+            "blk {\n  a = 1 // one\n  # two\n  b = 2 /* three */\n}\n",
+            "a = \"tab\\there\" # \"quoted in comment\" ${x}\n",
+            "# only a comment without newline",
+            "a = in.if.for\nb = [in, if]\nc = in(1) + if [0]\n",
+        ] {
+            fmt_pass(src);
+        }
     }
 
     #[test]
@@ -1351,7 +1388,12 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(30000))]
+        // No regression files: a failure prints its minimal input instead.
+        #![proptest_config(ProptestConfig {
+            cases: 20000,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
 
         #[test]
         fn arbitrary_strings_never_panic(src in any::<String>()) {
@@ -1383,7 +1425,7 @@ mod tests {
             let mut src = String::from("blk \"label\" {\n");
             for (k, (name, value)) in names.iter().zip(&values).enumerate() {
                 let sp = |n: usize| spaces[(k + n) % spaces.len()].as_str();
-                src.push_str(&format!("{}{name}_{k}{}={}{value}", sp(0), sp(1), sp(2)));
+                let _ = write!(src, "{}{name}_{k}{}={}{value}", sp(0), sp(1), sp(2));
                 if comment {
                     src.push_str(" # note");
                 }

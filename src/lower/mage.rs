@@ -133,6 +133,8 @@ pub(super) fn lower_local(model: &Configuration) -> Result<Vec<ResourceInstance>
                 }
             }
         }
+        // An API trigger's token is all it takes to start runs (retired triggers included).
+        triggers = triggers.sensitive(&["triggers", "*", "token"]);
         for (i, s) in schedules.iter().enumerate() {
             if s.variables_sensitive {
                 triggers = triggers.sensitive(&["triggers", &i.to_string(), "variables"]);

@@ -36,6 +36,42 @@ fn set_path(value: &mut Value, path: &[String]) {
     }
 }
 
+/// Expands `*` segments (any array index or object key) against `value` into concrete paths.
+pub fn expand(paths: &[AttrPath], value: &Value) -> Vec<AttrPath> {
+    fn walk(value: &Value, rest: &[String], here: &mut Vec<String>, out: &mut Vec<AttrPath>) {
+        let Some((head, tail)) = rest.split_first() else {
+            out.push(here.clone());
+            return;
+        };
+        let children: Vec<(String, &Value)> = match (head.as_str(), value) {
+            ("*", Value::Array(items)) => items.iter().enumerate().map(|(i, v)| (i.to_string(), v)).collect(),
+            ("*", Value::Object(map)) => map.iter().map(|(k, v)| (k.clone(), v)).collect(),
+            (key, Value::Object(map)) => map.get(key).map(|v| vec![(key.to_string(), v)]).unwrap_or_default(),
+            (key, Value::Array(items)) => key
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| items.get(i))
+                .map(|v| vec![(key.to_string(), v)])
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        for (key, child) in children {
+            here.push(key);
+            walk(child, tail, here, out);
+            here.pop();
+        }
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        if p.iter().any(|s| s == "*") {
+            walk(value, p, &mut Vec::new(), &mut out);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    out
+}
+
 /// The value at a path, if any.
 pub fn get_path<'a>(value: &'a Value, path: &[String]) -> Option<&'a Value> {
     path.iter().try_fold(value, |v, key| match v {

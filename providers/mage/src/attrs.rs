@@ -47,10 +47,10 @@ pub(crate) fn kind_of(value: &Value) -> &'static str {
 /// The attributes `read` returns for a file that exists but cannot be understood: the
 /// identifying attributes, and `unparseable` with the reason. They differ from any desired
 /// value, so the plan shows an update (which rewrites the file) instead of failing.
-pub(crate) fn unparseable(identity: &[(&str, &str)], reason: String) -> Value {
+pub(crate) fn unparseable(identity: &[(&str, String)], reason: String) -> Value {
     let mut map = Map::new();
     for (name, value) in identity {
-        map.insert((*name).to_string(), Value::String((*value).to_string()));
+        map.insert((*name).to_string(), Value::String(value.clone()));
     }
     map.insert("unparseable".to_string(), Value::String(reason));
     Value::Object(map)

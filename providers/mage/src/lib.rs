@@ -306,36 +306,28 @@ impl Inner {
         };
         let attrs = &resource.attributes;
         let field = |name: &str| str_attr(attrs, name).unwrap_or_default().to_string();
-        let value = match resource.type_name.as_str() {
-            block::TYPE => block::parse(&project_dir, &field("path"), bytes),
-            type_name => {
-                let identity: Vec<(&str, String)> = match type_name {
-                    pipeline::TYPE => vec![("uuid", field("uuid"))],
-                    triggers::TYPE => vec![("pipeline", field("pipeline"))],
-                    _ => Vec::new(),
-                };
-                let parsed = match String::from_utf8(bytes) {
-                    Err(e) => Err(format!("the file is not valid UTF-8: {}", e.utf8_error())),
-                    Ok(text) => match type_name {
-                        project::TYPE => project::parse(&project_dir, &text),
-                        pipeline::TYPE => pipeline::parse(&project_dir, &field("uuid"), &text),
-                        triggers::TYPE => {
-                            triggers::parse(&project_dir, &field("pipeline"), &text, attrs)
-                        }
-                        other => return Err(unknown_type(other)),
-                    },
-                };
-                match parsed {
-                    Ok(value) => value,
-                    Err(reason) => {
-                        let mut id: Vec<(&str, &str)> = vec![("project_dir", &project_dir)];
-                        id.extend(identity.iter().map(|(k, v)| (*k, v.as_str())));
-                        unparseable(&id, format!("{}: {reason}", full.display()))
-                    }
-                }
-            }
+        let type_name = resource.type_name.as_str();
+        if type_name == block::TYPE {
+            return Ok(Some(block::parse(&project_dir, &field("path"), bytes)));
+        }
+        let parsed = match String::from_utf8(bytes) {
+            Err(e) => Err(format!("the file is not valid UTF-8: {}", e.utf8_error())),
+            Ok(text) => match type_name {
+                project::TYPE => project::parse(&project_dir, &text),
+                pipeline::TYPE => pipeline::parse(&project_dir, &field("uuid"), &text),
+                triggers::TYPE => triggers::parse(&project_dir, &field("pipeline"), &text, attrs),
+                other => return Err(unknown_type(other)),
+            },
         };
-        Ok(Some(value))
+        Ok(Some(parsed.unwrap_or_else(|reason| {
+            let mut identity = vec![("project_dir", project_dir.clone())];
+            match type_name {
+                pipeline::TYPE => identity.push(("uuid", field("uuid"))),
+                triggers::TYPE => identity.push(("pipeline", field("pipeline"))),
+                _ => {}
+            }
+            unparseable(&identity, format!("{}: {reason}", full.display()))
+        })))
     }
 
     fn delete(&self, resource: &ResourceRef) -> Result<(), ProviderError> {

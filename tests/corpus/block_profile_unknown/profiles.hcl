@@ -1,0 +1,4 @@
+resource_profile "highmem" {
+  cpu    = 4
+  memory = "16Gi"
+}

@@ -1,0 +1,21 @@
+pipeline "etl" {
+  block "load" {
+    type = "data_loader"
+    code = <<-EOT
+      @data_loader
+      def load(*args, **kwargs):
+          return 1
+    EOT
+  }
+
+  block "clean" {
+    type = "transformer"
+    upstream      = [block.load]
+    reduce_output = true
+    code = <<-EOT
+      @transformer
+      def clean(*args, **kwargs):
+          return 1
+    EOT
+  }
+}

@@ -1,0 +1,5 @@
+pipeline "etl" {
+  block "load" {
+    type = "data_loader"
+  }
+}

@@ -1,0 +1,10 @@
+pipeline "etl" {
+  block "load" {
+    type = "dataloader"
+    code = <<-EOT
+      @data_loader
+      def load(*args, **kwargs):
+          return 1
+    EOT
+  }
+}

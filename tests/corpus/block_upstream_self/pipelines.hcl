@@ -1,0 +1,11 @@
+pipeline "etl" {
+  block "load" {
+    type = "data_loader"
+    upstream = [block.load]
+    code = <<-EOT
+      @data_loader
+      def load(*args, **kwargs):
+          return 1
+    EOT
+  }
+}

@@ -1,0 +1,15 @@
+deployment "prod" {
+  target  = "gcp"
+  project = "acme-data-prod"
+  region  = "us-central1"
+  image   = "mageai/mageai:0.9.80"
+
+  scheduler {
+    zone         = "us-central1-a"
+    disk_size_gb = 50
+  }
+
+  storage {
+    bucket = "acme-mage"
+  }
+}

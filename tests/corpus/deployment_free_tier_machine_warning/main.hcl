@@ -1,0 +1,15 @@
+deployment "prod" {
+  target  = "gcp"
+  project = "acme-data-prod"
+  region  = "us-central1"
+  image   = "mageai/mageai:0.9.80"
+
+  scheduler {
+    machine_type = "e2-small"
+    zone         = "us-central1-a"
+  }
+
+  storage {
+    bucket = "acme-mage"
+  }
+}

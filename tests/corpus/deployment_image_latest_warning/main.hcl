@@ -1,0 +1,6 @@
+deployment "dev" {
+  target      = "local"
+  project_dir = "mage_project"
+  image       = "mageai/mageai:latest"
+  mage_version = "0.9.80"
+}

@@ -1,0 +1,8 @@
+deployment "dev" {
+  target      = "local"
+  project_dir = "mage_project"
+  image       = "mageai/mageai:0.9.80"
+  labels = {
+    team = "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd"
+  }
+}

@@ -1,0 +1,4 @@
+deployment "dev" {
+  target      = "local"
+  image       = "mageai/mageai:0.9.80"
+}

@@ -1,0 +1,14 @@
+deployment "prod" {
+  target  = "gcp"
+  project = "Acme-Data"
+  region  = "us-central1"
+  image   = "mageai/mageai:0.9.80"
+
+  scheduler {
+    zone = "us-central1-a"
+  }
+
+  storage {
+    bucket = "acme-mage"
+  }
+}

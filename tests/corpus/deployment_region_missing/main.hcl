@@ -1,0 +1,13 @@
+deployment "prod" {
+  target  = "gcp"
+  project = "acme-data-prod"
+  image   = "mageai/mageai:0.9.80"
+
+  scheduler {
+    zone = "us-central1-a"
+  }
+
+  storage {
+    bucket = "acme-mage"
+  }
+}

@@ -1,0 +1,10 @@
+deployment "prod" {
+  target  = "gcp"
+  project = "acme-data-prod"
+  region  = "us-central1"
+  image   = "mageai/mageai:0.9.80"
+
+  storage {
+    bucket = "acme-mage"
+  }
+}

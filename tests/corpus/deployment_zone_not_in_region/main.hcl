@@ -1,0 +1,14 @@
+deployment "prod" {
+  target  = "gcp"
+  project = "acme-data-prod"
+  region  = "us-central1"
+  image   = "mageai/mageai:0.9.80"
+
+  scheduler {
+    zone = "us-east1-b"
+  }
+
+  storage {
+    bucket = "acme-mage"
+  }
+}

@@ -1,0 +1,11 @@
+deployment "dev" {
+  target      = "local"
+  project_dir = "mage_project"
+  image       = "mageai/mageai:0.9.80"
+}
+
+locals {
+  a = local.b
+  b = "${local.c}-x"
+  c = upper(local.a)
+}

@@ -1,0 +1,9 @@
+notification "alerts" {
+  channel     = "slack"
+  webhook_url = var.slack_webhook
+
+  opsgenie {
+    url     = "https://api.opsgenie.com"
+    api_key = var.slack_webhook
+  }
+}

@@ -1,0 +1,3 @@
+notification "alerts" {
+  webhook_url = var.slack_webhook
+}

@@ -1,0 +1,4 @@
+notification "alerts" {
+  channel     = "slak"
+  webhook_url = var.slack_webhook
+}

@@ -1,0 +1,3 @@
+notification "alerts" {
+  channel = "email"
+}

@@ -1,0 +1,9 @@
+notification "alerts" {
+  channel = "email"
+
+  email {
+    smtp_host = "smtp.example.com"
+    from      = "mage@example.com"
+    to        = "oncall@example.com"
+  }
+}

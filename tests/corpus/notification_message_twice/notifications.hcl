@@ -1,0 +1,12 @@
+notification "alerts" {
+  channel     = "slack"
+  webhook_url = var.slack_webhook
+
+  message "failure" {
+    title = "{pipeline_name} failed"
+  }
+
+  message "failure" {
+    title = "{pipeline_uuid} failed"
+  }
+}

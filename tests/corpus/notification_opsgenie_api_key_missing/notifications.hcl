@@ -1,0 +1,7 @@
+notification "alerts" {
+  channel = "opsgenie"
+
+  opsgenie {
+    url = "https://api.opsgenie.com"
+  }
+}

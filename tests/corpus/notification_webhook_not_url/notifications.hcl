@@ -1,0 +1,4 @@
+notification "alerts" {
+  channel     = "slack"
+  webhook_url = var.hook
+}

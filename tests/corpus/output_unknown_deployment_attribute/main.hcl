@@ -1,0 +1,18 @@
+deployment "prod" {
+  target  = "gcp"
+  project = "acme-data-prod"
+  region  = "us-central1"
+  image   = "mageai/mageai:0.9.80"
+
+  scheduler {
+    zone = "us-central1-a"
+  }
+
+  storage {
+    bucket = "acme-mage"
+  }
+}
+
+output "url" {
+  value = deployment.prod.url
+}

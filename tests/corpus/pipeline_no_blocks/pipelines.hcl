@@ -1,0 +1,3 @@
+pipeline "etl" {
+  description = "nothing yet"
+}

@@ -1,0 +1,3 @@
+resource_profile "main" {
+  cpu = 3
+}

@@ -1,0 +1,3 @@
+resource_profile "main" {
+  env = "PYTHONUNBUFFERED=1"
+}

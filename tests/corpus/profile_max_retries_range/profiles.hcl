@@ -1,0 +1,3 @@
+resource_profile "main" {
+  max_retries = 11
+}

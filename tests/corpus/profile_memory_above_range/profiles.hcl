@@ -1,0 +1,4 @@
+resource_profile "main" {
+  cpu    = 8
+  memory = "64Gi"
+}

@@ -1,0 +1,3 @@
+resource_profile "main" {
+  memory = "256Mi"
+}

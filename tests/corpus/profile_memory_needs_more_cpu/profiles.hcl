@@ -1,0 +1,4 @@
+resource_profile "main" {
+  cpu    = 1
+  memory = "16Gi"
+}

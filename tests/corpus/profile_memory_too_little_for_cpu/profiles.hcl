@@ -1,0 +1,4 @@
+resource_profile "main" {
+  cpu    = 4
+  memory = "1Gi"
+}

@@ -1,0 +1,3 @@
+resource_profile "standard" {
+  cpu = 1
+}

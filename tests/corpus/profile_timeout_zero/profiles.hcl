@@ -1,0 +1,3 @@
+resource_profile "main" {
+  timeout = "0s"
+}

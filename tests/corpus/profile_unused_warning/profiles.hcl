@@ -1,0 +1,3 @@
+resource_profile "spare" {
+  cpu = 1
+}

@@ -1,0 +1,5 @@
+schedule "nightly" {
+  pipeline = pipeline.etl
+  type     = "api"
+  cron     = "@daily"
+}

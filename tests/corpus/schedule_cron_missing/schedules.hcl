@@ -1,0 +1,3 @@
+schedule "nightly" {
+  pipeline = pipeline.etl
+}

@@ -1,0 +1,9 @@
+schedule "nightly" {
+  pipeline = pipeline.etl
+  cron     = "@daily"
+}
+
+schedule "nightly" {
+  pipeline = pipeline.etl
+  cron     = "0 3 * * *"
+}

@@ -1,0 +1,3 @@
+schedule "nightly" {
+  cron = "@daily"
+}

@@ -1,0 +1,4 @@
+schedule "nightly" {
+  pipeline = "etl"
+  cron     = "@daily"
+}

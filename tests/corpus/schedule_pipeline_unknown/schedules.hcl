@@ -1,0 +1,4 @@
+schedule "nightly" {
+  pipeline = pipeline.elt
+  cron     = "@daily"
+}

@@ -1,0 +1,5 @@
+schedule "nightly" {
+  pipeline = pipeline.etl
+  cron     = "@daily"
+  sla      = "1 hour"
+}

@@ -1,0 +1,5 @@
+schedule "nightly" {
+  pipeline  = pipeline.etl
+  cron      = "@daily"
+  variables = "dry_run=true"
+}

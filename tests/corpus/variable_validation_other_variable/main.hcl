@@ -1,0 +1,18 @@
+deployment "dev" {
+  target      = "local"
+  project_dir = "mage_project"
+  image       = "mageai/mageai:0.9.80"
+}
+
+variable "a" {
+  default = "x"
+}
+
+variable "b" {
+  default = "y"
+
+  validation {
+    condition     = var.b != var.a
+    error_message = "b differs from a."
+  }
+}

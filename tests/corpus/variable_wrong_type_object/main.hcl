@@ -1,0 +1,10 @@
+deployment "dev" {
+  target      = "local"
+  project_dir = "mage_project"
+  image       = "mageai/mageai:0.9.80"
+}
+
+variable "owner" {
+  type    = object({ team = string, oncall = string })
+  default = { team = "data" }
+}

@@ -1,0 +1,11 @@
+weir {
+  backend "gcs" {
+    bucket = "Acme_Weir_State"
+  }
+}
+
+deployment "dev" {
+  target      = "local"
+  project_dir = "mage_project"
+  image       = "mageai/mageai:0.9.80"
+}

@@ -1,0 +1,11 @@
+weir {
+  backend "gcs" {
+    bucket = "ws"
+  }
+}
+
+deployment "dev" {
+  target      = "local"
+  project_dir = "mage_project"
+  image       = "mageai/mageai:0.9.80"
+}

@@ -1,0 +1,11 @@
+weir {
+  backend "local" {
+    paht = "state.json"
+  }
+}
+
+deployment "dev" {
+  target      = "local"
+  project_dir = "mage_project"
+  image       = "mageai/mageai:0.9.80"
+}

@@ -1,0 +1,11 @@
+weir {
+  backend "s3" {
+    bucket = "acme-weir-state"
+  }
+}
+
+deployment "dev" {
+  target      = "local"
+  project_dir = "mage_project"
+  image       = "mageai/mageai:0.9.80"
+}
