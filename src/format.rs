@@ -468,16 +468,15 @@ fn lex(src: &str) -> Vec<Token<'_>> {
                 i = lx.string_end(i, 0);
                 Kind::Str
             }
-            b'<' if next == b'<' => match lx.heredoc_end(i, 0) {
-                Some(end) => {
+            b'<' if next == b'<' => {
+                if let Some(end) = lx.heredoc_end(i, 0) {
                     i = end;
                     Kind::Heredoc
-                }
-                None => {
+                } else {
                     i += 1;
                     Kind::Op
                 }
-            },
+            }
             b'0'..=b'9' => {
                 i = lx.number_end(i);
                 Kind::Number
@@ -1390,7 +1389,7 @@ mod tests {
     proptest! {
         // No regression files: a failure prints its minimal input instead.
         #![proptest_config(ProptestConfig {
-            cases: 20000,
+            cases: 500,
             failure_persistence: None,
             ..ProptestConfig::default()
         })]

@@ -11,6 +11,8 @@ use std::sync::Arc;
 
 pub struct Workspace {
     pub model: Configuration,
+    /// What saved plans are bound to: `lower::fingerprint`.
+    pub config_hash: String,
     pub instances: Vec<ResourceInstance>,
     pub backend: LocalBackend,
     pub providers: Arc<Providers>,
@@ -37,8 +39,10 @@ pub fn open(dir: &Path, vars: &VarArgs, color: bool) -> Result<Workspace, String
     };
     let backend = backend_for(dir, &model)?;
     let providers = Arc::new(Providers::for_config(dir));
+    let config_hash = crate::lower::fingerprint(&model, &instances);
     Ok(Workspace {
         model,
+        config_hash,
         instances,
         backend,
         providers,

@@ -67,16 +67,21 @@ impl<'a> BodyReader<'a> {
         for attr in body.attributes() {
             let name = attr.key.as_str();
             let loc = Location::new(file, attr.key.span().unwrap_or(0..0));
-            if !attributes.contains(&name) {
+            if !attributes.contains(&name) && blocks.contains(&name) {
+                diags.push(
+                    Diagnostic::error(format!(
+                        "`{name}` is a block in {what}, not an attribute"
+                    ))
+                    .at(&loc)
+                    .label("a block")
+                    .help(format!("write `{name} {{ ... }}`, without `=`")),
+                );
+            } else if !attributes.contains(&name) {
                 let mut d = Diagnostic::error(format!("unknown attribute `{name}` in {what}"))
                     .at(&loc)
                     .label("unknown attribute");
                 d = if let Some(s) = suggest(name, attributes.iter().copied()) {
                     d.help(format!("did you mean `{s}`?"))
-                } else if blocks.contains(&name) {
-                    d.help(format!(
-                        "`{name}` is a block here: write `{name} {{ ... }}`"
-                    ))
                 } else if attributes.is_empty() {
                     d.help(format!("{what} takes no attributes"))
                 } else {
@@ -97,17 +102,23 @@ impl<'a> BodyReader<'a> {
         }
         for block in body.blocks() {
             let name = block.ident.as_str();
-            if !blocks.contains(&name) {
+            if !blocks.contains(&name) && attributes.contains(&name) {
+                let loc = Location::new(file, block.ident.span().unwrap_or(0..0));
+                diags.push(
+                    Diagnostic::error(format!(
+                        "`{name}` is an attribute in {what}, not a block"
+                    ))
+                    .at(&loc)
+                    .label("an attribute")
+                    .help(format!("write `{name} = ...`")),
+                );
+            } else if !blocks.contains(&name) {
                 let loc = Location::new(file, block.ident.span().unwrap_or(0..0));
                 let mut d = Diagnostic::error(format!("unknown block `{name}` in {what}"))
                     .at(&loc)
                     .label("unknown block");
                 d = if let Some(s) = suggest(name, blocks.iter().copied()) {
                     d.help(format!("did you mean `{s}`?"))
-                } else if attributes.contains(&name) {
-                    d.help(format!(
-                        "`{name}` is an attribute here: write `{name} = ...`"
-                    ))
                 } else if blocks.is_empty() {
                     d.help(format!("{what} contains no blocks"))
                 } else {
@@ -146,6 +157,44 @@ impl<'a> BodyReader<'a> {
             Some(attr) => Location::new(self.file, attr.span().unwrap_or(0..0)),
             None => self.header.clone(),
         }
+    }
+
+    /// Where the entry `key` of a map attribute written as a literal is: its key, or its value
+    /// when `at_value`. Falls back to the whole value (e.g. for `labels = local.labels`).
+    pub fn entry_loc(&self, name: &str, key: &str, at_value: bool) -> Location {
+        let Some(attr) = self.attr(name) else {
+            return self.header.clone();
+        };
+        if let Expression::Object(object) = &attr.value {
+            for (k, v) in object.iter() {
+                let matches = match k {
+                    hcl_edit::expr::ObjectKey::Ident(ident) => ident.as_str() == key,
+                    hcl_edit::expr::ObjectKey::Expression(Expression::String(s)) => {
+                        s.as_str() == key
+                    }
+                    _ => false,
+                };
+                let span = if at_value { v.expr().span() } else { k.span() };
+                if matches && let Some(span) = span {
+                    return Location::new(self.file, span);
+                }
+            }
+        }
+        self.value_loc(attr)
+    }
+
+    /// Where element `index` of a list attribute written as a literal is. Falls back to the
+    /// whole value.
+    pub fn element_loc(&self, name: &str, index: usize) -> Location {
+        let Some(attr) = self.attr(name) else {
+            return self.header.clone();
+        };
+        if let Expression::Array(items) = &attr.value
+            && let Some(span) = items.iter().nth(index).and_then(|e| e.span())
+        {
+            return Location::new(self.file, span);
+        }
+        self.value_loc(attr)
     }
 
     pub fn blocks(&self, name: &'a str) -> impl Iterator<Item = &'a Block> + 'a {
@@ -333,11 +382,12 @@ impl<'a> BodyReader<'a> {
             return None;
         };
         let mut out = Vec::new();
-        for item in items {
+        for (i, item) in items.iter().enumerate() {
             match item {
                 hcl::Value::String(s) => out.push(s.clone()),
                 other => {
-                    diags.push(self.type_error(name, "a list of strings", other, &v.loc));
+                    let loc = self.element_loc(name, i);
+                    diags.push(self.type_error(name, "a list of strings", other, &loc));
                     return None;
                 }
             }
@@ -368,7 +418,7 @@ impl<'a> BodyReader<'a> {
                             "`{name}` must be a map of strings, but `{k}` is {}",
                             kind_of(other)
                         ))
-                        .at(&v.loc),
+                        .at(&self.entry_loc(name, k, true)),
                     );
                     return None;
                 }

@@ -80,6 +80,10 @@ impl Visit for ReferenceCollector {
         visit::visit_traversal(self, node);
     }
 
+    fn visit_func_name(&mut self, _node: &hcl_edit::expr::FuncName) {
+        // A function's name is not a reference.
+    }
+
     fn visit_object_key(&mut self, node: &hcl_edit::expr::ObjectKey) {
         // `{ name = ... }`: a bare key is a literal name, not a reference.
         if let hcl_edit::expr::ObjectKey::Expression(expr) = node {

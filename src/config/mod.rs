@@ -79,6 +79,9 @@ pub struct Config {
     pub files: Vec<ParsedFile>,
     pub evaluator: Evaluator,
     pub redactor: Redactor,
+    /// The strings of every sensitive value, also registered with `redactor`: the source
+    /// snippets of diagnostics are masked with them (see [`mask_secrets`]).
+    pub secrets: Vec<String>,
 }
 
 impl Config {
@@ -170,6 +173,12 @@ pub fn parse(file: &Arc<SourceFile>, diags: &mut Diagnostics) -> Option<Body> {
                 .next()
                 .map(|c| offset + c.len_utf8())
                 .unwrap_or(offset);
+            if err.message().contains("redefined attribute")
+                && let Some(d) = duplicate_attribute(file, offset)
+            {
+                diags.push(d);
+                return None;
+            }
             diags.push(
                 Diagnostic::error(format!("syntax error: {}", err.message()))
                     .at(&Location::new(file, offset..end))
@@ -178,6 +187,42 @@ pub fn parse(file: &Arc<SourceFile>, diags: &mut Diagnostics) -> Option<Body> {
             None
         }
     }
+}
+
+/// The parser refuses an attribute set twice in one body; say so in the words of the other
+/// checks, naming the attribute and where it was first set.
+fn duplicate_attribute(file: &Arc<SourceFile>, offset: usize) -> Option<Diagnostic> {
+    let rest = &file.text[offset..];
+    let len = rest
+        .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-'))
+        .unwrap_or(rest.len());
+    let name = &rest[..len];
+    if name.is_empty() {
+        return None;
+    }
+    // The first definition: the nearest earlier line that sets the same name.
+    let (line, _) = file.line_col(offset);
+    let first = file.text[..offset]
+        .lines()
+        .enumerate()
+        .rev()
+        .find(|(_, l)| {
+            l.trim_start()
+                .strip_prefix(name)
+                .is_some_and(|after| after.trim_start().starts_with('='))
+        })
+        .map(|(i, _)| i + 1)
+        .filter(|first| *first < line);
+    let help = match first {
+        Some(first) => format!("remove one of the two: `{name}` is first set on line {first}"),
+        None => "remove one of the two".to_string(),
+    };
+    Some(
+        Diagnostic::error(format!("attribute `{name}` is set twice in the same block"))
+            .at(&Location::new(file, offset..offset + len))
+            .label("set again here")
+            .help(help),
+    )
 }
 
 /// Loads a configuration: parse, check the top level, resolve variables and locals.
@@ -203,6 +248,7 @@ pub fn load(opts: &LoadOptions, diags: &mut Diagnostics) -> Option<Config> {
         files,
         evaluator: Evaluator::new(&opts.dir),
         redactor: Redactor::new(),
+        secrets: Vec::new(),
     };
     variables::resolve(&mut config, opts, diags);
     variables::resolve_locals(&mut config, diags);
@@ -240,6 +286,69 @@ fn check_top_level(files: &[ParsedFile], diags: &mut Diagnostics) {
             }
         }
     }
+}
+
+/// Registers a sensitive value: its strings (and numbers) are scrubbed from messages by the
+/// redactor and masked in the source snippets of diagnostics. Like the redactor, strings under
+/// four characters are skipped.
+pub fn register_secret(redactor: &mut Redactor, secrets: &mut Vec<String>, value: &hcl::Value) {
+    fn collect(value: &hcl::Value, out: &mut Vec<String>) {
+        match value {
+            hcl::Value::String(s) => out.push(s.clone()),
+            hcl::Value::Number(n) => out.push(n.to_string()),
+            hcl::Value::Array(items) => items.iter().for_each(|v| collect(v, out)),
+            hcl::Value::Object(map) => map.values().for_each(|v| collect(v, out)),
+            hcl::Value::Bool(_) | hcl::Value::Null => {}
+        }
+    }
+    redactor.add_value(&body::to_json(value));
+    let mut found = Vec::new();
+    collect(value, &mut found);
+    for s in found {
+        if s.chars().count() >= 4 && !secrets.contains(&s) {
+            secrets.push(s);
+        }
+    }
+    // Longest first, so a secret that contains another is masked whole.
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+}
+
+/// Masks secrets in the source files that diagnostics show a snippet of: a sensitive value
+/// written in a `*.tfvars` file or as a variable's `default` must not appear under an error
+/// about it (or about a neighbouring line). Each byte of a secret becomes `*`, so spans, lines
+/// and columns stay where they were.
+pub fn mask_secrets(diags: Diagnostics, secrets: &[String]) -> Diagnostics {
+    if secrets.is_empty() {
+        return diags;
+    }
+    let mut masked: Vec<(Arc<SourceFile>, Arc<SourceFile>)> = Vec::new();
+    let mut out = Diagnostics::new();
+    for mut d in diags {
+        if let Some(loc) = &mut d.location {
+            let cached = masked
+                .iter()
+                .find(|(original, _)| Arc::ptr_eq(original, &loc.file))
+                .map(|(_, m)| Arc::clone(m));
+            let file = cached.unwrap_or_else(|| {
+                let mut text = loc.file.text.clone();
+                for secret in secrets {
+                    if text.contains(secret.as_str()) {
+                        text = text.replace(secret.as_str(), &"*".repeat(secret.len()));
+                    }
+                }
+                let file = if text == loc.file.text {
+                    Arc::clone(&loc.file)
+                } else {
+                    SourceFile::new(loc.file.display_path.clone(), text)
+                };
+                masked.push((Arc::clone(&loc.file), Arc::clone(&file)));
+                file
+            });
+            loc.file = file;
+        }
+        out.push(d);
+    }
+    out
 }
 
 /// Checks that a block has exactly `n` labels; returns them.

@@ -5,7 +5,7 @@
 //! `--var-file` files (in order) and `--var name=value` flags (in order). Each value is
 //! converted to the declared type and checked against the `validation` blocks.
 
-use super::body::{BodyReader, block_header, to_json};
+use super::body::{BodyReader, block_header};
 use super::eval::{Evaluator, references};
 use super::types::TypeConstraint;
 use super::{Config, LoadOptions, labels};
@@ -299,6 +299,10 @@ pub(super) fn resolve(config: &mut Config, opts: &LoadOptions, diags: &mut Diagn
                 }
             },
         };
+        if d.sensitive {
+            // Before the type check: an error about a wrong-typed secret must not show it.
+            super::register_secret(&mut config.redactor, &mut config.secrets, &value);
+        }
         let value = match d.ty.convert(value) {
             Ok(v) => v,
             Err(msg) => {
@@ -317,7 +321,7 @@ pub(super) fn resolve(config: &mut Config, opts: &LoadOptions, diags: &mut Diagn
             }
         };
         if d.sensitive {
-            config.redactor.add_value(&to_json(&value));
+            super::register_secret(&mut config.redactor, &mut config.secrets, &value);
         }
         let mut valid = true;
         for (cond, loc, message) in &d.validations {
@@ -454,6 +458,7 @@ pub(super) fn resolve_locals(config: &mut Config, diags: &mut Diagnostics) {
         files,
         evaluator,
         redactor,
+        secrets,
         ..
     } = config;
     struct Local<'a> {
@@ -600,7 +605,7 @@ pub(super) fn resolve_locals(config: &mut Config, diags: &mut Diagnostics) {
         match evaluator.eval(&local.file, local.expr, &[]) {
             Ok(evaluated) => {
                 if sensitive {
-                    redactor.add_value(&to_json(&evaluated.value));
+                    super::register_secret(redactor, secrets, &evaluated.value);
                 }
                 evaluator.set_local(name, Some(evaluated.value), sensitive);
             }

@@ -75,3 +75,17 @@ pub fn lower(model: &Configuration) -> Result<Vec<ResourceInstance>, Diagnostics
         }
     }
 }
+
+/// A fingerprint of everything a plan depends on from the configuration side: the inputs
+/// (files, variables) and the desired instances (which include block code read from files).
+/// Saved plans are bound to it.
+pub fn fingerprint(model: &Configuration, instances: &[ResourceInstance]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(model.hash.as_bytes());
+    for i in instances {
+        h.update(i.address.as_bytes());
+        h.update(i.attributes.to_string().as_bytes());
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}

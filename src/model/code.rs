@@ -8,6 +8,19 @@ use hcl_edit::Span;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// The decorators of Mage's block kinds (blocks, conditions and callbacks).
+const MAGE_DECORATORS: &[&str] = &[
+    "data_loader",
+    "transformer",
+    "data_exporter",
+    "sensor",
+    "custom",
+    "condition",
+    "callback",
+    "on_success",
+    "on_failure",
+];
+
 /// Block code and where it came from.
 #[derive(Debug, Clone)]
 pub struct Code {
@@ -44,10 +57,11 @@ pub fn read_code(
             None
         }
         (false, false) => {
-            r.missing(
-                "source",
-                "add `source = \"blocks/<file>.py\"` (a path relative to the configuration directory), or inline `code = <<-EOT ... EOT`",
-                diags,
+            diags.push(
+                Diagnostic::error(format!("{} has no code: neither `source` nor `code` is set", r.what))
+                    .at(&r.header)
+                    .label("`source` or `code` is missing")
+                    .help("add `source = \"blocks/<file>.py\"` (a path relative to the configuration directory), or inline `code = <<-EOT ... EOT`"),
             );
             None
         }
@@ -107,8 +121,18 @@ pub fn read_code(
 }
 
 impl Code {
-    /// The location of a 1-based line of the code.
+    /// The location of a 1-based line of the code, from its first non-blank character.
     fn line_location(&self, line: usize) -> Location {
+        let loc = self.full_line_location(line);
+        let text = loc.text();
+        let indent = text.len() - text.trim_start().len();
+        if indent == text.len() {
+            return loc;
+        }
+        Location::new(&loc.file, loc.span.start + indent..loc.span.end)
+    }
+
+    fn full_line_location(&self, line: usize) -> Location {
         match &self.origin {
             CodeOrigin::File(file) => {
                 let start = file.offset_of(line, 1);
@@ -136,6 +160,9 @@ impl Code {
     pub fn check_python(&self, decorators: &[&str], what: &str, diags: &mut Diagnostics) {
         let lines: Vec<&str> = self.text.lines().collect();
         let mut found = false;
+        // The first decorator of another kind of Mage block, e.g. `@data_loader` on a
+        // transformer: the likely mistake when the right one is missing.
+        let mut other: Option<(usize, String)> = None;
         for (i, line) in lines.iter().enumerate() {
             let trimmed = line.trim_start();
             let Some(rest) = trimmed.strip_prefix('@') else {
@@ -146,6 +173,9 @@ impl Code {
                 .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
                 .collect();
             if !decorators.contains(&name.as_str()) {
+                if other.is_none() && MAGE_DECORATORS.contains(&name.as_str()) {
+                    other = Some((i + 1, name));
+                }
                 continue;
             }
             found = true;
@@ -177,12 +207,25 @@ impl Code {
         }
         if !found {
             let wanted: Vec<String> = decorators.iter().take(1).map(|d| format!("@{d}")).collect();
+            let (line, message) = match &other {
+                Some((line, name)) => (
+                    *line,
+                    format!(
+                        "the code of {what} has no function decorated with `{}`: it is decorated with `@{name}`, the decorator of another kind of block",
+                        wanted.join("")
+                    ),
+                ),
+                None => (
+                    1,
+                    format!(
+                        "the code of {what} has no function decorated with `{}`",
+                        wanted.join("")
+                    ),
+                ),
+            };
             diags.push(
-                Diagnostic::error(format!(
-                    "the code of {what} has no function decorated with `{}`",
-                    wanted.join("")
-                ))
-                .at(&self.line_location(1))
+                Diagnostic::error(message)
+                .at(&self.line_location(line))
                 .help(format!(
                     "Mage runs the function decorated with `{0}`; add it:\n  if '{1}' not in globals():\n      from mage_ai.data_preparation.decorators import {1}\n\n  {0}\n  def run(*args, **kwargs):\n      ...",
                     wanted.join(""),

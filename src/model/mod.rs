@@ -159,6 +159,7 @@ pub fn load(opts: &LoadOptions) -> (Option<Configuration>, Diagnostics) {
     let model = config.as_ref().and_then(|c| build(c, opts, &mut diags));
     if let Some(config) = &config {
         diags.redact(&config.redactor);
+        diags = crate::config::mask_secrets(diags, &config.secrets);
     }
     diags.sort();
     let model = if diags.has_errors() { None } else { model };

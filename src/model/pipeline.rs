@@ -611,7 +611,7 @@ fn read_retry(
                 } else {
                     "delay"
                 }))
-                .help("the delay between retries grows from `delay` up to `max_delay`"),
+                .help("Mage waits `delay` before the first retry and stops retrying once the total wait would pass `max_delay`: with `max_delay` under `delay` it never retries"),
         );
     }
     policy

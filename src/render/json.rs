@@ -54,7 +54,7 @@ fn planned_values(plan: &Plan) -> Value {
                 "type": c.type_name,
                 "name": c.name,
                 "provider_name": provider_name(&c.provider),
-                "values": mask(after, &c.after_sensitive),
+                "values": without(mask(after, &c.after_sensitive), &c.after_unknown),
                 "sensitive_values": sensitivity_shape(after, &c.after_sensitive),
             }))
         })
@@ -182,6 +182,26 @@ fn output_change(o: &OutputChange) -> Value {
 
 fn output_value(v: &Value, sensitive: bool) -> Value {
     if sensitive { mask(v, &[vec![]]) } else { v.clone() }
+}
+
+/// `value` without the attributes at `paths` (Terraform leaves unknown values out of
+/// `planned_values`).
+fn without(mut value: Value, paths: &[AttrPath]) -> Value {
+    for path in paths {
+        let Some((last, parent)) = path.split_last() else { continue };
+        let mut here = Some(&mut value);
+        for seg in parent {
+            here = match here {
+                Some(Value::Object(map)) => map.get_mut(seg.as_str()),
+                Some(Value::Array(items)) => seg.parse::<usize>().ok().and_then(|i| items.get_mut(i)),
+                _ => None,
+            };
+        }
+        if let Some(Value::Object(map)) = here {
+            map.shift_remove(last.as_str());
+        }
+    }
+    value
 }
 
 /// Terraform's `after_unknown`: a value mirroring `after`'s objects and arrays, with `true`

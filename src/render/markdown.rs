@@ -23,8 +23,6 @@ pub const MAX_COMMENT_CHARS: usize = 65_536;
 /// A single resource's diff longer than this is shortened, so one huge change cannot crowd
 /// out all the others.
 const MAX_BODY: usize = 20_000;
-/// Room kept for headings, "… and N more" lines and the notice while cutting.
-const MARGIN: usize = 2_000;
 const FULL_PLAN: &str = "the full plan is in `weir show plan.weir`";
 
 /// The plan as a PR comment of fewer than 65,536 characters.
@@ -37,14 +35,16 @@ pub fn render_markdown(plan: &Plan) -> String {
 pub(crate) fn render_markdown_within(plan: &Plan, limit: usize) -> String {
     let redactor = plan_redactor(plan);
     let mut c = Comment::new(plan, &redactor);
-    let mut budget = limit.saturating_sub(MARGIN);
+    // Cut to the limit, measure what the notice and the "… and N more" lines added, cut that
+    // much more; a few rounds at most.
+    let mut budget = limit;
     loop {
         c.fit(budget);
         let text = c.assemble();
         if text.len() <= limit || budget == 0 {
             return text;
         }
-        budget = budget.saturating_sub(text.len() - limit + MARGIN);
+        budget = budget.saturating_sub(text.len() - limit);
     }
 }
 
@@ -246,13 +246,14 @@ impl<'p> Comment<'p> {
         if !self.danger.is_empty() {
             let _ = writeln!(out, "### ⚠️ To destroy or replace ({})\n", self.danger.len());
             push_items(&mut out, &self.danger, "to destroy or replace");
-            out.push('\n');
+            blank(&mut out);
             if self.danger_bodies.iter().any(|i| i.level == Level::Full) {
                 out.push_str("<details><summary>Details of what will be destroyed or replaced</summary>\n\n");
                 for i in self.danger_bodies.iter().filter(|i| i.level == Level::Full) {
                     out.push_str(&i.full);
+                    blank(&mut out);
                 }
-                out.push_str("\n</details>\n\n");
+                out.push_str("</details>\n\n");
             }
         }
         for (title, items, more) in [
@@ -263,18 +264,18 @@ impl<'p> Comment<'p> {
             if !items.is_empty() {
                 let _ = writeln!(out, "### {title} ({})\n", items.len());
                 push_items(&mut out, items, more);
-                out.push('\n');
+                blank(&mut out);
             }
         }
         if self.outputs.iter().any(|i| i.level == Level::Full) {
             out.push_str("### Changes to outputs\n\n");
             push_items(&mut out, &self.outputs, "");
-            out.push('\n');
+            blank(&mut out);
         }
         if !self.notes.is_empty() {
             out.push_str("### Notes\n\n");
             push_items(&mut out, &self.notes, "notes");
-            out.push('\n');
+            blank(&mut out);
         }
         if self.unchanged.iter().any(|i| i.level == Level::Full) {
             let _ = writeln!(
@@ -283,7 +284,8 @@ impl<'p> Comment<'p> {
                 plural(self.unchanged.len(), "resource")
             );
             push_items(&mut out, &self.unchanged, "unchanged");
-            out.push_str("\n</details>\n\n");
+            blank(&mut out);
+            out.push_str("</details>\n\n");
         }
         out.push_str(&self.footer());
         out
@@ -295,24 +297,28 @@ impl<'p> Comment<'p> {
         let mut cut = Vec::new();
         let n = below(&self.danger, Level::Full);
         if n > 0 {
-            cut.push(format!("{} of the resources to destroy or replace", n));
+            cut.push(format!("{n} of the resources to destroy or replace"));
         }
-        for (items, what) in [
-            (&self.danger_bodies, "destroy or replace"),
-            (&self.creates, "create"),
-            (&self.updates, "update"),
-            (&self.drift, "change outside weir"),
+        let nouns = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        for (items, one, many) in [
+            (&self.danger_bodies, "resource to destroy or replace", "resources to destroy or replace"),
+            (&self.creates, "create", "creates"),
+            (&self.updates, "update", "updates"),
+            (&self.drift, "change outside weir", "changes outside weir"),
         ] {
             let n = below(items, Level::Full);
             if n > 0 {
-                cut.push(format!("the details of {} {}", n, if n == 1 { what.to_string() } else { format!("{what}s") }));
+                cut.push(format!("the details of {}", nouns(n, one, many)));
             }
         }
-        for (items, what) in [(&self.creates, "create"), (&self.updates, "update"), (&self.drift, "change outside weir")]
-        {
+        for (items, one, many) in [
+            (&self.creates, "create", "creates"),
+            (&self.updates, "update", "updates"),
+            (&self.drift, "change outside weir", "changes outside weir"),
+        ] {
             let n = below(items, Level::Line);
             if n > 0 {
-                cut.push(format!("the addresses of {n} {}", if n == 1 { what.to_string() } else { format!("{what}s") }));
+                cut.push(format!("the addresses of {}", nouns(n, one, many)));
             }
         }
         if below(&self.outputs, Level::Full) > 0 {
@@ -320,11 +326,11 @@ impl<'p> Comment<'p> {
         }
         let n = below(&self.notes, Level::Full);
         if n > 0 {
-            cut.push(plural(n, "note"));
+            cut.push(nouns(n, "note", "notes"));
         }
         let n = below(&self.unchanged, Level::Full);
         if n > 0 {
-            cut.push(format!("the list of {} unchanged", plural(n, "resource")));
+            cut.push(format!("the list of {}", nouns(n, "unchanged resource", "unchanged resources")));
         }
         let partial = [&self.danger_bodies, &self.creates, &self.updates, &self.drift, &self.outputs]
             .iter()
@@ -332,7 +338,7 @@ impl<'p> Comment<'p> {
             .filter(|i| i.partial && i.level == Level::Full)
             .count();
         if partial > 0 {
-            cut.push(format!("the end of {} long {}", partial, if partial == 1 { "diff" } else { "diffs" }));
+            cut.push(format!("the end of {}", nouns(partial, "long diff", "long diffs")));
         }
         if cut.is_empty() {
             return String::new();
@@ -358,6 +364,17 @@ impl<'p> Comment<'p> {
     }
 }
 
+/// Ends `out` with exactly one blank line.
+fn blank(out: &mut String) {
+    while out.ends_with("\n\n") {
+        out.pop();
+    }
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out.push('\n');
+}
+
 /// The visible items of a part, then the line items, then how many are not shown.
 fn push_items(out: &mut String, items: &[Item], more: &str) {
     for i in items.iter().filter(|i| i.level == Level::Full) {
@@ -367,7 +384,9 @@ fn push_items(out: &mut String, items: &[Item], more: &str) {
         out.push_str(&i.line);
     }
     let hidden = items.iter().filter(|i| i.level == Level::Hidden).count();
-    if hidden > 0 && !more.is_empty() {
+    if hidden == items.len() && !more.is_empty() {
+        let _ = writeln!(out, "- (not listed here: {FULL_PLAN})");
+    } else if hidden > 0 && !more.is_empty() {
         let _ = writeln!(out, "- … and {hidden} more {more} ({FULL_PLAN})");
     }
 }
@@ -512,7 +531,7 @@ mod tests {
         assert!(md.len() < MAX_COMMENT_CHARS);
         assert!(md.contains("<details><summary><code>mage_block.huge</code></summary>"));
         assert!(md.contains("!       code = <<-EOT"), "{}", &md[..3000]);
-        assert!(md.contains("-           x_1 = 1\n+           x_1 = 2\n"));
+        assert!(md.contains("-           x_1 = 1\n-           x_2 = 2\n"), "{}", &md[..3000]);
         assert!(md.contains("more lines not shown: the full plan is in `weir show plan.weir`"));
         assert!(md.contains("Left out: the end of 1 long diff."));
     }
@@ -541,15 +560,37 @@ mod tests {
         let plan = sample_plan();
         let whole = render_markdown(&plan);
         assert!(!whole.contains("[!NOTE]"));
-        // A little less room: the unchanged list goes first, then update details.
-        let md = render_markdown_within(&plan, whole.len() - 10);
-        assert!(md.contains("Left out: the list of 1 unchanged resource."), "{md}");
-        let md = render_markdown_within(&plan, whole.len() - 200);
-        assert!(md.contains("Left out: the details of 1 update; the list of 1 unchanged resource."), "{md}");
-        assert!(md.contains("- `mage_notification.ops`\n"));
-        assert!(md.contains("<details><summary><code>mage_pipeline.orders</code></summary>"));
-        assert!(md.contains("<details><summary><code>mage_block.orders_load</code></summary>"));
-        assert!(md.len() <= whole.len() - 200);
+        let has = |md: &str, address: &str| md.contains(&format!("<summary><code>{address}</code></summary>"));
+        let mut seen_cuts = Vec::new();
+        for limit in (1_500..whole.len()).rev().step_by(25) {
+            let md = render_markdown_within(&plan, limit);
+            assert!(md.len() <= limit, "{limit}: {}", md.len());
+            assert!(md.contains("[!NOTE]") && md.contains("The full plan is in `weir show plan.weir`."));
+            // The destroy/replace list is never cut here.
+            assert!(md.contains("- ♻️ **replace** `google_cloud_run_v2_job.highmem`"));
+            assert!(md.contains("- 🗑️ **destroy** `mage_trigger.orders_old`"));
+            let unchanged = md.contains("`google_storage_bucket.prod`");
+            let updates = has(&md, "mage_pipeline.orders") || has(&md, "mage_notification.ops");
+            let creates = has(&md, "google_cloud_run_v2_service.prod_web") || has(&md, "mage_block.orders_load");
+            let cut = (unchanged, updates, creates);
+            // Update details go only once the unchanged list is gone, create details only
+            // once all update details are gone.
+            if updates {
+                assert!(!unchanged || limit == whole.len(), "{limit}");
+            }
+            if !creates || !has(&md, "mage_block.orders_load") {
+                assert!(!updates, "{limit}");
+            }
+            if seen_cuts.last() != Some(&cut) {
+                seen_cuts.push(cut);
+            }
+        }
+        assert_eq!(seen_cuts.first(), Some(&(false, true, true)));
+        assert!(seen_cuts.contains(&(false, false, true)));
+        assert_eq!(seen_cuts.last(), Some(&(false, false, false)));
+        // Once the details are gone, the addresses remain.
+        let md = render_markdown_within(&plan, 2_500);
+        assert!(md.contains("- `mage_pipeline.orders`\n"), "{md}");
     }
 
     #[test]

@@ -11,20 +11,30 @@
 //! the env var `WEIR_TEST_MAGE`. When it is missing, every helper PANICS with the install hint: a missing
 //! dependency is a test failure, never a silent skip.
 //!
-//! Two ways to execute a pipeline:
-//! * [`run_pipeline`] / [`run_pipeline_with_vars`]: `mage run <project> <pipeline>` (~7 s). Notebook-style:
-//!   it ignores conditionals/callbacks and CRASHES on dynamic blocks (mage.md §8).
-//! * [`MageServer`]: `mage start` (boots in ~15 s) + API trigger: the real scheduler semantics
-//!   (dynamic blocks, reduce, conditionals, callbacks, retries), ~10 s per DAG level.
+//! Two ways to execute a pipeline (timings measured on the 2-core CI box, mage-ai 0.9.80):
+//! * [`run_pipeline`] / [`run_pipeline_with_vars`]: `mage run <project> <pipeline>` (~7 s for 3 blocks, up to
+//!   20 s when the box is busy). Notebook-style: it ignores conditionals/callbacks and CRASHES on dynamic blocks
+//!   (mage.md §8). Exit code 1 when a block fails.
+//! * [`MageServer`]: `mage start` + API trigger — the real scheduler semantics (dynamic blocks, reduce,
+//!   conditionals, callbacks, retries). [`MageServer::start`] returns after `/api/status` answers AND the DB
+//!   migrations are done (11-15 s idle, ~25 s busy). A `triggers.yaml` trigger is in the DB ~1-10 s later
+//!   ([`MageServer::wait_for_schedule`]); a 3-item fan-out + reduce run takes ~48 s (~10 s per scheduler tick).
+//!   Authentication is disabled (`REQUIRE_USER_AUTHENTICATION=0`), so no session or API key is needed.
+//!   Dropping the server kills its process group, then any stray process carrying its tag (the Jupyter kernel
+//!   runs in its own session); servers left by a SIGKILLed test binary are killed by the next start/run.
+//!   At most `WEIR_TEST_MAGE_SERVERS` (default 2) servers run at once across all test processes.
 //!
-//! Checking the data that came out — recommended: let the exporter block write a JSON file to a path given in a
-//! runtime variable (`output_path`), then [`read_json_file`] / [`wait_for_json_file`] it. That does not depend on
-//! Mage's internal storage layout. [`block_output`] reads Mage's own stored block output (`output_0/data.json`)
-//! and works for any JSON-serialisable block result too.
+//! Checking the data that came out — RECOMMENDED: let the exporter block write a JSON file to a path given in a
+//! runtime variable (e.g. `output_path`, passed via [`run_pipeline_with_vars`] or the API-trigger variables), then
+//! [`read_json_file`] / [`wait_for_json_file`] it. That does not depend on Mage's internal storage layout.
+//! [`block_output`] / [`dynamic_child_outputs`] read Mage's own stored outputs (`output_0/data.json`) and work for
+//! any JSON-serialisable block result too (not DataFrames: those are parquet).
 //!
 //! Every Mage process gets `MAGE_DATA_DIR=<data_dir>`: the sqlite DB, logs and block outputs then live under
-//! `<data_dir>/<project folder name>/` — use a fresh temp dir per test. Copy fixtures to a temp dir first
-//! ([`copy_project`]); Mage writes into the project (`.ssh_tunnel/`, sometimes `metadata.yaml`/`triggers.yaml`).
+//! `<data_dir>/<project folder name>/` (`mage-ai.db`, `pipelines/<p>/.variables/`, `pipelines/<p>/.logs/`,
+//! `.cache/`) — use a fresh temp dir per test. Copy fixtures to a temp dir first ([`copy_project`]); Mage writes
+//! into the project (`mage start` creates `.ssh_tunnel/`; it rewrites `triggers.yaml` unless active triggers have
+//! `last_enabled_at`, and `metadata.yaml` if it lacks `project_uuid`).
 
 #![allow(dead_code)]
 
@@ -296,9 +306,10 @@ where
     S: AsRef<OsStr>,
 {
     fs::create_dir_all(data_dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", data_dir.display()));
+    let data_dir = std::path::absolute(data_dir).expect("absolute data dir");
     let mut cmd = Command::new(mage_bin());
     cmd.args(args)
-        .env("MAGE_DATA_DIR", data_dir)
+        .env("MAGE_DATA_DIR", &data_dir)
         .env(TAG_VAR, tag)
         .env("PYTHONUNBUFFERED", "1")
         // Never let an outer environment point Mage at a shared DB or a remote executor.
@@ -431,9 +442,12 @@ fn run_with_timeout(mut cmd: Command, tag: &str, timeout: Duration) -> Output {
         }
         thread::sleep(Duration::from_millis(50));
     };
-    // The pipeline may have left helpers in the group; stop them so pipes close and nothing lingers.
+    // The pipeline may have left helpers behind (in the group or not); stop them so pipes close and nothing lingers.
     if signal(-(child.id() as i32), 0) {
         signal(-(child.id() as i32), SIGKILL);
+    }
+    for pid in tagged_pids(|t| t == tag) {
+        signal(pid, SIGKILL);
     }
     Output {
         status,

@@ -28,7 +28,7 @@ pub fn run(
                 .lock("apply", timeout)
                 .map_err(|e| e.to_string())?;
             let state = lock.read().map_err(|e| e.to_string())?;
-            file.check_fresh(state.as_ref(), &ws.model.hash)
+            file.check_fresh(state.as_ref(), &ws.config_hash)
                 .map_err(|why| format!("cannot apply {}: {why}", path.display()))?;
             drop(lock);
             file.restore(&ws.instances)?

@@ -39,7 +39,7 @@ pub fn make_plan(
         desired: &ws.instances,
         outputs: &ws.model.outputs,
         prior: prior.as_ref(),
-        config_hash: ws.model.hash.clone(),
+        config_hash: ws.config_hash.clone(),
         git_commit: workspace::git_commit(dir),
     };
     let plan = rt

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# THE test command for weir (CI runs it via .ci/run).
+#
+# 1. installs the external test dependencies when missing (scripts/test-deps.sh: the real mage-ai 0.9.80 and
+#    fake-gcs-server, in venvs under ${WEIR_TEST_DEPS:-<repo>/.test-deps}; ~3 min the first time, instant after);
+# 2. exports WEIR_TEST_MAGE / WEIR_TEST_FAKE_GCS from <deps>/env.sh;
+# 3. runs every test of the workspace: all targets (lib, bins, integration tests, examples, benches) + doctests.
+#
+# With arguments, runs `cargo test --workspace <args>` instead, e.g. `scripts/test.sh --test mage_harness`
+# or `scripts/test.sh -- mage_`.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+
+"$REPO/scripts/test-deps.sh"
+# shellcheck source=/dev/null
+source "${WEIR_TEST_DEPS:-$REPO/.test-deps}/env.sh"
+export WEIR_TEST_MAGE WEIR_TEST_FAKE_GCS
+
+if [[ $# -gt 0 ]]; then
+  echo "+ cargo test --workspace $*" >&2
+  exec cargo test --workspace "$@"
+fi
+echo "+ cargo test --workspace --all-targets" >&2
+cargo test --workspace --all-targets
+# `--all-targets` skips doctests; run them separately.
+echo "+ cargo test --workspace --doc" >&2
+cargo test --workspace --doc

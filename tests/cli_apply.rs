@@ -1,0 +1,316 @@
+//! `weir plan` / `apply` / `show` / `state` / `output` end to end on the local target, driving
+//! the built binary the way a user does. (The tests that then run the real Mage on what weir
+//! wrote are in `mage_e2e.rs`.)
+
+use assert_cmd::Command;
+use std::path::{Path, PathBuf};
+
+fn weir(dir: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("weir").unwrap();
+    cmd.arg("-C").arg(dir).arg("--no-color").env("NO_COLOR", "1").env_remove("CI");
+    cmd
+}
+
+/// A copy of examples/local in a temp dir.
+fn example() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("local");
+    copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/local"), &dir);
+    (tmp, dir)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name == "mage_project" || name == ".weir" || name == "out" {
+            continue;
+        }
+        let path = entry.path();
+        if path.is_dir() {
+            copy_dir(&path, &to.join(&name));
+        } else {
+            std::fs::copy(&path, to.join(&name)).unwrap();
+        }
+    }
+}
+
+fn apply(dir: &Path) {
+    let out = weir(dir).args(["apply", "--auto-approve"]).output().unwrap();
+    assert!(out.status.success(), "apply failed:\n{}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn plan_exit(dir: &Path) -> (i32, String) {
+    let out = weir(dir).args(["plan", "--detailed-exitcode"]).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr))
+}
+
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                out.push(p.strip_prefix(root).unwrap().display().to_string());
+            }
+        }
+    }
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn apply_then_plan_is_clean_and_edits_show_as_diffs() {
+    let (_tmp, dir) = example();
+    apply(&dir);
+    let project = dir.join("mage_project");
+    assert!(project.join("metadata.yaml").exists());
+    assert!(project.join("pipelines/orders_summary/metadata.yaml").exists());
+    assert!(project.join("pipelines/orders_summary/triggers.yaml").exists());
+
+    let (code, out) = plan_exit(&dir);
+    assert_eq!(code, 0, "a plan right after apply has no changes:\n{out}");
+    assert!(out.contains("No changes"), "{out}");
+
+    // Editing block code is a change, shown as a code diff.
+    let block = dir.join("blocks/summarize_orders.py");
+    let code_text = std::fs::read_to_string(&block).unwrap();
+    std::fs::write(&block, format!("{code_text}\n# reviewed by the data team\n")).unwrap();
+    let (code, out) = plan_exit(&dir);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("+ # reviewed by the data team"), "the code diff is shown:\n{out}");
+    assert!(out.contains("Plan: 0 to add, 1 to change, 0 to replace, 0 to destroy."), "{out}");
+    apply(&dir);
+    assert_eq!(plan_exit(&dir).0, 0);
+}
+
+#[test]
+fn files_weir_does_not_own_are_never_touched() {
+    let (_tmp, dir) = example();
+    apply(&dir);
+    let project = dir.join("mage_project");
+    // A user's file inside the project, next to weir's.
+    std::fs::write(project.join("transformers/my_notes.py"), "# mine\n").unwrap();
+    std::fs::write(project.join("io_config.yaml"), "version: 0.1.1\n").unwrap();
+    let before = files_under(&project);
+
+    // Remove one pipeline from the configuration: its files go, nothing else.
+    let pipelines = std::fs::read_to_string(dir.join("pipelines.hcl")).unwrap();
+    let squares_start = pipelines.find("pipeline \"squares\"").expect("the example has a squares pipeline");
+    std::fs::write(dir.join("pipelines.hcl"), &pipelines[..squares_start]).unwrap();
+    let schedules = std::fs::read_to_string(dir.join("schedules.hcl")).unwrap();
+    let kept: String = schedules
+        .split("\n\n")
+        .filter(|s| !s.contains("pipeline.squares"))
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    std::fs::write(dir.join("schedules.hcl"), kept).unwrap();
+    let (code, out) = plan_exit(&dir);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("mage_pipeline.squares will be destroyed"), "{out}");
+    apply(&dir);
+    let after = files_under(&project);
+    let removed: Vec<&String> = before.iter().filter(|f| !after.contains(f)).collect();
+    assert!(removed.iter().all(|f| f.contains("squares") || f.contains("square") || f.contains("split_numbers") || f.contains("log_total")), "only the pipeline's files were removed: {removed:?}");
+    assert!(!project.join("pipelines/squares").exists());
+    assert_eq!(std::fs::read_to_string(project.join("transformers/my_notes.py")).unwrap(), "# mine\n");
+    assert!(project.join("io_config.yaml").exists());
+    assert!(project.join("pipelines/orders_summary/metadata.yaml").exists());
+
+    // A user file where weir wants to write: refused, named, untouched.
+    let pipelines = std::fs::read_to_string(dir.join("pipelines.hcl")).unwrap();
+    std::fs::write(
+        dir.join("pipelines.hcl"),
+        format!("{pipelines}\npipeline \"extra\" {{\n  block \"my_notes\" {{\n    type = \"transformer\"\n    code = \"@transformer\\ndef f(*a, **k):\\n    return 1\\n\"\n  }}\n}}\n"),
+    )
+    .unwrap();
+    let out = weir(&dir).args(["apply", "--auto-approve"]).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("transformers/my_notes.py"), "the refusal names the file:\n{stderr}");
+    assert_eq!(std::fs::read_to_string(project.join("transformers/my_notes.py")).unwrap(), "# mine\n");
+}
+
+#[test]
+fn saved_plans_are_applied_exactly_once_and_never_stale() {
+    let (tmp, dir) = example();
+    let plan_file = tmp.path().join("first.weir");
+    let out = weir(&dir).args(["plan", "--out"]).arg(&plan_file).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = weir(&dir).arg("apply").arg(&plan_file).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Twice: refused.
+    let out = weir(&dir).arg("apply").arg(&plan_file).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("make a new plan"));
+
+    // A plan made, then another apply, then the plan: stale.
+    let block = dir.join("blocks/load_orders.py");
+    let text = std::fs::read_to_string(&block).unwrap();
+    std::fs::write(&block, format!("{text}\n# one\n")).unwrap();
+    let second = tmp.path().join("second.weir");
+    assert!(weir(&dir).args(["plan", "--out"]).arg(&second).output().unwrap().status.success());
+    apply(&dir);
+    let out = weir(&dir).arg("apply").arg(&second).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("stale"), "{stderr}");
+
+    // A plan whose configuration changed afterwards is refused too.
+    let third = tmp.path().join("third.weir");
+    std::fs::write(&block, format!("{text}\n# two\n")).unwrap();
+    assert!(weir(&dir).args(["plan", "--out"]).arg(&third).output().unwrap().status.success());
+    std::fs::write(&block, format!("{text}\n# three\n")).unwrap();
+    let out = weir(&dir).arg("apply").arg(&third).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("configuration"));
+
+    // `show` renders a saved plan.
+    let out = weir(&dir).args(["show"]).arg(&third).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Plan: 0 to add, 1 to change"));
+}
+
+#[test]
+fn state_commands_and_outputs() {
+    let (_tmp, dir) = example();
+    apply(&dir);
+    let out = weir(&dir).args(["state", "list"]).output().unwrap();
+    let list = String::from_utf8_lossy(&out.stdout);
+    assert!(list.lines().any(|l| l == "mage_pipeline.orders_summary"), "{list}");
+    let out = weir(&dir).args(["state", "show", "mage_pipeline.orders_summary"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"type\": \"mage_pipeline\""));
+    let out = weir(&dir).args(["state", "show", "mage_pipeline.nope"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    // Removing from state forgets without deleting: the next plan wants to create it again,
+    // and the provider refuses to overwrite a file it no longer owns? No: the manifest still
+    // owns it, so the create simply takes it over.
+    let out = weir(&dir).args(["state", "rm", "mage_triggers.orders_summary"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(dir.join("mage_project/pipelines/orders_summary/triggers.yaml").exists());
+    let (code, out) = plan_exit(&dir);
+    assert_eq!(code, 2, "{out}");
+    apply(&dir);
+    assert_eq!(plan_exit(&dir).0, 0);
+    let out = weir(&dir).args(["graph"]).output().unwrap();
+    let dot = String::from_utf8_lossy(&out.stdout);
+    assert!(dot.starts_with("digraph"), "{dot}");
+    assert!(dot.contains("\"mage_triggers.orders_summary\" -> \"mage_pipeline.orders_summary\""), "{dot}");
+}
+
+#[test]
+fn a_second_weir_waits_for_or_is_refused_the_lock() {
+    let (_tmp, dir) = example();
+    apply(&dir);
+    // Hold the lock from another process: `flock` keeps the lock file locked while it sleeps.
+    let lock = dir.join(".weir/state.json.lock");
+    let mut holder = std::process::Command::new("flock")
+        .arg(&lock)
+        .args(["sleep", "30"])
+        .spawn()
+        .expect("flock (util-linux) is needed for this test: apt-get install util-linux");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let out = weir(&dir).args(["plan"]).output().unwrap();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("lock"), "{stderr}");
+    assert!(stderr.contains("--lock-timeout"), "{stderr}");
+}
+
+#[test]
+fn killing_weir_mid_apply_then_applying_again_converges() {
+    // Enough pipelines that the apply takes a moment.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut hcl = String::from("deployment \"big\" {\n  target      = \"local\"\n  project_dir = \"mage_project\"\n  image       = \"mageai/mageai:0.9.80\"\n}\n");
+    for i in 0..150 {
+        hcl.push_str(&format!(
+            "pipeline \"p{i}\" {{\n  block \"load_{i}\" {{\n    type = \"data_loader\"\n    code = \"@data_loader\\ndef load(*a, **k):\\n    return {i}\\n\"\n  }}\n  block \"t_{i}\" {{\n    type     = \"transformer\"\n    upstream = [block.load_{i}]\n    code     = \"@transformer\\ndef t(x, *a, **k):\\n    return x + 1\\n\"\n  }}\n}}\nschedule \"s{i}\" {{\n  pipeline = pipeline.p{i}\n  cron     = \"0 3 * * *\"\n}}\n"
+        ));
+    }
+    std::fs::write(dir.join("main.hcl"), hcl).unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("weir");
+    let mut child = std::process::Command::new(&bin)
+        .args(["--no-color", "apply", "--auto-approve", "--parallelism", "2", "-C"])
+        .arg(dir)
+        .env_remove("CI")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill it once some operations have finished.
+    let stderr = child.stderr.take().unwrap();
+    let mut reader = std::io::BufReader::new(stderr);
+    let mut finished = 0;
+    let mut line = String::new();
+    while std::io::BufRead::read_line(&mut reader, &mut line).unwrap() > 0 {
+        if line.contains(": created") {
+            finished += 1;
+            if finished == 60 {
+                break;
+            }
+        }
+        line.clear();
+    }
+    assert_eq!(finished, 60, "the apply should have reported progress before it was killed");
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    // The state records what was done; the lock died with the process.
+    let out = weir(dir).args(["state", "list"]).output().unwrap();
+    let recorded = String::from_utf8_lossy(&out.stdout).lines().count();
+    assert!(recorded >= 60, "state holds the finished operations ({recorded})");
+    assert!(recorded < 601, "the apply was interrupted");
+
+    apply(dir);
+    let (code, out) = plan_exit(dir);
+    assert_eq!(code, 0, "converged:\n{out}");
+    let out = weir(dir).args(["state", "list"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1 + 150 * 4);
+    let files = files_under(&dir.join("mage_project"));
+    assert_eq!(files.iter().filter(|f| f.ends_with("triggers.yaml")).count(), 150);
+    assert_eq!(files.iter().filter(|f| f.ends_with(".py")).count(), 300);
+    // Each trigger exactly once.
+    let triggers = std::fs::read_to_string(dir.join("mage_project/pipelines/p7/triggers.yaml")).unwrap();
+    assert_eq!(triggers.matches("name:").count(), 1, "{triggers}");
+}
+
+#[test]
+fn plan_formats_and_secrets() {
+    let (_tmp, dir) = example();
+    let secret = "https://hooks.slack.com/services/T0/B0/very-secret-token";
+    std::fs::write(
+        dir.join("notify.hcl"),
+        "variable \"hook\" {\n  type      = string\n  sensitive = true\n}\n\nnotification \"ops\" {\n  channel     = \"slack\"\n  webhook_url = var.hook\n}\n",
+    )
+    .unwrap();
+    for format in ["text", "json", "markdown"] {
+        let out = weir(&dir).args(["plan", "--format", format]).env("WEIR_VAR_hook", secret).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let all = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+        assert!(!all.contains("very-secret-token"), "{format} leaks the secret");
+        assert!(all.contains("(sensitive)"), "{format} shows where the secret is");
+    }
+    let out = weir(&dir).args(["plan", "--format", "json"]).env("WEIR_VAR_hook", secret).output().unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["format_version"], "1.2");
+    assert!(json["resource_changes"].as_array().unwrap().iter().any(|c| c["address"] == "mage_pipeline.orders_summary"));
+
+    let tmp2 = tempfile::tempdir().unwrap();
+    let plan_file = tmp2.path().join("p.weir");
+    let out = weir(&dir).args(["plan", "--out"]).arg(&plan_file).env("WEIR_VAR_hook", secret).output().unwrap();
+    assert!(out.status.success());
+    assert!(!std::fs::read_to_string(&plan_file).unwrap().contains("very-secret-token"));
+    let out = weir(&dir).arg("apply").arg(&plan_file).env("WEIR_VAR_hook", secret).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The secret reached the Mage project (Mage needs it), and nothing else.
+    let pipeline = std::fs::read_to_string(dir.join("mage_project/pipelines/orders_summary/metadata.yaml")).unwrap();
+    assert!(pipeline.contains("very-secret-token"));
+    let state = std::fs::read_to_string(dir.join(".weir/state.json")).unwrap();
+    assert!(state.contains("sensitive_paths"));
+}
