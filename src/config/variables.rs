@@ -23,6 +23,8 @@ struct Declared {
     ty: TypeConstraint,
     sensitive: bool,
     default: Option<(hcl::Value, Location)>,
+    /// The `default` is there but wrong (already reported): no "has no value" on top.
+    default_invalid: bool,
     validations: Vec<(Expression, Location, Option<String>)>,
 }
 
@@ -119,6 +121,7 @@ pub(super) fn resolve(config: &mut Config, opts: &LoadOptions, diags: &mut Diagn
                 }
             }
         });
+        let default_invalid = default.is_none() && reader.has("default");
         let mut validations = Vec::new();
         for vblock in top.block.body.get_blocks("validation") {
             let vreader = BodyReader::new(
@@ -158,17 +161,22 @@ pub(super) fn resolve(config: &mut Config, opts: &LoadOptions, diags: &mut Diagn
                     None
                 }
             };
+            let mut refers_elsewhere = false;
             for r in references(&cond.value) {
                 if r.root == "var" && r.name.as_deref() != Some(name) {
+                    refers_elsewhere = true;
                     diags.push(
                         Diagnostic::error(format!(
                             "the validation of `{name}` can only refer to `var.{name}`"
                         ))
-                        .at(&Location::new(top.file, r.span.clone())),
+                        .at(&Location::new(top.file, r.span.clone()))
+                        .help(format!("a validation checks one variable: write the condition over `var.{name}` alone")),
                     );
                 }
             }
-            validations.push((cond.value.clone(), vreader.value_loc(cond), message));
+            if !refers_elsewhere {
+                validations.push((cond.value.clone(), vreader.value_loc(cond), message));
+            }
         }
         declared.push(Declared {
             name: name.to_string(),
@@ -176,6 +184,7 @@ pub(super) fn resolve(config: &mut Config, opts: &LoadOptions, diags: &mut Diagn
             ty,
             sensitive,
             default,
+            default_invalid,
             validations,
         });
     }
@@ -285,6 +294,7 @@ pub(super) fn resolve(config: &mut Config, opts: &LoadOptions, diags: &mut Diagn
             Some(s) => (s.value, s.origin),
             None => match &d.default {
                 Some((v, loc)) => (v.clone(), Ok(loc.clone())),
+                None if d.default_invalid => continue,
                 None => {
                     diags.push(
                         Diagnostic::error(format!("variable `{}` has no value", d.name))

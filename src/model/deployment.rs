@@ -292,7 +292,9 @@ pub(super) fn deployment(config: &Config, diags: &mut Diagnostics) -> Option<Dep
     if let Some(l) = r.string_map(ev, "labels", diags) {
         for (k, v) in &l.value {
             if let Err(msg) = check_label(k, v) {
-                diags.push(Diagnostic::error(msg).at(&l.loc));
+                // Point at the key when the key is wrong, else at the value.
+                let at_value = check_label(k, "").is_ok();
+                diags.push(Diagnostic::error(msg).at(&r.entry_loc("labels", k, at_value)));
             }
             labels_map.insert(k.clone(), v.clone());
         }
@@ -396,7 +398,9 @@ pub(super) fn deployment(config: &Config, diags: &mut Diagnostics) -> Option<Dep
                             .help("zones look like \"us-central1-a\""),
                     ),
                     Some(zr) => {
+                        // Against a malformed region, only the region's own error is useful.
                         if let Some(reg) = &region
+                            && looks_like_region(&reg.value)
                             && zr != reg.value
                         {
                             diags.push(
@@ -421,29 +425,35 @@ pub(super) fn deployment(config: &Config, diags: &mut Diagnostics) -> Option<Dep
             None => {}
         }
         if gcp {
-            let mut reasons = Vec::new();
+            // Each reason with the attribute it is about; the warning points at the first.
+            let mut reasons: Vec<(String, Location)> = Vec::new();
             if scheduler.machine_type != "e2-micro" {
-                reasons.push(format!(
-                    "machine type `{}` is not e2-micro",
-                    scheduler.machine_type
+                reasons.push((
+                    format!("machine type `{}` is not e2-micro", scheduler.machine_type),
+                    mt.as_ref().map(|m| m.loc.clone()).unwrap_or(header.clone()),
                 ));
             }
             if let Some(reg) = &region
+                && looks_like_region(&reg.value)
                 && !FREE_TIER_REGIONS.contains(&reg.value.as_str())
             {
-                reasons.push(format!(
-                    "region `{}` is not one of us-west1, us-central1, us-east1",
-                    reg.value
+                reasons.push((
+                    format!(
+                        "region `{}` is not one of us-west1, us-central1, us-east1",
+                        reg.value
+                    ),
+                    reg.loc.clone(),
                 ));
             }
             if scheduler.disk_size_gb > 30 {
-                reasons.push(format!(
-                    "a {} GB disk is over the free 30 GB",
-                    scheduler.disk_size_gb
+                reasons.push((
+                    format!("a {} GB disk is over the free 30 GB", scheduler.disk_size_gb),
+                    disk.as_ref().map(|d| d.loc.clone()).unwrap_or(header.clone()),
                 ));
             }
-            if !reasons.is_empty() {
-                let loc = mt.as_ref().map(|m| m.loc.clone()).unwrap_or(header);
+            if let Some((_, loc)) = reasons.first() {
+                let loc = loc.clone();
+                let reasons: Vec<String> = reasons.into_iter().map(|(r, _)| r).collect();
                 diags.push(
                     Diagnostic::warning(format!("the scheduler VM is outside Compute Engine's free tier: {}", reasons.join("; ")))
                         .at(&loc)
@@ -653,9 +663,12 @@ pub(super) fn profiles(
                 Ok(mib) if !(512..=32768).contains(&mib) => {
                     memory_ok = false;
                     diags.push(
-                        Diagnostic::error(format!("memory `{}` is out of range", m.value))
-                            .at(&m.loc)
-                            .help("a Cloud Run job has from 512Mi to 32Gi of memory"),
+                        Diagnostic::error(format!(
+                            "memory `{}` is out of range: a Cloud Run job has from 512Mi to 32Gi",
+                            m.value
+                        ))
+                        .at(&m.loc)
+                        .help("see the CPU/memory table in docs/language.md"),
                     );
                 }
                 Ok(mib) => profile.memory_mib = mib,
@@ -710,9 +723,12 @@ pub(super) fn profiles(
             match parse_duration(&t.value) {
                 Ok(secs) if (1..=168 * 3600).contains(&secs) => profile.timeout_secs = secs,
                 Ok(_) => diags.push(
-                    Diagnostic::error(format!("timeout `{}` is out of range", t.value))
-                        .at(&t.loc)
-                        .help("a Cloud Run job task runs from 1s to 168h"),
+                    Diagnostic::error(format!(
+                        "timeout `{}` is out of range: a Cloud Run job task runs from 1s to 168h",
+                        t.value
+                    ))
+                    .at(&t.loc)
+                    .help("write a duration from \"1s\" to \"168h\" (7 days), e.g. \"30m\""),
                 ),
                 Err(msg) => diags.push(Diagnostic::error(msg).at(&t.loc)),
             }

@@ -111,6 +111,16 @@ pub const PLACEHOLDERS: &[&str] = &[
     "failed_blocks",
 ];
 
+/// "a slack", "an email", "an `opsgenie`".
+fn article(word: &str) -> String {
+    let first = word.trim_start_matches('`').chars().next().unwrap_or('x');
+    if "aeiou".contains(first.to_ascii_lowercase()) {
+        format!("an {word}")
+    } else {
+        format!("a {word}")
+    }
+}
+
 /// Checks a Python `str.format` template. Returns (byte offset in the template, message).
 pub fn check_template(template: &str) -> Result<(), (usize, usize, String)> {
     let bytes: Vec<(usize, char)> = template.char_indices().collect();
@@ -253,14 +263,14 @@ pub(super) fn notifications(
                         sensitive |= w.sensitive;
                         settings.insert("webhook_url".into(), w.value.clone().into());
                     }
-                    None if !r.has("webhook_url") => r.missing("webhook_url", &format!("a {} notification posts to a webhook: add `webhook_url = var.<sensitive variable>`", ch.as_str()), diags),
+                    None if !r.has("webhook_url") => r.missing("webhook_url", &format!("{} notification posts to a webhook: add `webhook_url = var.<sensitive variable>`", article(ch.as_str())), diags),
                     None => {}
                 }
             } else if let Some(w) = &webhook {
                 diags.push(
                     Diagnostic::error(format!(
-                        "a {} notification takes no `webhook_url`",
-                        ch.as_str()
+                        "{} notification takes no `webhook_url`",
+                        article(ch.as_str())
                     ))
                     .at(&w.loc)
                     .help(format!("configure it in the `{}` block", ch.as_str())),
@@ -328,7 +338,7 @@ pub(super) fn notifications(
                     }
                 }
                 (None, true) => diags.push(
-                    Diagnostic::error(format!("a {block_name} notification needs a `{block_name}` block"))
+                    Diagnostic::error(format!("{} notification needs {} block", article(block_name), article(&format!("`{block_name}`"))))
                         .at(&r.header)
                         .help(if block_name == "opsgenie" {
                             "add `opsgenie {\n    url     = \"https://api.opsgenie.com\"\n    api_key = var.opsgenie_key\n  }`"
@@ -337,7 +347,7 @@ pub(super) fn notifications(
                         }),
                 ),
                 (Some(b), false) => diags.push(
-                    Diagnostic::error(format!("a `{block_name}` block only applies to `channel = \"{block_name}\"`"))
+                    Diagnostic::error(format!("{} block only applies to `channel = \"{block_name}\"`", article(&format!("`{block_name}`"))))
                         .at(&block_header(r.file, b))
                         .help("remove the block, or change the channel"),
                 ),
@@ -348,13 +358,13 @@ pub(super) fn notifications(
         let on = match r.string_list(ev, "on", diags) {
             Some(list) => {
                 let mut events = Vec::new();
-                for e in &list.value {
+                for (i, e) in list.value.iter().enumerate() {
                     match Event::parse(e) {
                         Some(ev) if !events.contains(&ev) => events.push(ev),
                         Some(_) => {}
                         None => {
                             let mut d = Diagnostic::error(format!("unknown event \"{e}\" in `on`"))
-                                .at(&list.loc);
+                                .at(&r.element_loc("on", i));
                             d = match suggest(e, Event::ALL.iter().map(|(n, _)| *n)) {
                                 Some(s) => d.help(format!("did you mean \"{s}\"?")),
                                 None => {

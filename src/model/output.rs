@@ -97,6 +97,11 @@ pub(super) fn outputs(
                 }
                 Some(a) => {
                     ok = false;
+                    // Underline `deployment.<name>.<attr>` whole.
+                    let loc = Location::new(
+                        top.file,
+                        reference.span.start..reference.span.end + 1 + a.len(),
+                    );
                     let mut diag =
                         Diagnostic::error(format!("a deployment has no attribute `{a}`")).at(&loc);
                     diag = match suggest(&a, DEPLOYMENT_ATTRIBUTES.iter().copied()) {

@@ -57,7 +57,12 @@ pub fn parse_memory(s: &str) -> Result<u64, String> {
         "G" => n * 1e9,
         "T" => n * 1e12,
         "" => n,
-        _ => return Err(format!("`{s}` has an unknown unit `{unit}`; {help}")),
+        _ if unit.starts_with(char::is_whitespace) => {
+            return Err(format!(
+                "`{s}` is not a memory size: write the unit right after the number; {help}"
+            ));
+        }
+        _ => return Err(format!("`{s}` is not a memory size: unknown unit `{unit}`; {help}")),
     };
     Ok((bytes / (1024.0 * 1024.0)).round() as u64)
 }
@@ -128,8 +133,12 @@ pub fn check_cron(expr: &str) -> Result<(), String> {
             return Ok(());
         }
         return Err(format!(
-            "`{trimmed}` is not a schedule Mage knows; use {} or a 5-field cron expression",
-            crate::diagnostics::one_of(CRON_SHORTHANDS)
+            "`{trimmed}` is not a schedule Mage knows; use one of {}, or a 5-field cron expression",
+            CRON_SHORTHANDS
+                .iter()
+                .map(|s| format!("`{s}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     let fields: Vec<&str> = trimmed.split_whitespace().collect();

@@ -482,7 +482,7 @@ impl Differ<'_> {
     }
 
     /// Whether an entry differs between before and after (and so is shown).
-    fn changed(&self, _bpath: &[String], apath: &[String], b: Option<Node<'_>>, a: Option<Node<'_>>) -> bool {
+    fn changed(&self, apath: &[String], b: Option<Node<'_>>, a: Option<Node<'_>>) -> bool {
         let unknown = self.unknown(Side::After, apath) || self.unknown_below(Side::After, apath);
         match (b, a) {
             (None, None) => unknown,
@@ -581,7 +581,7 @@ impl Differ<'_> {
         let amap = a.and_then(|n| n.raw.as_object());
         if bmap.is_none() && amap.is_none() && (b.is_some() || a.is_some()) {
             // Not objects: one value replaced by another.
-            if self.changed(bpath, apath, b, a) {
+            if self.changed(apath, b, a) {
                 self.diff(level, &Label::Bare, bpath, apath, b, a);
             }
             return;
@@ -601,7 +601,7 @@ impl Differ<'_> {
                 let (bp, ap) = (child(bpath, &k), child(apath, &k));
                 let bn = b.and_then(|n| n.key(&k));
                 let an = a.and_then(|n| n.key(&k));
-                let changed = self.changed(&bp, &ap, bn, an);
+                let changed = self.changed(&ap, bn, an);
                 (k, bp, ap, bn, an, changed)
             })
             .collect();
@@ -753,7 +753,7 @@ impl Differ<'_> {
             let bp = child(bpath, j);
             let (bn, an) = (b.index(j), a.index(i));
             let moved = !in_order.contains(akey.as_str());
-            if !moved && !self.changed(&bp, &ap, bn, an) {
+            if !moved && !self.changed(&ap, bn, an) {
                 hidden += 1;
                 continue;
             }
@@ -787,7 +787,7 @@ impl Differ<'_> {
                 DiffOp::Equal { old_index, new_index, len } => {
                     for t in 0..len {
                         let (bp, ap) = (child(bpath, old_index + t), child(apath, new_index + t));
-                        if self.changed(&bp, &ap, b.index(old_index + t), a.index(new_index + t)) {
+                        if self.changed(&ap, b.index(old_index + t), a.index(new_index + t)) {
                             self.diff(level, &Label::Elem, &bp, &ap, b.index(old_index + t), a.index(new_index + t));
                         } else {
                             hidden += 1;
