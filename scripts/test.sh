@@ -4,7 +4,8 @@
 # 1. installs the external test dependencies when missing (scripts/test-deps.sh: the real mage-ai 0.9.80 and
 #    fake-gcs-server, in venvs under ${WEIR_TEST_DEPS:-<repo>/.test-deps}; ~3 min the first time, instant after);
 # 2. exports WEIR_TEST_MAGE / WEIR_TEST_FAKE_GCS from <deps>/env.sh;
-# 3. runs every test of the workspace: all targets (lib, bins, integration tests, examples, benches) + doctests.
+# 3. runs every test of the workspace: all targets (lib, bins, integration tests, examples, benches) + doctests,
+#    with --no-fail-fast so one failing test binary does not hide the others (exit code is still non-zero).
 #
 # With arguments, runs `cargo test --workspace <args>` instead, e.g. `scripts/test.sh --test mage_harness`
 # or `scripts/test.sh -- mage_`.
@@ -22,8 +23,10 @@ if [[ $# -gt 0 ]]; then
   echo "+ cargo test --workspace $*" >&2
   exec cargo test --workspace "$@"
 fi
-echo "+ cargo test --workspace --all-targets" >&2
-cargo test --workspace --all-targets
+rc=0
+echo "+ cargo test --workspace --all-targets --no-fail-fast" >&2
+cargo test --workspace --all-targets --no-fail-fast || rc=$?
 # `--all-targets` skips doctests; run them separately.
-echo "+ cargo test --workspace --doc" >&2
-cargo test --workspace --doc
+echo "+ cargo test --workspace --doc --no-fail-fast" >&2
+cargo test --workspace --doc --no-fail-fast || rc=$?
+exit "$rc"

@@ -7,7 +7,11 @@ use std::path::{Path, PathBuf};
 
 fn weir(dir: &Path) -> Command {
     let mut cmd = Command::cargo_bin("weir").unwrap();
-    cmd.arg("-C").arg(dir).arg("--no-color").env("NO_COLOR", "1").env_remove("CI");
+    cmd.arg("-C")
+        .arg(dir)
+        .arg("--no-color")
+        .env("NO_COLOR", "1")
+        .env_remove("CI");
     cmd
 }
 
@@ -15,7 +19,10 @@ fn weir(dir: &Path) -> Command {
 fn example() -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("local");
-    copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/local"), &dir);
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/local"),
+        &dir,
+    );
     (tmp, dir)
 }
 
@@ -37,13 +44,26 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 fn apply(dir: &Path) {
-    let out = weir(dir).args(["apply", "--auto-approve"]).output().unwrap();
-    assert!(out.status.success(), "apply failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let out = weir(dir)
+        .args(["apply", "--auto-approve"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "apply failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn plan_exit(dir: &Path) -> (i32, String) {
-    let out = weir(dir).args(["plan", "--detailed-exitcode"]).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr))
+    let out = weir(dir)
+        .args(["plan", "--detailed-exitcode"])
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr),
+    )
 }
 
 fn files_under(dir: &Path) -> Vec<String> {
@@ -69,8 +89,16 @@ fn apply_then_plan_is_clean_and_edits_show_as_diffs() {
     apply(&dir);
     let project = dir.join("mage_project");
     assert!(project.join("metadata.yaml").exists());
-    assert!(project.join("pipelines/orders_summary/metadata.yaml").exists());
-    assert!(project.join("pipelines/orders_summary/triggers.yaml").exists());
+    assert!(
+        project
+            .join("pipelines/orders_summary/metadata.yaml")
+            .exists()
+    );
+    assert!(
+        project
+            .join("pipelines/orders_summary/triggers.yaml")
+            .exists()
+    );
 
     let (code, out) = plan_exit(&dir);
     assert_eq!(code, 0, "a plan right after apply has no changes:\n{out}");
@@ -79,11 +107,21 @@ fn apply_then_plan_is_clean_and_edits_show_as_diffs() {
     // Editing block code is a change, shown as a code diff.
     let block = dir.join("blocks/summarize_orders.py");
     let code_text = std::fs::read_to_string(&block).unwrap();
-    std::fs::write(&block, format!("{code_text}\n# reviewed by the data team\n")).unwrap();
+    std::fs::write(
+        &block,
+        format!("{code_text}\n# reviewed by the data team\n"),
+    )
+    .unwrap();
     let (code, out) = plan_exit(&dir);
     assert_eq!(code, 2, "{out}");
-    assert!(out.contains("+ # reviewed by the data team"), "the code diff is shown:\n{out}");
-    assert!(out.contains("Plan: 0 to add, 1 to change, 0 to replace, 0 to destroy."), "{out}");
+    assert!(
+        out.contains("+ # reviewed by the data team"),
+        "the code diff is shown:\n{out}"
+    );
+    assert!(
+        out.contains("Plan: 0 to add, 1 to change, 0 to replace, 0 to destroy."),
+        "{out}"
+    );
     apply(&dir);
     assert_eq!(plan_exit(&dir).0, 0);
 }
@@ -100,7 +138,9 @@ fn files_weir_does_not_own_are_never_touched() {
 
     // Remove one pipeline from the configuration: its files go, nothing else.
     let pipelines = std::fs::read_to_string(dir.join("pipelines.hcl")).unwrap();
-    let squares_start = pipelines.find("pipeline \"squares\"").expect("the example has a squares pipeline");
+    let squares_start = pipelines
+        .find("pipeline \"squares\"")
+        .expect("the example has a squares pipeline");
     std::fs::write(dir.join("pipelines.hcl"), &pipelines[..squares_start]).unwrap();
     let schedules = std::fs::read_to_string(dir.join("schedules.hcl")).unwrap();
     let kept: String = schedules
@@ -111,15 +151,31 @@ fn files_weir_does_not_own_are_never_touched() {
     std::fs::write(dir.join("schedules.hcl"), kept).unwrap();
     let (code, out) = plan_exit(&dir);
     assert_eq!(code, 2, "{out}");
-    assert!(out.contains("mage_pipeline.squares will be destroyed"), "{out}");
+    assert!(
+        out.contains("mage_pipeline.squares will be destroyed"),
+        "{out}"
+    );
     apply(&dir);
     let after = files_under(&project);
     let removed: Vec<&String> = before.iter().filter(|f| !after.contains(f)).collect();
-    assert!(removed.iter().all(|f| f.contains("squares") || f.contains("square") || f.contains("split_numbers") || f.contains("log_total")), "only the pipeline's files were removed: {removed:?}");
+    assert!(
+        removed.iter().all(|f| f.contains("squares")
+            || f.contains("square")
+            || f.contains("split_numbers")
+            || f.contains("log_total")),
+        "only the pipeline's files were removed: {removed:?}"
+    );
     assert!(!project.join("pipelines/squares").exists());
-    assert_eq!(std::fs::read_to_string(project.join("transformers/my_notes.py")).unwrap(), "# mine\n");
+    assert_eq!(
+        std::fs::read_to_string(project.join("transformers/my_notes.py")).unwrap(),
+        "# mine\n"
+    );
     assert!(project.join("io_config.yaml").exists());
-    assert!(project.join("pipelines/orders_summary/metadata.yaml").exists());
+    assert!(
+        project
+            .join("pipelines/orders_summary/metadata.yaml")
+            .exists()
+    );
 
     // A user file where weir wants to write: refused, named, untouched.
     let pipelines = std::fs::read_to_string(dir.join("pipelines.hcl")).unwrap();
@@ -128,21 +184,42 @@ fn files_weir_does_not_own_are_never_touched() {
         format!("{pipelines}\npipeline \"extra\" {{\n  block \"my_notes\" {{\n    type = \"transformer\"\n    code = \"@transformer\\ndef f(*a, **k):\\n    return 1\\n\"\n  }}\n}}\n"),
     )
     .unwrap();
-    let out = weir(&dir).args(["apply", "--auto-approve"]).output().unwrap();
+    let out = weir(&dir)
+        .args(["apply", "--auto-approve"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("transformers/my_notes.py"), "the refusal names the file:\n{stderr}");
-    assert_eq!(std::fs::read_to_string(project.join("transformers/my_notes.py")).unwrap(), "# mine\n");
+    assert!(
+        stderr.contains("transformers/my_notes.py"),
+        "the refusal names the file:\n{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(project.join("transformers/my_notes.py")).unwrap(),
+        "# mine\n"
+    );
 }
 
 #[test]
 fn saved_plans_are_applied_exactly_once_and_never_stale() {
     let (tmp, dir) = example();
     let plan_file = tmp.path().join("first.weir");
-    let out = weir(&dir).args(["plan", "--out"]).arg(&plan_file).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = weir(&dir)
+        .args(["plan", "--out"])
+        .arg(&plan_file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = weir(&dir).arg("apply").arg(&plan_file).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Twice: refused.
     let out = weir(&dir).arg("apply").arg(&plan_file).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -153,7 +230,15 @@ fn saved_plans_are_applied_exactly_once_and_never_stale() {
     let text = std::fs::read_to_string(&block).unwrap();
     std::fs::write(&block, format!("{text}\n# one\n")).unwrap();
     let second = tmp.path().join("second.weir");
-    assert!(weir(&dir).args(["plan", "--out"]).arg(&second).output().unwrap().status.success());
+    assert!(
+        weir(&dir)
+            .args(["plan", "--out"])
+            .arg(&second)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
     apply(&dir);
     let out = weir(&dir).arg("apply").arg(&second).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -163,7 +248,15 @@ fn saved_plans_are_applied_exactly_once_and_never_stale() {
     // A plan whose configuration changed afterwards is refused too.
     let third = tmp.path().join("third.weir");
     std::fs::write(&block, format!("{text}\n# two\n")).unwrap();
-    assert!(weir(&dir).args(["plan", "--out"]).arg(&third).output().unwrap().status.success());
+    assert!(
+        weir(&dir)
+            .args(["plan", "--out"])
+            .arg(&third)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
     std::fs::write(&block, format!("{text}\n# three\n")).unwrap();
     let out = weir(&dir).arg("apply").arg(&third).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -180,17 +273,36 @@ fn state_commands_and_outputs() {
     apply(&dir);
     let out = weir(&dir).args(["state", "list"]).output().unwrap();
     let list = String::from_utf8_lossy(&out.stdout);
-    assert!(list.lines().any(|l| l == "mage_pipeline.orders_summary"), "{list}");
-    let out = weir(&dir).args(["state", "show", "mage_pipeline.orders_summary"]).output().unwrap();
+    assert!(
+        list.lines().any(|l| l == "mage_pipeline.orders_summary"),
+        "{list}"
+    );
+    let out = weir(&dir)
+        .args(["state", "show", "mage_pipeline.orders_summary"])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("\"type\": \"mage_pipeline\""));
-    let out = weir(&dir).args(["state", "show", "mage_pipeline.nope"]).output().unwrap();
+    let out = weir(&dir)
+        .args(["state", "show", "mage_pipeline.nope"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     // Removing from state forgets without deleting: the next plan wants to create it again,
     // and the provider refuses to overwrite a file it no longer owns? No: the manifest still
     // owns it, so the create simply takes it over.
-    let out = weir(&dir).args(["state", "rm", "mage_triggers.orders_summary"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(dir.join("mage_project/pipelines/orders_summary/triggers.yaml").exists());
+    let out = weir(&dir)
+        .args(["state", "rm", "mage_triggers.orders_summary"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        dir.join("mage_project/pipelines/orders_summary/triggers.yaml")
+            .exists()
+    );
     let (code, out) = plan_exit(&dir);
     assert_eq!(code, 2, "{out}");
     apply(&dir);
@@ -198,7 +310,10 @@ fn state_commands_and_outputs() {
     let out = weir(&dir).args(["graph"]).output().unwrap();
     let dot = String::from_utf8_lossy(&out.stdout);
     assert!(dot.starts_with("digraph"), "{dot}");
-    assert!(dot.contains("\"mage_triggers.orders_summary\" -> \"mage_pipeline.orders_summary\""), "{dot}");
+    assert!(
+        dot.contains("\"mage_triggers.orders_summary\" -> \"mage_pipeline.orders_summary\""),
+        "{dot}"
+    );
 }
 
 #[test]
@@ -227,7 +342,9 @@ fn killing_weir_mid_apply_then_applying_again_converges() {
     // Enough pipelines that the apply takes a moment.
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let mut hcl = String::from("deployment \"big\" {\n  target      = \"local\"\n  project_dir = \"mage_project\"\n  image       = \"mageai/mageai:0.9.80\"\n}\n");
+    let mut hcl = String::from(
+        "deployment \"big\" {\n  target      = \"local\"\n  project_dir = \"mage_project\"\n  image       = \"mageai/mageai:0.9.80\"\n}\n",
+    );
     for i in 0..150 {
         hcl.push_str(&format!(
             "pipeline \"p{i}\" {{\n  block \"load_{i}\" {{\n    type = \"data_loader\"\n    code = \"@data_loader\\ndef load(*a, **k):\\n    return {i}\\n\"\n  }}\n  block \"t_{i}\" {{\n    type     = \"transformer\"\n    upstream = [block.load_{i}]\n    code     = \"@transformer\\ndef t(x, *a, **k):\\n    return x + 1\\n\"\n  }}\n}}\nschedule \"s{i}\" {{\n  pipeline = pipeline.p{i}\n  cron     = \"0 3 * * *\"\n}}\n"
@@ -236,7 +353,14 @@ fn killing_weir_mid_apply_then_applying_again_converges() {
     std::fs::write(dir.join("main.hcl"), hcl).unwrap();
     let bin = assert_cmd::cargo::cargo_bin("weir");
     let mut child = std::process::Command::new(&bin)
-        .args(["--no-color", "apply", "--auto-approve", "--parallelism", "2", "-C"])
+        .args([
+            "--no-color",
+            "apply",
+            "--auto-approve",
+            "--parallelism",
+            "2",
+            "-C",
+        ])
         .arg(dir)
         .env_remove("CI")
         .stdout(std::process::Stdio::null())
@@ -257,26 +381,42 @@ fn killing_weir_mid_apply_then_applying_again_converges() {
         }
         line.clear();
     }
-    assert_eq!(finished, 60, "the apply should have reported progress before it was killed");
+    assert_eq!(
+        finished, 60,
+        "the apply should have reported progress before it was killed"
+    );
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
 
     // The state records what was done; the lock died with the process.
     let out = weir(dir).args(["state", "list"]).output().unwrap();
     let recorded = String::from_utf8_lossy(&out.stdout).lines().count();
-    assert!(recorded >= 60, "state holds the finished operations ({recorded})");
+    assert!(
+        recorded >= 60,
+        "state holds the finished operations ({recorded})"
+    );
     assert!(recorded < 601, "the apply was interrupted");
 
     apply(dir);
     let (code, out) = plan_exit(dir);
     assert_eq!(code, 0, "converged:\n{out}");
     let out = weir(dir).args(["state", "list"]).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1 + 150 * 4);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count(),
+        1 + 150 * 4
+    );
     let files = files_under(&dir.join("mage_project"));
-    assert_eq!(files.iter().filter(|f| f.ends_with("triggers.yaml")).count(), 150);
+    assert_eq!(
+        files
+            .iter()
+            .filter(|f| f.ends_with("triggers.yaml"))
+            .count(),
+        150
+    );
     assert_eq!(files.iter().filter(|f| f.ends_with(".py")).count(), 300);
     // Each trigger exactly once.
-    let triggers = std::fs::read_to_string(dir.join("mage_project/pipelines/p7/triggers.yaml")).unwrap();
+    let triggers =
+        std::fs::read_to_string(dir.join("mage_project/pipelines/p7/triggers.yaml")).unwrap();
     assert_eq!(triggers.matches("name:").count(), 1, "{triggers}");
 }
 
@@ -290,26 +430,71 @@ fn plan_formats_and_secrets() {
     )
     .unwrap();
     for format in ["text", "json", "markdown"] {
-        let out = weir(&dir).args(["plan", "--format", format]).env("WEIR_VAR_hook", secret).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let all = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-        assert!(!all.contains("very-secret-token"), "{format} leaks the secret");
-        assert!(all.contains("(sensitive)"), "{format} shows where the secret is");
+        let out = weir(&dir)
+            .args(["plan", "--format", format])
+            .env("WEIR_VAR_hook", secret)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let all = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !all.contains("very-secret-token"),
+            "{format} leaks the secret"
+        );
+        assert!(
+            all.contains("(sensitive)"),
+            "{format} shows where the secret is"
+        );
     }
-    let out = weir(&dir).args(["plan", "--format", "json"]).env("WEIR_VAR_hook", secret).output().unwrap();
+    let out = weir(&dir)
+        .args(["plan", "--format", "json"])
+        .env("WEIR_VAR_hook", secret)
+        .output()
+        .unwrap();
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["format_version"], "1.2");
-    assert!(json["resource_changes"].as_array().unwrap().iter().any(|c| c["address"] == "mage_pipeline.orders_summary"));
+    assert!(
+        json["resource_changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["address"] == "mage_pipeline.orders_summary")
+    );
 
     let tmp2 = tempfile::tempdir().unwrap();
     let plan_file = tmp2.path().join("p.weir");
-    let out = weir(&dir).args(["plan", "--out"]).arg(&plan_file).env("WEIR_VAR_hook", secret).output().unwrap();
+    let out = weir(&dir)
+        .args(["plan", "--out"])
+        .arg(&plan_file)
+        .env("WEIR_VAR_hook", secret)
+        .output()
+        .unwrap();
     assert!(out.status.success());
-    assert!(!std::fs::read_to_string(&plan_file).unwrap().contains("very-secret-token"));
-    let out = weir(&dir).arg("apply").arg(&plan_file).env("WEIR_VAR_hook", secret).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        !std::fs::read_to_string(&plan_file)
+            .unwrap()
+            .contains("very-secret-token")
+    );
+    let out = weir(&dir)
+        .arg("apply")
+        .arg(&plan_file)
+        .env("WEIR_VAR_hook", secret)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The secret reached the Mage project (Mage needs it), and nothing else.
-    let pipeline = std::fs::read_to_string(dir.join("mage_project/pipelines/orders_summary/metadata.yaml")).unwrap();
+    let pipeline =
+        std::fs::read_to_string(dir.join("mage_project/pipelines/orders_summary/metadata.yaml"))
+            .unwrap();
     assert!(pipeline.contains("very-secret-token"));
     let state = std::fs::read_to_string(dir.join(".weir/state.json")).unwrap();
     assert!(state.contains("sensitive_paths"));

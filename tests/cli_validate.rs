@@ -90,15 +90,8 @@ fn examples_validate_json_is_an_empty_array() {
 #[test]
 fn examples_are_formatted() {
     for name in ["quickstart", "local"] {
-        let r = run(weir()
-            .arg("-C")
-            .arg(example(name))
-            .args(["fmt", "--check"]));
-        assert_eq!(
-            r.code, 0,
-            "fmt --check {name}:\n{}\n{}",
-            r.stdout, r.stderr
-        );
+        let r = run(weir().arg("-C").arg(example(name)).args(["fmt", "--check"]));
+        assert_eq!(r.code, 0, "fmt --check {name}:\n{}\n{}", r.stdout, r.stderr);
     }
 }
 
@@ -123,8 +116,6 @@ fn broken_config_exits_1_with_file_line_col() {
         r.stderr
     );
     assert!(r.stderr.lines().any(|l| l.starts_with("main.hcl:4:17:")));
-    // The snippet and the summary follow.
-    assert!(r.stderr.contains("mageai/mageai:0.9.80"), "{}", r.stderr);
     assert!(r.stderr.contains("1 error, 0 warnings"), "{}", r.stderr);
 
     // With -C, the path includes the directory.
@@ -134,12 +125,29 @@ fn broken_config_exits_1_with_file_line_col() {
     assert!(r.stderr.contains(&expected), "{}", r.stderr);
 }
 
+/// Under the `FILE:LINE:COL:` line comes the source line with the span underlined, then the
+/// help, whatever the message says (this one has a comma).
+#[test]
+fn snippet_and_help_follow_the_header() {
+    let tmp = broken();
+    let r = run(weir().current_dir(tmp.path()).arg("validate"));
+    assert_eq!(r.code, 1);
+    let after = r
+        .stderr
+        .split_once("main.hcl:4:17: error: `image` must be a string, got a list\n")
+        .map(|(_, rest)| rest)
+        .unwrap_or_else(|| panic!("no header:\n{}", r.stderr));
+    assert!(
+        after.contains("4 │   image       = [\"mageai/mageai:0.9.80\"]"),
+        "no snippet under the header:\n{}",
+        r.stderr
+    );
+}
+
 #[test]
 fn broken_config_json() {
     let tmp = broken();
-    let r = run(weir()
-        .current_dir(tmp.path())
-        .args(["validate", "--json"]));
+    let r = run(weir().current_dir(tmp.path()).args(["validate", "--json"]));
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
     let json: serde_json::Value = serde_json::from_str(&r.stdout)
         .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", r.stdout));
@@ -165,9 +173,7 @@ fn warnings_exit_0_and_are_in_json() {
     let r = run(weir().current_dir(tmp.path()).arg("validate"));
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stderr.contains("main.hcl:4:18: warning:"), "{}", r.stderr);
-    let r = run(weir()
-        .current_dir(tmp.path())
-        .args(["validate", "--json"]));
+    let r = run(weir().current_dir(tmp.path()).args(["validate", "--json"]));
     assert_eq!(r.code, 0);
     let json: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(json[0]["severity"], "warning");
@@ -188,10 +194,12 @@ fn unknown_names_suggest_in_text_and_json() {
         "{}",
         r.stderr
     );
-    assert!(r.stderr.contains("did you mean `pipeline`?"), "{}", r.stderr);
-    let r = run(weir()
-        .current_dir(tmp.path())
-        .args(["validate", "--json"]));
+    assert!(
+        r.stderr.contains("did you mean `pipeline`?"),
+        "{}",
+        r.stderr
+    );
+    let r = run(weir().current_dir(tmp.path()).args(["validate", "--json"]));
     let json: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(json[0]["help"], "did you mean `pipeline`?");
 }
@@ -372,7 +380,11 @@ variable "api_token" {{
 }
 
 fn assert_no_secret(r: &Run, what: &str) {
-    assert_eq!(r.code, 1, "{what}: expected a failure:\n{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.code, 1,
+        "{what}: expected a failure:\n{}{}",
+        r.stdout, r.stderr
+    );
     for (stream, text) in [("stdout", &r.stdout), ("stderr", &r.stderr)] {
         assert!(
             !text.contains(SECRET) && !text.contains("7Hq2xWv9"),
@@ -478,4 +490,39 @@ variable "api_token" {{
     let tmp = config_dir(&[("main.hcl", &main)]);
     let r = run(weir().current_dir(tmp.path()).arg("validate"));
     assert_no_secret(&r, "default");
+}
+
+/// The snippet under a diagnostic shows the source file: a secret written in a `*.tfvars` file
+/// or as a `default` is masked there too (checked on the files the diagnostics carry, which is
+/// what the snippet is drawn from, and on the rendering).
+#[test]
+fn sensitive_values_are_masked_in_snippet_sources() {
+    let tfvars = format!("api_token = \"{SECRET}\"\n");
+    let default = format!(
+        "{LOCAL_DEPLOYMENT}\nvariable \"api_token\" {{\n  type      = number\n  sensitive = true\n  default   = \"{SECRET}\"\n}}\n"
+    );
+    let dirs = [
+        sensitive_dir("number", &[("secret.auto.tfvars", &tfvars)]),
+        sensitive_dir("string", &[("secret.auto.tfvars", &tfvars)]),
+        config_dir(&[("main.hcl", &default)]),
+    ];
+    for tmp in &dirs {
+        let opts = weir::config::LoadOptions {
+            dir: tmp.path().to_path_buf(),
+            vars: Vec::new(),
+            var_files: Vec::new(),
+            env: Vec::new(),
+        };
+        let (model, diags) = weir::model::load(&opts);
+        assert!(model.is_none() && diags.has_errors());
+        for d in diags.iter() {
+            let loc = d.location.as_ref().expect("located");
+            assert!(
+                !loc.file.text.contains(SECRET),
+                "the snippet source of `{}` holds the secret",
+                d.short()
+            );
+            assert!(!d.render(false).contains(SECRET), "{}", d.render(false));
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! The corpus of invalid configurations: `tests/corpus/<case>/` holds the `*.hcl` files of one
-//! configuration (and any `blocks/*.py` it reads) that is wrong in exactly one way, and
+//! configuration (and any `blocks/*.py` it reads) that is wrong in exactly one way (so weir must
+//! report exactly one diagnostic: more would be a cascade), and
 //! `expected.txt`, the diagnostics `weir validate` must report for it, one per line, as
 //! `Diagnostic::short()` prints them (`FILE:LINE:COL: error: message`) with FILE relative to the
 //! case directory. Where a message quotes an absolute path inside the case directory, the path
@@ -93,6 +94,14 @@ fn corpus() {
             ));
             continue;
         }
+        // A case is wrong in one way; more than one diagnostic is a cascade (or a case that
+        // tests two things).
+        if outcome.lines.len() > 1 {
+            failures.push(format!(
+                "{name}: one mistake should give one diagnostic, weir reports {}:\n{actual}",
+                outcome.lines.len()
+            ));
+        }
         if outcome.errors > 0 && outcome.accepted {
             failures.push(format!(
                 "{name}: weir reports errors but still returns a configuration"
@@ -131,6 +140,7 @@ fn corpus() {
         };
         let expected = expected.trim_end_matches('\n').replace("\r\n", "\n");
         if expected != actual {
+            let (expected, actual) = (format!("{expected}\n"), format!("{actual}\n"));
             let diff = similar::TextDiff::from_lines(expected.as_str(), actual.as_str())
                 .unified_diff()
                 .header("expected.txt", "weir")

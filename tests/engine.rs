@@ -21,7 +21,12 @@ impl Reporter for Quiet {
 }
 
 fn thing(name: &str, kind: &str, value: &str, deps: &[&str]) -> ResourceInstance {
-    let mut r = ResourceInstance::new("thing", name, "memory", json!({"kind": kind, "value": value}));
+    let mut r = ResourceInstance::new(
+        "thing",
+        name,
+        "memory",
+        json!({"kind": kind, "value": value}),
+    );
     for d in deps {
         r = r.depends_on(&format!("thing.{d}"));
     }
@@ -39,12 +44,22 @@ fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let backend = LocalBackend::new(dir.path().join(".weir/state.json"));
     let provider = Arc::new(MemoryProvider::default());
-    let providers = Arc::new(Providers::new(vec![provider.clone() as Arc<dyn weir_provider_sdk::Provider>]));
-    Setup { _dir: dir, backend, provider, providers }
+    let providers = Arc::new(Providers::new(vec![
+        provider.clone() as Arc<dyn weir_provider_sdk::Provider>
+    ]));
+    Setup {
+        _dir: dir,
+        backend,
+        provider,
+        providers,
+    }
 }
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 impl Setup {
@@ -67,7 +82,14 @@ impl Setup {
     fn apply(&self, plan: &Plan) -> weir::apply::ApplyOutcome {
         let mut lock = self.backend.lock("apply", Duration::ZERO).unwrap();
         let mut state = lock.read().unwrap().unwrap_or_default();
-        rt().block_on(apply(plan, self.providers.clone(), &mut lock, &mut state, &ApplyOptions { parallelism: 4 }, &Quiet))
+        rt().block_on(apply(
+            plan,
+            self.providers.clone(),
+            &mut lock,
+            &mut state,
+            &ApplyOptions { parallelism: 4 },
+            &Quiet,
+        ))
     }
 
     fn state(&self) -> State {
@@ -76,7 +98,10 @@ impl Setup {
 }
 
 fn actions(plan: &Plan) -> Vec<(String, Action)> {
-    plan.changes.iter().map(|c| (c.address.clone(), c.action)).collect()
+    plan.changes
+        .iter()
+        .map(|c| (c.address.clone(), c.action))
+        .collect()
 }
 
 #[test]
@@ -85,7 +110,12 @@ fn create_then_no_changes() {
     let desired = vec![thing("a", "k", "1", &[]), thing("b", "k", "2", &["a"])];
     let p = s.plan(&desired);
     assert_eq!(p.summary().add, 2);
-    assert!(p.change("thing.a").unwrap().after_unknown.contains(&vec!["id".to_string()]));
+    assert!(
+        p.change("thing.a")
+            .unwrap()
+            .after_unknown
+            .contains(&vec!["id".to_string()])
+    );
     let outcome = s.apply(&p);
     assert!(outcome.success(), "{outcome:?}");
     assert!(s.provider.position("create thing.a") < s.provider.position("create thing.b"));
@@ -104,7 +134,11 @@ fn create_then_no_changes() {
 #[test]
 fn update_replace_and_delete_in_the_right_order() {
     let s = setup();
-    s.apply(&s.plan(&[thing("a", "k", "1", &[]), thing("b", "k", "1", &["a"]), thing("c", "k", "1", &["b"])]));
+    s.apply(&s.plan(&[
+        thing("a", "k", "1", &[]),
+        thing("b", "k", "1", &["a"]),
+        thing("c", "k", "1", &["b"]),
+    ]));
     // a: value changes (update); b: kind changes (replace); c: removed (delete).
     let desired = vec![thing("a", "k", "2", &[]), thing("b", "other", "1", &["a"])];
     let p = s.plan(&desired);
@@ -121,7 +155,10 @@ fn update_replace_and_delete_in_the_right_order() {
     // c depended on b: it is deleted before b is replaced (deleted and created again).
     assert!(s.provider.position("delete thing.c") < s.provider.position("delete thing.b"));
     let calls = s.provider.calls();
-    assert!(s.provider.position("update thing.a") < s.provider.position("create thing.b"), "{calls:?}");
+    assert!(
+        s.provider.position("update thing.a") < s.provider.position("create thing.b"),
+        "{calls:?}"
+    );
     // The id chosen at create is kept by an update, and a replaced object gets a new one.
     let state = s.state();
     assert_eq!(state.resources["thing.a"].attributes["id"], "id-thing.a");
@@ -142,7 +179,10 @@ fn a_failure_skips_dependents_and_keeps_what_finished() {
     let outcome = s.apply(&s.plan(&desired));
     assert!(!outcome.success());
     assert_eq!(outcome.failed.len(), 1);
-    assert_eq!(outcome.skipped, vec![("thing.c".to_string(), "thing.b".to_string())]);
+    assert_eq!(
+        outcome.skipped,
+        vec![("thing.c".to_string(), "thing.b".to_string())]
+    );
     let state = s.state();
     assert!(state.resources.contains_key("thing.a"));
     assert!(state.resources.contains_key("thing.independent"));
@@ -160,7 +200,12 @@ fn drift_is_reported_and_repaired() {
     let s = setup();
     let desired = vec![thing("a", "k", "1", &[]), thing("b", "k", "1", &[])];
     s.apply(&s.plan(&desired));
-    s.provider.objects.lock().unwrap().get_mut("thing.a").unwrap()["value"] = json!("changed by hand");
+    s.provider
+        .objects
+        .lock()
+        .unwrap()
+        .get_mut("thing.a")
+        .unwrap()["value"] = json!("changed by hand");
     s.provider.objects.lock().unwrap().remove("thing.b");
     let p = s.plan(&desired);
     assert_eq!(p.drift.len(), 2);
@@ -169,25 +214,63 @@ fn drift_is_reported_and_repaired() {
     assert_eq!(b.action, Action::Create);
     assert_eq!(b.reason, Some(Reason::CreateBecauseDeletedOutside));
     // Without refresh, weir trusts state and sees nothing.
-    let quiet = s.plan_with(&desired, PlanOptions { refresh: false, ..Default::default() });
+    let quiet = s.plan_with(
+        &desired,
+        PlanOptions {
+            refresh: false,
+            ..Default::default()
+        },
+    );
     assert!(!quiet.has_changes() && quiet.drift.is_empty());
 }
 
 #[test]
 fn target_and_replace() {
     let s = setup();
-    let desired = vec![thing("a", "k", "1", &[]), thing("b", "k", "1", &["a"]), thing("c", "k", "1", &[])];
-    let p = s.plan_with(&desired, PlanOptions { targets: vec!["thing.b".into()], ..Default::default() });
+    let desired = vec![
+        thing("a", "k", "1", &[]),
+        thing("b", "k", "1", &["a"]),
+        thing("c", "k", "1", &[]),
+    ];
+    let p = s.plan_with(
+        &desired,
+        PlanOptions {
+            targets: vec!["thing.b".into()],
+            ..Default::default()
+        },
+    );
     let mut addresses: Vec<String> = p.changes.iter().map(|c| c.address.clone()).collect();
     addresses.sort();
-    assert_eq!(addresses, vec!["thing.a", "thing.b"], "a target brings its dependencies, nothing else");
+    assert_eq!(
+        addresses,
+        vec!["thing.a", "thing.b"],
+        "a target brings its dependencies, nothing else"
+    );
     s.apply(&s.plan(&desired));
-    let p = s.plan_with(&desired, PlanOptions { replace: vec!["thing.c".into()], ..Default::default() });
+    let p = s.plan_with(
+        &desired,
+        PlanOptions {
+            replace: vec!["thing.c".into()],
+            ..Default::default()
+        },
+    );
     let c = p.change("thing.c").unwrap();
-    assert_eq!((c.action, c.reason), (Action::Replace, Some(Reason::ReplaceByRequest)));
+    assert_eq!(
+        (c.action, c.reason),
+        (Action::Replace, Some(Reason::ReplaceByRequest))
+    );
     let state = s.backend.read_unlocked().unwrap();
-    let input = PlanInput { desired: &desired, outputs: &[], prior: state.as_ref(), config_hash: String::new(), git_commit: None };
-    let bad = PlanOptions { targets: vec!["thing.nope".into()], ..Default::default() };
+    let input = PlanInput {
+        desired: &desired,
+        outputs: &[],
+        prior: state.as_ref(),
+        config_hash: String::new(),
+        git_commit: None,
+    };
+    let bad = PlanOptions {
+        targets: vec!["thing.nope".into()],
+        ..Default::default()
+    };
     let err = rt().block_on(plan(input, &s.providers, &bad)).unwrap_err();
     assert!(err[0].contains("thing.nope"), "{err:?}");
 }
@@ -202,11 +285,21 @@ fn saved_plans_are_bound_to_the_state() {
     weir::plan::file::save(&first, &path).unwrap();
     let saved = weir::plan::file::load(&path).unwrap();
     assert!(saved.check_fresh(None, "hash").is_ok());
-    assert!(saved.check_fresh(None, "other").unwrap_err().contains("configuration"));
+    assert!(
+        saved
+            .check_fresh(None, "other")
+            .unwrap_err()
+            .contains("configuration")
+    );
     s.apply(&saved.restore(&desired).unwrap());
     // Applied once: state exists now, so the same plan is refused.
     let state = s.state();
-    assert!(saved.check_fresh(Some(&state), "hash").unwrap_err().contains("no state"));
+    assert!(
+        saved
+            .check_fresh(Some(&state), "hash")
+            .unwrap_err()
+            .contains("no state")
+    );
 
     // A plan made at serial 1 is stale after another apply.
     let second = s.plan(&[thing("a", "k", "2", &[])]);
@@ -218,7 +311,12 @@ fn saved_plans_are_bound_to_the_state() {
     assert!(err.contains("stale"), "{err}");
     let mut other = s.state();
     other.lineage = "another".into();
-    assert!(saved.check_fresh(Some(&other), "hash").unwrap_err().contains("another state"));
+    assert!(
+        saved
+            .check_fresh(Some(&other), "hash")
+            .unwrap_err()
+            .contains("another state")
+    );
 }
 
 #[test]
@@ -234,7 +332,10 @@ fn saved_plans_hold_no_secret() {
     assert!(!text.contains(secret), "the saved plan leaks the secret");
     let saved = weir::plan::file::load(&path).unwrap();
     let restored = saved.restore(&desired).unwrap();
-    assert_eq!(restored.change("thing.a").unwrap().after.as_ref().unwrap()["value"], secret);
+    assert_eq!(
+        restored.change("thing.a").unwrap().after.as_ref().unwrap()["value"],
+        secret
+    );
     // A different secret at apply time is refused.
     let changed = vec![thing("a", "k", "another secret value", &[]).sensitive(&["value"])];
     assert!(saved.restore(&changed).unwrap_err().contains("differs"));
@@ -243,7 +344,9 @@ fn saved_plans_hold_no_secret() {
 #[test]
 fn a_crash_mid_apply_leaves_state_a_rerun_completes() {
     let s = setup();
-    let desired: Vec<ResourceInstance> = (0..50).map(|i| thing(&format!("t{i}"), "k", "1", &[])).collect();
+    let desired: Vec<ResourceInstance> = (0..50)
+        .map(|i| thing(&format!("t{i}"), "k", "1", &[]))
+        .collect();
     // Simulate a crash: record a few operations in the journal and drop the lock without
     // persisting (what a killed process leaves).
     {
@@ -251,7 +354,10 @@ fn a_crash_mid_apply_leaves_state_a_rerun_completes() {
         let p = s.plan(&desired);
         let mut state = State::new();
         for c in p.changes.iter().take(10) {
-            let attributes = rt().block_on(s.provider.create_for_test(&c.address, c.after.clone().unwrap()));
+            let attributes = rt().block_on(
+                s.provider
+                    .create_for_test(&c.address, c.after.clone().unwrap()),
+            );
             let record = weir::state::Recorded::Set {
                 address: c.address.clone(),
                 resource: weir::state::ResourceState::new("thing", "memory", attributes),
@@ -271,14 +377,26 @@ fn a_crash_mid_apply_leaves_state_a_rerun_completes() {
 }
 
 trait CreateForTest {
-    async fn create_for_test(&self, address: &str, attributes: serde_json::Value) -> serde_json::Value;
+    async fn create_for_test(
+        &self,
+        address: &str,
+        attributes: serde_json::Value,
+    ) -> serde_json::Value;
 }
 
 impl CreateForTest for MemoryProvider {
-    async fn create_for_test(&self, address: &str, attributes: serde_json::Value) -> serde_json::Value {
+    async fn create_for_test(
+        &self,
+        address: &str,
+        attributes: serde_json::Value,
+    ) -> serde_json::Value {
         use weir_provider_sdk::Provider;
-        self.create(&weir_provider_sdk::ResourceRef { address: address.into(), type_name: "thing".into(), attributes })
-            .await
-            .unwrap()
+        self.create(&weir_provider_sdk::ResourceRef {
+            address: address.into(),
+            type_name: "thing".into(),
+            attributes,
+        })
+        .await
+        .unwrap()
     }
 }

@@ -135,23 +135,143 @@ fn write_config(files: &[(PathBuf, Vec<u8>)]) -> tempfile::TempDir {
 
 /// Pieces of the language, so random sequences get past the parser now and then.
 const TOKENS: &[&str] = &[
-    "deployment", "\"dev\"", "pipeline", "\"etl\"", "block", "\"load\"", "schedule",
-    "notification", "resource_profile", "variable", "locals", "output", "weir", "backend",
-    "\"gcs\"", "message", "\"failure\"", "condition", "callback", "retry", "concurrency",
-    "webserver", "scheduler", "storage", "database", "lifecycle", "validation",
-    "target", "\"local\"", "\"gcp\"", "project_dir", "image", "\"mageai/mageai:0.9.80\"",
-    "type", "\"data_loader\"", "\"transformer\"", "code", "source", "\"blocks/x.py\"",
-    "upstream", "gates", "on", "pipelines", "cron", "\"@daily\"", "\"0 25 * * *\"", "channel",
-    "\"slack\"", "webhook_url", "title", "\"{pipeline_name} {\"", "cpu", "memory", "\"16Gi\"",
-    "timeout", "\"10m\"", "zone", "region", "\"us-central1\"", "default", "sensitive", "true",
-    "false", "null", "0", "1", "-1", "1.5", "1e400", "var.x", "local.y", "block.load",
-    "pipeline.etl", "resource_profile.p", "deployment.dev.bucket", "x", "{", "}", "[", "]",
-    "(", ")", "=", ",", ".", "*", ":", "?", "!", "==", "&&", "||", "+", "/", "%", "\"",
-    "\"${", "${", "%{", "for", "in", "if", "=>", "...", "<<EOT\n", "<<-EOT\n", "EOT\n",
-    "#", "//", "/*", "*/", "\n", "\n", "\n", " ", " ", "\t", "\\", "é", "\u{0}", "\r\n",
-    "file(\"nope\")", "jsondecode(\"{\")", "try(", "can(", "length(", "upper(",
-    "templatefile(", "tonumber(", "join(", "concat(", "merge(", "lookup(", "@", "def",
-    "async", "\u{feff}",
+    "deployment",
+    "\"dev\"",
+    "pipeline",
+    "\"etl\"",
+    "block",
+    "\"load\"",
+    "schedule",
+    "notification",
+    "resource_profile",
+    "variable",
+    "locals",
+    "output",
+    "weir",
+    "backend",
+    "\"gcs\"",
+    "message",
+    "\"failure\"",
+    "condition",
+    "callback",
+    "retry",
+    "concurrency",
+    "webserver",
+    "scheduler",
+    "storage",
+    "database",
+    "lifecycle",
+    "validation",
+    "target",
+    "\"local\"",
+    "\"gcp\"",
+    "project_dir",
+    "image",
+    "\"mageai/mageai:0.9.80\"",
+    "type",
+    "\"data_loader\"",
+    "\"transformer\"",
+    "code",
+    "source",
+    "\"blocks/x.py\"",
+    "upstream",
+    "gates",
+    "on",
+    "pipelines",
+    "cron",
+    "\"@daily\"",
+    "\"0 25 * * *\"",
+    "channel",
+    "\"slack\"",
+    "webhook_url",
+    "title",
+    "\"{pipeline_name} {\"",
+    "cpu",
+    "memory",
+    "\"16Gi\"",
+    "timeout",
+    "\"10m\"",
+    "zone",
+    "region",
+    "\"us-central1\"",
+    "default",
+    "sensitive",
+    "true",
+    "false",
+    "null",
+    "0",
+    "1",
+    "-1",
+    "1.5",
+    "1e400",
+    "var.x",
+    "local.y",
+    "block.load",
+    "pipeline.etl",
+    "resource_profile.p",
+    "deployment.dev.bucket",
+    "x",
+    "{",
+    "}",
+    "[",
+    "]",
+    "(",
+    ")",
+    "=",
+    ",",
+    ".",
+    "*",
+    ":",
+    "?",
+    "!",
+    "==",
+    "&&",
+    "||",
+    "+",
+    "/",
+    "%",
+    "\"",
+    "\"${",
+    "${",
+    "%{",
+    "for",
+    "in",
+    "if",
+    "=>",
+    "...",
+    "<<EOT\n",
+    "<<-EOT\n",
+    "EOT\n",
+    "#",
+    "//",
+    "/*",
+    "*/",
+    "\n",
+    "\n",
+    "\n",
+    " ",
+    " ",
+    "\t",
+    "\\",
+    "é",
+    "\u{0}",
+    "\r\n",
+    "file(\"nope\")",
+    "jsondecode(\"{\")",
+    "try(",
+    "can(",
+    "length(",
+    "upper(",
+    "templatefile(",
+    "tonumber(",
+    "join(",
+    "concat(",
+    "merge(",
+    "lookup(",
+    "@",
+    "def",
+    "async",
+    "\u{feff}",
 ];
 
 fn token_soup() -> impl Strategy<Value = Vec<u8>> {
@@ -184,11 +304,16 @@ proptest! {
 
 /// The files of one example: every `*.hcl` and every code file under `blocks/`.
 fn example_files(name: &str) -> Vec<(PathBuf, Vec<u8>)> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name);
     let mut files = Vec::new();
     let mut dirs = vec![PathBuf::new()];
     while let Some(rel) = dirs.pop() {
-        for entry in std::fs::read_dir(root.join(&rel)).unwrap().filter_map(Result::ok) {
+        for entry in std::fs::read_dir(root.join(&rel))
+            .unwrap()
+            .filter_map(Result::ok)
+        {
             let name = entry.file_name();
             let rel = rel.join(&name);
             let path = entry.path();
@@ -196,7 +321,9 @@ fn example_files(name: &str) -> Vec<(PathBuf, Vec<u8>)> {
                 if name != ".weir" && name != "mage_project" && name != "out" {
                     dirs.push(rel);
                 }
-            } else if path.extension().is_some_and(|e| e == "hcl" || e == "py" || e == "sql")
+            } else if path
+                .extension()
+                .is_some_and(|e| e == "hcl" || e == "py" || e == "sql")
             {
                 files.push((rel, std::fs::read(&path).unwrap()));
             }
@@ -238,8 +365,12 @@ fn replacement() -> impl Strategy<Value = String> {
 fn mutation() -> impl Strategy<Value = Mutation> {
     let index = any::<prop::sample::Index>();
     prop_oneof![
-        index.clone().prop_map(|i| Mutation::DeleteLine(i.index(1 << 20))),
-        index.clone().prop_map(|i| Mutation::DuplicateLine(i.index(1 << 20))),
+        index
+            .clone()
+            .prop_map(|i| Mutation::DeleteLine(i.index(1 << 20))),
+        index
+            .clone()
+            .prop_map(|i| Mutation::DuplicateLine(i.index(1 << 20))),
         (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Mutation::SwapToken(a, b)),
         (any::<usize>(), replacement()).prop_map(|(a, s)| Mutation::ReplaceToken(a, s)),
         (any::<usize>(), "[ -~\\n]{1,6}|\\PC{1,3}").prop_map(|(a, s)| Mutation::Insert(a, s)),
@@ -315,7 +446,7 @@ fn apply(text: &str, mutation: &Mutation) -> String {
             }
             out
         }
-        Mutation::SwapToken(a, b) | Mutation::ReplaceToken(a, _) if !tokens(text).is_empty() => {
+        Mutation::SwapToken(a, _) | Mutation::ReplaceToken(a, _) if !tokens(text).is_empty() => {
             let toks = tokens(text);
             let target = toks[a % toks.len()].clone();
             let with = match mutation {
@@ -409,7 +540,13 @@ fn mutations_edit_the_text() {
         apply(text, &Mutation::ReplaceToken(2, "2".into())),
         "a = 2\nb = 1\n"
     );
-    assert_eq!(apply(text, &Mutation::SwapToken(0, 3)), "b = \"x y\"\nb = 1\n");
+    assert_eq!(
+        apply(text, &Mutation::SwapToken(0, 3)),
+        "b = \"x y\"\nb = 1\n"
+    );
     assert_eq!(apply(text, &Mutation::Truncate(3)), "a =");
-    assert_eq!(apply(text, &Mutation::Insert(0, "#".into())), "#a = \"x y\"\nb = 1\n");
+    assert_eq!(
+        apply(text, &Mutation::Insert(0, "#".into())),
+        "#a = \"x y\"\nb = 1\n"
+    );
 }

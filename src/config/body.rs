@@ -69,12 +69,10 @@ impl<'a> BodyReader<'a> {
             let loc = Location::new(file, attr.key.span().unwrap_or(0..0));
             if !attributes.contains(&name) && blocks.contains(&name) {
                 diags.push(
-                    Diagnostic::error(format!(
-                        "`{name}` is a block in {what}, not an attribute"
-                    ))
-                    .at(&loc)
-                    .label("a block")
-                    .help(format!("write `{name} {{ ... }}`, without `=`")),
+                    Diagnostic::error(format!("`{name}` is a block in {what}, not an attribute"))
+                        .at(&loc)
+                        .label("a block")
+                        .help(format!("write `{name} {{ ... }}`, without `=`")),
                 );
             } else if !attributes.contains(&name) {
                 let mut d = Diagnostic::error(format!("unknown attribute `{name}` in {what}"))
@@ -105,12 +103,10 @@ impl<'a> BodyReader<'a> {
             if !blocks.contains(&name) && attributes.contains(&name) {
                 let loc = Location::new(file, block.ident.span().unwrap_or(0..0));
                 diags.push(
-                    Diagnostic::error(format!(
-                        "`{name}` is an attribute in {what}, not a block"
-                    ))
-                    .at(&loc)
-                    .label("an attribute")
-                    .help(format!("write `{name} = ...`")),
+                    Diagnostic::error(format!("`{name}` is an attribute in {what}, not a block"))
+                        .at(&loc)
+                        .label("an attribute")
+                        .help(format!("write `{name} = ...`")),
                 );
             } else if !blocks.contains(&name) {
                 let loc = Location::new(file, block.ident.span().unwrap_or(0..0));

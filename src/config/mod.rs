@@ -202,8 +202,9 @@ fn duplicate_attribute(file: &Arc<SourceFile>, offset: usize) -> Option<Diagnost
     }
     // The first definition: the nearest earlier line that sets the same name.
     let (line, _) = file.line_col(offset);
-    let first = file.text[..offset]
-        .lines()
+    let before: Vec<&str> = file.text[..offset].lines().collect();
+    let first = before
+        .iter()
         .enumerate()
         .rev()
         .find(|(_, l)| {

@@ -447,8 +447,13 @@ pub(super) fn deployment(config: &Config, diags: &mut Diagnostics) -> Option<Dep
             }
             if scheduler.disk_size_gb > 30 {
                 reasons.push((
-                    format!("a {} GB disk is over the free 30 GB", scheduler.disk_size_gb),
-                    disk.as_ref().map(|d| d.loc.clone()).unwrap_or(header.clone()),
+                    format!(
+                        "a {} GB disk is over the free 30 GB",
+                        scheduler.disk_size_gb
+                    ),
+                    disk.as_ref()
+                        .map(|d| d.loc.clone())
+                        .unwrap_or(header.clone()),
                 ));
             }
             if let Some((_, loc)) = reasons.first() {

@@ -59,10 +59,14 @@ pub fn parse_memory(s: &str) -> Result<u64, String> {
         "" => n,
         _ if unit.starts_with(char::is_whitespace) => {
             return Err(format!(
-                "`{s}` is not a memory size: write the unit right after the number; {help}"
+                "`{s}` is not a memory size (no space between the number and the unit); {help}"
             ));
         }
-        _ => return Err(format!("`{s}` is not a memory size: unknown unit `{unit}`; {help}")),
+        _ => {
+            return Err(format!(
+                "`{s}` is not a memory size: unknown unit `{unit}`; {help}"
+            ));
+        }
     };
     Ok((bytes / (1024.0 * 1024.0)).round() as u64)
 }

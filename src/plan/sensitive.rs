@@ -44,9 +44,16 @@ pub fn expand(paths: &[AttrPath], value: &Value) -> Vec<AttrPath> {
             return;
         };
         let children: Vec<(String, &Value)> = match (head.as_str(), value) {
-            ("*", Value::Array(items)) => items.iter().enumerate().map(|(i, v)| (i.to_string(), v)).collect(),
+            ("*", Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (i.to_string(), v))
+                .collect(),
             ("*", Value::Object(map)) => map.iter().map(|(k, v)| (k.clone(), v)).collect(),
-            (key, Value::Object(map)) => map.get(key).map(|v| vec![(key.to_string(), v)]).unwrap_or_default(),
+            (key, Value::Object(map)) => map
+                .get(key)
+                .map(|v| vec![(key.to_string(), v)])
+                .unwrap_or_default(),
             (key, Value::Array(items)) => key
                 .parse::<usize>()
                 .ok()

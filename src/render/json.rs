@@ -22,12 +22,23 @@ pub fn render_json(plan: &Plan) -> Value {
     root.insert("variables".into(), json!({}));
     root.insert("planned_values".into(), planned_values(plan));
     if !plan.drift.is_empty() {
-        root.insert("resource_drift".into(), plan.drift.iter().map(drift_entry).collect());
+        root.insert(
+            "resource_drift".into(),
+            plan.drift.iter().map(drift_entry).collect(),
+        );
     }
-    root.insert("resource_changes".into(), plan.changes.iter().map(change_entry).collect());
+    root.insert(
+        "resource_changes".into(),
+        plan.changes.iter().map(change_entry).collect(),
+    );
     root.insert(
         "output_changes".into(),
-        Value::Object(plan.outputs.iter().map(|o| (o.name.clone(), output_change(o))).collect()),
+        Value::Object(
+            plan.outputs
+                .iter()
+                .map(|o| (o.name.clone(), output_change(o)))
+                .collect(),
+        ),
     );
     root.insert("prior_state".into(), json!({}));
     root.insert("configuration".into(), json!({}));
@@ -116,8 +127,14 @@ fn change_body(
     replace_paths: &[AttrPath],
 ) -> Map<String, Value> {
     let mut body = Map::new();
-    body.insert("before".into(), before.map_or(Value::Null, |v| mask(v, before_sensitive)));
-    body.insert("after".into(), after.map_or(Value::Null, |v| mask(v, after_sensitive)));
+    body.insert(
+        "before".into(),
+        before.map_or(Value::Null, |v| mask(v, before_sensitive)),
+    );
+    body.insert(
+        "after".into(),
+        after.map_or(Value::Null, |v| mask(v, after_sensitive)),
+    );
     body.insert("after_unknown".into(), unknown_shape(after, after_unknown));
     body.insert(
         "before_sensitive".into(),
@@ -129,7 +146,10 @@ fn change_body(
     );
     body.insert(
         "replace_paths".into(),
-        replace_paths.iter().map(|p| typed_path(p, after.or(before))).collect(),
+        replace_paths
+            .iter()
+            .map(|p| typed_path(p, after.or(before)))
+            .collect(),
     );
     body.insert("importing".into(), Value::Null);
     body.insert("generated_config".into(), Value::Null);
@@ -151,25 +171,40 @@ fn change_entry(c: &Change) -> Value {
             &c.after_unknown,
             &c.replace_paths,
         ),
-        c.reason.map(|r| serde_json::to_value(r).expect("a unit enum serialises")),
+        c.reason
+            .map(|r| serde_json::to_value(r).expect("a unit enum serialises")),
     )
 }
 
 fn drift_entry(d: &Drift) -> Value {
-    let actions = if d.after.is_some() { vec!["update"] } else { vec!["delete"] };
+    let actions = if d.after.is_some() {
+        vec!["update"]
+    } else {
+        vec!["delete"]
+    };
     resource_entry(
         &d.address,
         &d.type_name,
         &d.name,
         &d.provider,
         actions,
-        change_body(Some(&d.before), d.after.as_ref(), &d.sensitive, &d.sensitive, &[], &[]),
+        change_body(
+            Some(&d.before),
+            d.after.as_ref(),
+            &d.sensitive,
+            &d.sensitive,
+            &[],
+            &[],
+        ),
         None,
     )
 }
 
 fn output_change(o: &OutputChange) -> Value {
-    let value = |v: &Option<Value>| v.as_ref().map_or(Value::Null, |v| output_value(v, o.sensitive));
+    let value = |v: &Option<Value>| {
+        v.as_ref()
+            .map_or(Value::Null, |v| output_value(v, o.sensitive))
+    };
     json!({
         "actions": o.action.terraform_actions(),
         "before": value(&o.before),
@@ -181,19 +216,27 @@ fn output_change(o: &OutputChange) -> Value {
 }
 
 fn output_value(v: &Value, sensitive: bool) -> Value {
-    if sensitive { mask(v, &[vec![]]) } else { v.clone() }
+    if sensitive {
+        mask(v, &[vec![]])
+    } else {
+        v.clone()
+    }
 }
 
 /// `value` without the attributes at `paths` (Terraform leaves unknown values out of
 /// `planned_values`).
 fn without(mut value: Value, paths: &[AttrPath]) -> Value {
     for path in paths {
-        let Some((last, parent)) = path.split_last() else { continue };
+        let Some((last, parent)) = path.split_last() else {
+            continue;
+        };
         let mut here = Some(&mut value);
         for seg in parent {
             here = match here {
                 Some(Value::Object(map)) => map.get_mut(seg.as_str()),
-                Some(Value::Array(items)) => seg.parse::<usize>().ok().and_then(|i| items.get_mut(i)),
+                Some(Value::Array(items)) => {
+                    seg.parse::<usize>().ok().and_then(|i| items.get_mut(i))
+                }
                 _ => None,
             };
         }
@@ -213,11 +256,16 @@ pub(crate) fn unknown_shape(after: Option<&Value>, paths: &[AttrPath]) -> Value 
     fn mirror(v: &Value) -> Option<Value> {
         match v {
             Value::Object(map) => Some(Value::Object(
-                map.iter().filter_map(|(k, v)| mirror(v).map(|m| (k.clone(), m))).collect(),
+                map.iter()
+                    .filter_map(|(k, v)| mirror(v).map(|m| (k.clone(), m)))
+                    .collect(),
             )),
-            Value::Array(items) => {
-                Some(Value::Array(items.iter().map(|v| mirror(v).unwrap_or(Value::Bool(false))).collect()))
-            }
+            Value::Array(items) => Some(Value::Array(
+                items
+                    .iter()
+                    .map(|v| mirror(v).unwrap_or(Value::Bool(false)))
+                    .collect(),
+            )),
             _ => None,
         }
     }
@@ -234,14 +282,16 @@ pub(crate) fn unknown_shape(after: Option<&Value>, paths: &[AttrPath]) -> Value 
                     }
                     map.entry(seg.clone()).or_insert_with(|| json!({}))
                 }
-                Value::Array(items) => match seg.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
-                    Some(item) if last => {
-                        *item = Value::Bool(true);
-                        break;
+                Value::Array(items) => {
+                    match seg.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                        Some(item) if last => {
+                            *item = Value::Bool(true);
+                            break;
+                        }
+                        Some(item) => item,
+                        None => break,
                     }
-                    Some(item) => item,
-                    None => break,
-                },
+                }
                 // Already unknown above this path.
                 _ => break,
             };
@@ -304,7 +354,10 @@ mod tests {
     use std::collections::BTreeSet;
 
     fn fixture(name: &str) -> Value {
-        let path = format!("{}/tests/fixtures/terraform/{name}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/tests/fixtures/terraform/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
         serde_json::from_str(&std::fs::read_to_string(&path).expect("fixture")).expect("json")
     }
 
@@ -337,22 +390,43 @@ mod tests {
         expected.extend(["weir_version".to_string(), "resource_drift".to_string()]);
         assert_eq!(keys(&ours), expected);
 
-        let tf_entries: Vec<&Value> =
-            tf.iter().flat_map(|p| p["resource_changes"].as_array().unwrap()).collect();
+        let tf_entries: Vec<&Value> = tf
+            .iter()
+            .flat_map(|p| p["resource_changes"].as_array().unwrap())
+            .collect();
         let tf_entry_keys: BTreeSet<String> = tf_entries.iter().flat_map(|e| keys(e)).collect();
-        let tf_change_keys: BTreeSet<String> = tf_entries.iter().flat_map(|e| keys(&e["change"])).collect();
+        let tf_change_keys: BTreeSet<String> =
+            tf_entries.iter().flat_map(|e| keys(&e["change"])).collect();
         // `deposed` is documented (planners.md §1.1 row 5) but needs a failed
         // create_before_destroy to appear, which the fixtures could not produce.
         let mut expected_entry = tf_entry_keys.clone();
         expected_entry.insert("deposed".into());
-        for entry in ours["resource_changes"].as_array().unwrap().iter().chain(ours["resource_drift"].as_array().unwrap()) {
+        for entry in ours["resource_changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .chain(ours["resource_drift"].as_array().unwrap())
+        {
             let mut k = keys(entry);
             k.insert("action_reason".into()); // present only with a reason, as in Terraform
             assert_eq!(k, expected_entry, "{}", entry["address"]);
-            assert_eq!(keys(&entry["change"]), tf_change_keys, "{}", entry["address"]);
+            assert_eq!(
+                keys(&entry["change"]),
+                tf_change_keys,
+                "{}",
+                entry["address"]
+            );
         }
-        let output_keys: BTreeSet<String> =
-            tf.iter().flat_map(|p| p["output_changes"].as_object().unwrap().values().flat_map(keys)).collect();
+        let output_keys: BTreeSet<String> = tf
+            .iter()
+            .flat_map(|p| {
+                p["output_changes"]
+                    .as_object()
+                    .unwrap()
+                    .values()
+                    .flat_map(keys)
+            })
+            .collect();
         for o in ours["output_changes"].as_object().unwrap().values() {
             assert_eq!(keys(o), output_keys);
         }
@@ -372,29 +446,54 @@ mod tests {
         assert_eq!(create["before"], Value::Null);
         assert_eq!(create["before_sensitive"], json!(false));
         assert_eq!(create["after_unknown"]["uri"], json!(true));
-        assert_eq!(create["after_unknown"]["template"]["containers"][0]["env"][1], json!({}));
-        assert_eq!(create["after_sensitive"]["template"]["containers"][0]["env"][1]["value"], json!(true));
+        assert_eq!(
+            create["after_unknown"]["template"]["containers"][0]["env"][1],
+            json!({})
+        );
+        assert_eq!(
+            create["after_sensitive"]["template"]["containers"][0]["env"][1]["value"],
+            json!(true)
+        );
         let replace = &rc[3];
         assert_eq!(replace["change"]["actions"], json!(["delete", "create"]));
         assert_eq!(replace["change"]["replace_paths"], json!([["location"]]));
-        assert_eq!(replace["action_reason"], json!("replace_because_cannot_update"));
+        assert_eq!(
+            replace["action_reason"],
+            json!("replace_because_cannot_update")
+        );
         let delete = &rc[4];
         assert_eq!(delete["change"]["after"], Value::Null);
         assert_eq!(delete["change"]["after_sensitive"], json!(false));
-        assert_eq!(delete["action_reason"], json!("delete_because_no_resource_config"));
+        assert_eq!(
+            delete["action_reason"],
+            json!("delete_because_no_resource_config")
+        );
         assert!(rc[2].get("action_reason").is_none());
         assert_eq!(rc[6]["change"]["actions"], json!(["no-op"]));
-        assert_eq!(ours["resource_drift"][1]["change"]["actions"], json!(["delete"]));
-        assert_eq!(ours["output_changes"]["db_password"]["after"], json!("(sensitive)"));
-        assert_eq!(ours["output_changes"]["webserver_url"]["after_unknown"], json!(true));
+        assert_eq!(
+            ours["resource_drift"][1]["change"]["actions"],
+            json!(["delete"])
+        );
+        assert_eq!(
+            ours["output_changes"]["db_password"]["after"],
+            json!("(sensitive)")
+        );
+        assert_eq!(
+            ours["output_changes"]["webserver_url"]["after_unknown"],
+            json!(true)
+        );
         assert_eq!(ours["applyable"], json!(true));
     }
 
     #[test]
     fn unknown_shape_like_terraform() {
         // Terraform: after {input: {…}, triggers_replace: null}, unknown id and output.
-        let after = json!({"input": {"name": "orders"}, "triggers_replace": null, "list": [1, {"a": 1}]});
-        let shape = unknown_shape(Some(&after), &[path("id"), path("output"), path("list.1.b"), path("deep.x")]);
+        let after =
+            json!({"input": {"name": "orders"}, "triggers_replace": null, "list": [1, {"a": 1}]});
+        let shape = unknown_shape(
+            Some(&after),
+            &[path("id"), path("output"), path("list.1.b"), path("deep.x")],
+        );
         assert_eq!(
             shape,
             json!({"input": {}, "list": [false, {"b": true}], "id": true, "output": true, "deep": {"x": true}})
@@ -406,6 +505,9 @@ mod tests {
     #[test]
     fn replace_paths_index_lists_with_numbers() {
         let v = json!({"containers": [{"image": "x"}]});
-        assert_eq!(typed_path(&path("containers.0.image"), Some(&v)), json!(["containers", 0, "image"]));
+        assert_eq!(
+            typed_path(&path("containers.0.image"), Some(&v)),
+            json!(["containers", 0, "image"])
+        );
     }
 }

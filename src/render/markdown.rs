@@ -67,7 +67,12 @@ struct Item {
 
 impl Item {
     fn new(full: String, line: String, partial: bool) -> Item {
-        Item { full, line, level: Level::Full, partial }
+        Item {
+            full,
+            line,
+            level: Level::Full,
+            partial,
+        }
     }
 
     fn len(&self, level: Level) -> usize {
@@ -128,7 +133,11 @@ impl<'p> Comment<'p> {
         } else {
             head.push_str("**No changes.** Your deployment matches the configuration.\n\n");
         }
-        let unchanged_count = plan.changes.iter().filter(|c| !c.action.is_change()).count();
+        let unchanged_count = plan
+            .changes
+            .iter()
+            .filter(|c| !c.action.is_change())
+            .count();
         if s.total() > 0 || unchanged_count > 0 {
             head.push_str("| Action | Resources |\n| :-- | --: |\n");
             for (what, n) in [
@@ -149,7 +158,10 @@ impl<'p> Comment<'p> {
             .iter()
             .filter(|c| matches!(c.action, Action::Delete | Action::Replace))
             .collect();
-        let danger = danger_changes.iter().map(|c| Item::new(danger_line(c), String::new(), false)).collect();
+        let danger = danger_changes
+            .iter()
+            .map(|c| Item::new(danger_line(c), String::new(), false))
+            .collect();
         let danger_bodies = danger_changes
             .iter()
             .map(|c| {
@@ -160,7 +172,10 @@ impl<'p> Comment<'p> {
         let details = |c: &Change| {
             let (body, partial) = fenced(&redactor.redact(&change_lines(c).to_diff()));
             Item::new(
-                format!("<details><summary><code>{}</code></summary>\n\n{body}\n</details>\n\n", html(&c.address)),
+                format!(
+                    "<details><summary><code>{}</code></summary>\n\n{body}\n</details>\n\n",
+                    html(&c.address)
+                ),
                 format!("- `{}`\n", c.address),
                 partial,
             )
@@ -204,7 +219,18 @@ impl<'p> Comment<'p> {
             .filter(|c| !c.action.is_change())
             .map(|c| Item::new(format!("- `{}`\n", c.address), String::new(), false))
             .collect();
-        Comment { plan, head, danger, danger_bodies, creates, updates, drift, outputs, notes, unchanged }
+        Comment {
+            plan,
+            head,
+            danger,
+            danger_bodies,
+            creates,
+            updates,
+            drift,
+            outputs,
+            notes,
+            unchanged,
+        }
     }
 
     fn part(&mut self, part: Part) -> &mut Vec<Item> {
@@ -244,11 +270,17 @@ impl<'p> Comment<'p> {
         out.push_str(&self.notice());
 
         if !self.danger.is_empty() {
-            let _ = writeln!(out, "### ⚠️ To destroy or replace ({})\n", self.danger.len());
+            let _ = writeln!(
+                out,
+                "### ⚠️ To destroy or replace ({})\n",
+                self.danger.len()
+            );
             push_items(&mut out, &self.danger, "to destroy or replace");
             blank(&mut out);
             if self.danger_bodies.iter().any(|i| i.level == Level::Full) {
-                out.push_str("<details><summary>Details of what will be destroyed or replaced</summary>\n\n");
+                out.push_str(
+                    "<details><summary>Details of what will be destroyed or replaced</summary>\n\n",
+                );
                 for i in self.danger_bodies.iter().filter(|i| i.level == Level::Full) {
                     out.push_str(&i.full);
                     blank(&mut out);
@@ -299,9 +331,14 @@ impl<'p> Comment<'p> {
         if n > 0 {
             cut.push(format!("{n} of the resources to destroy or replace"));
         }
-        let nouns = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        let nouns =
+            |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
         for (items, one, many) in [
-            (&self.danger_bodies, "resource to destroy or replace", "resources to destroy or replace"),
+            (
+                &self.danger_bodies,
+                "resource to destroy or replace",
+                "resources to destroy or replace",
+            ),
             (&self.creates, "create", "creates"),
             (&self.updates, "update", "updates"),
             (&self.drift, "change outside weir", "changes outside weir"),
@@ -330,15 +367,27 @@ impl<'p> Comment<'p> {
         }
         let n = below(&self.unchanged, Level::Full);
         if n > 0 {
-            cut.push(format!("the list of {}", nouns(n, "unchanged resource", "unchanged resources")));
+            cut.push(format!(
+                "the list of {}",
+                nouns(n, "unchanged resource", "unchanged resources")
+            ));
         }
-        let partial = [&self.danger_bodies, &self.creates, &self.updates, &self.drift, &self.outputs]
-            .iter()
-            .flat_map(|items| items.iter())
-            .filter(|i| i.partial && i.level == Level::Full)
-            .count();
+        let partial = [
+            &self.danger_bodies,
+            &self.creates,
+            &self.updates,
+            &self.drift,
+            &self.outputs,
+        ]
+        .iter()
+        .flat_map(|items| items.iter())
+        .filter(|i| i.partial && i.level == Level::Full)
+        .count();
         if partial > 0 {
-            cut.push(format!("the end of {}", nouns(partial, "long diff", "long diffs")));
+            cut.push(format!(
+                "the end of {}",
+                nouns(partial, "long diff", "long diffs")
+            ));
         }
         if cut.is_empty() {
             return String::new();
@@ -353,7 +402,10 @@ impl<'p> Comment<'p> {
     fn footer(&self) -> String {
         let p = self.plan;
         let mut parts = vec![format!("weir {}", p.weir_version)];
-        parts.push(format!("config `{}`", short(p.config_hash.trim_start_matches("sha256:"), 12)));
+        parts.push(format!(
+            "config `{}`",
+            short(p.config_hash.trim_start_matches("sha256:"), 12)
+        ));
         if let Some(commit) = &p.git_commit {
             parts.push(format!("commit `{}`", short(commit, 12)));
         }
@@ -392,13 +444,21 @@ fn push_items(out: &mut String, items: &[Item], more: &str) {
 }
 
 fn danger_line(c: &Change) -> String {
-    let verb = if c.action == Action::Delete { "🗑️ **destroy**" } else { "♻️ **replace**" };
+    let verb = if c.action == Action::Delete {
+        "🗑️ **destroy**"
+    } else {
+        "♻️ **replace**"
+    };
     let mut s = format!("- {verb} `{}`", c.address);
     if let Some(reason) = c.reason {
         let _ = write!(s, " — because {}", reason.describe());
     }
     if !c.replace_paths.is_empty() {
-        let paths: Vec<String> = c.replace_paths.iter().map(|p| format!("`{}`", p.join("."))).collect();
+        let paths: Vec<String> = c
+            .replace_paths
+            .iter()
+            .map(|p| format!("`{}`", p.join(".")))
+            .collect();
         let _ = write!(s, " (forced by {})", paths.join(", "));
     }
     s.push('\n');
@@ -434,7 +494,9 @@ fn fenced(body: &str) -> (String, bool) {
 }
 
 fn html(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 fn short(s: &str, n: usize) -> &str {
@@ -442,7 +504,11 @@ fn short(s: &str, n: usize) -> &str {
 }
 
 fn plural(n: usize, word: &str) -> String {
-    if n == 1 { format!("{n} {word}") } else { format!("{n} {word}s") }
+    if n == 1 {
+        format!("{n} {word}")
+    } else {
+        format!("{n} {word}s")
+    }
 }
 
 #[cfg(test)]
@@ -480,7 +546,11 @@ mod tests {
     #[test]
     fn five_thousand_changes_fit() {
         let mut plan = empty_plan();
-        let code = |v: usize| (0..20_000).map(|i| format!("x_{i} = {}\n", i * v)).collect::<String>();
+        let code = |v: usize| {
+            (0..20_000)
+                .map(|i| format!("x_{i} = {}\n", i * v))
+                .collect::<String>()
+        };
         let mut huge = change(
             "mage_block.huge",
             Action::Update,
@@ -492,10 +562,22 @@ mod tests {
         for i in 0..5_000 {
             let (action, before, after) = match i % 50 {
                 0 => (Action::Delete, Some(json!({"n": i})), None),
-                1 => (Action::Replace, Some(json!({"region": "us"})), Some(json!({"region": "eu"}))),
-                2..=20 => (Action::Update, Some(json!({"n": i})), Some(json!({"n": i + 1}))),
+                1 => (
+                    Action::Replace,
+                    Some(json!({"region": "us"})),
+                    Some(json!({"region": "eu"})),
+                ),
+                2..=20 => (
+                    Action::Update,
+                    Some(json!({"n": i})),
+                    Some(json!({"n": i + 1})),
+                ),
                 21..=25 => (Action::NoOp, Some(json!({"n": i})), Some(json!({"n": i}))),
-                _ => (Action::Create, None, Some(json!({"n": i, "code": "def f():\n    return 1\n"}))),
+                _ => (
+                    Action::Create,
+                    None,
+                    Some(json!({"n": i, "code": "def f():\n    return 1\n"})),
+                ),
             };
             let mut c = change(&format!("mage_block.b{i:04}"), action, before, after);
             if action == Action::Delete {
@@ -508,30 +590,67 @@ mod tests {
         }
         let started = std::time::Instant::now();
         let md = render_markdown(&plan);
-        assert!(started.elapsed().as_secs() < 20, "took {:?}", started.elapsed());
+        assert!(
+            started.elapsed().as_secs() < 20,
+            "took {:?}",
+            started.elapsed()
+        );
         assert!(md.chars().count() < MAX_COMMENT_CHARS, "{}", md.len());
         assert!(md.starts_with("### weir plan\n\n**Plan: 2400 to add, 1901 to change, 100 to replace, 100 to destroy.**"));
-        for c in plan.changes.iter().filter(|c| matches!(c.action, Action::Delete | Action::Replace)) {
-            assert!(md.contains(&format!("`{}` — because", c.address)) || md.contains(&format!("`{}` (forced", c.address)), "{}", c.address);
+        for c in plan
+            .changes
+            .iter()
+            .filter(|c| matches!(c.action, Action::Delete | Action::Replace))
+        {
+            assert!(
+                md.contains(&format!("`{}` — because", c.address))
+                    || md.contains(&format!("`{}` (forced", c.address)),
+                "{}",
+                c.address
+            );
         }
         assert!(md.contains("The full plan is in `weir show plan.weir`."));
-        assert!(md.contains("the list of 500 unchanged resources"), "{}", &md[..2000]);
-        assert!(md.contains("the details of 1901 updates"), "{}", &md[..2000]);
+        assert!(
+            md.contains("the list of 500 unchanged resources"),
+            "{}",
+            &md[..2000]
+        );
+        assert!(
+            md.contains("the details of 1901 updates"),
+            "{}",
+            &md[..2000]
+        );
         // The fences and folds are balanced.
-        assert_eq!(md.matches("<details>").count(), md.matches("</details>").count());
+        assert_eq!(
+            md.matches("<details>").count(),
+            md.matches("</details>").count()
+        );
         assert_eq!(md.matches("```").count() % 2, 0);
     }
 
     #[test]
     fn a_huge_code_diff_alone_is_shortened_not_dropped() {
         let mut plan = empty_plan();
-        let code = |v: usize| (0..20_000).map(|i| format!("x_{i} = {}\n", i * v)).collect::<String>();
-        plan.changes.push(change("mage_block.huge", Action::Update, Some(json!({"code": code(1)})), Some(json!({"code": code(2)}))));
+        let code = |v: usize| {
+            (0..20_000)
+                .map(|i| format!("x_{i} = {}\n", i * v))
+                .collect::<String>()
+        };
+        plan.changes.push(change(
+            "mage_block.huge",
+            Action::Update,
+            Some(json!({"code": code(1)})),
+            Some(json!({"code": code(2)})),
+        ));
         let md = render_markdown(&plan);
         assert!(md.len() < MAX_COMMENT_CHARS);
         assert!(md.contains("<details><summary><code>mage_block.huge</code></summary>"));
         assert!(md.contains("!       code = <<-EOT"), "{}", &md[..3000]);
-        assert!(md.contains("-           x_1 = 1\n-           x_2 = 2\n"), "{}", &md[..3000]);
+        assert!(
+            md.contains("-           x_1 = 1\n-           x_2 = 2\n"),
+            "{}",
+            &md[..3000]
+        );
         assert!(md.contains("more lines not shown: the full plan is in `weir show plan.weir`"));
         assert!(md.contains("Left out: the end of 1 long diff."));
     }
@@ -540,7 +659,12 @@ mod tests {
     fn too_many_destroys_lists_the_first_and_counts_the_rest() {
         let mut plan = empty_plan();
         for i in 0..5_000 {
-            let mut c = change(&format!("mage_pipeline.a_rather_long_pipeline_name_{i:05}"), Action::Delete, Some(json!({"n": i})), None);
+            let mut c = change(
+                &format!("mage_pipeline.a_rather_long_pipeline_name_{i:05}"),
+                Action::Delete,
+                Some(json!({"n": i})),
+                None,
+            );
             c.reason = Some(Reason::DeleteBecauseNoResourceConfig);
             plan.changes.push(c);
         }
@@ -548,10 +672,26 @@ mod tests {
         assert!(md.len() < MAX_COMMENT_CHARS);
         assert!(md.contains("`mage_pipeline.a_rather_long_pipeline_name_00000`"));
         assert!(!md.contains("`mage_pipeline.a_rather_long_pipeline_name_04999`"));
-        let more = md.lines().find(|l| l.starts_with("- … and ")).expect("a count of the rest");
-        assert!(more.ends_with(" more to destroy or replace (the full plan is in `weir show plan.weir`)"), "{more}");
-        let shown = md.lines().filter(|l| l.starts_with("- 🗑️ **destroy**")).count();
-        let hidden: usize = more["- … and ".len()..].split(' ').next().unwrap().parse().unwrap();
+        let more = md
+            .lines()
+            .find(|l| l.starts_with("- … and "))
+            .expect("a count of the rest");
+        assert!(
+            more.ends_with(
+                " more to destroy or replace (the full plan is in `weir show plan.weir`)"
+            ),
+            "{more}"
+        );
+        let shown = md
+            .lines()
+            .filter(|l| l.starts_with("- 🗑️ **destroy**"))
+            .count();
+        let hidden: usize = more["- … and ".len()..]
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
         assert_eq!(shown + hidden, 5_000);
     }
 
@@ -560,18 +700,23 @@ mod tests {
         let plan = sample_plan();
         let whole = render_markdown(&plan);
         assert!(!whole.contains("[!NOTE]"));
-        let has = |md: &str, address: &str| md.contains(&format!("<summary><code>{address}</code></summary>"));
+        let has = |md: &str, address: &str| {
+            md.contains(&format!("<summary><code>{address}</code></summary>"))
+        };
         let mut seen_cuts = Vec::new();
         for limit in (1_500..whole.len()).rev().step_by(25) {
             let md = render_markdown_within(&plan, limit);
             assert!(md.len() <= limit, "{limit}: {}", md.len());
-            assert!(md.contains("[!NOTE]") && md.contains("The full plan is in `weir show plan.weir`."));
+            assert!(
+                md.contains("[!NOTE]") && md.contains("The full plan is in `weir show plan.weir`.")
+            );
             // The destroy/replace list is never cut here.
             assert!(md.contains("- ♻️ **replace** `google_cloud_run_v2_job.highmem`"));
             assert!(md.contains("- 🗑️ **destroy** `mage_trigger.orders_old`"));
             let unchanged = md.contains("`google_storage_bucket.prod`");
             let updates = has(&md, "mage_pipeline.orders") || has(&md, "mage_notification.ops");
-            let creates = has(&md, "google_cloud_run_v2_service.prod_web") || has(&md, "mage_block.orders_load");
+            let creates = has(&md, "google_cloud_run_v2_service.prod_web")
+                || has(&md, "mage_block.orders_load");
             let cut = (unchanged, updates, creates);
             // Update details go only once the unchanged list is gone, create details only
             // once all update details are gone.

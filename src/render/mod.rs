@@ -101,13 +101,23 @@ pub(crate) mod fixtures {
         p.split('.').map(str::to_string).collect()
     }
 
-    pub fn change(address: &str, action: Action, before: Option<Value>, after: Option<Value>) -> Change {
+    pub fn change(
+        address: &str,
+        action: Action,
+        before: Option<Value>,
+        after: Option<Value>,
+    ) -> Change {
         let (type_name, name) = address.split_once('.').unwrap();
         Change {
             address: address.into(),
             type_name: type_name.into(),
             name: name.into(),
-            provider: if type_name.starts_with("google") { "google" } else { "mage" }.into(),
+            provider: if type_name.starts_with("google") {
+                "google"
+            } else {
+                "mage"
+            }
+            .into(),
             action,
             before,
             after,
@@ -175,7 +185,9 @@ pub(crate) mod fixtures {
             "mage_block.orders_load",
             Action::Create,
             None,
-            Some(json!({"pipeline": "orders", "uuid": "load", "type": "data_loader", "language": "python", "code": LOAD_V1})),
+            Some(
+                json!({"pipeline": "orders", "uuid": "load", "type": "data_loader", "language": "python", "code": LOAD_V1}),
+            ),
         );
         block.notes = vec!["reads blocks/load_orders.py".into()];
 
@@ -208,13 +220,22 @@ pub(crate) mod fixtures {
             "tags": ["orders", "nightly"],
             "retry_config": {"retries": 1, "delay": 5}
         });
-        let pipeline = change("mage_pipeline.orders", Action::Update, Some(before_pipeline), Some(after_pipeline));
+        let pipeline = change(
+            "mage_pipeline.orders",
+            Action::Update,
+            Some(before_pipeline),
+            Some(after_pipeline),
+        );
 
         let mut job = change(
             "google_cloud_run_v2_job.highmem",
             Action::Replace,
-            Some(json!({"name": "highmem", "location": "us-central1", "uid": "8a1d-old", "template": {"task_count": 1, "template": {"max_retries": 1, "timeout": "7200s", "containers": [{"resources": {"limits": {"cpu": "4", "memory": "16Gi"}}}]}}})),
-            Some(json!({"name": "highmem", "location": "europe-west1", "uid": null, "template": {"task_count": 1, "template": {"max_retries": 1, "timeout": "7200s", "containers": [{"resources": {"limits": {"cpu": "4", "memory": "32Gi"}}}]}}})),
+            Some(
+                json!({"name": "highmem", "location": "us-central1", "uid": "8a1d-old", "template": {"task_count": 1, "template": {"max_retries": 1, "timeout": "7200s", "containers": [{"resources": {"limits": {"cpu": "4", "memory": "16Gi"}}}]}}}),
+            ),
+            Some(
+                json!({"name": "highmem", "location": "europe-west1", "uid": null, "template": {"task_count": 1, "template": {"max_retries": 1, "timeout": "7200s", "containers": [{"resources": {"limits": {"cpu": "4", "memory": "32Gi"}}}]}}}),
+            ),
         );
         job.after_unknown = vec![path("uid")];
         job.replace_paths = vec![path("location")];
@@ -223,7 +244,9 @@ pub(crate) mod fixtures {
         let mut trigger = change(
             "mage_trigger.orders_old",
             Action::Delete,
-            Some(json!({"pipeline": "orders", "name": "old", "schedule_type": "time", "schedule_interval": "@hourly", "status": "active"})),
+            Some(
+                json!({"pipeline": "orders", "name": "old", "schedule_type": "time", "schedule_interval": "@hourly", "status": "active"}),
+            ),
             None,
         );
         trigger.reason = Some(Reason::DeleteBecauseNoResourceConfig);
@@ -233,7 +256,9 @@ pub(crate) mod fixtures {
             "mage_notification.ops",
             Action::Update,
             Some(json!({"channel": "slack", "webhook_url": SECRET, "on": ["failure"]})),
-            Some(json!({"channel": "slack", "webhook_url": SECRET2, "on": ["failure", "sla_missed"]})),
+            Some(
+                json!({"channel": "slack", "webhook_url": SECRET2, "on": ["failure", "sla_missed"]}),
+            ),
         );
         notif.before_sensitive = vec![path("webhook_url")];
         notif.after_sensitive = vec![path("webhook_url")];
@@ -253,7 +278,9 @@ pub(crate) mod fixtures {
                 name: "orders".into(),
                 provider: "mage".into(),
                 before: json!({"uuid": "orders", "description": "Daily orders", "tags": ["orders"], "token": SECRET}),
-                after: Some(json!({"uuid": "orders", "description": "Edited in the UI", "tags": ["orders", "ui"], "token": SECRET})),
+                after: Some(
+                    json!({"uuid": "orders", "description": "Edited in the UI", "tags": ["orders", "ui"], "token": SECRET}),
+                ),
                 sensitive: vec![path("token")],
             },
             Drift {
@@ -267,10 +294,38 @@ pub(crate) mod fixtures {
             },
         ];
         plan.outputs = vec![
-            OutputChange { name: "webserver_url".into(), action: Action::Create, before: None, after: None, sensitive: false, unknown: true },
-            OutputChange { name: "bucket".into(), action: Action::Update, before: Some(json!("acme-old")), after: Some(json!("acme-mage")), sensitive: false, unknown: false },
-            OutputChange { name: "db_password".into(), action: Action::Create, before: None, after: Some(json!(SECRET)), sensitive: true, unknown: false },
-            OutputChange { name: "region".into(), action: Action::NoOp, before: Some(json!("us-central1")), after: Some(json!("us-central1")), sensitive: false, unknown: false },
+            OutputChange {
+                name: "webserver_url".into(),
+                action: Action::Create,
+                before: None,
+                after: None,
+                sensitive: false,
+                unknown: true,
+            },
+            OutputChange {
+                name: "bucket".into(),
+                action: Action::Update,
+                before: Some(json!("acme-old")),
+                after: Some(json!("acme-mage")),
+                sensitive: false,
+                unknown: false,
+            },
+            OutputChange {
+                name: "db_password".into(),
+                action: Action::Create,
+                before: None,
+                after: Some(json!(SECRET)),
+                sensitive: true,
+                unknown: false,
+            },
+            OutputChange {
+                name: "region".into(),
+                action: Action::NoOp,
+                before: Some(json!("us-central1")),
+                after: Some(json!("us-central1")),
+                sensitive: false,
+                unknown: false,
+            },
         ];
         plan.notes = vec![
             "schedule.orders_nightly (0 3 * * *, UTC): next runs 2026-12-01 03:00, 2026-12-02 03:00, 2026-12-03 03:00".into(),

@@ -41,7 +41,11 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
         out.push_str("\n\n");
     }
 
-    let changes: Vec<&Change> = plan.changes.iter().filter(|c| c.action.is_change()).collect();
+    let changes: Vec<&Change> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action.is_change())
+        .collect();
     if !changes.is_empty() {
         out.push_str("Resource actions are indicated with the following symbols:\n");
         let mut legend = Lines::default();
@@ -190,13 +194,25 @@ impl Lines {
     /// A line at nesting `level`: -1 is the `resource` line, 0 its attributes, and so on.
     fn at(&mut self, level: i32, mark: Mark, text: impl Into<String>) -> &mut Line {
         let col = usize::try_from(6 + 4 * level).unwrap_or(0);
-        self.0.push(Line { col, mark, text: text.into(), bold: false, warn: None });
+        self.0.push(Line {
+            col,
+            mark,
+            text: text.into(),
+            bold: false,
+            warn: None,
+        });
         self.0.last_mut().expect("just pushed")
     }
 
     /// A `# …` comment line in the header position (column 2).
     fn header(&mut self, text: impl Into<String>, bold: bool) {
-        self.0.push(Line { col: 0, mark: Mark::Keep, text: text.into(), bold, warn: None });
+        self.0.push(Line {
+            col: 0,
+            mark: Mark::Keep,
+            text: text.into(),
+            bold,
+            warn: None,
+        });
     }
 
     pub(crate) fn to_text(&self, color: bool) -> String {
@@ -213,7 +229,11 @@ impl Lines {
             }
             if let Some(w) = l.warn {
                 s.push(' ');
-                s.push_str(&paint(color, Style::new().fg_color(Some(AnsiColor::Red.into())), w));
+                s.push_str(&paint(
+                    color,
+                    Style::new().fg_color(Some(AnsiColor::Red.into())),
+                    w,
+                ));
             }
             out.push_str(s.trim_end());
             out.push('\n');
@@ -256,17 +276,31 @@ pub(crate) fn change_lines(change: &Change) -> Lines {
         after_unknown: &change.after_unknown,
         replace_paths: &change.replace_paths,
     };
-    d.out.header(format!("# {} {}", change.address, change.action.phrase()), true);
+    d.out.header(
+        format!("# {} {}", change.address, change.action.phrase()),
+        true,
+    );
     if let Some(reason) = change.reason {
-        d.out.header(format!("# (because {})", reason.describe()), false);
+        d.out
+            .header(format!("# (because {})", reason.describe()), false);
     }
     d.out.at(
         -1,
         Mark::for_action(change.action),
-        format!("resource {} {} {{", quote(&change.type_name), quote(&change.name)),
+        format!(
+            "resource {} {} {{",
+            quote(&change.type_name),
+            quote(&change.name)
+        ),
     );
-    let before_shown = change.before.as_ref().map(|v| mask(v, &change.before_sensitive));
-    let after_shown = change.after.as_ref().map(|v| mask(v, &change.after_sensitive));
+    let before_shown = change
+        .before
+        .as_ref()
+        .map(|v| mask(v, &change.before_sensitive));
+    let after_shown = change
+        .after
+        .as_ref()
+        .map(|v| mask(v, &change.after_sensitive));
     let before = Node::pair(change.before.as_ref(), before_shown.as_ref());
     let after = Node::pair(change.after.as_ref(), after_shown.as_ref());
     match change.action {
@@ -283,7 +317,14 @@ pub(crate) fn change_lines(change: &Change) -> Lines {
 
 fn push_note(out: &mut Lines, note: &str) {
     for (i, line) in note.lines().enumerate() {
-        out.header(if i == 0 { format!("# note: {line}") } else { format!("#       {line}") }, false);
+        out.header(
+            if i == 0 {
+                format!("# note: {line}")
+            } else {
+                format!("#       {line}")
+            },
+            false,
+        );
     }
 }
 
@@ -301,7 +342,15 @@ pub(crate) fn drift_lines(drift: &Drift) -> Lines {
         None => ("has been deleted", Mark::Remove),
     };
     d.out.header(format!("# {} {phrase}", drift.address), true);
-    d.out.at(-1, mark, format!("resource {} {} {{", quote(&drift.type_name), quote(&drift.name)));
+    d.out.at(
+        -1,
+        mark,
+        format!(
+            "resource {} {} {{",
+            quote(&drift.type_name),
+            quote(&drift.name)
+        ),
+    );
     let before_shown = mask(&drift.before, &drift.sensitive);
     let after_shown = drift.after.as_ref().map(|v| mask(v, &drift.sensitive));
     let before = Node::pair(Some(&drift.before), Some(&before_shown));
@@ -319,7 +368,11 @@ pub(crate) fn drift_lines(drift: &Drift) -> Lines {
 pub(crate) fn output_lines(outputs: &[OutputChange]) -> Lines {
     let mut out = Lines::default();
     let changed: Vec<&OutputChange> = outputs.iter().filter(|o| o.action.is_change()).collect();
-    let width = changed.iter().map(|o| key_display(&o.name).chars().count()).max().unwrap_or(0);
+    let width = changed
+        .iter()
+        .map(|o| key_display(&o.name).chars().count())
+        .max()
+        .unwrap_or(0);
     let everything: Vec<AttrPath> = vec![vec![]];
     for o in changed {
         let sensitive: &[AttrPath] = if o.sensitive { &everything } else { &[] };
@@ -361,12 +414,21 @@ impl<'v> Node<'v> {
 
     fn key(self, k: &str) -> Option<Node<'v>> {
         let raw = self.raw.as_object()?.get(k)?;
-        Some(Node { raw, shown: self.shown.and_then(|s| s.as_object()).and_then(|m| m.get(k)) })
+        Some(Node {
+            raw,
+            shown: self
+                .shown
+                .and_then(|s| s.as_object())
+                .and_then(|m| m.get(k)),
+        })
     }
 
     fn index(self, i: usize) -> Option<Node<'v>> {
         let raw = self.raw.as_array()?.get(i)?;
-        Some(Node { raw, shown: self.shown.and_then(|s| s.as_array()).and_then(|a| a.get(i)) })
+        Some(Node {
+            raw,
+            shown: self.shown.and_then(|s| s.as_array()).and_then(|a| a.get(i)),
+        })
     }
 }
 
@@ -401,8 +463,12 @@ impl Label<'_> {
 
 /// A key as written in a plan: bare when it is an identifier, quoted otherwise.
 fn key_display(k: &str) -> String {
-    let ident = k.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let ident = k
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if ident { k.to_string() } else { quote(k) }
 }
 
@@ -422,10 +488,14 @@ fn child(path: &[String], seg: impl ToString) -> AttrPath {
 }
 
 fn plural(n: usize, word: &str) -> String {
-    if n == 1 { format!("{n} {word}") } else { format!("{n} {word}s") }
+    if n == 1 {
+        format!("{n} {word}")
+    } else {
+        format!("{n} {word}s")
+    }
 }
 
-const SENSITIVE_VALUE: &str = "(sensitive value)";
+const SENSITIVE_VALUE: &str = "(sensitive)";
 const UNKNOWN_VALUE: &str = "(known after apply)";
 
 /// Lays out values, knowing which paths are sensitive, unknown or force replacement.
@@ -457,7 +527,10 @@ impl Differ<'_> {
 
     fn unknown_below(&self, side: Side, path: &[String]) -> bool {
         side == Side::After
-            && self.after_unknown.iter().any(|p| p.len() > path.len() && p.starts_with(path))
+            && self
+                .after_unknown
+                .iter()
+                .any(|p| p.len() > path.len() && p.starts_with(path))
     }
 
     /// Keys of unknown values directly below `path` that `present` does not have.
@@ -492,26 +565,40 @@ impl Differ<'_> {
     }
 
     /// An entry shown whole, every line with `mark` (a created or destroyed value).
-    fn full(&mut self, level: i32, label: &Label<'_>, mark: Mark, path: &[String], node: Option<Node<'_>>, side: Side) {
+    fn full(
+        &mut self,
+        level: i32,
+        label: &Label<'_>,
+        mark: Mark,
+        path: &[String],
+        node: Option<Node<'_>>,
+        side: Side,
+    ) {
         let (pre, suf) = (label.prefix(), label.suffix());
         if self.unknown(side, path) {
-            self.out.at(level, mark, format!("{pre}{UNKNOWN_VALUE}{suf}"));
+            self.out
+                .at(level, mark, format!("{pre}{UNKNOWN_VALUE}{suf}"));
             return;
         }
         let empty = Value::Object(Map::new());
         let node = match node {
             Some(n) => n,
-            None if self.unknown_below(side, path) => Node { raw: &empty, shown: Some(&empty) },
+            None if self.unknown_below(side, path) => Node {
+                raw: &empty,
+                shown: Some(&empty),
+            },
             None => return,
         };
         if self.hidden(side, path, node) {
-            self.out.at(level, mark, format!("{pre}{SENSITIVE_VALUE}{suf}"));
+            self.out
+                .at(level, mark, format!("{pre}{SENSITIVE_VALUE}{suf}"));
             return;
         }
         let shown = node.shown.expect("checked by hidden()");
         match shown {
             Value::Object(map)
-                if !map.is_empty() || side == Side::After && !self.unknown_keys(path, Some(map)).is_empty() =>
+                if !map.is_empty()
+                    || side == Side::After && !self.unknown_keys(path, Some(map)).is_empty() =>
             {
                 self.out.at(level, mark, format!("{pre}{{"));
                 self.full_body(level + 1, mark, path, Some(node), side);
@@ -520,7 +607,14 @@ impl Differ<'_> {
             Value::Array(items) if !items.is_empty() => {
                 self.out.at(level, mark, format!("{pre}["));
                 for i in 0..items.len() {
-                    self.full(level + 1, &Label::Elem, mark, &child(path, i), node.index(i), side);
+                    self.full(
+                        level + 1,
+                        &Label::Elem,
+                        mark,
+                        &child(path, i),
+                        node.index(i),
+                        side,
+                    );
                 }
                 self.out.at(level, Mark::Keep, format!("]{suf}"));
             }
@@ -538,11 +632,25 @@ impl Differ<'_> {
     }
 
     /// The attributes of an object shown whole.
-    fn full_body(&mut self, level: i32, mark: Mark, path: &[String], node: Option<Node<'_>>, side: Side) {
+    fn full_body(
+        &mut self,
+        level: i32,
+        mark: Mark,
+        path: &[String],
+        node: Option<Node<'_>>,
+        side: Side,
+    ) {
         let Some(node) = node else {
             for k in self.unknown_keys(path, None) {
                 let width = k.len();
-                self.full(level, &Label::Key(&k, width), mark, &child(path, &k), None, side);
+                self.full(
+                    level,
+                    &Label::Key(&k, width),
+                    mark,
+                    &child(path, &k),
+                    None,
+                    side,
+                );
             }
             return;
         };
@@ -555,14 +663,32 @@ impl Differ<'_> {
         if side == Side::After {
             keys.extend(self.unknown_keys(path, Some(map)));
         }
-        let width = keys.iter().map(|k| key_display(k).chars().count()).max().unwrap_or(0);
+        let width = keys
+            .iter()
+            .map(|k| key_display(k).chars().count())
+            .max()
+            .unwrap_or(0);
         for k in &keys {
-            self.full(level, &Label::Key(k, width), mark, &child(path, k), node.key(k), side);
+            self.full(
+                level,
+                &Label::Key(k, width),
+                mark,
+                &child(path, k),
+                node.key(k),
+                side,
+            );
         }
     }
 
     /// The changed attributes of an object, the others counted.
-    fn diff_body(&mut self, level: i32, bpath: &[String], apath: &[String], b: Option<Node<'_>>, a: Option<Node<'_>>) {
+    fn diff_body(
+        &mut self,
+        level: i32,
+        bpath: &[String],
+        apath: &[String],
+        b: Option<Node<'_>>,
+        a: Option<Node<'_>>,
+    ) {
         self.diff_object(level, bpath, apath, b, a, None, None);
     }
 
@@ -586,56 +712,96 @@ impl Differ<'_> {
             }
             return;
         }
-        let mut keys: Vec<String> = amap.map(|m| m.keys().cloned().collect()).unwrap_or_default();
+        let mut keys: Vec<String> = amap
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
         if let Some(bm) = bmap {
-            keys.extend(bm.keys().filter(|k| !amap.is_some_and(|m| m.contains_key(*k))).cloned());
+            keys.extend(
+                bm.keys()
+                    .filter(|k| !amap.is_some_and(|m| m.contains_key(*k)))
+                    .cloned(),
+            );
         }
         for k in self.unknown_keys(apath, amap) {
             if !keys.contains(&k) {
                 keys.push(k);
             }
         }
-        let entries: Vec<(String, AttrPath, AttrPath, Option<Node<'_>>, Option<Node<'_>>, bool)> = keys
+        struct Entry<'n> {
+            key: String,
+            bpath: AttrPath,
+            apath: AttrPath,
+            before: Option<Node<'n>>,
+            after: Option<Node<'n>>,
+            changed: bool,
+        }
+        let entries: Vec<Entry<'_>> = keys
             .into_iter()
-            .map(|k| {
-                let (bp, ap) = (child(bpath, &k), child(apath, &k));
-                let bn = b.and_then(|n| n.key(&k));
-                let an = a.and_then(|n| n.key(&k));
-                let changed = self.changed(&ap, bn, an);
-                (k, bp, ap, bn, an, changed)
+            .map(|key| {
+                let (bpath, apath) = (child(bpath, &key), child(apath, &key));
+                let before = b.and_then(|n| n.key(&key));
+                let after = a.and_then(|n| n.key(&key));
+                let changed = self.changed(&apath, before, after);
+                Entry {
+                    key,
+                    bpath,
+                    apath,
+                    before,
+                    after,
+                    changed,
+                }
             })
             .collect();
         let width = entries
             .iter()
-            .filter(|e| e.5 || Some(e.0.as_str()) == show_key)
-            .map(|e| key_display(&e.0).chars().count())
+            .filter(|e| e.changed || Some(e.key.as_str()) == show_key)
+            .map(|e| key_display(&e.key).chars().count())
             .max()
             .unwrap_or(0);
         if let Some((from, to)) = moved {
-            self.out.at(level, Mark::Keep, format!("# (moved from index {from} to index {to})"));
+            self.out.at(
+                level,
+                Mark::Keep,
+                format!("# (moved from index {from} to index {to})"),
+            );
         }
         let mut hidden = 0;
-        for (k, bp, ap, bn, an, changed) in &entries {
-            let label = Label::Key(k, width);
-            if *changed {
-                self.diff(level, &label, bp, ap, *bn, *an);
-            } else if Some(k.as_str()) == show_key {
-                let text = match an {
-                    Some(n) if !self.hidden(Side::After, ap, *n) => inline(n.shown.expect("not hidden")),
+        for e in &entries {
+            let label = Label::Key(&e.key, width);
+            if e.changed {
+                self.diff(level, &label, &e.bpath, &e.apath, e.before, e.after);
+            } else if Some(e.key.as_str()) == show_key {
+                let text = match e.after {
+                    Some(n) if !self.hidden(Side::After, &e.apath, n) => {
+                        inline(n.shown.expect("not hidden"))
+                    }
                     _ => SENSITIVE_VALUE.to_string(),
                 };
-                self.out.at(level, Mark::Keep, format!("{}{text}", label.prefix()));
+                self.out
+                    .at(level, Mark::Keep, format!("{}{text}", label.prefix()));
             } else {
                 hidden += 1;
             }
         }
         if hidden > 0 {
-            self.out.at(level, Mark::Keep, format!("# ({} hidden)", plural(hidden, "unchanged attribute")));
+            self.out.at(
+                level,
+                Mark::Keep,
+                format!("# ({} hidden)", plural(hidden, "unchanged attribute")),
+            );
         }
     }
 
     /// One entry that changed.
-    fn diff(&mut self, level: i32, label: &Label<'_>, bpath: &[String], apath: &[String], b: Option<Node<'_>>, a: Option<Node<'_>>) {
+    fn diff(
+        &mut self,
+        level: i32,
+        label: &Label<'_>,
+        bpath: &[String],
+        apath: &[String],
+        b: Option<Node<'_>>,
+        a: Option<Node<'_>>,
+    ) {
         let a_unknown = self.unknown(Side::After, apath);
         let a_unknown_below = self.unknown_below(Side::After, apath);
         let Some(b) = b else {
@@ -649,22 +815,43 @@ impl Differ<'_> {
         let (pre, suf) = (label.prefix(), label.suffix());
         let warn = self.forces(bpath, apath);
         let b_hidden = self.hidden(Side::Before, bpath, b);
-        let old = || if b_hidden { SENSITIVE_VALUE.to_string() } else { inline(b.shown.expect("not hidden")) };
+        let old = || {
+            if b_hidden {
+                SENSITIVE_VALUE.to_string()
+            } else {
+                inline(b.shown.expect("not hidden"))
+            }
+        };
         if a_unknown {
-            self.out.at(level, Mark::Change, format!("{pre}{} -> {UNKNOWN_VALUE}{suf}", old())).warn = warn;
+            self.out
+                .at(
+                    level,
+                    Mark::Change,
+                    format!("{pre}{} -> {UNKNOWN_VALUE}{suf}", old()),
+                )
+                .warn = warn;
             return;
         }
         let empty = Value::Object(Map::new());
-        let a = a.unwrap_or(Node { raw: &empty, shown: Some(&empty) });
+        let a = a.unwrap_or(Node {
+            raw: &empty,
+            shown: Some(&empty),
+        });
         let a_hidden = self.hidden(Side::After, apath, a);
         if b_hidden || a_hidden {
             let text = if b_hidden && a_hidden {
                 SENSITIVE_VALUE.to_string()
             } else {
-                let new = if a_hidden { SENSITIVE_VALUE.to_string() } else { inline(a.shown.expect("not hidden")) };
+                let new = if a_hidden {
+                    SENSITIVE_VALUE.to_string()
+                } else {
+                    inline(a.shown.expect("not hidden"))
+                };
                 format!("{} -> {new}", old())
             };
-            self.out.at(level, Mark::Change, format!("{pre}{text}{suf}")).warn = warn;
+            self.out
+                .at(level, Mark::Change, format!("{pre}{text}{suf}"))
+                .warn = warn;
             return;
         }
         match (b.shown.expect("not hidden"), a.shown.expect("not hidden")) {
@@ -678,13 +865,23 @@ impl Differ<'_> {
                 self.diff_array(level + 1, bpath, apath, b, a);
                 self.out.at(level, Mark::Keep, format!("]{suf}"));
             }
-            (Value::String(old), Value::String(new)) if old.contains('\n') || new.contains('\n') => {
-                self.out.at(level, Mark::Change, format!("{pre}<<-EOT")).warn = warn;
+            (Value::String(old), Value::String(new))
+                if old.contains('\n') || new.contains('\n') =>
+            {
+                self.out
+                    .at(level, Mark::Change, format!("{pre}<<-EOT"))
+                    .warn = warn;
                 self.text_diff(level + 1, old, new);
                 self.out.at(level, Mark::Keep, format!("EOT{suf}"));
             }
             (old, new) => {
-                self.out.at(level, Mark::Change, format!("{pre}{} -> {}{suf}", inline(old), inline(new))).warn = warn;
+                self.out
+                    .at(
+                        level,
+                        Mark::Change,
+                        format!("{pre}{} -> {}{suf}", inline(old), inline(new)),
+                    )
+                    .warn = warn;
             }
         }
     }
@@ -702,33 +899,67 @@ impl Differ<'_> {
                     ChangeTag::Insert => Mark::Add,
                     ChangeTag::Equal => Mark::Keep,
                 };
-                self.out.at(level, mark, change.value().trim_end_matches(['\n', '\r']));
+                self.out
+                    .at(level, mark, change.value().trim_end_matches(['\n', '\r']));
             }
         }
     }
 
-    fn diff_array(&mut self, level: i32, bpath: &[String], apath: &[String], b: Node<'_>, a: Node<'_>) {
-        let (Some(bitems), Some(aitems)) = (b.raw.as_array(), a.raw.as_array()) else { return };
+    fn diff_array(
+        &mut self,
+        level: i32,
+        bpath: &[String],
+        apath: &[String],
+        b: Node<'_>,
+        a: Node<'_>,
+    ) {
+        let (Some(bitems), Some(aitems)) = (b.raw.as_array(), a.raw.as_array()) else {
+            return;
+        };
         let hidden = match match_key(bitems, aitems) {
             Some(key) => self.diff_keyed(level, bpath, apath, b, a, key),
             None => self.diff_positional(level, bpath, apath, b, a),
         };
         if hidden > 0 {
-            self.out.at(level, Mark::Keep, format!("# ({} hidden)", plural(hidden, "unchanged element")));
+            self.out.at(
+                level,
+                Mark::Keep,
+                format!("# ({} hidden)", plural(hidden, "unchanged element")),
+            );
         }
     }
 
     /// Elements matched by their `uuid`/`name`; returns how many were unchanged.
-    fn diff_keyed(&mut self, level: i32, bpath: &[String], apath: &[String], b: Node<'_>, a: Node<'_>, key: &str) -> usize {
+    fn diff_keyed(
+        &mut self,
+        level: i32,
+        bpath: &[String],
+        apath: &[String],
+        b: Node<'_>,
+        a: Node<'_>,
+        key: &str,
+    ) -> usize {
         let bitems = b.raw.as_array().expect("array");
         let aitems = a.raw.as_array().expect("array");
         let bkeys: Vec<String> = bitems.iter().map(|v| element_key(v, key)).collect();
         let akeys: Vec<String> = aitems.iter().map(|v| element_key(v, key)).collect();
-        let bindex: HashMap<&str, usize> = bkeys.iter().enumerate().map(|(i, k)| (k.as_str(), i)).collect();
+        let bindex: HashMap<&str, usize> = bkeys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.as_str(), i))
+            .collect();
         let aindex: HashSet<&str> = akeys.iter().map(String::as_str).collect();
         // Elements on both sides whose relative order is kept; the others moved.
-        let bcommon: Vec<&str> = bkeys.iter().map(String::as_str).filter(|k| aindex.contains(k)).collect();
-        let acommon: Vec<&str> = akeys.iter().map(String::as_str).filter(|k| bindex.contains_key(k)).collect();
+        let bcommon: Vec<&str> = bkeys
+            .iter()
+            .map(String::as_str)
+            .filter(|k| aindex.contains(k))
+            .collect();
+        let acommon: Vec<&str> = akeys
+            .iter()
+            .map(String::as_str)
+            .filter(|k| bindex.contains_key(k))
+            .collect();
         let mut in_order: HashSet<&str> = HashSet::new();
         for op in capture_diff_slices(Algorithm::Myers, &bcommon, &acommon) {
             if let DiffOp::Equal { old_index, len, .. } = op {
@@ -736,6 +967,8 @@ impl Differ<'_> {
             }
         }
 
+        // Removed elements are shown where they were, between the kept ones.
+        let gone = |k: usize| !aindex.contains(bkeys[k].as_str());
         let mut hidden = 0;
         let mut next_before = 0;
         for (i, akey) in akeys.iter().enumerate() {
@@ -744,10 +977,15 @@ impl Differ<'_> {
                 self.full(level, &Label::Elem, Mark::Add, &ap, a.index(i), Side::After);
                 continue;
             };
-            for k in next_before..j {
-                if !aindex.contains(bkeys[k].as_str()) {
-                    self.full(level, &Label::Elem, Mark::Remove, &child(bpath, k), b.index(k), Side::Before);
-                }
+            for k in (next_before..j).filter(|&k| gone(k)) {
+                self.full(
+                    level,
+                    &Label::Elem,
+                    Mark::Remove,
+                    &child(bpath, k),
+                    b.index(k),
+                    Side::Before,
+                );
             }
             next_before = next_before.max(j + 1);
             let bp = child(bpath, j);
@@ -757,74 +995,178 @@ impl Differ<'_> {
                 hidden += 1;
                 continue;
             }
-            let (Some(bn), Some(an)) = (bn, an) else { continue };
+            let (Some(bn), Some(an)) = (bn, an) else {
+                continue;
+            };
             let plain = !self.hidden(Side::Before, &bp, bn)
                 && !self.hidden(Side::After, &ap, an)
                 && !self.unknown(Side::After, &ap);
             if plain {
                 self.out.at(level, Mark::Change, "{").warn = self.forces(&bp, &ap);
-                self.diff_object(level + 1, &bp, &ap, Some(bn), Some(an), Some(key), moved.then_some((j, i)));
+                self.diff_object(
+                    level + 1,
+                    &bp,
+                    &ap,
+                    Some(bn),
+                    Some(an),
+                    Some(key),
+                    moved.then_some((j, i)),
+                );
                 self.out.at(level, Mark::Keep, "},");
             } else {
                 self.diff(level, &Label::Elem, &bp, &ap, Some(bn), Some(an));
             }
         }
-        for k in next_before..bkeys.len() {
-            if !aindex.contains(bkeys[k].as_str()) {
-                self.full(level, &Label::Elem, Mark::Remove, &child(bpath, k), b.index(k), Side::Before);
-            }
+        for k in (next_before..bkeys.len()).filter(|&k| gone(k)) {
+            self.full(
+                level,
+                &Label::Elem,
+                Mark::Remove,
+                &child(bpath, k),
+                b.index(k),
+                Side::Before,
+            );
         }
         hidden
     }
 
     /// Elements matched by a longest-common-subsequence diff; returns how many were unchanged.
-    fn diff_positional(&mut self, level: i32, bpath: &[String], apath: &[String], b: Node<'_>, a: Node<'_>) -> usize {
-        let bkeys: Vec<String> = b.raw.as_array().expect("array").iter().map(Value::to_string).collect();
-        let akeys: Vec<String> = a.raw.as_array().expect("array").iter().map(Value::to_string).collect();
+    fn diff_positional(
+        &mut self,
+        level: i32,
+        bpath: &[String],
+        apath: &[String],
+        b: Node<'_>,
+        a: Node<'_>,
+    ) -> usize {
+        let bkeys: Vec<String> = b
+            .raw
+            .as_array()
+            .expect("array")
+            .iter()
+            .map(Value::to_string)
+            .collect();
+        let akeys: Vec<String> = a
+            .raw
+            .as_array()
+            .expect("array")
+            .iter()
+            .map(Value::to_string)
+            .collect();
         let mut hidden = 0;
         for op in capture_diff_slices(Algorithm::Myers, &bkeys, &akeys) {
             match op {
-                DiffOp::Equal { old_index, new_index, len } => {
+                DiffOp::Equal {
+                    old_index,
+                    new_index,
+                    len,
+                } => {
                     for t in 0..len {
                         let (bp, ap) = (child(bpath, old_index + t), child(apath, new_index + t));
                         if self.changed(&ap, b.index(old_index + t), a.index(new_index + t)) {
-                            self.diff(level, &Label::Elem, &bp, &ap, b.index(old_index + t), a.index(new_index + t));
+                            self.diff(
+                                level,
+                                &Label::Elem,
+                                &bp,
+                                &ap,
+                                b.index(old_index + t),
+                                a.index(new_index + t),
+                            );
                         } else {
                             hidden += 1;
                         }
                     }
                 }
-                DiffOp::Delete { old_index, old_len, .. } => {
+                DiffOp::Delete {
+                    old_index, old_len, ..
+                } => {
                     for i in old_index..old_index + old_len {
-                        self.full(level, &Label::Elem, Mark::Remove, &child(bpath, i), b.index(i), Side::Before);
+                        self.full(
+                            level,
+                            &Label::Elem,
+                            Mark::Remove,
+                            &child(bpath, i),
+                            b.index(i),
+                            Side::Before,
+                        );
                     }
                 }
-                DiffOp::Insert { new_index, new_len, .. } => {
+                DiffOp::Insert {
+                    new_index, new_len, ..
+                } => {
                     for i in new_index..new_index + new_len {
-                        self.full(level, &Label::Elem, Mark::Add, &child(apath, i), a.index(i), Side::After);
+                        self.full(
+                            level,
+                            &Label::Elem,
+                            Mark::Add,
+                            &child(apath, i),
+                            a.index(i),
+                            Side::After,
+                        );
                     }
                 }
-                DiffOp::Replace { old_index, old_len, new_index, new_len } => {
+                DiffOp::Replace {
+                    old_index,
+                    old_len,
+                    new_index,
+                    new_len,
+                } => {
                     let paired = old_len.min(new_len);
                     for t in 0..paired {
                         let (bi, ai) = (old_index + t, new_index + t);
                         let (bn, an) = (b.index(bi), a.index(ai));
                         let same_kind = matches!(
                             (bn.map(|n| n.raw), an.map(|n| n.raw)),
-                            (Some(Value::Object(_)), Some(Value::Object(_))) | (Some(Value::Array(_)), Some(Value::Array(_)))
+                            (Some(Value::Object(_)), Some(Value::Object(_)))
+                                | (Some(Value::Array(_)), Some(Value::Array(_)))
                         );
                         if same_kind {
-                            self.diff(level, &Label::Elem, &child(bpath, bi), &child(apath, ai), bn, an);
+                            self.diff(
+                                level,
+                                &Label::Elem,
+                                &child(bpath, bi),
+                                &child(apath, ai),
+                                bn,
+                                an,
+                            );
                         } else {
-                            self.full(level, &Label::Elem, Mark::Remove, &child(bpath, bi), bn, Side::Before);
-                            self.full(level, &Label::Elem, Mark::Add, &child(apath, ai), an, Side::After);
+                            self.full(
+                                level,
+                                &Label::Elem,
+                                Mark::Remove,
+                                &child(bpath, bi),
+                                bn,
+                                Side::Before,
+                            );
+                            self.full(
+                                level,
+                                &Label::Elem,
+                                Mark::Add,
+                                &child(apath, ai),
+                                an,
+                                Side::After,
+                            );
                         }
                     }
                     for i in old_index + paired..old_index + old_len {
-                        self.full(level, &Label::Elem, Mark::Remove, &child(bpath, i), b.index(i), Side::Before);
+                        self.full(
+                            level,
+                            &Label::Elem,
+                            Mark::Remove,
+                            &child(bpath, i),
+                            b.index(i),
+                            Side::Before,
+                        );
                     }
                     for i in new_index + paired..new_index + new_len {
-                        self.full(level, &Label::Elem, Mark::Add, &child(apath, i), a.index(i), Side::After);
+                        self.full(
+                            level,
+                            &Label::Elem,
+                            Mark::Add,
+                            &child(apath, i),
+                            a.index(i),
+                            Side::After,
+                        );
                     }
                 }
             }
@@ -891,8 +1233,8 @@ mod tests {
     fn never_shows_secrets() {
         let text = render_text(&sample_plan(), false);
         assert!(!text.contains(SECRET) && !text.contains(SECRET2), "{text}");
-        assert!(text.contains("webhook_url = (sensitive value)"));
-        assert!(text.contains("+ db_password   = (sensitive value)"), "{text}");
+        assert!(text.contains("webhook_url = (sensitive)"));
+        assert!(text.contains("+ db_password   = (sensitive)"), "{text}");
     }
 
     #[test]
@@ -900,14 +1242,27 @@ mod tests {
         let text = render_text(&sample_plan(), false);
         assert!(text.ends_with("Plan: 2 to add, 2 to change, 1 to replace, 1 to destroy.\n"));
         let mut plan = empty_plan();
-        plan.changes.push(change("mage_pipeline.a", Action::NoOp, Some(json!({"x": 1})), Some(json!({"x": 1}))));
-        assert_eq!(render_text(&plan, false), "No changes. Your deployment matches the configuration.\n");
+        plan.changes.push(change(
+            "mage_pipeline.a",
+            Action::NoOp,
+            Some(json!({"x": 1})),
+            Some(json!({"x": 1})),
+        ));
+        assert_eq!(
+            render_text(&plan, false),
+            "No changes. Your deployment matches the configuration.\n"
+        );
     }
 
     #[test]
     fn keyed_list_shows_only_the_inserted_block() {
         let blocks = |uuids: &[&str]| json!({"blocks": uuids.iter().map(|u| json!({"uuid": u, "type": "transformer", "upstream_blocks": []})).collect::<Vec<_>>()});
-        let c = change("mage_pipeline.p", Action::Update, Some(blocks(&["a", "b", "c", "d"])), Some(blocks(&["a", "b", "x", "c", "d"])));
+        let c = change(
+            "mage_pipeline.p",
+            Action::Update,
+            Some(blocks(&["a", "b", "c", "d"])),
+            Some(blocks(&["a", "b", "x", "c", "d"])),
+        );
         insta::assert_snapshot!(body(&c), @r#"
           # mage_pipeline.p will be updated in place
           ~ resource "mage_pipeline" "p" {
@@ -926,7 +1281,12 @@ mod tests {
     #[test]
     fn keyed_list_shows_a_moved_block_only() {
         let blocks = |uuids: &[&str]| json!({"blocks": uuids.iter().map(|u| json!({"name": u, "x": 1})).collect::<Vec<_>>()});
-        let c = change("mage_pipeline.p", Action::Update, Some(blocks(&["a", "b", "c", "d"])), Some(blocks(&["a", "c", "d", "b"])));
+        let c = change(
+            "mage_pipeline.p",
+            Action::Update,
+            Some(blocks(&["a", "b", "c", "d"])),
+            Some(blocks(&["a", "c", "d", "b"])),
+        );
         insta::assert_snapshot!(body(&c), @r#"
           # mage_pipeline.p will be updated in place
           ~ resource "mage_pipeline" "p" {
@@ -969,7 +1329,12 @@ mod tests {
 
     #[test]
     fn created_code_is_shown_whole() {
-        let c = change("mage_block.b", Action::Create, None, Some(json!({"code": "a\nb\n"})));
+        let c = change(
+            "mage_block.b",
+            Action::Create,
+            None,
+            Some(json!({"code": "a\nb\n"})),
+        );
         insta::assert_snapshot!(body(&c), @r#"
           # mage_block.b will be created
           + resource "mage_block" "b" {
@@ -999,7 +1364,7 @@ mod tests {
               ~ env = [
                   ~ {
                         name  = "A"
-                      ~ value = (sensitive value)
+                      ~ value = (sensitive)
                     },
                     # (1 unchanged element hidden)
                 ]
@@ -1010,17 +1375,27 @@ mod tests {
     #[test]
     fn whole_element_masked() {
         // A sensitive path on a whole list element: mask replaces the element.
-        let mut c = change("x.y", Action::Create, None, Some(json!({"items": [{"k": SECRET}, "open"]})));
+        let mut c = change(
+            "x.y",
+            Action::Create,
+            None,
+            Some(json!({"items": [{"k": SECRET}, "open"]})),
+        );
         c.after_sensitive = vec![path("items.0")];
         let text = body(&c);
         assert!(!text.contains(SECRET));
-        assert!(text.contains("+ (sensitive value),"), "{text}");
+        assert!(text.contains("+ (sensitive),"), "{text}");
     }
 
     #[test]
     fn secret_copied_to_an_unmarked_attribute_is_scrubbed() {
         let mut plan = empty_plan();
-        let mut c = change("x.y", Action::Create, None, Some(json!({"input": SECRET, "output": SECRET})));
+        let mut c = change(
+            "x.y",
+            Action::Create,
+            None,
+            Some(json!({"input": SECRET, "output": SECRET})),
+        );
         c.after_sensitive = vec![path("input")];
         plan.changes.push(c);
         let text = render_text(&plan, false);

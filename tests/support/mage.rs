@@ -163,10 +163,10 @@ pub fn read_json_file(path: &Path) -> Option<Value> {
 pub fn wait_for_json_file(path: &Path, timeout: Duration) -> Value {
     let deadline = Instant::now() + timeout;
     loop {
-        if let Ok(text) = fs::read_to_string(path) {
-            if let Ok(v) = serde_json::from_str(&text) {
-                return v;
-            }
+        if let Ok(text) = fs::read_to_string(path)
+            && let Ok(v) = serde_json::from_str(&text)
+        {
+            return v;
         }
         if Instant::now() > deadline {
             panic!(
@@ -720,11 +720,11 @@ impl MageServer {
                 return Err(format!("mage exited early with {status}"));
             }
             if stage == "GET /api/status" {
-                if let Ok(r) = http_request(self.port, "GET", "/api/status", None, &[]) {
-                    if r.status == 200 {
-                        stage = "DB endpoints";
-                        continue;
-                    }
+                if let Ok(r) = http_request(self.port, "GET", "/api/status", None, &[])
+                    && r.status == 200
+                {
+                    stage = "DB endpoints";
+                    continue;
                 }
             } else {
                 let ok = [

@@ -43,7 +43,12 @@ impl Provider for MemoryProvider {
         ]
     }
 
-    fn plan(&self, _type_name: &str, prior: Option<&Value>, mut desired: Value) -> Result<PlannedValue, ProviderError> {
+    fn plan(
+        &self,
+        _type_name: &str,
+        prior: Option<&Value>,
+        mut desired: Value,
+    ) -> Result<PlannedValue, ProviderError> {
         // `id` is chosen at create and kept.
         let id = prior.and_then(|p| p.get("id")).cloned();
         let unknown = id.is_none();
@@ -59,31 +64,55 @@ impl Provider for MemoryProvider {
 
     async fn read(&self, resources: &[ResourceRef]) -> Vec<Result<Option<Value>, ProviderError>> {
         let objects = self.objects.lock().unwrap();
-        resources.iter().map(|r| Ok(objects.get(&r.address).cloned())).collect()
+        resources
+            .iter()
+            .map(|r| Ok(objects.get(&r.address).cloned()))
+            .collect()
     }
 
     async fn create(&self, r: &ResourceRef) -> Result<Value, ProviderError> {
-        self.log.lock().unwrap().push(format!("create {}", r.address));
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("create {}", r.address));
         if self.fail.lock().unwrap().contains(&r.address) {
-            return Err(ProviderError::permanent(format!("injected failure for {}", r.address)));
+            return Err(ProviderError::permanent(format!(
+                "injected failure for {}",
+                r.address
+            )));
         }
         let mut value = r.attributes.clone();
         value["id"] = Value::String(format!("id-{}", r.address));
-        self.objects.lock().unwrap().insert(r.address.clone(), value.clone());
+        self.objects
+            .lock()
+            .unwrap()
+            .insert(r.address.clone(), value.clone());
         Ok(value)
     }
 
     async fn update(&self, _prior: &Value, r: &ResourceRef) -> Result<Value, ProviderError> {
-        self.log.lock().unwrap().push(format!("update {}", r.address));
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("update {}", r.address));
         if self.fail.lock().unwrap().contains(&r.address) {
-            return Err(ProviderError::permanent(format!("injected failure for {}", r.address)));
+            return Err(ProviderError::permanent(format!(
+                "injected failure for {}",
+                r.address
+            )));
         }
-        self.objects.lock().unwrap().insert(r.address.clone(), r.attributes.clone());
+        self.objects
+            .lock()
+            .unwrap()
+            .insert(r.address.clone(), r.attributes.clone());
         Ok(r.attributes.clone())
     }
 
     async fn delete(&self, r: &ResourceRef) -> Result<(), ProviderError> {
-        self.log.lock().unwrap().push(format!("delete {}", r.address));
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("delete {}", r.address));
         self.objects.lock().unwrap().remove(&r.address);
         Ok(())
     }

@@ -41,9 +41,8 @@ pub fn run(
                 destroy,
                 if destroy { "destroy" } else { "apply" },
             )?;
-            let shown = crate::plan::file::masked(&plan);
             output::print_stdout(&ws.model.redactor.redact(&render(
-                &shown,
+                &plan,
                 Format::Text,
                 output::stdout_color(color),
             )));

@@ -67,8 +67,7 @@ pub fn run(
 ) -> Result<ExitCode, String> {
     let ws = workspace::open(dir, &args.vars, color)?;
     let plan = make_plan(dir, &ws, args, destroy, "plan")?;
-    let shown = crate::plan::file::masked(&plan);
-    let text = render(&shown, format, output::stdout_color(color));
+    let text = render(&plan, format, output::stdout_color(color));
     output::print_stdout(&ws.model.redactor.redact(&text));
     if let Some(path) = out {
         crate::plan::file::save(&plan, path)?;

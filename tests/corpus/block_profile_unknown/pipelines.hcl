@@ -8,4 +8,15 @@ pipeline "etl" {
           return 1
     EOT
   }
+
+  block "clean" {
+    type = "transformer"
+    upstream = [block.load]
+    profile  = resource_profile.highmem
+    code = <<-EOT
+      @transformer
+      def clean(*args, **kwargs):
+          return 1
+    EOT
+  }
 }

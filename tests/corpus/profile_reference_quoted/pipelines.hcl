@@ -3,19 +3,10 @@ pipeline "etl" {
 
   block "load" {
     type = "data_loader"
+    profile = resource_profile.standard
     code = <<-EOT
       @data_loader
       def load(*args, **kwargs):
-          return 1
-    EOT
-  }
-
-  block "clean" {
-    type = "transformer"
-    upstream = [block.load]
-    code = <<-EOT
-      @transformer
-      def clean(*args, **kwargs):
           return 1
     EOT
   }

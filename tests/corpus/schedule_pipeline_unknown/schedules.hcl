@@ -1,4 +1,4 @@
 schedule "nightly" {
-  pipeline = pipeline.elt
+  pipeline = pipeline.etls
   cron     = "@daily"
 }

@@ -4,6 +4,6 @@ deployment "dev" {
   image       = "mageai/mageai:0.9.80"
 }
 
-resource "google_storage_bucket" "b" {
-  name = "x"
+provider "google" {
+  project = "x"
 }

@@ -1,0 +1,6 @@
+pipeline "etl" {
+  block "clean" {
+    type   = "transformer"
+    source = "blocks/clean.py"
+  }
+}

@@ -1,6 +1,0 @@
-pipeline "etl" {
-  block "load" {
-    type   = "data_loader"
-    source = "blocks/load.sql"
-  }
-}

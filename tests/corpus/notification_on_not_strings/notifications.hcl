@@ -1,0 +1,5 @@
+notification "alerts" {
+  channel     = "slack"
+  webhook_url = var.slack_webhook
+  on          = ["failure", 1]
+}
