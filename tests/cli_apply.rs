@@ -499,3 +499,94 @@ fn plan_formats_and_secrets() {
     let state = std::fs::read_to_string(dir.join(".weir/state.json")).unwrap();
     assert!(state.contains("sensitive_paths"));
 }
+
+#[test]
+fn a_second_weir_waits_with_lock_timeout() {
+    let (_tmp, dir) = example();
+    apply(&dir);
+    let lock = dir.join(".weir/state.json.lock");
+    let mut holder = std::process::Command::new("flock")
+        .arg(&lock)
+        .args(["sleep", "1"])
+        .spawn()
+        .expect("flock (util-linux) is needed for this test: apt-get install util-linux");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let out = weir(&dir)
+        .args(["plan", "--lock-timeout", "20s"])
+        .output()
+        .unwrap();
+    let _ = holder.wait();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn ctrl_c_finishes_what_is_in_flight_and_saves_state() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut hcl = String::from(
+        "deployment \"big\" {\n  target      = \"local\"\n  project_dir = \"mage_project\"\n  image       = \"mageai/mageai:0.9.80\"\n}\n",
+    );
+    for i in 0..150 {
+        hcl.push_str(&format!(
+            "pipeline \"p{i}\" {{\n  block \"load_{i}\" {{\n    type = \"data_loader\"\n    code = \"@data_loader\\ndef load(*a, **k):\\n    return {i}\\n\"\n  }}\n}}\n"
+        ));
+    }
+    std::fs::write(dir.join("main.hcl"), hcl).unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("weir");
+    let mut child = std::process::Command::new(&bin)
+        .args([
+            "--no-color",
+            "apply",
+            "--auto-approve",
+            "--parallelism",
+            "1",
+            "-C",
+        ])
+        .arg(dir)
+        .env_remove("CI")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut reader = std::io::BufReader::new(stderr);
+    let mut line = String::new();
+    let mut finished = 0;
+    while std::io::BufRead::read_line(&mut reader, &mut line).unwrap() > 0 {
+        if line.contains(": created") {
+            finished += 1;
+            if finished == 20 {
+                break;
+            }
+        }
+        line.clear();
+    }
+    // SIGINT, as Ctrl-C sends.
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
+    let exit = child.wait().unwrap();
+    assert_eq!(
+        exit.code(),
+        Some(1),
+        "an interrupted apply exits 1:\n{rest}"
+    );
+    assert!(rest.contains("Interrupted"), "{rest}");
+    // State was saved (the journal folded into state.json) and the lock released.
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(".weir/state.json")).unwrap())
+            .unwrap();
+    let recorded = state["resources"].as_object().unwrap().len();
+    assert!(recorded >= 20 && recorded < 301, "{recorded}");
+    assert!(!dir.join(".weir/state.json.lock.info").exists());
+    apply(dir);
+    assert_eq!(plan_exit(dir).0, 0);
+}

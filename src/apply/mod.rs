@@ -150,6 +150,37 @@ async fn run_change(
     result.map_err(|e| e.to_string())
 }
 
+/// What state records for a finished change: its new attributes, or its removal.
+fn record_for(change: &Change, attributes: Option<Value>, state: &State) -> Recorded {
+    match attributes {
+        Some(attributes) => {
+            // `prevent_destroy` is remembered so that removing the configuration cannot destroy it.
+            let keeps = state
+                .resources
+                .get(&change.address)
+                .is_some_and(|r| r.private.get("prevent_destroy") == Some(&Value::Bool(true)));
+            Recorded::Set {
+                address: change.address.clone(),
+                resource: ResourceState {
+                    resource_type: change.type_name.clone(),
+                    provider: change.provider.clone(),
+                    attributes,
+                    sensitive_paths: change.after_sensitive.clone(),
+                    dependencies: change.dependencies.clone(),
+                    private: if keeps {
+                        json!({"prevent_destroy": true})
+                    } else {
+                        json!({})
+                    },
+                },
+            }
+        }
+        None => Recorded::Remove {
+            address: change.address.clone(),
+        },
+    }
+}
+
 pub async fn apply(
     plan: &Plan,
     providers: Arc<Providers>,
@@ -211,81 +242,73 @@ pub async fn apply(
                 continue;
             }
         };
-        let Some(joined) = joined else { break };
-        let (i, result, elapsed) = match joined {
-            Ok(v) => v,
-            Err(e) => {
-                outcome.state_error = Some(format!("an operation task failed: {e}"));
-                continue;
+        let Some(first) = joined else { break };
+        // Operations that finished together are recorded with one fsync.
+        let mut finished = vec![first];
+        while let Some(more) = tasks.try_join_next() {
+            finished.push(more);
+        }
+        let mut results = Vec::with_capacity(finished.len());
+        for joined in finished {
+            match joined {
+                Ok(v) => results.push(v),
+                Err(e) => outcome.state_error = Some(format!("an operation task failed: {e}")),
             }
-        };
-        let change = changes[i];
-        match result {
-            Ok(attributes) => {
-                let record = match attributes {
-                    Some(attributes) => {
-                        let mut private = json!({});
-                        if state.resources.get(&change.address).is_some_and(|r| {
-                            r.private.get("prevent_destroy") == Some(&Value::Bool(true))
-                        }) {
-                            private = json!({"prevent_destroy": true});
-                        }
-                        Recorded::Set {
-                            address: change.address.clone(),
-                            resource: ResourceState {
-                                resource_type: change.type_name.clone(),
-                                provider: change.provider.clone(),
-                                attributes,
-                                sensitive_paths: change.after_sensitive.clone(),
-                                dependencies: change.dependencies.clone(),
-                                private,
-                            },
+        }
+        let records: Vec<Recorded> = results
+            .iter()
+            .filter_map(|(i, result, _)| match result {
+                Ok(attributes) => Some(record_for(changes[*i], attributes.clone(), state)),
+                Err(_) => None,
+            })
+            .collect();
+        if let Err(e) = lock.record_batch(&records) {
+            outcome.state_error = Some(e.to_string());
+        }
+        for record in &records {
+            state.apply_change(record);
+            changed = true;
+        }
+        for (i, result, elapsed) in results {
+            let change = changes[i];
+            match result {
+                Ok(_) => {
+                    outcome.done.push((change.address.clone(), change.action));
+                    reporter.event(Event::Finished {
+                        address: &change.address,
+                        action: change.action,
+                        elapsed,
+                    });
+                    for &j in &after[i] {
+                        waiting_on[j] -= 1;
+                        if waiting_on[j] == 0 {
+                            ready.push_back(j);
                         }
                     }
-                    None => Recorded::Remove {
-                        address: change.address.clone(),
-                    },
-                };
-                if let Err(e) = lock.record(record.clone()) {
-                    outcome.state_error = Some(e.to_string());
                 }
-                state.apply_change(&record);
-                changed = true;
-                outcome.done.push((change.address.clone(), change.action));
-                reporter.event(Event::Finished {
-                    address: &change.address,
-                    action: change.action,
-                    elapsed,
-                });
-                for &j in &after[i] {
-                    waiting_on[j] -= 1;
-                    if waiting_on[j] == 0 {
-                        ready.push_back(j);
-                    }
-                }
-            }
-            Err(message) => {
-                reporter.event(Event::Failed {
-                    address: &change.address,
-                    action: change.action,
-                    error: &message,
-                });
-                outcome
-                    .failed
-                    .push((change.address.clone(), change.action, message));
-                // Everything downstream of a failure is skipped.
-                let mut stack: Vec<usize> = after[i].clone();
-                while let Some(j) = stack.pop() {
-                    if !blocked[j] {
-                        blocked[j] = true;
-                        outcome
-                            .skipped
-                            .push((changes[j].address.clone(), change.address.clone()));
-                        reporter.event(Event::Skipped {
-                            address: &changes[j].address,
-                            because: &change.address,
-                        });
-                        stack.extend(after[j].iter().copied());
+                Err(message) => {
+                    reporter.event(Event::Failed {
+                        address: &change.address,
+                        action: change.action,
+                        error: &message,
+                    });
+                    outcome
+                        .failed
+                        .push((change.address.clone(), change.action, message));
+                    // Everything downstream of a failure is skipped.
+                    let mut stack: Vec<usize> = after[i].clone();
+                    while let Some(j) = stack.pop() {
+                        if !blocked[j] {
+                            blocked[j] = true;
+                            outcome
+                                .skipped
+                                .push((changes[j].address.clone(), change.address.clone()));
+                            reporter.event(Event::Skipped {
+                                address: &changes[j].address,
+                                because: &change.address,
+                            });
+                            stack.extend(after[j].iter().copied());
+                        }
                     }
                 }
             }
