@@ -590,3 +590,51 @@ fn ctrl_c_finishes_what_is_in_flight_and_saves_state() {
     apply(dir);
     assert_eq!(plan_exit(dir).0, 0);
 }
+
+#[test]
+fn a_removed_schedule_stays_inactive_and_the_plan_says_why() {
+    let (_tmp, dir) = example();
+    apply(&dir);
+    let triggers = dir.join("mage_project/pipelines/orders_summary/triggers.yaml");
+    let before = std::fs::read_to_string(&triggers).unwrap();
+    assert!(before.contains("orders_every_15_minutes"), "{before}");
+    assert!(
+        before.contains("last_enabled_at"),
+        "preset so Mage does not rewrite the file:\n{before}"
+    );
+    let schedules = std::fs::read_to_string(dir.join("schedules.hcl")).unwrap();
+    let kept: String = schedules
+        .split("\n\n")
+        .filter(|s| !s.contains("orders_every_15_minutes"))
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    std::fs::write(dir.join("schedules.hcl"), kept).unwrap();
+    let (code, out) = plan_exit(&dir);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("Mage never deletes a trigger"),
+        "the plan explains:\n{out}"
+    );
+    apply(&dir);
+    let after = std::fs::read_to_string(&triggers).unwrap();
+    assert!(after.contains("orders_every_15_minutes"), "{after}");
+    assert!(after.contains("status: inactive"), "{after}");
+    assert_eq!(plan_exit(&dir).0, 0);
+}
+
+#[test]
+fn markdown_plan_for_a_pull_request() {
+    let (_tmp, dir) = example();
+    let out = weir(&dir)
+        .args(["plan", "--format", "markdown"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let md = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        md.contains("**Plan: 12 to add, 0 to change, 0 to replace, 0 to destroy.**"),
+        "{md}"
+    );
+    assert!(md.contains("<details>"), "{md}");
+    assert!(md.len() < 65_536);
+}
