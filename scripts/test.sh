@@ -24,9 +24,14 @@ if [[ $# -gt 0 ]]; then
   exec cargo test --workspace "$@"
 fi
 rc=0
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
 echo "+ cargo test --workspace --all-targets --no-fail-fast" >&2
-cargo test --workspace --all-targets --no-fail-fast || rc=$?
+cargo test --workspace --all-targets --no-fail-fast 2>&1 | tee "$log" || rc=$?
 # `--all-targets` skips doctests; run them separately.
 echo "+ cargo test --workspace --doc --no-fail-fast" >&2
-cargo test --workspace --doc --no-fail-fast || rc=$?
+cargo test --workspace --doc --no-fail-fast 2>&1 | tee -a "$log" || rc=$?
+# One closing line for the whole run (each test binary prints its own `test result:` line).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "weir: %d passed, %d failed\n", p, f }' "$log"
 exit "$rc"

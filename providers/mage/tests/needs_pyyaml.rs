@@ -2,8 +2,9 @@
 
 //! The rendered files, read by PyYAML (`yaml.safe_load`), the reader Mage uses.
 //!
-//! Needs `python3` with PyYAML (`pip install pyyaml`); run with
-//! `cargo test -p weir-provider-mage --test needs_pyyaml -- --ignored`.
+//! Uses the Python of the Mage test environment (mage-ai depends on PyYAML): `WEIR_TEST_MAGE`
+//! names its `mage` executable, else `<repo>/.test-deps/mage-venv`. `scripts/test-deps.sh`
+//! installs it; without it the test fails saying so.
 
 use std::process::Command;
 
@@ -56,8 +57,22 @@ fn resource(address: &str, type_name: &str, attributes: Value) -> ResourceRef {
     }
 }
 
+/// The Python that Mage itself runs with.
+fn mage_python() -> std::path::PathBuf {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let python = match std::env::var_os("WEIR_TEST_MAGE") {
+        Some(mage) => std::path::PathBuf::from(mage).with_file_name("python"),
+        None => repo.join(".test-deps/mage-venv/bin/python"),
+    };
+    assert!(
+        python.exists(),
+        "no Python with PyYAML at {}: run scripts/test-deps.sh (it installs mage-ai, which brings PyYAML)",
+        python.display()
+    );
+    python
+}
+
 #[tokio::test]
-#[ignore = "needs python3 with PyYAML (pip install pyyaml)"]
 async fn needs_pyyaml_reads_rendered_files_as_mage_would() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
     let provider = MageProvider::new(dir.path().to_path_buf());
@@ -104,7 +119,7 @@ async fn needs_pyyaml_reads_rendered_files_as_mage_would() {
         root.join("pipelines/orders/metadata.yaml"),
         root.join("pipelines/orders/triggers.yaml"),
     ];
-    let output = Command::new("python3")
+    let output = Command::new(mage_python())
         .arg("-c")
         .arg(LOADER)
         .args(&files)
