@@ -176,7 +176,7 @@ fn block_entry(p: &Pipeline, b: &Block) -> Value {
     let downstream: Vec<&str> = p
         .blocks
         .iter()
-        .filter(|other| other.upstream.iter().any(|u| *u == b.uuid))
+        .filter(|other| other.upstream.contains(&b.uuid))
         .map(|other| other.uuid.as_str())
         .collect();
     json!({
@@ -248,7 +248,7 @@ fn notifications_for<'a>(
         .iter()
         .filter(move |n| match &n.pipelines {
             None => true,
-            Some(list) => list.iter().any(|x| *x == p.name),
+            Some(list) => list.contains(&p.name),
         })
 }
 

@@ -4,6 +4,8 @@
 pub mod action;
 pub mod change;
 pub mod file;
+// One concept per file, as in Terraform's internal/plans: the plan itself lives in plan.rs.
+#[allow(clippy::module_inception)]
 mod plan;
 pub mod planner;
 pub mod sensitive;
