@@ -638,3 +638,27 @@ fn markdown_plan_for_a_pull_request() {
     assert!(md.contains("<details>"), "{md}");
     assert!(md.len() < 65_536);
 }
+
+#[test]
+fn apply_asks_for_yes() {
+    let (_tmp, dir) = example();
+    let out = weir(&dir)
+        .arg("apply")
+        .write_stdin("no\n")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Apply cancelled"));
+    assert!(!dir.join("mage_project").exists(), "nothing was written");
+    let out = weir(&dir)
+        .arg("apply")
+        .write_stdin("yes\n")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.join("mage_project/metadata.yaml").exists());
+}

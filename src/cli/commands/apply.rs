@@ -65,9 +65,6 @@ fn confirm(destroy: bool) -> Result<bool, String> {
     } else {
         "Do you want to perform these actions? Only 'yes' will be accepted: "
     };
-    if !std::io::stdin().is_terminal() && std::env::var_os("WEIR_ALLOW_PIPED_APPROVAL").is_none() {
-        return Err("no terminal to ask for approval: review the plan and pass --auto-approve, or apply a saved plan (weir plan --out FILE, then weir apply FILE)".into());
-    }
     eprint!("{question}");
     let _ = std::io::stderr().flush();
     let mut line = String::new();
