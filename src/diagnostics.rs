@@ -216,7 +216,8 @@ impl Diagnostic {
             // miette starts with its own "× message" (possibly wrapped over several lines); our
             // header already said it, so keep the snippet from its frame on.
             let body = rendered
-                .find(['╭', ','])
+                .find("╭─[")
+                .or_else(|| rendered.find(",-["))
                 .and_then(|i| rendered[..i].rfind('\n').map(|nl| &rendered[nl + 1..]))
                 .unwrap_or("");
             out.push_str(body.trim_end_matches('\n'));

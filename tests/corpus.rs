@@ -1,10 +1,15 @@
-//! The corpus of invalid configurations: `tests/corpus/<case>/` holds the `*.hcl` files of one
-//! configuration (and any `blocks/*.py` it reads) that is wrong in exactly one way (so weir must
-//! report exactly one diagnostic: more would be a cascade), and
-//! `expected.txt`, the diagnostics `weir validate` must report for it, one per line, as
-//! `Diagnostic::short()` prints them (`FILE:LINE:COL: error: message`) with FILE relative to the
-//! case directory. Where a message quotes an absolute path inside the case directory, the path
-//! of the directory is written `$CASE`.
+//! The corpus of invalid configurations. `tests/corpus/<case>/` holds the `*.hcl` files of one
+//! configuration (and any `blocks/*.py`, `*.auto.tfvars` or template it reads) that is wrong in
+//! exactly one way, and `expected.txt`: the diagnostics `weir validate` must report for it, one
+//! per line, as `Diagnostic::short()` prints them (`FILE:LINE:COL: error: message`) with FILE
+//! relative to the case directory. Where a message quotes an absolute path inside the case
+//! directory, that directory is written `$CASE`.
+//!
+//! One mistake must give exactly one diagnostic (more would be a cascade). A case with only
+//! warnings must still load; a case with an error must not. Case names start with the section
+//! of LANGUAGE.md they check (`weir_`, `variable_`, `locals_`, `deployment_`, `profile_`,
+//! `pipeline_`/`block_`/`code_`/…, `schedule_`, `notification_`, `function_`, `output_`) or
+//! with the kind of syntax or schema error (`syntax_`, `unknown_`, `wrong_type_`, …).
 //!
 //! A case may also hold `help.txt`: text, one piece per line, that must appear in the help of
 //! one of its diagnostics (e.g. the "did you mean" suggestion, which `short()` does not show).

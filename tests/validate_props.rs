@@ -302,8 +302,11 @@ proptest! {
 
 // ------------------------------------------------------------------------ mutated examples
 
+/// The files of a configuration: paths relative to its directory, and contents.
+type Files = Vec<(PathBuf, Vec<u8>)>;
+
 /// The files of one example: every `*.hcl` and every code file under `blocks/`.
-fn example_files(name: &str) -> Vec<(PathBuf, Vec<u8>)> {
+fn example_files(name: &str) -> Files {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("examples")
         .join(name);
@@ -333,8 +336,8 @@ fn example_files(name: &str) -> Vec<(PathBuf, Vec<u8>)> {
     files
 }
 
-fn examples() -> &'static [Vec<(PathBuf, Vec<u8>)>; 2] {
-    static EXAMPLES: OnceLock<[Vec<(PathBuf, Vec<u8>)>; 2]> = OnceLock::new();
+fn examples() -> &'static [Files; 2] {
+    static EXAMPLES: OnceLock<[Files; 2]> = OnceLock::new();
     EXAMPLES.get_or_init(|| [example_files("quickstart"), example_files("local")])
 }
 

@@ -204,6 +204,15 @@ impl Evaluator {
     }
 
     pub fn set_local(&mut self, name: &str, value: Option<hcl::Value>, sensitive: bool) {
+        self.record_local(name, value, sensitive);
+        self.refresh_ctx();
+    }
+
+    /// Records a local's value without putting it in the shared context yet: while locals are
+    /// resolved one by one, each is evaluated with [`Evaluator::eval_local`], which brings in
+    /// only the locals it uses (rebuilding the `local` object after each one would be quadratic).
+    /// [`Evaluator::locals_done`] puts them all in scope at the end.
+    pub fn record_local(&mut self, name: &str, value: Option<hcl::Value>, sensitive: bool) {
         match value {
             Some(v) => {
                 self.locals.insert(name.to_string(), v);
@@ -215,6 +224,10 @@ impl Evaluator {
         if sensitive {
             self.sensitive_locals.insert(name.to_string());
         }
+    }
+
+    /// Puts every recorded local in scope, after [`Evaluator::record_local`].
+    pub fn locals_done(&mut self) {
         self.refresh_ctx();
     }
 
@@ -350,6 +363,33 @@ impl Evaluator {
         expr: &Expression,
         allowed_roots: &[&str],
     ) -> Result<Evaluated, Option<Vec<Diagnostic>>> {
+        self.eval_in(&self.ctx, file, expr, allowed_roots)
+    }
+
+    /// Evaluates the expression of a local, with the recorded values of the locals it uses
+    /// (`deps`) in scope.
+    pub fn eval_local(
+        &self,
+        file: &Arc<SourceFile>,
+        expr: &Expression,
+        deps: &[String],
+    ) -> Result<Evaluated, Option<Vec<Diagnostic>>> {
+        let mut ctx = self.ctx.clone();
+        let locals: hcl::Map<String, hcl::Value> = deps
+            .iter()
+            .filter_map(|d| self.locals.get(d).map(|v| (d.clone(), v.clone())))
+            .collect();
+        ctx.declare_var("local", hcl::Value::Object(locals));
+        self.eval_in(&ctx, file, expr, &[])
+    }
+
+    fn eval_in(
+        &self,
+        ctx: &hcl::eval::Context<'static>,
+        file: &Arc<SourceFile>,
+        expr: &Expression,
+        allowed_roots: &[&str],
+    ) -> Result<Evaluated, Option<Vec<Diagnostic>>> {
         let (diags, depends_on_failed) = self.check_references(file, expr, allowed_roots);
         if !diags.is_empty() {
             return Err(Some(diags));
@@ -359,7 +399,7 @@ impl Evaluator {
         }
         let sensitive = self.is_sensitive(expr);
         let converted: hcl::Expression = expr.clone().into();
-        match functions::evaluate(&converted, &self.ctx) {
+        match functions::evaluate(&converted, ctx) {
             Ok(value) => Ok(Evaluated { value, sensitive }),
             Err(err) => {
                 let loc = Location::new(file, expr.span().unwrap_or(0..0));
@@ -370,11 +410,13 @@ impl Evaluator {
                 } else {
                     describe_eval_error(&err)
                 };
-                Err(Some(vec![
-                    Diagnostic::error(message)
-                        .at(&loc)
-                        .label("while evaluating this expression"),
-                ]))
+                let mut d = Diagnostic::error(message)
+                    .at(&loc)
+                    .label("while evaluating this expression");
+                if let Some(help) = eval_error_help(&err) {
+                    d = d.help(help);
+                }
+                Err(Some(vec![d]))
             }
         }
     }
@@ -401,6 +443,40 @@ impl Evaluator {
         let converted: hcl::Expression = expr.clone().into();
         functions::evaluate(&converted, &ctx).map_err(|e| describe_eval_error(&e))
     }
+}
+
+/// Functions of Terraform that weir leaves out on purpose: they read the clock, the network or
+/// randomness, so a configuration would not evaluate the same way twice.
+const IMPURE_FUNCTIONS: &[&str] = &[
+    "timestamp",
+    "plantimestamp",
+    "timeadd",
+    "uuid",
+    "bcrypt",
+    "http",
+];
+
+/// What would be right, for the errors where weir knows more than hcl-rs says.
+fn eval_error_help(err: &hcl::eval::Error) -> Option<String> {
+    let hcl::eval::ErrorKind::UndefinedFunc(name) = err.kind() else {
+        return None;
+    };
+    let name = name.to_string();
+    if IMPURE_FUNCTIONS.contains(&name.as_str()) {
+        return Some(
+            "weir's functions never read the clock, the network or random numbers, so a configuration evaluates the same every time; pass such a value in with a variable".into(),
+        );
+    }
+    Some(match suggest(&name, functions::names()) {
+        Some(s) => format!("did you mean `{s}`?"),
+        None => format!(
+            "the functions are {}",
+            functions::names()
+                .map(|f| format!("`{f}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    })
 }
 
 /// A readable message for an hcl-rs evaluation error.

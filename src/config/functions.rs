@@ -104,6 +104,11 @@ const fn builtin(name: &'static str, func: Func, params: usize, variadic: bool) 
     }
 }
 
+/// The names of the functions a configuration can call.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    BUILTINS.iter().map(|builtin| builtin.name)
+}
+
 const BUILTINS: &[Builtin] = &[
     builtin("file", file, 1, false),
     builtin("templatefile", templatefile, 2, false),

@@ -608,23 +608,24 @@ pub(super) fn resolve_locals(config: &mut Config, diags: &mut Diagnostics) {
     for name in sorted {
         let local = &locals[name];
         if in_cycle.contains(name) || local.deps.iter().any(|d| in_cycle.contains(d)) {
-            evaluator.set_local(name, None, false);
+            evaluator.record_local(name, None, false);
             continue;
         }
         let sensitive = evaluator.is_sensitive(local.expr);
-        match evaluator.eval(&local.file, local.expr, &[]) {
+        match evaluator.eval_local(&local.file, local.expr, &local.deps) {
             Ok(evaluated) => {
                 if sensitive {
                     super::register_secret(redactor, secrets, &evaluated.value);
                 }
-                evaluator.set_local(name, Some(evaluated.value), sensitive);
+                evaluator.record_local(name, Some(evaluated.value), sensitive);
             }
             Err(errors) => {
                 for d in errors.into_iter().flatten() {
                     diags.push(d);
                 }
-                evaluator.set_local(name, None, sensitive);
+                evaluator.record_local(name, None, sensitive);
             }
         }
     }
+    evaluator.locals_done();
 }

@@ -197,14 +197,14 @@ pub(super) fn deployment(config: &Config, diags: &mut Diagnostics) -> Option<Dep
     if local && project_dir.is_none() && !r.has("project_dir") {
         r.missing("project_dir", "a local deployment writes a Mage project: add `project_dir = \"mage_project\"` (relative to the configuration directory)", diags);
     }
-    if let Some(dir) = &project_dir {
-        if dir.value.trim().is_empty() || dir.value.trim() == "." {
-            diags.push(
-                Diagnostic::error("`project_dir` must name a directory of its own")
-                    .at(&dir.loc)
-                    .help("the configuration directory itself cannot be the Mage project; use e.g. \"mage_project\""),
-            );
-        }
+    if let Some(dir) = &project_dir
+        && (dir.value.trim().is_empty() || dir.value.trim() == ".")
+    {
+        diags.push(
+            Diagnostic::error("`project_dir` must name a directory of its own")
+                .at(&dir.loc)
+                .help("the configuration directory itself cannot be the Mage project; use e.g. \"mage_project\""),
+        );
     }
     let project = r.string(ev, "project", diags);
     if let Some(p) = &project {

@@ -180,7 +180,7 @@ fn sub_location(s: &Spanned<String>, start: usize, end: usize) -> Location {
     let text = s.loc.text();
     if text.len() == s.value.len() + 2
         && text.starts_with('"')
-        && &text[1..text.len() - 1] == s.value
+        && text[1..text.len() - 1] == s.value
     {
         let base = s.loc.span.start + 1;
         return Location::new(&s.loc.file, base + start..base + end);
@@ -318,7 +318,7 @@ pub(super) fn notifications(
                             _ => f,
                         };
                         let value = match f {
-                            "to" => br.string_list(ev, f, diags).map(|v| v.map(|l| serde_json::Value::from(l))),
+                            "to" => br.string_list(ev, f, diags).map(|v| v.map(serde_json::Value::from)),
                             "smtp_port" => br.integer(ev, f, 1, 65535, diags).map(|v| v.map(serde_json::Value::from)),
                             "starttls" => br.bool(ev, f, diags).map(|v| v.map(serde_json::Value::from)),
                             "priority" => br.string(ev, f, diags).and_then(|v| {
@@ -405,7 +405,8 @@ pub(super) fn notifications(
             if messages.contains_key(&event) {
                 diags.push(
                     Diagnostic::error(format!("two `message \"{event_name}\"` blocks in {what}"))
-                        .at(&event_loc),
+                        .at(&event_loc)
+                        .help("one message per event: merge the two blocks"),
                 );
                 continue;
             }

@@ -90,11 +90,14 @@ pub(super) fn outputs(
             }
             let text = attr_after(&top.file.text, reference.span.end);
             match text {
-                Some(a) if DEPLOYMENT_ATTRIBUTES.contains(&a.as_str()) => {
-                    if d.target == Target::Gcp && (a == "webserver_url" || a == "scheduler_ip") {
-                        unknown = true;
-                    }
+                Some(a)
+                    if DEPLOYMENT_ATTRIBUTES.contains(&a.as_str())
+                        && d.target == Target::Gcp
+                        && (a == "webserver_url" || a == "scheduler_ip") =>
+                {
+                    unknown = true;
                 }
+                Some(a) if DEPLOYMENT_ATTRIBUTES.contains(&a.as_str()) => {}
                 Some(a) => {
                     ok = false;
                     // Underline `deployment.<name>.<attr>` whole.

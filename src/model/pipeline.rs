@@ -660,7 +660,7 @@ fn resolve_block_ref(
     pipeline: &str,
     diags: &mut Diagnostics,
 ) -> bool {
-    if blocks.iter().any(|b| *b == r.value) {
+    if blocks.contains(&r.value) {
         return true;
     }
     let mut d = Diagnostic::error(format!(

@@ -73,7 +73,7 @@ pub fn parse_memory(s: &str) -> Result<u64, String> {
 
 /// Formats MiB back the way users write it.
 pub fn format_memory(mib: u64) -> String {
-    if mib % 1024 == 0 {
+    if mib.is_multiple_of(1024) {
         format!("{}Gi", mib / 1024)
     } else {
         format!("{mib}Mi")
