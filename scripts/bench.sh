@@ -89,7 +89,7 @@ measure() {
 }
 
 # The "N to add" of a plan's summary line, or empty when the output has none.
-planned_adds() { grep -ohE '[0-9]+ to add' "$@" 2>/dev/null | head -n 1 | cut -d' ' -f1; }
+planned_adds() { { grep -ohE '[0-9]+ to add' "$@" 2>/dev/null || true; } | head -n 1 | cut -d' ' -f1; }
 
 for n in $SIZES; do
     resources=$((5 * n + 1))

@@ -2,85 +2,20 @@
 //! the built binary the way a user does. (The tests that then run the real Mage on what weir
 //! wrote are in `mage_e2e.rs`.)
 
-use assert_cmd::Command;
-use std::path::{Path, PathBuf};
+#[path = "support/cli.rs"]
+mod cli;
 
-fn weir(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("weir").unwrap();
-    cmd.arg("-C")
-        .arg(dir)
-        .arg("--no-color")
-        .env("NO_COLOR", "1")
-        .env_remove("CI");
-    cmd
-}
+use cli::{apply, files_under, many_pipelines, plan_exit, start_apply, weir};
+use std::path::{Path, PathBuf};
 
 /// A copy of examples/local in a temp dir.
 fn example() -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("local");
-    copy_dir(
+    let dir = cli::copy_config(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/local"),
-        &dir,
+        tmp.path(),
     );
     (tmp, dir)
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name();
-        if name == "mage_project" || name == ".weir" || name == "out" {
-            continue;
-        }
-        let path = entry.path();
-        if path.is_dir() {
-            copy_dir(&path, &to.join(&name));
-        } else {
-            std::fs::copy(&path, to.join(&name)).unwrap();
-        }
-    }
-}
-
-fn apply(dir: &Path) {
-    let out = weir(dir)
-        .args(["apply", "--auto-approve"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "apply failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn plan_exit(dir: &Path) -> (i32, String) {
-    let out = weir(dir)
-        .args(["plan", "--detailed-exitcode"])
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr),
-    )
-}
-
-fn files_under(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(root, &p, out);
-            } else {
-                out.push(p.strip_prefix(root).unwrap().display().to_string());
-            }
-        }
-    }
-    walk(dir, dir, &mut out);
-    out.sort();
-    out
 }
 
 #[test]
@@ -342,50 +277,10 @@ fn killing_weir_mid_apply_then_applying_again_converges() {
     // Enough pipelines that the apply takes a moment.
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let mut hcl = String::from(
-        "deployment \"big\" {\n  target      = \"local\"\n  project_dir = \"mage_project\"\n  image       = \"mageai/mageai:0.9.80\"\n}\n",
-    );
-    for i in 0..150 {
-        hcl.push_str(&format!(
-            "pipeline \"p{i}\" {{\n  block \"load_{i}\" {{\n    type = \"data_loader\"\n    code = \"@data_loader\\ndef load(*a, **k):\\n    return {i}\\n\"\n  }}\n  block \"t_{i}\" {{\n    type     = \"transformer\"\n    upstream = [block.load_{i}]\n    code     = \"@transformer\\ndef t(x, *a, **k):\\n    return x + 1\\n\"\n  }}\n}}\nschedule \"s{i}\" {{\n  pipeline = pipeline.p{i}\n  cron     = \"0 3 * * *\"\n}}\n"
-        ));
-    }
-    std::fs::write(dir.join("main.hcl"), hcl).unwrap();
-    let bin = assert_cmd::cargo::cargo_bin("weir");
-    let mut child = std::process::Command::new(&bin)
-        .args([
-            "--no-color",
-            "apply",
-            "--auto-approve",
-            "--parallelism",
-            "2",
-            "-C",
-        ])
-        .arg(dir)
-        .env_remove("CI")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Kill it once some operations have finished.
-    let stderr = child.stderr.take().unwrap();
-    let mut reader = std::io::BufReader::new(stderr);
-    let mut finished = 0;
-    let mut line = String::new();
-    while std::io::BufRead::read_line(&mut reader, &mut line).unwrap() > 0 {
-        if line.contains(": created") {
-            finished += 1;
-            if finished == 60 {
-                break;
-            }
-        }
-        line.clear();
-    }
-    assert_eq!(
-        finished, 60,
-        "the apply should have reported progress before it was killed"
-    );
-    child.kill().unwrap(); // SIGKILL
+    std::fs::write(dir.join("main.hcl"), many_pipelines(150, true)).unwrap();
+    // Kill it (SIGKILL) once some operations have finished.
+    let (mut child, _stderr) = start_apply(dir, 2, 60);
+    child.kill().unwrap();
     child.wait().unwrap();
 
     // The state records what was done; the lock died with the process.
@@ -527,44 +422,8 @@ fn a_second_weir_waits_with_lock_timeout() {
 fn ctrl_c_finishes_what_is_in_flight_and_saves_state() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let mut hcl = String::from(
-        "deployment \"big\" {\n  target      = \"local\"\n  project_dir = \"mage_project\"\n  image       = \"mageai/mageai:0.9.80\"\n}\n",
-    );
-    for i in 0..150 {
-        hcl.push_str(&format!(
-            "pipeline \"p{i}\" {{\n  block \"load_{i}\" {{\n    type = \"data_loader\"\n    code = \"@data_loader\\ndef load(*a, **k):\\n    return {i}\\n\"\n  }}\n}}\n"
-        ));
-    }
-    std::fs::write(dir.join("main.hcl"), hcl).unwrap();
-    let bin = assert_cmd::cargo::cargo_bin("weir");
-    let mut child = std::process::Command::new(&bin)
-        .args([
-            "--no-color",
-            "apply",
-            "--auto-approve",
-            "--parallelism",
-            "1",
-            "-C",
-        ])
-        .arg(dir)
-        .env_remove("CI")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut reader = std::io::BufReader::new(stderr);
-    let mut line = String::new();
-    let mut finished = 0;
-    while std::io::BufRead::read_line(&mut reader, &mut line).unwrap() > 0 {
-        if line.contains(": created") {
-            finished += 1;
-            if finished == 20 {
-                break;
-            }
-        }
-        line.clear();
-    }
+    std::fs::write(dir.join("main.hcl"), many_pipelines(150, false)).unwrap();
+    let (mut child, mut reader) = start_apply(dir, 1, 20);
     // SIGINT, as Ctrl-C sends.
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])

@@ -6,50 +6,21 @@
 #[path = "support/mage.rs"]
 mod mage;
 
-use assert_cmd::Command;
+#[path = "support/cli.rs"]
+mod cli;
+
+use cli::{apply as weir_apply, copy_config};
 use serde_json::json;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-fn weir(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("weir").unwrap();
-    cmd.arg("-C").arg(dir).arg("--no-color").env_remove("CI");
-    cmd
-}
-
-fn weir_apply(dir: &Path) {
-    let out = weir(dir)
-        .args(["apply", "--auto-approve"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "weir apply failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn weir_plan_is_clean(dir: &Path) {
-    let out = weir(dir)
-        .args(["plan", "--detailed-exitcode"])
-        .output()
-        .unwrap();
+/// After Mage ran, nothing weir owns changed.
+fn weir_plan_is_clean(dir: &std::path::Path) {
+    let (code, out) = cli::plan_exit(dir);
     assert_eq!(
-        out.status.code(),
-        Some(0),
-        "weir plan after Mage ran should show no changes:\n{}",
-        String::from_utf8_lossy(&out.stdout)
+        code, 0,
+        "weir plan after Mage ran should show no changes:\n{out}"
     );
-}
-
-/// A copy of a configuration directory (without anything weir or Mage wrote).
-fn copy_config(from: &Path, tmp: &Path) -> PathBuf {
-    let dir = tmp.join("config");
-    mage::copy_dir(from, &dir);
-    for generated in ["mage_project", ".weir", "out"] {
-        let _ = std::fs::remove_dir_all(dir.join(generated));
-    }
-    dir
 }
 
 #[test]

@@ -220,28 +220,7 @@ pub(super) fn deployment(config: &Config, diags: &mut Diagnostics) -> Option<Dep
     }
     let region = r.string(ev, "region", diags);
     if let Some(reg) = &region {
-        if !looks_like_region(&reg.value) {
-            diags.push(
-                Diagnostic::error(format!(
-                    "`{}` does not look like a Google Cloud region",
-                    reg.value
-                ))
-                .at(&reg.loc)
-                .help("regions look like \"us-central1\" or \"europe-west1\""),
-            );
-        } else if !CLOUD_RUN_REGIONS.contains(&reg.value.as_str()) {
-            let mut d = Diagnostic::warning(format!(
-                "`{}` is not a Cloud Run region weir knows",
-                reg.value
-            ))
-            .at(&reg.loc);
-            if let Some(s) =
-                crate::diagnostics::suggest(&reg.value, CLOUD_RUN_REGIONS.iter().copied())
-            {
-                d = d.help(format!("did you mean \"{s}\"?"));
-            }
-            diags.push(d);
-        }
+        check_region(reg, diags);
     } else if gcp && !r.has("region") {
         r.missing(
             "region",
@@ -594,6 +573,32 @@ fn image_tag(image: &str) -> Option<String> {
     last.split_once(':').map(|(_, t)| t.to_string())
 }
 
+/// A region must look like one (E); one Cloud Run does not offer is a warning (new regions
+/// appear), with a suggestion when it is a near miss.
+fn check_region(reg: &crate::config::body::Spanned<String>, diags: &mut Diagnostics) {
+    if !looks_like_region(&reg.value) {
+        diags.push(
+            Diagnostic::error(format!(
+                "`{}` does not look like a Google Cloud region",
+                reg.value
+            ))
+            .at(&reg.loc)
+            .help("regions look like \"us-central1\" or \"europe-west1\""),
+        );
+    } else if !CLOUD_RUN_REGIONS.contains(&reg.value.as_str()) {
+        let mut d = Diagnostic::warning(format!(
+            "`{}` is not a Cloud Run region weir knows",
+            reg.value
+        ))
+        .at(&reg.loc);
+        if let Some(s) = crate::diagnostics::suggest(&reg.value, CLOUD_RUN_REGIONS.iter().copied())
+        {
+            d = d.help(format!("did you mean \"{s}\"?"));
+        }
+        diags.push(d);
+    }
+}
+
 fn cloud_run_cpu(cpu: f64) -> Result<u32, String> {
     let allowed = [1.0, 2.0, 4.0, 6.0, 8.0];
     if allowed.contains(&cpu) {
@@ -704,24 +709,7 @@ pub(super) fn profiles(
             diags.push(Diagnostic::error(msg).at(&loc).help(help));
         }
         if let Some(reg) = r.string(ev, "region", diags) {
-            if !looks_like_region(&reg.value) {
-                diags.push(
-                    Diagnostic::error(format!(
-                        "`{}` does not look like a Google Cloud region",
-                        reg.value
-                    ))
-                    .at(&reg.loc)
-                    .help("regions look like \"europe-west1\""),
-                );
-            } else if !CLOUD_RUN_REGIONS.contains(&reg.value.as_str()) {
-                diags.push(
-                    Diagnostic::warning(format!(
-                        "`{}` is not a Cloud Run region weir knows",
-                        reg.value
-                    ))
-                    .at(&reg.loc),
-                );
-            }
+            check_region(&reg, diags);
             profile.region = reg.value;
         }
         if let Some(t) = r.string(ev, "timeout", diags) {

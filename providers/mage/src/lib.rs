@@ -113,7 +113,10 @@
 //! - Delete removes a file only if the manifest says the deleted resource owns it, then drops it
 //!   from the manifest, then removes the directories weir created (`dirs`, an addition to the
 //!   `version`/`files` shape, left out when empty) that end up empty.
-//! - Updates of the manifest are serialized by a lock inside the provider.
+//! - Updates of the manifest are serialized by a lock inside the provider. Each claim or
+//!   release is one fsynced line appended to `.weir/manifest.journal`, folded into
+//!   `manifest.json` when the project is next opened, so an apply stays linear in the number
+//!   of files.
 //!
 //! # Read
 //!
@@ -133,6 +136,7 @@ mod project;
 mod triggers;
 mod yaml;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -160,8 +164,9 @@ pub struct MageProvider {
 
 struct Inner {
     base_dir: PathBuf,
-    /// Serializes every manifest read-modify-write (and the file write that follows it).
-    manifest_lock: Mutex<()>,
+    /// Every project this provider touched, with its manifest in memory. The lock serializes
+    /// each claim or release (and the file write that follows it).
+    projects: Mutex<HashMap<PathBuf, Project>>,
 }
 
 impl MageProvider {
@@ -171,7 +176,7 @@ impl MageProvider {
         MageProvider {
             inner: Arc::new(Inner {
                 base_dir,
-                manifest_lock: Mutex::new(()),
+                projects: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -225,11 +230,24 @@ impl Inner {
         content: &[u8],
         owner: &str,
     ) -> Result<(), ProviderError> {
-        let _guard = self
-            .manifest_lock
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        Project::new(self.project_root(project_dir)).write_owned(rel, content, owner)
+        self.with_project(project_dir, |project| {
+            project.write_owned(rel, content, owner)
+        })
+    }
+
+    /// Runs `work` on the open project (opening it on first use), under the projects lock.
+    fn with_project<T>(
+        &self,
+        project_dir: &str,
+        work: impl FnOnce(&mut Project) -> Result<T, ProviderError>,
+    ) -> Result<T, ProviderError> {
+        let root = self.project_root(project_dir);
+        let mut projects = self.projects.lock().unwrap_or_else(PoisonError::into_inner);
+        let project = match projects.entry(root.clone()) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(Project::open(root)?),
+        };
+        work(project)
     }
 
     /// Creates or updates: renders the file from the attributes, writes it, returns the
@@ -332,11 +350,9 @@ impl Inner {
 
     fn delete(&self, resource: &ResourceRef) -> Result<(), ProviderError> {
         let (project_dir, rel) = self.location(resource)?;
-        let _guard = self
-            .manifest_lock
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        Project::new(self.project_root(&project_dir)).delete_owned(&rel, &resource.address)
+        self.with_project(&project_dir, |project| {
+            project.delete_owned(&rel, &resource.address)
+        })
     }
 }
 

@@ -11,6 +11,12 @@
 //! `dirs` (left out when empty) lists the directories weir created, so that it removes them
 //! when they end up empty and never removes one it did not create.
 //!
+//! Changes are appended to `<project_dir>/.weir/manifest.journal`, one fsynced JSON line per
+//! claim or release, and folded into `manifest.json` the next time the project is opened:
+//! rewriting a manifest of thousands of files for each file written would make an apply
+//! quadratic. A torn last line (a crash mid-append) is ignored; the claim it held was not yet
+//! followed by a write.
+//!
 //! The rules (problem P1 in DESIGN.md: a shared disk once overwrote users' code):
 //! - weir writes a file only if nothing is at its path or the file is in the manifest; otherwise
 //!   it refuses and names the file;
@@ -19,7 +25,8 @@
 //! - weir deletes only files in the manifest whose owner is the resource being deleted, then
 //!   drops them from the manifest, then removes the directories it created if they are empty.
 //!
-//! Callers hold the provider's manifest lock around each of these operations.
+//! The provider keeps one open [`Project`] per project directory, behind a lock held around
+//! each of these operations.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -35,6 +42,7 @@ use crate::fsio::{self, RelPath};
 /// The manifest's location inside a project.
 pub(crate) const MANIFEST_DIR: &str = ".weir";
 pub(crate) const MANIFEST_FILE: &str = "manifest.json";
+pub(crate) const JOURNAL_FILE: &str = "manifest.journal";
 const MANIFEST_VERSION: u32 = 1;
 
 /// One file weir wrote.
@@ -69,14 +77,124 @@ impl Manifest {
     }
 }
 
-/// A Mage project directory and its manifest.
+/// One change to the manifest, as a journal line.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "op")]
+enum JournalEntry {
+    Claim {
+        file: String,
+        entry: FileEntry,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        dirs: Vec<String>,
+    },
+    Release {
+        file: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        dirs: Vec<String>,
+    },
+}
+
+impl Manifest {
+    fn apply(&mut self, entry: JournalEntry) {
+        match entry {
+            JournalEntry::Claim { file, entry, dirs } => {
+                self.files.insert(file, entry);
+                self.dirs.extend(dirs);
+            }
+            JournalEntry::Release { file, dirs } => {
+                self.files.remove(&file);
+                for d in dirs {
+                    self.dirs.remove(&d);
+                }
+            }
+        }
+    }
+}
+
+/// A Mage project directory and its manifest, loaded once and kept in memory.
 pub(crate) struct Project {
     root: PathBuf,
+    manifest: Manifest,
+    /// The journal, open for appending once something was recorded.
+    journal: Option<fs::File>,
 }
 
 impl Project {
-    pub(crate) fn new(root: PathBuf) -> Project {
-        Project { root }
+    /// Opens a project: reads the manifest, folds a journal left by an earlier run into it.
+    pub(crate) fn open(root: PathBuf) -> Result<Project, ProviderError> {
+        let mut project = Project {
+            root,
+            manifest: Manifest::empty(),
+            journal: None,
+        };
+        project.manifest = project.load()?;
+        let journal = project.journal_path();
+        match fs::read(&journal) {
+            Ok(bytes) if !bytes.is_empty() => {
+                let text = String::from_utf8_lossy(&bytes);
+                let lines: Vec<&str> = text.lines().collect();
+                for (i, line) in lines.iter().enumerate() {
+                    match serde_json::from_str::<JournalEntry>(line) {
+                        Ok(entry) => project.manifest.apply(entry),
+                        // A crash mid-append leaves a torn last line: that claim never led to a write.
+                        Err(_) if i + 1 == lines.len() => {}
+                        Err(e) => {
+                            return Err(ProviderError::permanent(format!(
+                                "weir's manifest journal {} is damaged at line {}: {e}",
+                                journal.display(),
+                                i + 1
+                            ))
+                            .with_help("restore the project's .weir directory, or move the project's files away and let weir write them again"));
+                        }
+                    }
+                }
+                let manifest = project.manifest.clone();
+                project.save(&manifest)?;
+                match fs::remove_file(&journal) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io_error("remove weir's manifest journal", &journal, &e)),
+                }
+            }
+            Ok(_) => {
+                let _ = fs::remove_file(&journal);
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_error("read weir's manifest journal", &journal, &e)),
+        }
+        Ok(project)
+    }
+
+    fn journal_path(&self) -> PathBuf {
+        self.root.join(MANIFEST_DIR).join(JOURNAL_FILE)
+    }
+
+    /// Appends one change to the journal and makes it durable.
+    fn record(&mut self, entry: JournalEntry) -> Result<(), ProviderError> {
+        let path = self.journal_path();
+        if self.journal.is_none() {
+            let dir = self.root.join(MANIFEST_DIR);
+            fs::create_dir_all(&dir).map_err(|e| io_error("create directory", &dir, &e))?;
+            let file = fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(|e| io_error("open weir's manifest journal", &path, &e))?;
+            fsio::sync_dir(&dir);
+            self.journal = Some(file);
+        }
+        let mut line = serde_json::to_vec(&entry).map_err(|e| {
+            ProviderError::permanent(format!("could not encode weir's manifest: {e}"))
+        })?;
+        line.push(b'\n');
+        let Some(file) = self.journal.as_mut() else {
+            return Ok(());
+        };
+        io::Write::write_all(file, &line)
+            .and_then(|_| file.sync_data())
+            .map_err(|e| io_error("write weir's manifest journal", &path, &e))?;
+        self.manifest.apply(entry);
+        Ok(())
     }
 
     pub(crate) fn manifest_path(&self) -> PathBuf {
@@ -136,14 +254,14 @@ impl Project {
 
     /// Writes `content` to `rel` on behalf of `owner`, following the ownership rules.
     pub(crate) fn write_owned(
-        &self,
+        &mut self,
         rel: &RelPath,
         content: &[u8],
         owner: &str,
     ) -> Result<(), ProviderError> {
         let key = rel.key();
         let full = rel.under(&self.root);
-        let mut manifest = self.load()?;
+        let manifest = &self.manifest;
 
         let claimed = manifest.files.contains_key(&key);
         if !claimed && fsio::exists(&full).map_err(|e| io_error("inspect", &full, &e))? {
@@ -164,8 +282,9 @@ impl Project {
             .with_help("move the directory away, then run weir again"));
         }
 
-        // Claim the directories weir is about to create, the file itself, then save the claim.
-        let mut changed = false;
+        // Claim the directories weir is about to create and the file itself, durably, before
+        // writing the file.
+        let mut new_dirs = Vec::new();
         for dir_key in rel.ancestor_keys() {
             let dir = fsio::dir_under(&self.root, &dir_key);
             match fs::symlink_metadata(&dir) {
@@ -180,7 +299,9 @@ impl Project {
                     .with_help("move it away, then run weir again"));
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    changed |= manifest.dirs.insert(dir_key);
+                    if !manifest.dirs.contains(&dir_key) {
+                        new_dirs.push(dir_key);
+                    }
                 }
                 Err(e) => return Err(io_error("inspect", &dir, &e)),
             }
@@ -189,14 +310,14 @@ impl Project {
             sha256: fsio::sha256_hex(content),
             owner: owner.to_string(),
         };
-        if manifest.files.get(&key) != Some(&entry) {
-            manifest.files.insert(key, entry);
-            changed = true;
-        }
-        if changed {
+        if manifest.files.get(&key) != Some(&entry) || !new_dirs.is_empty() {
             fs::create_dir_all(&self.root)
                 .map_err(|e| io_error("create directory", &self.root, &e))?;
-            self.save(&manifest)?;
+            self.record(JournalEntry::Claim {
+                file: key,
+                entry,
+                dirs: new_dirs,
+            })?;
         }
 
         if let Some(parent) = full.parent() {
@@ -206,11 +327,10 @@ impl Project {
     }
 
     /// Deletes `rel` if the manifest says `owner` owns it; leaves anything else alone.
-    pub(crate) fn delete_owned(&self, rel: &RelPath, owner: &str) -> Result<(), ProviderError> {
+    pub(crate) fn delete_owned(&mut self, rel: &RelPath, owner: &str) -> Result<(), ProviderError> {
         let key = rel.key();
         let full = rel.under(&self.root);
-        let mut manifest = self.load()?;
-        match manifest.files.get(&key) {
+        match self.manifest.files.get(&key) {
             // Not weir's (or owned by another resource): never touched.
             None => return Ok(()),
             Some(entry) if entry.owner != owner => return Ok(()),
@@ -235,25 +355,32 @@ impl Project {
         if let Some(parent) = full.parent() {
             fsio::sync_dir(parent);
         }
-        manifest.files.remove(&key);
-
         // Remove the directories weir created, innermost first, while they are empty.
+        let mut removed_dirs = Vec::new();
         for dir_key in rel.ancestor_keys().into_iter().rev() {
-            if !manifest.dirs.contains(&dir_key) {
+            if !self.manifest.dirs.contains(&dir_key) {
                 break;
             }
             let dir = fsio::dir_under(&self.root, &dir_key);
             match fs::remove_dir(&dir) {
-                Ok(()) => {
-                    manifest.dirs.remove(&dir_key);
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    manifest.dirs.remove(&dir_key);
-                }
+                Ok(()) => removed_dirs.push(dir_key),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => removed_dirs.push(dir_key),
                 // Not empty (someone else's files are in it) or not removable: keep it.
                 Err(_) => break,
             }
         }
-        self.save(&manifest)
+        self.record(JournalEntry::Release {
+            file: key,
+            dirs: removed_dirs,
+        })?;
+        if self.manifest.is_empty() {
+            // Nothing of weir's is left: no manifest either (and no `.weir/` if it is empty).
+            self.journal = None;
+            let journal = self.journal_path();
+            let _ = fs::remove_file(&journal);
+            let manifest = self.manifest.clone();
+            self.save(&manifest)?;
+        }
+        Ok(())
     }
 }

@@ -43,9 +43,53 @@ fn write_text(path: &Path, text: &str) {
     fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
 }
 
+/// The manifest as it stands: `manifest.json` with the journal of this run's claims and
+/// releases replayed on top (the provider folds the journal in when it next opens the project).
 fn manifest(dir: &TempDir) -> Value {
-    let text = read_text(&project_path(dir, ".weir/manifest.json"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("manifest is not JSON: {e}"))
+    let path = project_path(dir, ".weir/manifest.json");
+    let mut m: Value = if path.exists() {
+        serde_json::from_str(&read_text(&path))
+            .unwrap_or_else(|e| panic!("manifest is not JSON: {e}"))
+    } else {
+        json!({"version": 1, "files": {}})
+    };
+    let journal = project_path(dir, ".weir/manifest.journal");
+    if journal.exists() {
+        for line in read_text(&journal).lines() {
+            let entry: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("journal line is not JSON: {e}"));
+            let file = entry["file"].as_str().unwrap_or_default().to_string();
+            let dirs: Vec<Value> = entry["dirs"].as_array().cloned().unwrap_or_default();
+            if entry["op"] == "claim" {
+                m["files"][file.as_str()] = entry["entry"].clone();
+                let list = m
+                    .as_object_mut()
+                    .unwrap()
+                    .entry("dirs")
+                    .or_insert(json!([]));
+                for d in dirs {
+                    if !list.as_array().unwrap().contains(&d) {
+                        list.as_array_mut().unwrap().push(d);
+                    }
+                }
+                let mut sorted: Vec<Value> = list.as_array().unwrap().clone();
+                sorted.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+                *list = Value::Array(sorted);
+            } else {
+                m["files"].as_object_mut().unwrap().remove(&file);
+                if let Some(list) = m.get_mut("dirs").and_then(Value::as_array_mut) {
+                    list.retain(|d| !dirs.contains(d));
+                }
+            }
+        }
+    }
+    if m.get("dirs")
+        .and_then(Value::as_array)
+        .is_some_and(Vec::is_empty)
+    {
+        m.as_object_mut().unwrap().remove("dirs");
+    }
+    m
 }
 
 fn plan(provider: &MageProvider, r: &ResourceRef, prior: Option<&Value>) -> PlannedValue {
@@ -1151,4 +1195,49 @@ fn schemas_name_the_replacing_attributes() {
     assert_eq!(force_new("mage_pipeline"), ["project_dir", "uuid"]);
     assert_eq!(force_new("mage_block"), ["project_dir", "path"]);
     assert_eq!(force_new("mage_triggers"), ["project_dir", "pipeline"]);
+}
+
+#[tokio::test]
+async fn a_journal_left_by_a_killed_run_is_folded_in_by_the_next() {
+    let (dir, provider) = setup();
+    let r = resource("mage_pipeline.orders", "mage_pipeline", pipeline_attrs());
+    create(&provider, &r).await;
+    drop(provider);
+    // What a killed run leaves: the claims in the journal (here with a torn last line),
+    // manifest.json not yet rewritten.
+    let journal = project_path(&dir, ".weir/manifest.journal");
+    assert!(
+        journal.exists(),
+        "claims go to the journal, not a rewrite of the manifest"
+    );
+    let mut text = read_text(&journal);
+    text.push_str("{\"op\":\"claim\",\"file\":\"data_loaders/x.py\",\"ent");
+    write_text(&journal, &text);
+    // A user file where the torn claim pointed stays the user's.
+    write_text(&project_path(&dir, "data_loaders/x.py"), "# mine\n");
+
+    let provider = MageProvider::new(dir.path().to_path_buf());
+    let again = resource(
+        "mage_block.x",
+        "mage_block",
+        json!({"project_dir": "mage_project", "path": "data_loaders/x.py", "code": "x\n"}),
+    );
+    let refused = provider.create(&again).await;
+    assert!(
+        refused.is_err(),
+        "the torn claim did not make the user's file weir's"
+    );
+    assert_eq!(
+        read_text(&project_path(&dir, "data_loaders/x.py")),
+        "# mine\n"
+    );
+    // The folded manifest owns the pipeline file, and deleting it works.
+    let on_disk: Value =
+        serde_json::from_str(&read_text(&project_path(&dir, ".weir/manifest.json"))).unwrap();
+    assert_eq!(
+        on_disk["files"]["pipelines/orders/metadata.yaml"]["owner"],
+        json!("mage_pipeline.orders")
+    );
+    provider.delete(&r).await.unwrap();
+    assert!(!project_path(&dir, "pipelines/orders/metadata.yaml").exists());
 }

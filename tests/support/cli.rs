@@ -1,0 +1,142 @@
+//! Driving the built `weir` binary from tests, the way a user does.
+#![allow(dead_code)] // Each test file uses its own subset.
+
+use assert_cmd::Command;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+
+/// `weir -C dir --no-color …`, with no `CI` (so progress is plain lines because stderr is piped).
+pub fn weir(dir: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("weir").unwrap();
+    cmd.arg("-C")
+        .arg(dir)
+        .arg("--no-color")
+        .env("NO_COLOR", "1")
+        .env_remove("CI");
+    cmd
+}
+
+pub fn apply(dir: &Path) {
+    let out = weir(dir)
+        .args(["apply", "--auto-approve"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "apply failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The exit code of `weir plan --detailed-exitcode` and everything it printed.
+pub fn plan_exit(dir: &Path) -> (i32, String) {
+    let out = weir(dir)
+        .args(["plan", "--detailed-exitcode"])
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// A copy of a configuration directory, without what weir or Mage wrote into it.
+pub fn copy_config(from: &Path, tmp: &Path) -> PathBuf {
+    let dir = tmp.join("config");
+    copy_dir(from, &dir);
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name == "mage_project" || name == ".weir" || name == "out" {
+            continue;
+        }
+        let path = entry.path();
+        if path.is_dir() {
+            copy_dir(&path, &to.join(&name));
+        } else {
+            std::fs::copy(&path, to.join(&name)).unwrap();
+        }
+    }
+}
+
+/// Every file below `dir`, relative to it, sorted.
+pub fn files_under(dir: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                out.push(p.strip_prefix(root).unwrap().display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// A configuration of `n` pipelines (a loader, and with `full` a transformer and a schedule
+/// each), big enough that an apply takes a moment.
+pub fn many_pipelines(n: usize, full: bool) -> String {
+    let mut hcl = String::from(
+        "deployment \"big\" {\n  target      = \"local\"\n  project_dir = \"mage_project\"\n  image       = \"mageai/mageai:0.9.80\"\n}\n",
+    );
+    for i in 0..n {
+        hcl.push_str(&format!(
+            "pipeline \"p{i}\" {{\n  block \"load_{i}\" {{\n    type = \"data_loader\"\n    code = \"@data_loader\\ndef load(*a, **k):\\n    return {i}\\n\"\n  }}\n"
+        ));
+        if full {
+            hcl.push_str(&format!(
+                "  block \"t_{i}\" {{\n    type     = \"transformer\"\n    upstream = [block.load_{i}]\n    code     = \"@transformer\\ndef t(x, *a, **k):\\n    return x + 1\\n\"\n  }}\n}}\nschedule \"s{i}\" {{\n  pipeline = pipeline.p{i}\n  cron     = \"0 3 * * *\"\n}}\n"
+            ));
+        } else {
+            hcl.push_str("}\n");
+        }
+    }
+    hcl
+}
+
+/// Starts `weir apply --auto-approve` and returns once `created` operations have finished,
+/// with the process still running and the rest of its stderr to read.
+pub fn start_apply(
+    dir: &Path,
+    parallelism: usize,
+    created: usize,
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStderr>,
+) {
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("weir"))
+        .args([
+            "--no-color",
+            "apply",
+            "--auto-approve",
+            "--parallelism",
+            &parallelism.to_string(),
+            "-C",
+        ])
+        .arg(dir)
+        .env_remove("CI")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut finished = 0;
+    let mut line = String::new();
+    while finished < created && reader.read_line(&mut line).unwrap() > 0 {
+        if line.contains(": created") {
+            finished += 1;
+        }
+        line.clear();
+    }
+    assert_eq!(finished, created, "the apply should have reported progress");
+    (child, reader)
+}
