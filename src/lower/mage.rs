@@ -120,17 +120,12 @@ pub(super) fn lower_local(model: &Configuration) -> Result<Vec<ResourceInstance>
             }),
         )
         .depends_on(&pipeline_address);
-        let now = chrono::Utc::now();
         for s in &schedules {
             if let Some(cron) = &s.cron {
-                let runs = crate::model::values::next_runs(cron, now, 3);
-                if !runs.is_empty() {
-                    triggers.notes.push(format!(
-                        "schedule `{}` (`{cron}`, UTC) next runs: {}",
-                        s.name,
-                        runs.join(", ")
-                    ));
-                }
+                triggers.notes.push(super::Note::NextRuns {
+                    schedule: s.name.clone(),
+                    cron: cron.clone(),
+                });
             }
         }
         // An API trigger's token is all it takes to start runs (retired triggers included).

@@ -25,7 +25,31 @@ pub struct ResourceInstance {
     /// A plan that destroys this instance is an error.
     pub prevent_destroy: bool,
     /// What a plan that changes this instance should also say (e.g. a schedule's next runs).
-    pub notes: Vec<String>,
+    pub notes: Vec<Note>,
+}
+
+/// Something a plan says about an instance it changes. Computed only then: working out the
+/// next runs of thousands of schedules on every plan would cost more than the plan itself.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Note {
+    /// A schedule's next run times, from its cron expression (UTC).
+    NextRuns { schedule: String, cron: String },
+}
+
+impl Note {
+    pub fn text(&self, now: chrono::DateTime<chrono::Utc>) -> Option<String> {
+        match self {
+            Note::NextRuns { schedule, cron } => {
+                let runs = crate::model::values::next_runs(cron, now, 3);
+                (!runs.is_empty()).then(|| {
+                    format!(
+                        "schedule `{schedule}` (`{cron}`, UTC) next runs: {}",
+                        runs.join(", ")
+                    )
+                })
+            }
+        }
+    }
 }
 
 impl ResourceInstance {
@@ -81,11 +105,23 @@ pub fn lower(model: &Configuration) -> Result<Vec<ResourceInstance>, Diagnostics
 /// Saved plans are bound to it.
 pub fn fingerprint(model: &Configuration, instances: &[ResourceInstance]) -> String {
     use sha2::{Digest, Sha256};
+    /// Feeds JSON straight into the hash, without building a string per instance.
+    struct HashWriter<'a>(&'a mut Sha256);
+    impl std::io::Write for HashWriter<'_> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.update(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
     let mut h = Sha256::new();
     h.update(model.hash.as_bytes());
     for i in instances {
         h.update(i.address.as_bytes());
-        h.update(i.attributes.to_string().as_bytes());
+        // Writing a JSON value into a hasher cannot fail.
+        let _ = serde_json::to_writer(HashWriter(&mut h), &i.attributes);
     }
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }

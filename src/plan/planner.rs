@@ -115,6 +115,14 @@ pub async fn refresh(
     }
 }
 
+/// Whether two values are equal outside the paths only known after apply.
+fn same_known(a: &Value, b: &Value, unknown: &[AttrPath]) -> bool {
+    if unknown.is_empty() {
+        return a == b;
+    }
+    without_paths(a, unknown) == without_paths(b, unknown)
+}
+
 /// Sets every path in `paths` to null, so values only known after apply compare equal.
 fn without_paths(value: &Value, paths: &[AttrPath]) -> Value {
     let mut out = value.clone();
@@ -268,9 +276,7 @@ pub async fn plan(
                     .unwrap_or_default();
                 if opts.replace.contains(&address) {
                     (Action::Replace, Some(Reason::ReplaceByRequest), force)
-                } else if without_paths(now, &planned.unknown)
-                    == without_paths(&planned.value, &planned.unknown)
-                {
+                } else if same_known(now, &planned.value, &planned.unknown) {
                     (Action::NoOp, None, Vec::new())
                 } else if !force.is_empty() {
                     (
@@ -365,7 +371,8 @@ pub async fn plan(
 }
 
 fn instance_notes(instance: &ResourceInstance) -> Vec<String> {
-    instance.notes.clone()
+    let now = chrono::Utc::now();
+    instance.notes.iter().filter_map(|n| n.text(now)).collect()
 }
 
 fn name_of(address: &str, type_name: &str) -> String {

@@ -328,6 +328,14 @@ impl Inner {
         if type_name == block::TYPE {
             return Ok(Some(block::parse(&project_dir, &field("path"), bytes)));
         }
+        // Most files are exactly as weir last wrote them: when the recorded attributes render
+        // to these very bytes, they are what a parse would return, without the cost of parsing
+        // YAML (the bulk of a no-change plan).
+        if let Some((rendered, canonical)) = render_recorded(type_name, attrs)
+            && rendered.as_bytes() == bytes.as_slice()
+        {
+            return Ok(Some(canonical));
+        }
         let parsed = match String::from_utf8(bytes) {
             Err(e) => Err(format!("the file is not valid UTF-8: {}", e.utf8_error())),
             Ok(text) => match type_name {
@@ -353,6 +361,26 @@ impl Inner {
         self.with_project(&project_dir, |project| {
             project.delete_owned(&rel, &resource.address)
         })
+    }
+}
+
+/// The file the recorded attributes of a resource render to, and those attributes in canonical
+/// form; `None` when they do not decode (then the file is parsed as usual).
+fn render_recorded(type_name: &str, attrs: &Value) -> Option<(String, Value)> {
+    match type_name {
+        project::TYPE => {
+            let a = ProjectAttrs::from_value(attrs).ok()?;
+            Some((a.render().ok()?, a.to_value()))
+        }
+        pipeline::TYPE => {
+            let a = PipelineAttrs::from_value(attrs).ok()?;
+            Some((a.render().ok()?, a.to_value().ok()?))
+        }
+        triggers::TYPE => {
+            let a = TriggersAttrs::from_value(attrs).ok()?;
+            Some((a.render().ok()?, a.to_value().ok()?))
+        }
+        _ => None,
     }
 }
 
