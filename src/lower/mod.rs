@@ -37,10 +37,18 @@ pub enum Note {
 }
 
 impl Note {
-    pub fn text(&self, now: chrono::DateTime<chrono::Utc>) -> Option<String> {
+    /// The note's text; `runs` caches next run times by cron expression (many schedules share
+    /// one).
+    pub fn text(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        runs: &mut std::collections::HashMap<String, Vec<String>>,
+    ) -> Option<String> {
         match self {
             Note::NextRuns { schedule, cron } => {
-                let runs = crate::model::values::next_runs(cron, now, 3);
+                let runs = runs
+                    .entry(cron.clone())
+                    .or_insert_with(|| crate::model::values::next_runs(cron, now, 3));
                 (!runs.is_empty()).then(|| {
                     format!(
                         "schedule `{schedule}` (`{cron}`, UTC) next runs: {}",

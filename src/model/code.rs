@@ -6,7 +6,6 @@ use crate::config::eval::Evaluator;
 use crate::diagnostics::{Diagnostic, Diagnostics, Location, SourceFile};
 use hcl_edit::Span;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 /// The decorators of Mage's block kinds (blocks, conditions and callbacks).
 const MAGE_DECORATORS: &[&str] = &[
@@ -34,7 +33,9 @@ pub struct Code {
 
 #[derive(Debug, Clone)]
 pub enum CodeOrigin {
-    File(Arc<SourceFile>),
+    /// A code file, by its displayed path. Its `SourceFile` (with line offsets) is built only
+    /// when a diagnostic points into it: most code files never need one.
+    File(String),
     /// Inline code: the HCL file and the offset of the code's first character, when the code is
     /// a heredoc whose lines map one to one to the file.
     Inline(Location, Option<usize>),
@@ -72,7 +73,7 @@ pub fn read_code(
             match std::fs::read(&path) {
                 Ok(bytes) => match String::from_utf8(bytes) {
                     Ok(text) => Some(Code {
-                        origin: CodeOrigin::File(SourceFile::new(display, text.clone())),
+                        origin: CodeOrigin::File(display),
                         text,
                         source: Some(source.value),
                     }),
@@ -134,13 +135,14 @@ impl Code {
 
     fn full_line_location(&self, line: usize) -> Location {
         match &self.origin {
-            CodeOrigin::File(file) => {
+            CodeOrigin::File(display) => {
+                let file = SourceFile::new(display.clone(), self.text.clone());
                 let start = file.offset_of(line, 1);
                 let end = file.text[start..]
                     .find('\n')
                     .map(|i| start + i)
                     .unwrap_or(file.text.len());
-                Location::new(file, start..end)
+                Location::new(&file, start..end)
             }
             CodeOrigin::Inline(loc, Some(first)) => {
                 let (first_line, _) = loc.file.line_col(*first);

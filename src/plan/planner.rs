@@ -216,6 +216,7 @@ pub async fn plan(
     }
 
     let mut changes = Vec::with_capacity(desired.len() + prior.resources.len());
+    let mut next_runs = HashMap::new();
     for address in graph.order() {
         let Some(instance) = by_address.get(address.as_str()) else {
             continue;
@@ -296,7 +297,7 @@ pub async fn plan(
         }
         let mut notes = Vec::new();
         if action.is_change() {
-            notes.extend(instance_notes(instance));
+            notes.extend(instance_notes(instance, &mut next_runs));
             notes.extend(planned.notes.iter().cloned());
         }
         changes.push(Change {
@@ -370,9 +371,16 @@ pub async fn plan(
     })
 }
 
-fn instance_notes(instance: &ResourceInstance) -> Vec<String> {
+fn instance_notes(
+    instance: &ResourceInstance,
+    runs: &mut HashMap<String, Vec<String>>,
+) -> Vec<String> {
     let now = chrono::Utc::now();
-    instance.notes.iter().filter_map(|n| n.text(now)).collect()
+    instance
+        .notes
+        .iter()
+        .filter_map(|n| n.text(now, runs))
+        .collect()
 }
 
 fn name_of(address: &str, type_name: &str) -> String {
