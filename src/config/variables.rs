@@ -63,7 +63,7 @@ pub(super) fn resolve(config: &mut Config, opts: &LoadOptions, diags: &mut Diagn
             &top.block.body,
             format!("variable `{name}`"),
             top.header(),
-            &["type", "default", "description", "sensitive", "nullable"],
+            &["type", "default", "description", "sensitive"],
             &["validation"],
             diags,
         );
