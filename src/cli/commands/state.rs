@@ -89,8 +89,10 @@ pub fn outputs(
                 "no output `{name}` (outputs are recorded by weir apply)"
             ));
         };
-        // Asking for one output by name is how scripts read it: print the value itself.
+        // Asking for one output by name is how scripts read it: print the value itself, except
+        // a secret, which weir never prints.
         let text = match &o.value {
+            _ if o.sensitive => crate::redact::SENSITIVE.to_string(),
             serde_json::Value::String(s) if !json => s.clone(),
             v => v.to_string(),
         };
