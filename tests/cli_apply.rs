@@ -521,3 +521,41 @@ fn apply_asks_for_yes() {
     );
     assert!(dir.join("mage_project/metadata.yaml").exists());
 }
+
+#[test]
+fn outputs_are_recorded_and_secrets_never_printed() {
+    let (_tmp, dir) = example();
+    std::fs::write(
+        dir.join("outputs.hcl"),
+        "variable \"token\" {\n  type      = string\n  sensitive = true\n  default   = \"s3cr3t-output-value\"\n}\n\noutput \"project\" {\n  value = deployment.laptop.project_dir\n}\n\noutput \"token\" {\n  value     = var.token\n  sensitive = true\n}\n",
+    )
+    .unwrap();
+    let out = weir(&dir)
+        .args(["apply", "--auto-approve"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let all =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(all.contains("project = \"mage_project\""), "{all}");
+    assert!(!all.contains("s3cr3t-output-value"), "{all}");
+    let out = weir(&dir).args(["output", "project"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "mage_project\n");
+    for args in [
+        vec!["output"],
+        vec!["output", "token"],
+        vec!["output", "--json"],
+    ] {
+        let out = weir(&dir).args(&args).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("(sensitive)") && !text.contains("s3cr3t-output-value"),
+            "{args:?}: {text}"
+        );
+    }
+    assert_eq!(plan_exit(&dir).0, 0);
+}
