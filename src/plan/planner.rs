@@ -82,8 +82,9 @@ pub async fn refresh(
                 continue;
             }
         };
-        for chunk in refs.chunks(READ_BATCH) {
-            let chunk = chunk.to_vec();
+        let mut refs = refs.into_iter().peekable();
+        while refs.peek().is_some() {
+            let chunk: Vec<ResourceRef> = refs.by_ref().take(READ_BATCH).collect();
             let provider = Arc::clone(&provider);
             let semaphore = Arc::clone(&semaphore);
             tasks.spawn(async move {
@@ -99,6 +100,7 @@ pub async fn refresh(
             errors.push("a refresh task failed unexpectedly".to_string());
             continue;
         };
+        // The state's attributes in the chunk are dropped here, as soon as they are read.
         for (r, result) in chunk.into_iter().zip(results) {
             match result {
                 Ok(value) => {
@@ -200,8 +202,9 @@ pub async fn plan(
     let mut drift = Vec::new();
     if opts.refresh {
         for (address, r) in &prior.resources {
-            let now = live.get(address).cloned().flatten();
-            if now.as_ref() != Some(&r.attributes) {
+            let now = live.get(address).and_then(Option::as_ref);
+            if now != Some(&r.attributes) {
+                let now = now.cloned();
                 drift.push(Drift {
                     address: address.clone(),
                     type_name: r.resource_type.clone(),
@@ -215,6 +218,8 @@ pub async fn plan(
         }
     }
 
+    // Each live value moves into the change that shows it.
+    let mut live = live;
     let mut changes = Vec::with_capacity(desired.len() + prior.resources.len());
     let mut next_runs = HashMap::new();
     for address in graph.order() {
@@ -233,7 +238,7 @@ pub async fn plan(
         };
         let schema = providers.schema(&instance.type_name);
         let in_state = prior.resources.get(&address);
-        let current = live.get(&address).cloned().flatten();
+        let current = live.remove(&address).flatten();
         let planned = match provider.plan(
             &instance.type_name,
             current.as_ref(),
@@ -328,7 +333,7 @@ pub async fn plan(
                 "{address} would be destroyed, but its lifecycle has prevent_destroy = true; set it to false and apply before removing it"
             ));
         }
-        let current = live.get(address).cloned().flatten();
+        let current = live.remove(address).flatten();
         let mut notes = Vec::new();
         if r.resource_type == "mage_triggers" {
             notes.push("Mage never deletes a trigger from its database when triggers.yaml goes away: delete this pipeline's triggers in Mage's UI or API".to_string());
