@@ -66,7 +66,7 @@ impl Setup {
     fn plan_with(&self, desired: &[ResourceInstance], opts: PlanOptions) -> Plan {
         let state = self.backend.read_unlocked().unwrap();
         let input = PlanInput {
-            desired,
+            desired: desired.to_vec(),
             outputs: &[],
             prior: state.as_ref(),
             config_hash: "hash".into(),
@@ -261,7 +261,7 @@ fn target_and_replace() {
     );
     let state = s.backend.read_unlocked().unwrap();
     let input = PlanInput {
-        desired: &desired,
+        desired: desired.clone(),
         outputs: &[],
         prior: state.as_ref(),
         config_hash: String::new(),

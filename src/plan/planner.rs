@@ -43,7 +43,8 @@ impl Default for PlanOptions {
 
 /// What the plan is made from.
 pub struct PlanInput<'a> {
-    pub desired: &'a [ResourceInstance],
+    /// Taken by value: each instance's attributes move into its change.
+    pub desired: Vec<ResourceInstance>,
     pub outputs: &'a [Output],
     pub prior: Option<&'a State>,
     pub config_hash: String,
@@ -167,10 +168,19 @@ pub async fn plan(
     };
 
     let mut errors = Vec::new();
-    let desired: &[ResourceInstance] = if opts.destroy { &[] } else { input.desired };
-    let graph = ResourceGraph::from_instances(desired).map_err(|e| vec![e])?;
-    let by_address: HashMap<&str, &ResourceInstance> =
-        desired.iter().map(|i| (i.address.as_str(), i)).collect();
+    let desired: Vec<ResourceInstance> = if opts.destroy {
+        Vec::new()
+    } else {
+        input.desired
+    };
+    let graph = ResourceGraph::from_instances(&desired).map_err(|e| vec![e])?;
+    let order = graph.order();
+    let desired_count = desired.len();
+    let mut by_address: HashMap<String, ResourceInstance> = desired
+        .into_iter()
+        .map(|i| (i.address.clone(), i))
+        .collect();
+    let in_config: HashSet<String> = by_address.keys().cloned().collect();
 
     // Which addresses this plan may touch.
     let selected: Option<HashSet<String>> = if opts.targets.is_empty() {
@@ -220,10 +230,10 @@ pub async fn plan(
 
     // Each live value moves into the change that shows it.
     let mut live = live;
-    let mut changes = Vec::with_capacity(desired.len() + prior.resources.len());
+    let mut changes = Vec::with_capacity(desired_count + prior.resources.len());
     let mut next_runs = HashMap::new();
-    for address in graph.order() {
-        let Some(instance) = by_address.get(address.as_str()) else {
+    for address in order {
+        let Some(mut instance) = by_address.remove(&address) else {
             continue;
         };
         if !wanted(&address) {
@@ -242,7 +252,7 @@ pub async fn plan(
         let planned = match provider.plan(
             &instance.type_name,
             current.as_ref(),
-            instance.attributes.clone(),
+            std::mem::take(&mut instance.attributes),
         ) {
             Ok(p) => p,
             Err(e) => {
@@ -302,7 +312,7 @@ pub async fn plan(
         }
         let mut notes = Vec::new();
         if action.is_change() {
-            notes.extend(instance_notes(instance, &mut next_runs));
+            notes.extend(instance_notes(&instance, &mut next_runs));
             notes.extend(planned.notes.iter().cloned());
         }
         changes.push(Change {
@@ -325,7 +335,7 @@ pub async fn plan(
 
     // Resources in state that the configuration no longer has.
     for (address, r) in &prior.resources {
-        if by_address.contains_key(address.as_str()) || !wanted(address) {
+        if in_config.contains(address.as_str()) || !wanted(address) {
             continue;
         }
         if r.private.get("prevent_destroy") == Some(&Value::Bool(true)) {

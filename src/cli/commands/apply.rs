@@ -18,7 +18,7 @@ pub fn run(
     destroy: bool,
     color: bool,
 ) -> Result<ExitCode, String> {
-    let ws = workspace::open(dir, &args.vars, color)?;
+    let mut ws = workspace::open(dir, &args.vars, color)?;
     let timeout = workspace::lock_timeout(&args.lock_timeout)?;
     let plan = match plan_file {
         Some(path) => {
@@ -36,7 +36,7 @@ pub fn run(
         None => {
             let plan = crate::cli::commands::plan::make_plan(
                 dir,
-                &ws,
+                &mut ws,
                 args,
                 destroy,
                 if destroy { "destroy" } else { "apply" },

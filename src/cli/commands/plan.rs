@@ -23,7 +23,7 @@ impl PlanArgs {
 /// Locks state, reads it, and makes a plan. The lock is released before returning.
 pub fn make_plan(
     dir: &Path,
-    ws: &Workspace,
+    ws: &mut Workspace,
     args: &PlanArgs,
     destroy: bool,
     operation: &str,
@@ -36,7 +36,8 @@ pub fn make_plan(
     let prior = lock.read().map_err(|e| e.to_string())?;
     let rt = workspace::runtime()?;
     let input = PlanInput {
-        desired: &ws.instances,
+        // The desired instances move into the plan.
+        desired: std::mem::take(&mut ws.instances),
         outputs: &ws.model.outputs,
         prior: prior.as_ref(),
         config_hash: ws.config_hash.clone(),
@@ -65,8 +66,8 @@ pub fn run(
     destroy: bool,
     color: bool,
 ) -> Result<ExitCode, String> {
-    let ws = workspace::open(dir, &args.vars, color)?;
-    let plan = make_plan(dir, &ws, args, destroy, "plan")?;
+    let mut ws = workspace::open(dir, &args.vars, color)?;
+    let plan = make_plan(dir, &mut ws, args, destroy, "plan")?;
     let text = render(&plan, format, output::stdout_color(color));
     output::print_stdout(&ws.model.redactor.redact(&text));
     if let Some(path) = out {
