@@ -18,6 +18,16 @@ fn example() -> (tempfile::TempDir, PathBuf) {
     (tmp, dir)
 }
 
+/// Removes from schedules.hcl every schedule block that mentions `text`.
+fn remove_schedules(dir: &Path, text: &str) {
+    let schedules = std::fs::read_to_string(dir.join("schedules.hcl")).unwrap();
+    let kept: Vec<&str> = schedules
+        .split("\n\n")
+        .filter(|s| !s.contains(text))
+        .collect();
+    std::fs::write(dir.join("schedules.hcl"), kept.join("\n\n")).unwrap();
+}
+
 #[test]
 fn apply_then_plan_is_clean_and_edits_show_as_diffs() {
     let (_tmp, dir) = example();
@@ -77,13 +87,7 @@ fn files_weir_does_not_own_are_never_touched() {
         .find("pipeline \"squares\"")
         .expect("the example has a squares pipeline");
     std::fs::write(dir.join("pipelines.hcl"), &pipelines[..squares_start]).unwrap();
-    let schedules = std::fs::read_to_string(dir.join("schedules.hcl")).unwrap();
-    let kept: String = schedules
-        .split("\n\n")
-        .filter(|s| !s.contains("pipeline.squares"))
-        .collect::<Vec<_>>()
-        .join("\n\n");
-    std::fs::write(dir.join("schedules.hcl"), kept).unwrap();
+    remove_schedules(&dir, "pipeline.squares");
     let (code, out) = plan_exit(&dir);
     assert_eq!(code, 2, "{out}");
     assert!(
@@ -461,13 +465,7 @@ fn a_removed_schedule_stays_inactive_and_the_plan_says_why() {
         before.contains("last_enabled_at"),
         "preset so Mage does not rewrite the file:\n{before}"
     );
-    let schedules = std::fs::read_to_string(dir.join("schedules.hcl")).unwrap();
-    let kept: String = schedules
-        .split("\n\n")
-        .filter(|s| !s.contains("orders_every_15_minutes"))
-        .collect::<Vec<_>>()
-        .join("\n\n");
-    std::fs::write(dir.join("schedules.hcl"), kept).unwrap();
+    remove_schedules(&dir, "orders_every_15_minutes");
     let (code, out) = plan_exit(&dir);
     assert_eq!(code, 2, "{out}");
     assert!(

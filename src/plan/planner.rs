@@ -344,10 +344,11 @@ pub async fn plan(
             ));
         }
         let current = live.remove(address).flatten();
-        let mut notes = Vec::new();
-        if r.resource_type == "mage_triggers" {
-            notes.push("Mage never deletes a trigger from its database when triggers.yaml goes away: delete this pipeline's triggers in Mage's UI or API".to_string());
-        }
+        // What the provider says about deleting such an object.
+        let notes = providers
+            .get(&r.provider)
+            .map(|p| p.delete_notes(&r.resource_type))
+            .unwrap_or_default();
         changes.push(Change {
             address: address.clone(),
             type_name: r.resource_type.clone(),

@@ -194,6 +194,7 @@ impl Lines {
     /// A line at nesting `level`: -1 is the `resource` line, 0 its attributes, and so on.
     fn at(&mut self, level: i32, mark: Mark, text: impl Into<String>) -> &mut Line {
         let col = usize::try_from(6 + 4 * level).unwrap_or(0);
+        let index = self.0.len();
         self.0.push(Line {
             col,
             mark,
@@ -201,7 +202,7 @@ impl Lines {
             bold: false,
             warn: None,
         });
-        self.0.last_mut().expect("just pushed")
+        &mut self.0[index]
     }
 
     /// A `# …` comment line in the header position (column 2).
@@ -477,6 +478,11 @@ fn quote(s: &str) -> String {
 }
 
 /// A scalar (or, compactly, a container) as shown on one line.
+/// A value for one line, or `(sensitive)` when it is not to be shown.
+fn shown_inline(v: Option<&Value>) -> String {
+    v.map(inline).unwrap_or_else(|| SENSITIVE_VALUE.to_string())
+}
+
 fn inline(v: &Value) -> String {
     v.to_string()
 }
@@ -594,7 +600,11 @@ impl Differ<'_> {
                 .at(level, mark, format!("{pre}{SENSITIVE_VALUE}{suf}"));
             return;
         }
-        let shown = node.shown.expect("checked by hidden()");
+        let Some(shown) = node.shown else {
+            self.out
+                .at(level, mark, format!("{pre}{SENSITIVE_VALUE}{suf}"));
+            return;
+        };
         match shown {
             Value::Object(map)
                 if !map.is_empty()
@@ -658,7 +668,9 @@ impl Differ<'_> {
             self.full(level, &Label::Bare, mark, path, Some(node), side);
             return;
         }
-        let map = node.raw.as_object().expect("checked");
+        let Some(map) = node.raw.as_object() else {
+            return;
+        };
         let mut keys: Vec<String> = map.keys().cloned().collect();
         if side == Side::After {
             keys.extend(self.unknown_keys(path, Some(map)));
@@ -772,9 +784,7 @@ impl Differ<'_> {
                 self.diff(level, &label, &e.bpath, &e.apath, e.before, e.after);
             } else if Some(e.key.as_str()) == show_key {
                 let text = match e.after {
-                    Some(n) if !self.hidden(Side::After, &e.apath, n) => {
-                        inline(n.shown.expect("not hidden"))
-                    }
+                    Some(n) if !self.hidden(Side::After, &e.apath, n) => shown_inline(n.shown),
                     _ => SENSITIVE_VALUE.to_string(),
                 };
                 self.out
@@ -819,7 +829,7 @@ impl Differ<'_> {
             if b_hidden {
                 SENSITIVE_VALUE.to_string()
             } else {
-                inline(b.shown.expect("not hidden"))
+                shown_inline(b.shown)
             }
         };
         if a_unknown {
@@ -845,7 +855,7 @@ impl Differ<'_> {
                 let new = if a_hidden {
                     SENSITIVE_VALUE.to_string()
                 } else {
-                    inline(a.shown.expect("not hidden"))
+                    shown_inline(a.shown)
                 };
                 format!("{} -> {new}", old())
             };
@@ -854,7 +864,10 @@ impl Differ<'_> {
                 .warn = warn;
             return;
         }
-        match (b.shown.expect("not hidden"), a.shown.expect("not hidden")) {
+        let (Some(b_shown), Some(a_shown)) = (b.shown, a.shown) else {
+            return;
+        };
+        match (b_shown, a_shown) {
             (Value::Object(_), Value::Object(_)) => {
                 self.out.at(level, Mark::Change, format!("{pre}{{")).warn = warn;
                 self.diff_object(level + 1, bpath, apath, Some(b), Some(a), None, None);
@@ -939,8 +952,9 @@ impl Differ<'_> {
         a: Node<'_>,
         key: &str,
     ) -> usize {
-        let bitems = b.raw.as_array().expect("array");
-        let aitems = a.raw.as_array().expect("array");
+        let (Some(bitems), Some(aitems)) = (b.raw.as_array(), a.raw.as_array()) else {
+            return 0;
+        };
         let bkeys: Vec<String> = bitems.iter().map(|v| element_key(v, key)).collect();
         let akeys: Vec<String> = aitems.iter().map(|v| element_key(v, key)).collect();
         let bindex: HashMap<&str, usize> = bkeys
@@ -1042,14 +1056,16 @@ impl Differ<'_> {
         let bkeys: Vec<String> = b
             .raw
             .as_array()
-            .expect("array")
+            .map(Vec::as_slice)
+            .unwrap_or_default()
             .iter()
             .map(Value::to_string)
             .collect();
         let akeys: Vec<String> = a
             .raw
             .as_array()
-            .expect("array")
+            .map(Vec::as_slice)
+            .unwrap_or_default()
             .iter()
             .map(Value::to_string)
             .collect();

@@ -440,6 +440,14 @@ impl Provider for MageProvider {
         ]
     }
 
+    fn delete_notes(&self, type_name: &str) -> Vec<String> {
+        if type_name == triggers::TYPE {
+            vec!["Mage never deletes a trigger from its database when triggers.yaml goes away: delete this pipeline's triggers in Mage's UI or API".to_string()]
+        } else {
+            Vec::new()
+        }
+    }
+
     fn plan(
         &self,
         type_name: &str,

@@ -209,6 +209,12 @@ pub trait Provider: Send + Sync {
         Ok(PlannedValue::known(desired))
     }
 
+    /// What a plan that deletes a resource of this type should say (e.g. that the target
+    /// keeps something the deletion cannot reach). The default says nothing.
+    fn delete_notes(&self, _type_name: &str) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Reads the live objects behind `resources` (their attributes are the ones last recorded in
     /// state). Returns one entry per resource, in order: `Ok(None)` when the object is gone.
     /// Providers read in batches where the target can list.
