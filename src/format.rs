@@ -87,6 +87,7 @@ fn format_pass(src: &str) -> String {
     let lines = split_lines(tokens);
     let lines = collapse_empty_brackets(lines);
     let lines = squeeze_blank_lines(lines);
+    let lines = separate_top_level_blocks(lines);
     render(&lines)
 }
 
@@ -609,6 +610,55 @@ fn squeeze_blank_lines(lines: Vec<Line<'_>>) -> Vec<Line<'_>> {
     out
 }
 
+/// Whether a line opens a block: a name, labels, then `{` before any `=` (`pipeline "x" {`,
+/// `locals {`), as opposed to an attribute whose value is an object (`x = {`).
+fn opens_block(line: &Line<'_>) -> bool {
+    line.first().is_some_and(|t| t.kind == Kind::Ident)
+        && line
+            .iter()
+            .find(|t| matches!(t.kind, Kind::OBrace | Kind::Equal))
+            .is_some_and(|t| t.kind == Kind::OBrace)
+}
+
+/// One blank line between two top-level blocks that follow each other directly: after the
+/// first block's closing line, before any comments that lead into the second. (Readers skim a
+/// configuration block by block; `terraform fmt` leaves this to the author, weir does not.)
+fn separate_top_level_blocks(lines: Vec<Line<'_>>) -> Vec<Line<'_>> {
+    let mut out: Vec<Line<'_>> = Vec::with_capacity(lines.len() + 16);
+    let mut depth: i64 = 0;
+    // Index in `out` of the line that closed the last top-level block, while only comment
+    // lines have followed it.
+    let mut block_end: Option<usize> = None;
+    // Whether the line being looked at starts inside a top-level block.
+    let mut in_block = false;
+    for line in lines {
+        let at_top = depth == 0;
+        if at_top && !line.is_empty() {
+            if opens_block(&line) {
+                if let Some(end) = block_end.take() {
+                    out.insert(end + 1, Vec::new());
+                }
+                in_block = true;
+            } else if !line.iter().all(|t| t.kind.is_comment()) {
+                block_end = None;
+            }
+        } else if line.is_empty() {
+            block_end = None;
+        }
+        depth += line
+            .iter()
+            .map(|t| i64::from(t.kind.bracket_change()))
+            .sum::<i64>();
+        depth = depth.max(0);
+        out.push(line);
+        if in_block && depth == 0 {
+            in_block = false;
+            block_end = Some(out.len() - 1);
+        }
+    }
+    out
+}
+
 /// Indentation level of each line.
 ///
 /// Every line that leaves brackets open indents the following lines by one
@@ -988,6 +1038,19 @@ mod tests {
         assert_formats(
             "x {\n\n}\ny = {\n}\nz = [{\n\n}]\nw = [\n]\nv = f(\n)\n",
             "x {}\ny = {}\nz = [{}]\nw = []\nv = f()\n",
+        );
+    }
+
+    #[test]
+    fn top_level_blocks_are_separated_by_a_blank_line() {
+        assert_formats(
+            "a {\n  x = 1\n}\nb \"l\" {\n  y = {\n  }\n}\n# about c\nc {}\nd {}\nz = 1\ne {\n}\n",
+            "a {\n  x = 1\n}\n\nb \"l\" {\n  y = {}\n}\n\n# about c\nc {}\n\nd {}\nz = 1\ne {}\n",
+        );
+        // Blocks nested in a block are left as the author wrote them.
+        assert_formats(
+            "p {\n  block \"a\" {}\n  block \"b\" {}\n}\n",
+            "p {\n  block \"a\" {}\n  block \"b\" {}\n}\n",
         );
     }
 

@@ -154,7 +154,7 @@ fn mage_server_api_trigger_runs_dynamic_pipeline() {
         ]
     );
 
-    // With `last_enabled_at` preset, Mage does not rewrite triggers.yaml (mage.md §4.3).
+    // With `last_enabled_at` preset, Mage does not rewrite triggers.yaml (it only rewrites the file to fill that field in).
     assert_eq!(
         std::fs::read(&triggers_yaml).unwrap(),
         triggers_before,

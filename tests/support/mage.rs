@@ -14,7 +14,7 @@
 //! Two ways to execute a pipeline (timings measured on the 2-core CI box, mage-ai 0.9.80):
 //! * [`run_pipeline`] / [`run_pipeline_with_vars`]: `mage run <project> <pipeline>` (~7 s for 3 blocks, up to
 //!   20 s when the box is busy). Notebook-style: it ignores conditionals/callbacks and CRASHES on dynamic blocks
-//!   (mage.md §8). Exit code 1 when a block fails.
+//!   (Mage 0.9.80's `mage run` executes blocks in order, notebook-style). Exit code 1 when a block fails.
 //! * [`MageServer`]: `mage start` + API trigger — the real scheduler semantics (dynamic blocks, reduce,
 //!   conditionals, callbacks, retries). [`MageServer::start`] returns after `/api/status` answers AND the DB
 //!   migrations are done (11-15 s idle, ~25 s busy). A `triggers.yaml` trigger is in the DB ~1-10 s later
@@ -52,7 +52,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-/// Mage's hard-coded frontend API key (mage.md §9). Harmless to send even with authentication disabled.
+/// The API key that Mage's own web frontend sends (hard-coded in Mage). Harmless to send even with authentication disabled.
 pub const MAGE_API_KEY: &str = "zkWlN0PkIKSN0C11CfUHUj84OT5XOJ6tDZ6bDRO2";
 
 /// How long `mage run` may take before the harness kills it.
