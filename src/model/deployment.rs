@@ -167,7 +167,14 @@ pub(super) fn deployment(config: &Config, diags: &mut Diagnostics) -> Option<Dep
     );
     let target = match r.string(ev, "target", diags) {
         Some(t) => match t.value.as_str() {
-            "gcp" => Some(Target::Gcp),
+            "gcp" => {
+                diags.push(
+                    Diagnostic::warning("this build of weir can validate a `gcp` deployment, but cannot plan or apply it yet")
+                        .at(&t.loc)
+                        .help("`weir plan` refuses it until the Google provider (Cloud Run, Compute Engine, Cloud SQL, the GCS bundle) ships; use `target = \"local\"` to write a Mage project directory"),
+                );
+                Some(Target::Gcp)
+            }
             "local" => Some(Target::Local),
             other => {
                 let mut d = Diagnostic::error(format!("unknown target `{other}`")).at(&t.loc);
