@@ -172,7 +172,8 @@ pub fn read_inside(root: &Path, path: &Path) -> Result<Vec<u8>, FileError> {
     if !meta.is_file() {
         return Err(FileError::NotAFile(describe(meta.file_type())));
     }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // The size only hints: a sparse file may claim far more than it holds.
+    let mut bytes = Vec::with_capacity(meta.len().min(1 << 20) as usize);
     file.read_to_end(&mut bytes).map_err(FileError::Io)?;
     Ok(bytes)
 }
