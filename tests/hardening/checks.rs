@@ -300,3 +300,26 @@ fn symlinked_project_dir_is_refused() {
         .unwrap();
     assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
 }
+
+#[cfg(unix)]
+#[test]
+fn fmt_does_not_read_a_symlinked_hcl_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let target = tmp.path().join("credentials.hcl");
+    // Unformatted, so `--diff` would print it.
+    std::fs::write(&target, format!("token    =    \"{SECRET}\"\n")).unwrap();
+    let dir = tmp.path().join("config");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("main.hcl"), LOCAL).unwrap();
+    std::os::unix::fs::symlink(&target, dir.join("extra.hcl")).unwrap();
+    let out = cli::weir(&dir)
+        .args(["fmt", "--diff"])
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("extra.hcl` is a symbolic link"), "{text}");
+    assert!(!text.contains(SECRET), "fmt printed the secret:\n{text}");
+}
