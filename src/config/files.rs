@@ -153,7 +153,9 @@ pub fn read_inside(root: &Path, path: &Path) -> Result<Vec<u8>, FileError> {
         Some(_) => {}
     }
     // Opened without following a link and without blocking, in case the file was swapped for a
-    // link or a FIFO since; then checked again on the open file.
+    // link or a FIFO since; then checked again on the open file. (A directory above it swapped
+    // for a link in between is not caught: that takes someone racing weir on this machine, who
+    // could as well edit the configuration.)
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]

@@ -634,8 +634,7 @@ fn check_project_dir(config_dir: &Path, dir: &Spanned<String>, diags: &mut Diagn
     if let Some(problem) = problem {
         diags.push(
             Diagnostic::error(format!(
-                "`project_dir` must name a directory of its own: `{}` {problem}",
-                dir.value
+                "`project_dir` must name a directory of its own: the path {problem}"
             ))
             .at(&dir.loc)
             .help(help),

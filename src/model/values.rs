@@ -180,14 +180,14 @@ pub fn check_cron(expr: &str) -> Result<(), String> {
             )
         })?;
     }
-    check_cron_fires(trimmed, fields[4], values[2], values[3])
+    check_cron_fires(fields[4], values[2], values[3])
 }
 
 /// A cron expression whose days of the month exist in none of its months (`0 0 31 2 *`) is
 /// valid for Mage and never starts a run. Mage's croniter, like cron, runs on the days of the
 /// month *or* the days of the week when both are restricted, so only a `*` day of the week
 /// leaves the days of the month alone to decide.
-fn check_cron_fires(expr: &str, day_of_week: &str, days: u64, months: u64) -> Result<(), String> {
+fn check_cron_fires(day_of_week: &str, days: u64, months: u64) -> Result<(), String> {
     const MONTHS: [(&str, u32); 12] = [
         ("January", 31),
         ("February", 29),
@@ -218,7 +218,7 @@ fn check_cron_fires(expr: &str, day_of_week: &str, days: u64, months: u64) -> Re
     let first_day = (1..=31).find(|d| days & (1 << d) != 0).unwrap_or(31);
     let names: Vec<&str> = chosen.iter().map(|(name, _)| *name).collect();
     Err(format!(
-        "`{expr}` never fires: {} {} no day {first_day}",
+        "this cron never fires: {} {} no day {first_day}",
         names.join(", "),
         if names.len() == 1 { "has" } else { "have" }
     ))
