@@ -269,7 +269,11 @@ fn input_hash(config: &Config, opts: &LoadOptions) -> String {
         h.update([0]);
     }
     for p in &opts.var_files {
-        if let Ok(bytes) = std::fs::read(p) {
+        // A FIFO (`--var-file <(...)`) was read once already; opening it again would wait for
+        // another writer.
+        if std::fs::metadata(p).is_ok_and(|m| m.is_file())
+            && let Ok(bytes) = std::fs::read(p)
+        {
             h.update(&bytes);
         }
     }

@@ -323,3 +323,45 @@ fn fmt_does_not_read_a_symlinked_hcl_file() {
     assert!(text.contains("extra.hcl` is a symbolic link"), "{text}");
     assert!(!text.contains(SECRET), "fmt printed the secret:\n{text}");
 }
+
+#[cfg(unix)]
+#[test]
+fn fifo_var_file_is_read_once_and_not_waited_on_again() {
+    // `--var-file` is wherever the user says, a named pipe included: weir reads it once (its
+    // writer then is gone) and must not open it again.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("config");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("main.hcl"),
+        format!("{LOCAL}\nvariable \"team\" {{\n  type = string\n}}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("pipelines.hcl"),
+        PIPELINE_WITH_SOURCE.replace(
+            "source = \"blocks/load.py\"",
+            "code   = \"@data_loader\\ndef load(*a, **k):\\n    return 1\\n\"",
+        ),
+    )
+    .unwrap();
+    let fifo = tmp.path().join("vars.tfvars");
+    mkfifo(&fifo);
+    let writer = fifo.clone();
+    // Not joined: if weir never opened the pipe, the writer would wait forever.
+    std::thread::spawn(move || std::fs::write(writer, "team = \"data\"\n"));
+    let out = cli::weir(&dir)
+        .arg("validate")
+        .arg("--var-file")
+        .arg(&fifo)
+        .timeout(Duration::from_secs(30))
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "validate must not hang:\n{text}"
+    );
+}
