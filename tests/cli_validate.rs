@@ -70,7 +70,7 @@ fn examples_validate() {
             "{name}: {}",
             r.stderr
         );
-        assert!(!r.stderr.contains("error"), "{name}: {}", r.stderr);
+        assert!(!r.stderr.contains("error:"), "{name}: {}", r.stderr);
     }
 }
 
@@ -83,7 +83,15 @@ fn examples_validate_json_is_an_empty_array() {
             .args(["validate", "--json"]));
         assert_eq!(r.code, 0, "{name}: {}{}", r.stdout, r.stderr);
         let json: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
-        assert_eq!(json, serde_json::json!([]), "{name}");
+        // Only the note that this build cannot plan the quickstart's `gcp` deployment.
+        let mut items = json.as_array().unwrap().clone();
+        items.retain(|d| {
+            !d["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("this build of weir")
+        });
+        assert_eq!(items, Vec::<serde_json::Value>::new(), "{name}");
     }
 }
 

@@ -1,5 +1,5 @@
 # Alerts go to Slack. The webhook is a sensitive variable, so it never appears in a plan or a log.
-# Placeholders are written {name}; weir rejects any name Mage (or weir's runtime hook) cannot fill.
+# Placeholders are written {name}; weir rejects any name Mage cannot fill.
 
 notification "data_alerts" {
   channel     = "slack"
@@ -8,14 +8,14 @@ notification "data_alerts" {
   pipelines   = [pipeline.orders_etl, pipeline.shop_scores, pipeline.orders_report]
 
   message "failure" {
-    title   = "{pipeline_name} failed after {duration}"
-    summary = "Failed blocks: {failed_blocks}. Completed: {completed_blocks}."
-    details = "Run {run_id} of {pipeline_uuid} ({pipeline_schedule_name}), started {started_at}.\n{error}\n{pipeline_run_url}"
+    title   = "{pipeline_uuid} failed"
+    summary = "Run of {execution_time} ({pipeline_schedule_name}): {error}"
+    details = "Run of {execution_time} ({pipeline_schedule_name}).\n{error}\n{stacktrace}\n{pipeline_run_url}"
   }
 
   message "sla_missed" {
-    title   = "{pipeline_name} is late"
-    summary = "Run {run_id} started at {started_at} and has not finished: {pipeline_run_url}"
+    title   = "{pipeline_uuid} is late"
+    summary = "The run of {execution_time} has not finished: {pipeline_run_url}"
   }
 }
 
@@ -27,7 +27,7 @@ notification "report_ready" {
 
   message "success" {
     title   = "Orders report for {execution_time} is ready"
-    summary = "{pipeline_name} finished in {duration}: {pipeline_run_url}"
+    summary = "{pipeline_uuid} finished: {pipeline_run_url}"
   }
 }
 

@@ -655,10 +655,13 @@ fn sorted_entries(map: &Map<String, Value>) -> Vec<(&String, &Value)> {
 // Files
 // ---------------------------------------------------------------------------------------------
 
+/// Reads a file of the configuration: inside the base directory, not through a link, a regular
+/// file (see `super::files`).
 fn read_text_file(path: &Path) -> Result<String, String> {
-    let bytes = std::fs::read(path).map_err(|err| match err.kind() {
-        std::io::ErrorKind::NotFound => format!("no file exists at {}", path.display()),
-        _ => format!("cannot read {}: {err}", path.display()),
+    use super::files::FileError;
+    let bytes = super::files::read_inside(&base_dir()?, path).map_err(|err| match err {
+        FileError::NotFound => format!("no file exists at {}", path.display()),
+        err => format!("{} {err}", path.display()),
     })?;
     String::from_utf8(bytes).map_err(|_| format!("{} is not valid UTF-8 text", path.display()))
 }

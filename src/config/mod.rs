@@ -4,6 +4,7 @@
 
 pub mod body;
 pub mod eval;
+pub mod files;
 pub mod functions;
 pub mod types;
 pub mod variables;
@@ -133,9 +134,8 @@ pub fn read_files(dir: &Path, diags: &mut Diagnostics) -> Vec<ParsedFile> {
     names.sort();
     let mut files = Vec::new();
     for name in names {
-        let path = dir.join(&name);
         let display = display_path(dir, &name);
-        let text = match std::fs::read(&path) {
+        let text = match files::read_inside(dir, &name) {
             Ok(bytes) => match String::from_utf8(bytes) {
                 Ok(text) => text,
                 Err(_) => {
@@ -147,7 +147,11 @@ pub fn read_files(dir: &Path, diags: &mut Diagnostics) -> Vec<ParsedFile> {
                 }
             },
             Err(err) => {
-                diags.push(Diagnostic::error(format!("cannot read `{display}`: {err}")));
+                let mut d = Diagnostic::error(format!("`{display}` {err}"));
+                if let Some(help) = err.help() {
+                    d = d.help(help);
+                }
+                diags.push(d);
                 continue;
             }
         };

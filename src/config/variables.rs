@@ -233,17 +233,22 @@ pub(super) fn resolve(config: &mut Config, opts: &LoadOptions, diags: &mut Diagn
         .filter(|n| n.to_string_lossy().ends_with(".auto.tfvars"))
         .collect();
     tfvars.sort();
-    let tfvars: Vec<(std::path::PathBuf, String)> = tfvars
+    // `*.auto.tfvars` files are files of the configuration; a `--var-file` is wherever the
+    // user says.
+    let tfvars: Vec<(VarFile, String)> = tfvars
         .into_iter()
-        .map(|n| (opts.dir.join(&n), super::display_path(&opts.dir, &n)))
+        .map(|n| {
+            let display = super::display_path(&opts.dir, &n);
+            (VarFile::InConfig(&opts.dir, n), display)
+        })
         .chain(
             opts.var_files
                 .iter()
-                .map(|p| (p.clone(), p.display().to_string())),
+                .map(|p| (VarFile::Named(p), p.display().to_string())),
         )
         .collect();
-    for (path, display) in tfvars {
-        read_tfvars(&path, &display, &is_declared, &mut supplied, diags);
+    for (file, display) in tfvars {
+        read_tfvars(file, &display, &is_declared, &mut supplied, diags);
     }
 
     for flag in &opts.vars {
@@ -399,19 +404,38 @@ fn raw_value(raw: &str, ty: &TypeConstraint) -> Result<hcl::Value, String> {
     }
 }
 
+/// A variables file.
+enum VarFile<'a> {
+    /// A `*.auto.tfvars` file of the configuration directory, read like any file of the
+    /// configuration (see `super::files`).
+    InConfig(&'a Path, std::path::PathBuf),
+    /// A `--var-file`, read where the user says.
+    Named(&'a Path),
+}
+
 fn read_tfvars(
-    path: &Path,
+    file: VarFile,
     display: &str,
     is_declared: &dyn Fn(&str) -> bool,
     supplied: &mut HashMap<String, Supplied>,
     diags: &mut Diagnostics,
 ) {
-    let text = match std::fs::read_to_string(path) {
+    use super::files::{FileError, read_inside};
+    let read = match file {
+        VarFile::InConfig(dir, name) => read_inside(dir, &name).and_then(|bytes| {
+            String::from_utf8(bytes)
+                .map_err(|e| FileError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+        }),
+        VarFile::Named(path) => std::fs::read_to_string(path).map_err(FileError::Io),
+    };
+    let text = match read {
         Ok(t) => t,
         Err(err) => {
-            diags.push(Diagnostic::error(format!(
-                "cannot read the variables file `{display}`: {err}"
-            )));
+            let mut d = Diagnostic::error(format!("the variables file `{display}` {err}"));
+            if let Some(help) = err.help() {
+                d = d.help(help);
+            }
+            diags.push(d);
             return;
         }
     };

@@ -5,7 +5,7 @@ use crate::config::body::{BodyReader, Spanned};
 use crate::config::eval::Evaluator;
 use crate::diagnostics::{Diagnostic, Diagnostics, Location, SourceFile};
 use hcl_edit::Span;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The decorators of Mage's block kinds (blocks, conditions and callbacks).
 const MAGE_DECORATORS: &[&str] = &[
@@ -70,7 +70,7 @@ pub fn read_code(
             let source: Spanned<String> = r.string(ev, "source", diags)?;
             let path = dir.join(&source.value);
             let display = crate::config::display_path(dir, &PathBuf::from(&source.value));
-            match std::fs::read(&path) {
+            match crate::config::files::read_inside(dir, Path::new(&source.value)) {
                 Ok(bytes) => match String::from_utf8(bytes) {
                     Ok(text) => Some(Code {
                         origin: CodeOrigin::File(display),
@@ -87,16 +87,11 @@ pub fn read_code(
                 },
                 Err(err) => {
                     let abs = std::path::absolute(&path).unwrap_or(path.clone());
-                    let why = if err.kind() == std::io::ErrorKind::NotFound {
-                        "does not exist".to_string()
-                    } else {
-                        format!("cannot be read: {err}")
-                    };
                     diags.push(
-                        Diagnostic::error(format!("code file `{}` {why}", abs.display()))
+                        Diagnostic::error(format!("code file `{}` {err}", abs.display()))
                             .at(&source.loc)
                             .label("resolved relative to the configuration directory")
-                            .help("`source` is a path relative to the configuration directory (the one given with -C)"),
+                            .help(err.help().unwrap_or("`source` is a path relative to the configuration directory (the one given with -C)")),
                     );
                     None
                 }

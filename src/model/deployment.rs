@@ -5,11 +5,11 @@ use super::{
     Backend, Database, Deployment, ResourceProfile, Scheduler, Settings, Storage, Target,
     Webserver, missing_everywhere,
 };
-use crate::config::body::{BodyReader, block_header};
+use crate::config::body::{BodyReader, Spanned, block_header};
 use crate::config::{Config, labels};
 use crate::diagnostics::{Diagnostic, Diagnostics, Location};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub(super) fn settings(config: &Config, diags: &mut Diagnostics) -> Option<Settings> {
     let mut blocks = config.blocks("weir");
@@ -167,7 +167,14 @@ pub(super) fn deployment(config: &Config, diags: &mut Diagnostics) -> Option<Dep
     );
     let target = match r.string(ev, "target", diags) {
         Some(t) => match t.value.as_str() {
-            "gcp" => Some(Target::Gcp),
+            "gcp" => {
+                diags.push(
+                    Diagnostic::warning("this build of weir can validate a `gcp` deployment, but cannot plan or apply it yet")
+                        .at(&t.loc)
+                        .help("`weir plan` refuses it until the Google provider (Cloud Run, Compute Engine, Cloud SQL, the GCS bundle) ships; use `target = \"local\"` to write a Mage project directory"),
+                );
+                Some(Target::Gcp)
+            }
             "local" => Some(Target::Local),
             other => {
                 let mut d = Diagnostic::error(format!("unknown target `{other}`")).at(&t.loc);
@@ -197,14 +204,8 @@ pub(super) fn deployment(config: &Config, diags: &mut Diagnostics) -> Option<Dep
     if local && project_dir.is_none() && !r.has("project_dir") {
         r.missing("project_dir", "a local deployment writes a Mage project: add `project_dir = \"mage_project\"` (relative to the configuration directory)", diags);
     }
-    if let Some(dir) = &project_dir
-        && (dir.value.trim().is_empty() || dir.value.trim() == ".")
-    {
-        diags.push(
-            Diagnostic::error("`project_dir` must name a directory of its own")
-                .at(&dir.loc)
-                .help("the configuration directory itself cannot be the Mage project; use e.g. \"mage_project\""),
-        );
+    if let Some(dir) = &project_dir {
+        check_project_dir(&config.dir, dir, diags);
     }
     let project = r.string(ev, "project", diags);
     if let Some(p) = &project {
@@ -607,6 +608,37 @@ fn cloud_run_cpu(cpu: f64) -> Result<u32, String> {
         Err(format!(
             "Cloud Run does not offer {cpu} CPU; use 1, 2, 4, 6 or 8"
         ))
+    }
+}
+
+/// The Mage project is a directory of its own inside the configuration directory: weir writes
+/// and deletes files there, so it must not be the configuration directory (or a parent of it,
+/// or anywhere outside it), and must not be reached through a symbolic link.
+fn check_project_dir(config_dir: &Path, dir: &Spanned<String>, diags: &mut Diagnostics) {
+    use crate::config::files::{FileError, relative_inside, walk};
+    let help =
+        "use a directory of its own inside the configuration directory, e.g. \"mage_project\"";
+    let problem = match relative_inside(config_dir, Path::new(dir.value.trim())) {
+        Ok(rel) if rel.as_os_str().is_empty() => {
+            Some("is the configuration directory itself".to_string())
+        }
+        Ok(rel) => match walk(config_dir, &rel) {
+            Ok(Some(meta)) if !meta.is_dir() => Some("exists and is not a directory".to_string()),
+            Ok(_) => None,
+            Err(err @ FileError::Link(_)) => Some(err.to_string()),
+            // Unreadable: the provider reports it with the OS's reason.
+            Err(_) => None,
+        },
+        Err(err) => Some(err.to_string()),
+    };
+    if let Some(problem) = problem {
+        diags.push(
+            Diagnostic::error(format!(
+                "`project_dir` must name a directory of its own: the path {problem}"
+            ))
+            .at(&dir.loc)
+            .help(help),
+        );
     }
 }
 

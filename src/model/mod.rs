@@ -176,15 +176,41 @@ fn build(config: &Config, opts: &LoadOptions, diags: &mut Diagnostics) -> Option
     let notifications = notification::notifications(config, &pipelines, diags);
     let outputs = output::outputs(config, deployment.as_ref(), diags);
 
-    // A profile no block uses is a warning.
+    // A profile no block uses is a warning; so is one that blocks use on the local target, where
+    // it has no effect. The second is a remark on the whole deployment, not a mistake of its
+    // own: it is given once the configuration is otherwise valid, not on top of its errors.
+    let local = deployment
+        .as_ref()
+        .is_some_and(|d| d.target == Target::Local);
+    let no_errors = !diags.has_errors();
     for (profile, loc) in &profiles {
-        let used = pipelines.iter().any(|p| {
-            p.profile.as_deref() == Some(profile.name.as_str())
-                || p.blocks
+        let users: Vec<String> = pipelines
+            .iter()
+            .flat_map(|p| {
+                let pipeline = (p.profile.as_deref() == Some(profile.name.as_str()))
+                    .then(|| format!("pipeline `{}`", p.name));
+                let blocks = p
+                    .blocks
                     .iter()
-                    .any(|b| b.profile.as_deref() == Some(profile.name.as_str()))
-        });
-        if !used {
+                    .filter(|b| b.profile.as_deref() == Some(profile.name.as_str()))
+                    .map(|b| format!("block `{}.{}`", p.name, b.uuid));
+                pipeline.into_iter().chain(blocks)
+            })
+            .collect();
+        if local && no_errors && !users.is_empty() {
+            diags.push(
+                Diagnostic::warning(format!(
+                    "resource profile `{}` has no effect on the local target",
+                    profile.name
+                ))
+                .at(loc)
+                .help(format!(
+                    "Mage runs every block of a local project in its own processes; the `profile` of {} is ignored. It applies once the deployment has `target = \"gcp\"`",
+                    users.join(", ")
+                )),
+            );
+        }
+        if users.is_empty() {
             diags.push(
                 Diagnostic::warning(format!(
                     "resource profile `{}` is not used by any block",
@@ -243,7 +269,11 @@ fn input_hash(config: &Config, opts: &LoadOptions) -> String {
         h.update([0]);
     }
     for p in &opts.var_files {
-        if let Ok(bytes) = std::fs::read(p) {
+        // A FIFO (`--var-file <(...)`) was read once already; opening it again would wait for
+        // another writer.
+        if std::fs::metadata(p).is_ok_and(|m| m.is_file())
+            && let Ok(bytes) = std::fs::read(p)
+        {
             h.update(&bytes);
         }
     }

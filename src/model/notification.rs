@@ -91,7 +91,9 @@ pub struct Notification {
     pub messages: BTreeMap<Event, Message>,
 }
 
-/// Mage's own template variables and those weir's runtime hook adds.
+/// The template variables Mage 0.9.80 fills (`NotificationSender.__interpolate_vars`, which
+/// calls `str.format` with exactly these names): any other name raises `KeyError` inside Mage
+/// when the alert is sent, and the alert is lost.
 pub const PLACEHOLDERS: &[&str] = &[
     "error",
     "execution_time",
@@ -101,6 +103,11 @@ pub const PLACEHOLDERS: &[&str] = &[
     "pipeline_schedule_description",
     "pipeline_uuid",
     "stacktrace",
+];
+
+/// Names that a runtime hook deployed with the project could fill, but that nothing fills yet:
+/// refused with a message saying so, rather than as unknown names.
+const NOT_YET_PROVIDED: &[&str] = &[
     "pipeline_name",
     "run_id",
     "started_at",
@@ -160,6 +167,15 @@ pub fn check_template(template: &str) -> Result<(), (usize, usize, String)> {
                 let end = bytes[close].0 + 1;
                 if base.is_empty() {
                     return Err((pos, end, "an empty placeholder `{}`".into()));
+                }
+                if NOT_YET_PROVIDED.contains(&base) {
+                    return Err((
+                        pos,
+                        end,
+                        format!(
+                            "placeholder `{{{base}}}` is not filled by Mage 0.9.80, which would fail with `KeyError` when sending the alert"
+                        ),
+                    ));
                 }
                 if !PLACEHOLDERS.contains(&base) {
                     let hint = suggest(base, PLACEHOLDERS.iter().copied())
@@ -458,7 +474,67 @@ pub(super) fn notifications(
             ));
         }
     }
+    check_mergeable(&out, pipelines, diags);
     out.into_iter().map(|(n, _)| n).collect()
+}
+
+/// Mage keeps one notification config per pipeline: one setting per channel, and one message
+/// per event. weir merges the notifications that apply to a pipeline into it, which is lossless
+/// only when they agree: two different webhooks (or addresses) on one channel, or two different
+/// messages for one event, would leave one of them lost without a word.
+fn check_mergeable(
+    notifications: &[(Notification, Location)],
+    pipelines: &[Pipeline],
+    diags: &mut Diagnostics,
+) {
+    let applies = |n: &Notification, pipeline: &str| {
+        n.pipelines
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|p| p == pipeline))
+    };
+    // What the two would disagree on in Mage's config, if anything.
+    let conflict = |a: &Notification, b: &Notification| -> Option<(String, String)> {
+        if a.channel == b.channel && a.settings != b.settings {
+            let channel = a.channel.as_str();
+            return Some((
+                format!("send {channel} alerts with different settings"),
+                format!(
+                    "Mage keeps one {channel} setting per pipeline, so one of the two would be lost"
+                ),
+            ));
+        }
+        let event = a
+            .messages
+            .iter()
+            .find(|(event, message)| b.messages.get(event).is_some_and(|m| m != *message))?
+            .0;
+        Some((
+            format!("set different `message \"{}\"`", event.as_str()),
+            "Mage keeps one message per event per pipeline, for every channel, so one of the two would be lost".to_string(),
+        ))
+    };
+    for (i, (second, loc)) in notifications.iter().enumerate() {
+        let clash = notifications[..i].iter().find_map(|(first, first_loc)| {
+            let (what, why) = conflict(first, second)?;
+            let pipeline = pipelines
+                .iter()
+                .find(|p| applies(first, &p.name) && applies(second, &p.name))?;
+            Some((first, first_loc, pipeline, what, why))
+        });
+        if let Some((first, first_loc, pipeline, what, why)) = clash {
+            diags.push(
+                Diagnostic::error(format!(
+                    "notifications `{}` and `{}` both apply to pipeline `{}` and {what}",
+                    first.name, second.name, pipeline.name
+                ))
+                .at(loc)
+                .help(format!(
+                    "{why}; merge them into one notification, or give them `pipelines` lists that do not overlap (`{}` is at {first_loc})",
+                    first.name
+                )),
+            );
+        }
+    }
 }
 
 #[cfg(test)]
@@ -467,7 +543,9 @@ mod tests {
 
     #[test]
     fn templates() {
-        assert!(check_template("{pipeline_uuid} failed after {duration}").is_ok());
+        assert!(check_template("{pipeline_uuid} failed at {execution_time}").is_ok());
+        let (_, _, why) = check_template("{pipeline_uuid} failed after {duration}").unwrap_err();
+        assert!(why.contains("not filled by Mage"), "{why}");
         assert!(check_template("literal {{json}}").is_ok());
         assert!(check_template("{error!r:>10}").is_ok());
         let (_, _, why) = check_template("{pipeline_uiid}").unwrap_err();

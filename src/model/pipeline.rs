@@ -168,6 +168,7 @@ pub(super) fn pipelines(
 ) -> Vec<Pipeline> {
     let ev = &config.evaluator;
     let mut out: Vec<(Pipeline, Location)> = Vec::new();
+    let mut code_files = CodeFiles::default();
     for top in config.blocks("pipeline") {
         let Some(l) = labels(top.file, top.block, &["name"], diags) else {
             continue;
@@ -420,6 +421,22 @@ pub(super) fn pipelines(
                 })
             })
             .collect();
+        let located = |uuid: &str| {
+            names
+                .iter()
+                .find(|(n, _)| n == uuid)
+                .map(|(_, loc)| loc.clone())
+        };
+        for b in &blocks {
+            let path = code_file(b.kind.folder(), &b.uuid, b.language);
+            code_files.claim(path, &name, &b.uuid, &b.code, located(&b.uuid), diags);
+        }
+        for (folder, list) in [("conditionals", &conditions), ("callbacks", &callbacks)] {
+            for (a, loc, _) in list {
+                let path = code_file(folder, &a.uuid, a.language);
+                code_files.claim(path, &name, &a.uuid, &a.code, Some(loc.clone()), diags);
+            }
+        }
         let variables_sensitive = variables.as_ref().is_some_and(|v| v.sensitive);
         let pipeline = Pipeline {
             name: name.clone(),
@@ -437,6 +454,53 @@ pub(super) fn pipelines(
         out.push((pipeline, label_loc));
     }
     out.into_iter().map(|(p, _)| p).collect()
+}
+
+/// The file Mage keeps a block's code in, relative to the project: by folder and uuid, shared
+/// by every pipeline of the project.
+fn code_file(folder: &str, uuid: &str, language: Language) -> String {
+    format!("{folder}/{uuid}.{}", language.extension())
+}
+
+/// The code files of the pipelines read so far, to find two blocks that Mage would keep in one
+/// file with different code (the same code may be shared).
+#[derive(Default)]
+struct CodeFiles(std::collections::HashMap<String, (String, String, Option<Location>)>);
+
+impl CodeFiles {
+    fn claim(
+        &mut self,
+        path: String,
+        pipeline: &str,
+        uuid: &str,
+        code: &str,
+        loc: Option<Location>,
+        diags: &mut Diagnostics,
+    ) {
+        let owner = format!("{pipeline}.{uuid}");
+        match self.0.get(&path) {
+            None => {
+                self.0.insert(path, (owner, code.to_string(), loc));
+            }
+            Some((_, first_code, _)) if first_code == code => {}
+            Some((first, _, first_loc)) => {
+                let at = first_loc
+                    .as_ref()
+                    .map(|l| format!(" (`{first}` is at {l})"))
+                    .unwrap_or_default();
+                diags.push(
+                    Diagnostic::error(format!(
+                        "blocks `{first}` and `{owner}` would both be written to `{path}` with different code"
+                    ))
+                    .at_opt(loc.as_ref())
+                    .label("another block of this name has other code")
+                    .help(format!(
+                        "Mage keeps block code by type and name, shared by every pipeline of the project: rename one of the blocks, or give both the same code{at}"
+                    )),
+                );
+            }
+        }
+    }
 }
 
 fn read_block(

@@ -146,11 +146,12 @@ pub(super) fn schedules(
         match (&cron, kind) {
             (Some(c), ScheduleType::Time) => {
                 if let Err(msg) = check_cron(&c.value) {
-                    diags.push(
-                        Diagnostic::error(msg)
-                            .at(&c.loc)
-                            .help("one bad cron expression stops Mage from syncing the triggers of every pipeline; cron runs in UTC"),
-                    );
+                    let help = if msg.contains("never fires") {
+                        "Mage would keep the trigger and never start a run: pick days that exist in the months chosen"
+                    } else {
+                        "one bad cron expression stops Mage from syncing the triggers of every pipeline; cron runs in UTC"
+                    };
+                    diags.push(Diagnostic::error(msg).at(&c.loc).help(help));
                 }
             }
             (None, ScheduleType::Time) if !r.has("cron") => r.missing(

@@ -171,30 +171,82 @@ pub fn check_cron(expr: &str) -> Result<(), String> {
             &["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"],
         ),
     ];
+    let mut values = [0u64; 5];
     for (i, (field, (name, min, max, words))) in fields.iter().zip(NAMES).enumerate() {
-        check_cron_field(field, min, max, words).map_err(|why| {
+        values[i] = cron_field_values(field, min, max, words).map_err(|why| {
             format!(
                 "field {} ({name}) `{field}` is invalid: {why}; allowed: {min}-{max}, `*`, lists `a,b`, ranges `a-b` and steps `*/n`",
                 i + 1
             )
         })?;
     }
-    Ok(())
+    check_cron_fires(fields[4], values[2], values[3])
 }
 
-fn check_cron_field(field: &str, min: u32, max: u32, words: &[&str]) -> Result<(), String> {
+/// A cron expression whose days of the month exist in none of its months (`0 0 31 2 *`) is
+/// valid for Mage and never starts a run. Mage's croniter, like cron, runs on the days of the
+/// month *or* the days of the week when both are restricted, so only a `*` day of the week
+/// leaves the days of the month alone to decide.
+fn check_cron_fires(day_of_week: &str, days: u64, months: u64) -> Result<(), String> {
+    const MONTHS: [(&str, u32); 12] = [
+        ("January", 31),
+        ("February", 29),
+        ("March", 31),
+        ("April", 30),
+        ("May", 31),
+        ("June", 30),
+        ("July", 31),
+        ("August", 31),
+        ("September", 30),
+        ("October", 31),
+        ("November", 30),
+        ("December", 31),
+    ];
+    if day_of_week != "*" {
+        return Ok(());
+    }
+    let chosen: Vec<(&str, u32)> = (1..=12)
+        .filter(|m| months & (1 << m) != 0)
+        .map(|m| MONTHS[m as usize - 1])
+        .collect();
+    let fires = chosen
+        .iter()
+        .any(|(_, length)| (1..=*length).any(|d| days & (1 << d) != 0));
+    if fires {
+        return Ok(());
+    }
+    let first_day = (1..=31).find(|d| days & (1 << d) != 0).unwrap_or(31);
+    let names: Vec<&str> = chosen.iter().map(|(name, _)| *name).collect();
+    Err(format!(
+        "this cron never fires: {} {} no day {first_day}",
+        names.join(", "),
+        if names.len() == 1 { "has" } else { "have" }
+    ))
+}
+
+/// The values a cron field selects, as bits of a mask (bit `n` for value `n`); an error says
+/// what is wrong with the field.
+fn cron_field_values(field: &str, min: u32, max: u32, words: &[&str]) -> Result<u64, String> {
+    let mut selected = 0u64;
     for part in field.split(',') {
         let (range, step) = match part.split_once('/') {
             Some((r, s)) => (r, Some(s)),
             None => (part, None),
         };
-        if let Some(step) = step {
-            match step.parse::<u32>() {
-                Ok(n) if n >= 1 => {}
+        let step = match step {
+            Some(step) => match step.parse::<u32>() {
+                Ok(n) if n >= 1 => n,
                 _ => return Err(format!("step `{step}` must be a positive number")),
+            },
+            None => 1,
+        };
+        let mut select = |from: u32, to: u32| {
+            for v in (from..=to).step_by(step as usize) {
+                selected |= 1 << v;
             }
-        }
+        };
         if range == "*" {
+            select(min, max);
             continue;
         }
         let value = |v: &str| -> Result<u32, String> {
@@ -213,16 +265,19 @@ fn check_cron_field(field: &str, min: u32, max: u32, words: &[&str]) -> Result<(
                 if a > b {
                     return Err(format!("range {a}-{b} goes backwards"));
                 }
+                select(a, b);
             }
             None => {
                 if range.is_empty() {
                     return Err("empty value".into());
                 }
-                value(range)?;
+                // `5/15` is cron for `5-max/15`.
+                let a = value(range)?;
+                select(a, if step > 1 { max } else { a });
             }
         }
     }
-    Ok(())
+    Ok(selected)
 }
 
 /// The next `n` run times of a cron expression after `from` (UTC), for the plan.
@@ -473,6 +528,27 @@ mod tests {
         assert!(err.contains("field 2 (hour)"), "{err}");
         assert!(check_cron("0 3 * *").unwrap_err().contains("5 fields"));
         assert!(check_cron("@yearly").is_err());
+        // Valid fields whose days never occur in their months.
+        assert!(
+            check_cron("0 0 31 2 *")
+                .unwrap_err()
+                .contains("never fires")
+        );
+        assert!(
+            check_cron("0 0 30 FEB *")
+                .unwrap_err()
+                .contains("February has no day 30")
+        );
+        let err = check_cron("0 0 31 4,6,9,11 *").unwrap_err();
+        assert!(
+            err.contains("April, June, September, November have no day 31"),
+            "{err}"
+        );
+        assert!(check_cron("0 0 29 2 *").is_ok(), "fires in leap years");
+        assert!(check_cron("0 0 31 1-2 *").is_ok());
+        assert!(check_cron("0 0 30,31 */2 *").is_ok());
+        // Restricted days of the week fire on their own (cron's "or").
+        assert!(check_cron("0 0 31 2 MON").is_ok());
     }
 
     #[test]

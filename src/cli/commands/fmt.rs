@@ -13,7 +13,7 @@ pub fn run(dir: &Path, check: bool, diff: bool, color: bool) -> Result<ExitCode,
         })?
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "hcl") && p.is_file())
+        .filter(|p| p.extension().is_some_and(|e| e == "hcl"))
         .collect();
     entries.sort();
     let mut unformatted = Vec::new();
@@ -24,8 +24,12 @@ pub fn run(dir: &Path, check: bool, diff: bool, color: bool) -> Result<ExitCode,
             .map(|n| Path::new(n).to_path_buf())
             .unwrap_or_default();
         let display = crate::config::display_path(dir, &name);
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| format!("cannot read `{display}`: {e}"))?;
+        // As validate reads it: not through a link, not a FIFO.
+        let text = crate::config::files::read_inside(dir, &name)
+            .map_err(|e| format!("`{display}` {e}"))
+            .and_then(|bytes| {
+                String::from_utf8(bytes).map_err(|_| format!("`{display}` is not valid UTF-8 text"))
+            })?;
         let formatted = match crate::format::format_source(&text) {
             Ok(f) => f,
             Err(_) => {

@@ -3,6 +3,6 @@ notification "alerts" {
   webhook_url = var.slack_webhook
 
   message "failed" {
-    title = "{pipeline_name} failed"
+    title = "{pipeline_uuid} failed"
   }
 }

@@ -3,7 +3,7 @@ notification "alerts" {
   webhook_url = var.slack_webhook
 
   message "failure" {
-    title = "{pipeline_name} failed"
+    title = "{pipeline_uuid} failed at {execution_time}"
   }
 
   message "failure" {

@@ -1,0 +1,6 @@
+pipeline "etl" {
+  block "load" {
+    type   = "data_loader"
+    source = "/etc/passwd"
+  }
+}

@@ -1,0 +1,9 @@
+deployment "dev" {
+  target      = "local"
+  project_dir = "mage_project"
+  image       = "mageai/mageai:0.9.80"
+}
+
+locals {
+  sql = file("../secrets.txt")
+}

@@ -1,0 +1,4 @@
+schedule "nightly" {
+  pipeline = pipeline.etl
+  cron     = "0 0 31 2 *"
+}
