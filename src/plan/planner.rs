@@ -205,11 +205,26 @@ pub async fn plan(
     });
     let wanted = |address: &str| selected.as_ref().is_none_or(|s| s.contains(address));
     for r in &opts.replace {
-        if !by_address.contains_key(r.as_str()) {
+        if by_address.contains_key(r.as_str()) {
+            continue;
+        }
+        let mut parts: Vec<&str> = by_address
+            .values()
+            .filter(|i| i.lowered_from.contains(r))
+            .map(|i| i.address.as_str())
+            .collect();
+        if !parts.is_empty() {
+            parts.sort_by_key(|a| by_declaration(a));
+            errors.push(format!(
+                "--replace {r}: a configuration block, not a resource; --replace takes the resources it is made of: {}",
+                parts.join(", ")
+            ));
+        } else {
             errors.push(unknown_address(
                 "--replace",
                 r,
                 "no such resource in the configuration",
+                "--replace takes a resource address as the plan shows it (`mage_pipeline.orders`)",
                 by_address.keys().map(String::as_str),
             ));
         }
@@ -451,7 +466,8 @@ fn resolve_targets(
             errors.push(unknown_address(
                 "--target",
                 t,
-                "no such configuration block or resource in the configuration or the state",
+                "no such resource or configuration block",
+                "a target is a resource (`mage_pipeline.orders`) or a configuration block (`pipeline.orders`, `schedule.nightly`, `notification.ops`, `deployment.dev`)",
                 known,
             ));
         }
@@ -459,16 +475,17 @@ fn resolve_targets(
     Some(out)
 }
 
-/// `--target ADDR: no such …`, with the nearest of `known` when one is close.
+/// `--target ADDR: no such …`, with the nearest of `known` when one is close, else `hint`.
 fn unknown_address<'a>(
     flag: &str,
     address: &str,
     what: &str,
+    hint: &str,
     known: impl IntoIterator<Item = &'a str>,
 ) -> String {
     match crate::diagnostics::suggest(address, known) {
         Some(s) => format!("{flag} {address}: {what}; did you mean `{s}`?"),
-        None => format!("{flag} {address}: {what}"),
+        None => format!("{flag} {address}: {what}; {hint}"),
     }
 }
 

@@ -329,3 +329,20 @@ fn markdown_shows_drift_before_the_planned_changes() {
         .unwrap_or_else(|| panic!("no update:\n{md}"));
     assert!(drift < changes, "{md}");
 }
+
+#[test]
+fn replace_of_a_configuration_block_names_its_resources() {
+    let (_tmp, dir) = example();
+    let (code, _, err) = run(&dir, &["plan", "--replace", "pipeline.squares"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("--replace pipeline.squares: a configuration block, not a resource; --replace takes the resources it is made of: mage_block.squares.split_numbers, mage_block.squares.square, mage_block.squares.sum_squares, mage_block.squares.log_total, mage_pipeline.squares, mage_triggers.squares"),
+        "{err}"
+    );
+    let (code, _, err) = run(&dir, &["plan", "--replace", "mage_pipeline.squarez"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("did you mean `mage_pipeline.squares`?"),
+        "{err}"
+    );
+}
