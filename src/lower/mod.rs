@@ -60,12 +60,12 @@ impl Note {
                 cron,
                 start,
             } => {
-                let start = start
-                    .as_deref()
-                    .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
-                    .map(|s| s.with_timezone(&chrono::Utc))
-                    .filter(|s| *s > now);
-                let Some(start) = start else {
+                let future_start = start.as_deref().and_then(|text| {
+                    let at = chrono::DateTime::parse_from_rfc3339(text).ok()?;
+                    let at = at.with_timezone(&chrono::Utc);
+                    (at > now).then_some((text, at))
+                });
+                let Some((start_text, start)) = future_start else {
                     let runs = runs
                         .entry(cron.clone())
                         .or_insert_with(|| crate::model::values::next_runs(cron, now, 3));
@@ -77,7 +77,8 @@ impl Note {
                     });
                 };
                 // Mage runs nothing before `start`, and runs at `start` itself when the cron
-                // matches it: the runs after the last whole second before `start`.
+                // matches it: the runs after the last whole second before `start`. `start` is
+                // quoted as written, so that the output redactor recognises it if it is secret.
                 use chrono::Timelike;
                 let after = (start - chrono::Duration::nanoseconds(1))
                     .with_nanosecond(0)
@@ -87,8 +88,7 @@ impl Note {
                     .or_insert_with(|| crate::model::values::next_runs(cron, after, 3));
                 (!runs.is_empty()).then(|| {
                     format!(
-                        "schedule `{schedule}` (`{cron}`, UTC) starts {}; first runs: {}",
-                        start.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                        "schedule `{schedule}` (`{cron}`, UTC) starts {start_text}; first runs: {}",
                         runs.join(", ")
                     )
                 })
@@ -216,7 +216,7 @@ mod tests {
         ));
         assert!(
             runs("0 3 * * *", Some("2027-03-01T05:00:00+02:00")).ends_with(
-                "starts 2027-03-01T03:00:00Z; first runs: 2027-03-01 03:00 UTC, 2027-03-02 03:00 UTC, 2027-03-03 03:00 UTC"
+                "starts 2027-03-01T05:00:00+02:00; first runs: 2027-03-01 03:00 UTC, 2027-03-02 03:00 UTC, 2027-03-03 03:00 UTC"
             )
         );
     }

@@ -388,10 +388,8 @@ pub(crate) fn plan(prior: Option<&Value>, mut desired: TriggersAttrs) -> Planned
             if t.token.is_none() {
                 t.token = before.token.clone();
             }
-            if t.last_enabled_at.is_none() {
-                if t.status != "active" || before.status == "active" {
-                    t.last_enabled_at = before.last_enabled_at.clone();
-                }
+            if t.last_enabled_at.is_none() && (t.status != "active" || before.status == "active") {
+                t.last_enabled_at = before.last_enabled_at.clone();
             }
         }
         mark_unknown(t, index, &mut unknown);
