@@ -214,7 +214,9 @@ fn destroy_says_destroy_complete_and_why_each_resource_goes() {
     let (code, json, err) = run(&dir, &["plan", "--destroy", "--format", "json"]);
     assert_eq!(code, 0, "{err}");
     let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
-    for c in doc["resource_changes"].as_array().unwrap() {
+    let changes = doc["resource_changes"].as_array().unwrap();
+    assert_eq!(changes.len(), DECLARED.len(), "{json}");
+    for c in changes {
         assert_eq!(
             c["action_reason"], "delete_because_destroy_requested",
             "{c}"
