@@ -3,7 +3,8 @@
 use crate::lower::ResourceInstance;
 use petgraph::algo::toposort;
 use petgraph::graph::{DiGraph, NodeIndex};
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 
 /// Edges point from a dependency to its dependent.
 pub struct ResourceGraph {
@@ -51,11 +52,39 @@ impl ResourceGraph {
         )
     }
 
-    /// Addresses in an order where every dependency comes before its dependents.
+    /// Addresses in an order where every dependency comes before its dependents and, within
+    /// that, in the order the nodes were given (declaration order, so plans read like the
+    /// configuration). Kahn's algorithm, always taking the earliest ready node.
     pub fn order(&self) -> Vec<String> {
-        toposort(&self.graph, None)
-            .map(|nodes| nodes.into_iter().map(|n| self.graph[n].clone()).collect())
-            .unwrap_or_default()
+        let mut waiting: Vec<usize> = self
+            .graph
+            .node_indices()
+            .map(|n| {
+                self.graph
+                    .neighbors_directed(n, petgraph::Direction::Incoming)
+                    .count()
+            })
+            .collect();
+        let mut ready: BinaryHeap<Reverse<NodeIndex>> = self
+            .graph
+            .node_indices()
+            .filter(|n| waiting[n.index()] == 0)
+            .map(Reverse)
+            .collect();
+        let mut out = Vec::with_capacity(self.graph.node_count());
+        while let Some(Reverse(n)) = ready.pop() {
+            out.push(self.graph[n].clone());
+            for next in self
+                .graph
+                .neighbors_directed(n, petgraph::Direction::Outgoing)
+            {
+                waiting[next.index()] -= 1;
+                if waiting[next.index()] == 0 {
+                    ready.push(Reverse(next));
+                }
+            }
+        }
+        out
     }
 
     /// Every address `address` depends on, directly or not.
@@ -130,5 +159,36 @@ mod tests {
             ])
             .is_err()
         );
+    }
+
+    #[test]
+    fn order_keeps_declaration_order_where_dependencies_allow() {
+        let on_project = vec!["project".to_string()];
+        let pipeline_a = vec!["project".to_string(), "block_a".to_string()];
+        let on_pipeline_a = vec!["pipeline_a".to_string()];
+        let g = ResourceGraph::build([
+            ("project", &[][..]),
+            ("block_a", on_project.as_slice()),
+            ("pipeline_a", pipeline_a.as_slice()),
+            ("triggers_a", on_pipeline_a.as_slice()),
+            ("block_b", on_project.as_slice()),
+            ("independent", &[][..]),
+        ])
+        .unwrap();
+        assert_eq!(
+            g.order(),
+            [
+                "project",
+                "block_a",
+                "pipeline_a",
+                "triggers_a",
+                "block_b",
+                "independent"
+            ]
+        );
+        // A dependent given before its dependency still comes after it.
+        let on_late = vec!["late".to_string()];
+        let g = ResourceGraph::build([("early", on_late.as_slice()), ("late", &[][..])]).unwrap();
+        assert_eq!(g.order(), ["late", "early"]);
     }
 }

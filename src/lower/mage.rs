@@ -23,7 +23,9 @@ pub(super) fn lower_local(model: &Configuration) -> Result<Vec<ResourceInstance>
     let mut diags = Diagnostics::new();
 
     let project_address = format!("mage_project.{}", d.name);
-    out.push(ResourceInstance::new(
+    // The image and its Mage version are attributes of the project, so that an upgrade (or a
+    // downgrade) is a change a reviewer sees, with what weir knows about the version.
+    let mut project = ResourceInstance::new(
         "mage_project",
         &d.name,
         PROVIDER,
@@ -32,8 +34,17 @@ pub(super) fn lower_local(model: &Configuration) -> Result<Vec<ResourceInstance>
             "project_uuid": project_uuid(&d.name),
             "remote_variables_dir": d.storage.as_ref().map(|s| format!("gs://{}/variables", s.bucket)),
             "logging": d.storage.as_ref().map(|s| json!({"bucket": s.bucket, "prefix": "logs"})),
+            "image": d.image,
+            "mage_version": d.mage_version,
         }),
-    ));
+    )
+    .lowered_from(&format!("deployment.{}", d.name));
+    project.notes.extend(
+        crate::model::image_risks(&d.image, &d.mage_version)
+            .into_iter()
+            .map(super::Note::Text),
+    );
+    out.push(project);
 
     // Mage keeps block code by type and uuid, shared by every pipeline: two blocks that would
     // land in the same file must be the same code.
@@ -46,7 +57,11 @@ pub(super) fn lower_local(model: &Configuration) -> Result<Vec<ResourceInstance>
             PROVIDER,
             pipeline_attributes(model, p, &project_dir),
         )
-        .depends_on(&project_address);
+        .depends_on(&project_address)
+        .lowered_from(&format!("pipeline.{}", p.name));
+        for n in notifications_for(model, p) {
+            pipeline = pipeline.lowered_from(&format!("notification.{}", n.name));
+        }
         if p.variables_sensitive {
             pipeline = pipeline.sensitive(&["variables"]);
         }
@@ -99,7 +114,8 @@ pub(super) fn lower_local(model: &Configuration) -> Result<Vec<ResourceInstance>
                 PROVIDER,
                 json!({"project_dir": project_dir, "path": path, "code": code}),
             )
-            .depends_on(&project_address);
+            .depends_on(&project_address)
+            .lowered_from(&format!("pipeline.{}", p.name));
             pipeline = pipeline.depends_on(&block.address);
             out.push(block);
         }
@@ -119,12 +135,15 @@ pub(super) fn lower_local(model: &Configuration) -> Result<Vec<ResourceInstance>
                 "retired": [],
             }),
         )
-        .depends_on(&pipeline_address);
+        .depends_on(&pipeline_address)
+        .lowered_from(&format!("pipeline.{}", p.name));
         for s in &schedules {
+            triggers = triggers.lowered_from(&format!("schedule.{}", s.name));
             if let Some(cron) = &s.cron {
                 triggers.notes.push(super::Note::NextRuns {
                     schedule: s.name.clone(),
                     cron: cron.clone(),
+                    start: s.start.clone(),
                 });
             }
         }

@@ -254,12 +254,25 @@ pub(super) fn deployment(config: &Config, diags: &mut Diagnostics) -> Option<Dep
             _ => {}
         }
     }
-    let mage_version = match r.string(ev, "mage_version", diags) {
+    let mage_version_attr = r.string(ev, "mage_version", diags);
+    let mage_version_loc = mage_version_attr
+        .as_ref()
+        .map(|v| v.loc.clone())
+        .or_else(|| image.as_ref().map(|i| i.loc.clone()));
+    let mage_version = match mage_version_attr {
         Some(v) => Some(v.value),
         None => tag
             .filter(|t| t.chars().next().is_some_and(|c| c.is_ascii_digit()))
             .map(|t| t.to_string()),
     };
+    if let (Some(version), Some(loc)) = (&mage_version, &mage_version_loc)
+        && let Some(why) = untested_mage_version(version)
+    {
+        diags.push(Diagnostic::warning(why).at(loc).help(format!(
+            "use the image \"mageai/mageai:{}\", or run your pipelines on Mage {version} before deploying",
+            TESTED_MAGE_VERSIONS[TESTED_MAGE_VERSIONS.len() - 1]
+        )));
+    }
     if mage_version.is_none() && image.is_some() && !r.has("mage_version") {
         diags.push(
             Diagnostic::error("the Mage version is unknown: the image tag is not a version and `mage_version` is not set")
@@ -565,6 +578,34 @@ pub(super) fn deployment(config: &Config, diags: &mut Diagnostics) -> Option<Dep
         storage,
         prevent_destroy,
     })
+}
+
+/// The mage-ai versions weir is tested with: its tests run the real Mage of each on what weir
+/// wrote. Oldest first.
+pub const TESTED_MAGE_VERSIONS: &[&str] = &["0.9.80"];
+
+/// Why running Mage `version` is a risk, when it is not a version weir is tested with.
+pub fn untested_mage_version(version: &str) -> Option<String> {
+    (!TESTED_MAGE_VERSIONS.contains(&version)).then(|| {
+        format!(
+            "Mage {version} is not a version weir is tested with (tested with mage-ai {}): the files weir writes may not mean the same to it",
+            TESTED_MAGE_VERSIONS.join(", ")
+        )
+    })
+}
+
+/// What a plan should say about running Mage `version` from `image`: an image not pinned to
+/// a version (a tag that is `latest` or missing, and no digest), a version weir is not tested
+/// with.
+pub fn image_risks(image: &str, version: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if !image.contains('@') && matches!(image_tag(image).as_deref(), None | Some("latest")) {
+        out.push(format!(
+            "image `{image}` is not pinned to a version: the Mage that runs may not be {version}, and deploys are not reproducible"
+        ));
+    }
+    out.extend(untested_mage_version(version));
+    out
 }
 
 /// The tag of an image reference (`mageai/mageai:0.9.80` → `0.9.80`), ignoring a registry port.

@@ -17,6 +17,7 @@ use serde_json::Value as Json;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+pub use deployment::image_risks;
 pub use notification::{Channel, Event, Message, Notification};
 pub use pipeline::{
     AddOn, Block, BlockType, Concurrency, Language, OnLimit, Pipeline, RetryPolicy,

@@ -15,6 +15,9 @@ pub enum Reason {
     ReplaceByRequest,
     /// The resource is no longer in the configuration.
     DeleteBecauseNoResourceConfig,
+    /// `weir destroy` or `weir plan --destroy`: everything goes, declared or not. (Terraform
+    /// gives no reason then; policy tools treat a reason they do not know as none.)
+    DeleteBecauseDestroyRequested,
     /// The object was deleted outside weir; it is created again.
     CreateBecauseDeletedOutside,
 }
@@ -27,6 +30,7 @@ impl Reason {
             }
             Reason::ReplaceByRequest => "replacement was requested with --replace",
             Reason::DeleteBecauseNoResourceConfig => "it is no longer in the configuration",
+            Reason::DeleteBecauseDestroyRequested => "destroy was requested",
             Reason::CreateBecauseDeletedOutside => "it was deleted outside weir",
         }
     }

@@ -168,6 +168,18 @@ pub async fn plan(
     };
 
     let mut errors = Vec::new();
+    // Where each address is declared: the order plans list what the graph does not order
+    // (deletes, drift).
+    let declared: HashMap<String, usize> = input
+        .desired
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.address.clone(), i))
+        .collect();
+    let by_declaration = |a: &str| declared.get(a).copied().unwrap_or(usize::MAX);
+    // Targets name configuration blocks as well as resources: resolved against the whole
+    // configuration, also when everything is to be destroyed.
+    let targets = resolve_targets(&opts.targets, &input.desired, prior, &mut errors);
     let desired: Vec<ResourceInstance> = if opts.destroy {
         Vec::new()
     } else {
@@ -182,28 +194,38 @@ pub async fn plan(
         .collect();
     let in_config: HashSet<String> = by_address.keys().cloned().collect();
 
-    // Which addresses this plan may touch.
-    let selected: Option<HashSet<String>> = if opts.targets.is_empty() {
-        None
-    } else {
+    // Which addresses this plan may touch: the targets and what they depend on.
+    let selected: Option<HashSet<String>> = targets.map(|targets| {
         let mut set = HashSet::new();
-        for t in &opts.targets {
-            if !by_address.contains_key(t.as_str()) && !prior.resources.contains_key(t) {
-                errors.push(format!(
-                    "--target {t}: no such resource in the configuration or the state"
-                ));
-                continue;
-            }
-            set.insert(t.clone());
-            set.extend(graph.ancestors(t));
+        for t in targets {
+            set.extend(graph.ancestors(&t));
+            set.insert(t);
         }
-        Some(set)
-    };
+        set
+    });
     let wanted = |address: &str| selected.as_ref().is_none_or(|s| s.contains(address));
     for r in &opts.replace {
-        if !by_address.contains_key(r.as_str()) {
+        if by_address.contains_key(r.as_str()) {
+            continue;
+        }
+        let mut parts: Vec<&str> = by_address
+            .values()
+            .filter(|i| i.lowered_from.contains(r))
+            .map(|i| i.address.as_str())
+            .collect();
+        if !parts.is_empty() {
+            parts.sort_by_key(|a| by_declaration(a));
             errors.push(format!(
-                "--replace {r}: no such resource in the configuration"
+                "--replace {r}: a configuration block, not a resource; --replace takes the resources it is made of: {}",
+                parts.join(", ")
+            ));
+        } else {
+            errors.push(unknown_address(
+                "--replace",
+                r,
+                "no such resource in the configuration",
+                "--replace takes a resource address as the plan shows it (`mage_pipeline.orders`)",
+                by_address.keys().map(String::as_str),
             ));
         }
     }
@@ -226,6 +248,8 @@ pub async fn plan(
                 });
             }
         }
+        // State lists addresses alphabetically; a stable sort keeps that among the undeclared.
+        drift.sort_by_key(|d| by_declaration(&d.address));
     }
 
     // Each live value moves into the change that shows it.
@@ -333,11 +357,15 @@ pub async fn plan(
         });
     }
 
-    // Resources in state that the configuration no longer has.
-    for (address, r) in &prior.resources {
-        if in_config.contains(address.as_str()) || !wanted(address) {
-            continue;
-        }
+    // Resources in state that the configuration no longer has (or all of them, to destroy),
+    // those still declared in declaration order.
+    let mut gone: Vec<(&String, &crate::state::ResourceState)> = prior
+        .resources
+        .iter()
+        .filter(|(address, _)| !in_config.contains(address.as_str()) && wanted(address))
+        .collect();
+    gone.sort_by_key(|(address, _)| by_declaration(address));
+    for (address, r) in gone {
         if r.private.get("prevent_destroy") == Some(&Value::Bool(true)) {
             errors.push(format!(
                 "{address} would be destroyed, but its lifecycle has prevent_destroy = true; set it to false and apply before removing it"
@@ -362,7 +390,11 @@ pub async fn plan(
             replace_paths: Vec::new(),
             before_sensitive: r.sensitive_paths.clone(),
             after_sensitive: Vec::new(),
-            reason: Some(Reason::DeleteBecauseNoResourceConfig),
+            reason: Some(if opts.destroy {
+                Reason::DeleteBecauseDestroyRequested
+            } else {
+                Reason::DeleteBecauseNoResourceConfig
+            }),
             notes,
             dependencies: r.dependencies.clone(),
         });
@@ -397,6 +429,64 @@ fn instance_notes(
         .iter()
         .filter_map(|n| n.text(now, runs))
         .collect()
+}
+
+/// The resource addresses `--target` names: a resource in the configuration or the state, or
+/// a configuration block (`pipeline.orders`, `schedule.nightly`, `notification.ops`,
+/// `deployment.dev`), which stands for every resource lowered from it. `None` without targets;
+/// each unknown one is an error with the nearest known address.
+fn resolve_targets(
+    targets: &[String],
+    desired: &[ResourceInstance],
+    prior: &State,
+    errors: &mut Vec<String>,
+) -> Option<Vec<String>> {
+    if targets.is_empty() {
+        return None;
+    }
+    let mut out = Vec::new();
+    for t in targets {
+        let from_block: Vec<&ResourceInstance> = desired
+            .iter()
+            .filter(|i| i.lowered_from.iter().any(|a| a == t))
+            .collect();
+        if !from_block.is_empty() {
+            out.extend(from_block.into_iter().map(|i| i.address.clone()));
+        } else if desired.iter().any(|i| i.address == *t) || prior.resources.contains_key(t) {
+            out.push(t.clone());
+        } else {
+            let blocks: std::collections::BTreeSet<&str> = desired
+                .iter()
+                .flat_map(|i| i.lowered_from.iter().map(String::as_str))
+                .collect();
+            let known = blocks
+                .into_iter()
+                .chain(desired.iter().map(|i| i.address.as_str()))
+                .chain(prior.resources.keys().map(String::as_str));
+            errors.push(unknown_address(
+                "--target",
+                t,
+                "no such resource or configuration block",
+                "a target is a resource (`mage_pipeline.orders`) or a configuration block (`pipeline.orders`, `schedule.nightly`, `notification.ops`, `deployment.dev`)",
+                known,
+            ));
+        }
+    }
+    Some(out)
+}
+
+/// `--target ADDR: no such …`, with the nearest of `known` when one is close, else `hint`.
+fn unknown_address<'a>(
+    flag: &str,
+    address: &str,
+    what: &str,
+    hint: &str,
+    known: impl IntoIterator<Item = &'a str>,
+) -> String {
+    match crate::diagnostics::suggest(address, known) {
+        Some(s) => format!("{flag} {address}: {what}; did you mean `{s}`?"),
+        None => format!("{flag} {address}: {what}; {hint}"),
+    }
 }
 
 fn name_of(address: &str, type_name: &str) -> String {

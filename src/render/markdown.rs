@@ -1,9 +1,10 @@
 //! The plan as a GitHub pull-request comment.
 //!
-//! Layout: the summary line and a table of counts; then what will be destroyed or replaced,
-//! first and never folded; then each create and update in its own `<details>` with the text
-//! body in a ```` ```diff ```` fence; then drift, output changes, notes and the unchanged
-//! resources.
+//! Layout: the summary line and a table of counts; then drift (what changed outside weir, which
+//! the changes below may undo), as in the text plan; then what will be destroyed or replaced,
+//! the first of the changes and never folded; then each create and update in its own
+//! `<details>` with the text body in a ```` ```diff ```` fence; then output changes, notes and
+//! the unchanged resources.
 //!
 //! The comment always stays under GitHub's 65,536 characters. When the whole plan does not
 //! fit, the least important parts are cut first — the list of unchanged resources, then update
@@ -269,6 +270,11 @@ impl<'p> Comment<'p> {
         let mut out = self.head.clone();
         out.push_str(&self.notice());
 
+        if !self.drift.is_empty() {
+            let _ = writeln!(out, "### Changed outside weir ({})\n", self.drift.len());
+            push_items(&mut out, &self.drift, "changed outside weir");
+            blank(&mut out);
+        }
         if !self.danger.is_empty() {
             let _ = writeln!(
                 out,
@@ -291,7 +297,6 @@ impl<'p> Comment<'p> {
         for (title, items, more) in [
             ("➕ Create", &self.creates, "to create"),
             ("🔧 Update in place", &self.updates, "to update"),
-            ("Changed outside weir", &self.drift, "changed outside weir"),
         ] {
             if !items.is_empty() {
                 let _ = writeln!(out, "### {title} ({})\n", items.len());
@@ -530,11 +535,27 @@ mod tests {
     }
 
     #[test]
-    fn destroys_and_replaces_come_first_and_unfolded() {
+    fn drift_comes_before_the_planned_changes() {
+        let md = render_markdown(&sample_plan());
+        let drift = md.find("### Changed outside weir (2)").unwrap();
+        for changes in ["To destroy or replace", "Create (", "Update in place ("] {
+            assert!(drift < md.find(changes).unwrap(), "{changes}:\n{md}");
+        }
+    }
+
+    #[test]
+    fn destroys_and_replaces_come_first_of_the_changes_and_unfolded() {
         let md = render_markdown(&sample_plan());
         let danger = md.find("To destroy or replace").unwrap();
-        assert!(danger < md.find("<details>").unwrap());
+        let listed = md.find("- 🗑️ **destroy**").unwrap();
+        assert!(danger < listed);
+        assert!(
+            listed
+                < md.find("<details><summary>Details of what will be destroyed")
+                    .unwrap()
+        );
         assert!(danger < md.find("Create (").unwrap());
+        assert!(danger < md.find("Update in place (").unwrap());
         assert!(md.contains(
             "- 🗑️ **destroy** `mage_trigger.orders_old` — because it is no longer in the configuration\n"
         ));

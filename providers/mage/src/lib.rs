@@ -14,14 +14,17 @@
 //! ```json
 //! {"project_dir": "mage_project", "project_uuid": "32 hex chars",
 //!  "remote_variables_dir": "gs://bucket/variables" | null,
-//!  "logging": {"bucket": "...", "prefix": "..."} | null}
+//!  "logging": {"bucket": "...", "prefix": "..."} | null,
+//!  "image": "mageai/mageai:0.9.80" | null, "mage_version": "0.9.80" | null}
 //! ```
 //!
 //! Rendered with `project_type: standalone`, `help_improve_mage: false`, and, when `logging`
 //! is set, `logging_config: {type: gcs, level: INFO, destination_config: {bucket, prefix}}`.
 //! An empty `project_uuid` is kept from the prior state or generated at apply. Values may not
 //! contain Jinja delimiters: Mage renders this file through Jinja. Keys weir does not manage are
-//! ignored on read. Replaced when `project_dir` changes.
+//! ignored on read. `image` and `mage_version` (what runs the project) are not written to the
+//! file: read returns the recorded ones, so only the configuration changes them. Replaced when
+//! `project_dir` changes.
 //!
 //! ## `mage_pipeline` → `<project_dir>/pipelines/<uuid>/metadata.yaml`
 //!
@@ -86,7 +89,7 @@
 //!
 //! [`Provider::plan`] for `mage_triggers`: a time trigger without `start_time`, an active
 //! trigger without `last_enabled_at` and any trigger without `token` keep the prior value
-//! (`last_enabled_at` only while the trigger stays active on the same schedule), or are
+//! (`last_enabled_at` only while the trigger stays active, a new cron included), or are
 //! reported unknown (`["triggers", "<i>", "start_time"]`) and chosen at apply (now, to the
 //! second; a random 32-hex token). A trigger in the prior state but not in the desired one is
 //! carried over as `inactive`, its name listed in `retired`, with a note: Mage never deletes a
@@ -339,7 +342,7 @@ impl Inner {
         let parsed = match String::from_utf8(bytes) {
             Err(e) => Err(format!("the file is not valid UTF-8: {}", e.utf8_error())),
             Ok(text) => match type_name {
-                project::TYPE => project::parse(&project_dir, &text),
+                project::TYPE => project::parse(&project_dir, &text, attrs),
                 pipeline::TYPE => pipeline::parse(&project_dir, &field("uuid"), &text),
                 triggers::TYPE => triggers::parse(&project_dir, &field("pipeline"), &text, attrs),
                 other => return Err(unknown_type(other)),
@@ -409,7 +412,9 @@ impl Provider for MageProvider {
             .force_new("project_dir")
             .attribute("project_uuid")
             .attribute("remote_variables_dir")
-            .attribute("logging"),
+            .attribute("logging")
+            .attribute("image")
+            .attribute("mage_version"),
             ResourceSchema::new(
                 pipeline::TYPE,
                 "A Mage pipeline: pipelines/<uuid>/metadata.yaml (blocks, conditionals, callbacks)",

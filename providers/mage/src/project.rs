@@ -19,6 +19,12 @@ pub(crate) struct ProjectAttrs {
     pub remote_variables_dir: Option<String>,
     #[serde(default)]
     pub logging: Option<GcsLogging>,
+    /// The image that runs the project and its Mage version. Not in `metadata.yaml`: they are
+    /// recorded in state and read back from there, so a new version is a change to review.
+    #[serde(default)]
+    pub image: Option<String>,
+    #[serde(default)]
+    pub mage_version: Option<String>,
 }
 
 /// Where Mage uploads its logs (`logging_config` of type `gcs`).
@@ -63,6 +69,8 @@ impl ProjectAttrs {
             "project_uuid": self.project_uuid,
             "remote_variables_dir": self.remote_variables_dir,
             "logging": self.logging.as_ref().map(|l| json!({"bucket": l.bucket, "prefix": l.prefix})),
+            "image": self.image,
+            "mage_version": self.mage_version,
         })
     }
 
@@ -109,8 +117,9 @@ impl ProjectAttrs {
 
 /// Reads `metadata.yaml` back into attributes. Keys weir does not manage (Mage's own, or the
 /// user's) are ignored; a `logging_config` that is not the GCS shape weir writes is returned as
-/// it is, so the plan shows the difference.
-pub(crate) fn parse(project_dir: &str, text: &str) -> Result<Value, String> {
+/// it is, so the plan shows the difference. `image` and `mage_version` are not in the file:
+/// they are taken from `recorded` (the attributes in state).
+pub(crate) fn parse(project_dir: &str, text: &str, recorded: &Value) -> Result<Value, String> {
     let file = top_mapping(yaml::from_yaml(text)?, "the project metadata.yaml")?;
     let project_uuid = match file.get("project_uuid") {
         None | Some(Value::Null) => Value::String(String::new()),
@@ -132,6 +141,8 @@ pub(crate) fn parse(project_dir: &str, text: &str) -> Result<Value, String> {
         "project_uuid": project_uuid,
         "remote_variables_dir": remote_variables_dir,
         "logging": logging,
+        "image": recorded.get("image").cloned().unwrap_or(Value::Null),
+        "mage_version": recorded.get("mage_version").cloned().unwrap_or(Value::Null),
     }))
 }
 

@@ -323,8 +323,10 @@ pub(crate) struct Planned {
 /// Adjusts the desired triggers against the prior ones (from state):
 /// - a time trigger without `start_time` keeps the prior one, or gets one at apply;
 /// - `token` is kept from the prior trigger, or generated at apply;
-/// - an active trigger keeps its prior `last_enabled_at` while it stays active on the same
-///   schedule, or gets a new one at apply (Mage itself would rewrite the file otherwise);
+/// - an active trigger keeps its prior `last_enabled_at` while it stays active, or gets a new
+///   one at apply when it becomes active (Mage itself would rewrite the file otherwise); a new
+///   cron keeps it too: Mage stamps a new one itself when it sees the cron change in a trigger
+///   it knows, whatever the file says, so a new stamp from weir would only be noise in the plan;
 /// - a prior trigger missing from the desired ones is carried over as `inactive` and listed in
 ///   `retired`, with a note.
 pub(crate) fn plan(prior: Option<&Value>, mut desired: TriggersAttrs) -> Planned {
@@ -386,12 +388,8 @@ pub(crate) fn plan(prior: Option<&Value>, mut desired: TriggersAttrs) -> Planned
             if t.token.is_none() {
                 t.token = before.token.clone();
             }
-            if t.last_enabled_at.is_none() {
-                let keeps_schedule =
-                    before.status == "active" && before.schedule_interval == t.schedule_interval;
-                if t.status != "active" || keeps_schedule {
-                    t.last_enabled_at = before.last_enabled_at.clone();
-                }
+            if t.last_enabled_at.is_none() && (t.status != "active" || before.status == "active") {
+                t.last_enabled_at = before.last_enabled_at.clone();
             }
         }
         mark_unknown(t, index, &mut unknown);

@@ -133,7 +133,9 @@ fn project_attrs() -> Value {
         "project_dir": "mage_project",
         "project_uuid": "0123456789abcdef0123456789abcdef",
         "remote_variables_dir": "gs://acme-mage/variables",
-        "logging": {"bucket": "acme-mage", "prefix": "logs"}
+        "logging": {"bucket": "acme-mage", "prefix": "logs"},
+        "image": "mageai/mageai:0.9.80",
+        "mage_version": "0.9.80"
     })
 }
 
@@ -199,6 +201,26 @@ fn on_demand() -> Value {
 
 // ---------------------------------------------------------------------------------------------
 // Round trips
+
+/// The image and its Mage version are not in `metadata.yaml` (Mage has no such key): they read
+/// back as recorded, also when the file was rewritten by someone else, so only the
+/// configuration changes them.
+#[tokio::test]
+async fn project_image_and_mage_version_read_back_as_recorded() {
+    let (dir, provider) = setup();
+    let r = resource("mage_project.main", "mage_project", project_attrs());
+    let (_, created, _) = plan_create_read(&provider, &r).await;
+    let path = project_path(&dir, "metadata.yaml");
+    assert!(!read_text(&path).contains("0.9.80"));
+    // Rewritten by Mage (other key order, a key of its own): parsed, not the fast path.
+    std::fs::write(
+        &path,
+        "help_improve_mage: false\nproject_type: standalone\nproject_uuid: 0123456789abcdef0123456789abcdef\nremote_variables_dir: gs://acme-mage/variables\nlogging_config:\n  type: gcs\n  level: INFO\n  destination_config:\n    bucket: acme-mage\n    prefix: logs\nfeatures: {}\n",
+    )
+    .unwrap();
+    let recorded = resource("mage_project.main", "mage_project", created.clone());
+    assert_eq!(read_one(&provider, &recorded).await, Some(created));
+}
 
 #[tokio::test]
 async fn project_round_trip_and_rendered_yaml() {
@@ -1021,7 +1043,7 @@ async fn plan_keeps_start_time_token_and_last_enabled_at_from_prior() {
     assert!(again.notes.is_empty());
     assert_eq!(again.value, created);
 
-    // A new cron keeps start_time and token, but Mage would reset last_enabled_at.
+    // A new cron keeps start_time, token and last_enabled_at (Mage stamps a new one itself).
     let mut changed = nightly();
     changed["schedule_interval"] = json!("30 4 * * *");
     let r2 = resource(
@@ -1038,15 +1060,11 @@ async fn plan_keeps_start_time_token_and_last_enabled_at_from_prior() {
         planned.value["triggers"][0]["token"],
         created["triggers"][0]["token"]
     );
-    assert_eq!(planned.value["triggers"][0]["last_enabled_at"], Value::Null);
     assert_eq!(
-        planned.unknown,
-        vec![vec![
-            "triggers".to_string(),
-            "0".to_string(),
-            "last_enabled_at".to_string()
-        ]]
+        planned.value["triggers"][0]["last_enabled_at"],
+        created["triggers"][0]["last_enabled_at"]
     );
+    assert!(planned.unknown.is_empty(), "{:?}", planned.unknown);
     let updated = provider
         .update(&created, &resource(&r.address, &r.type_name, planned.value))
         .await;
@@ -1055,7 +1073,10 @@ async fn plan_keeps_start_time_token_and_last_enabled_at_from_prior() {
         updated["triggers"][0]["token"],
         created["triggers"][0]["token"]
     );
-    assert!(updated["triggers"][0]["last_enabled_at"].is_string());
+    assert_eq!(
+        updated["triggers"][0]["last_enabled_at"],
+        created["triggers"][0]["last_enabled_at"]
+    );
 }
 
 #[tokio::test]

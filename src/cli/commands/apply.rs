@@ -50,7 +50,7 @@ pub fn run(
                 return Ok(ExitCode::SUCCESS);
             }
             if !auto_approve && !confirm(destroy)? {
-                eprintln!("Apply cancelled.");
+                eprintln!("{} cancelled.", if destroy { "Destroy" } else { "Apply" });
                 return Ok(ExitCode::from(1));
             }
             plan
@@ -116,22 +116,30 @@ fn execute(
     ));
     let count = |a: crate::plan::Action| outcome.done.iter().filter(|(_, x)| *x == a).count();
     use crate::plan::Action::*;
-    let summary = format!(
-        "{} added, {} changed, {} replaced, {} destroyed.",
-        count(Create),
-        count(Update),
-        count(Replace),
-        count(Delete)
-    );
+    // As Terraform words it: a destroy counts only what it destroyed.
+    let (what, summary) = if plan.destroy {
+        ("Destroy", format!("{} destroyed.", count(Delete)))
+    } else {
+        (
+            "Apply",
+            format!(
+                "{} added, {} changed, {} replaced, {} destroyed.",
+                count(Create),
+                count(Update),
+                count(Replace),
+                count(Delete)
+            ),
+        )
+    };
     if let Some(e) = &outcome.state_error {
         output::error(&format!("saving state failed: {e}"), color);
     }
     if outcome.success() {
-        eprintln!("Apply complete! Resources: {summary}");
+        eprintln!("{what} complete! Resources: {summary}");
         print_outputs(&state, color);
         Ok(ExitCode::SUCCESS)
     } else {
-        eprintln!("\nApply incomplete. Resources: {summary}");
+        eprintln!("\n{what} incomplete. Resources: {summary}");
         for (address, _, error) in &outcome.failed {
             eprintln!("  failed:  {address}: {}", ws.model.redactor.redact(error));
         }
