@@ -11,7 +11,7 @@
 //!
 //! Apply must record every finished operation as soon as it happens (a crash must not forget a
 //! created object), but rewriting a multi-MB state file per resource is quadratic — Terraform's
-//! local backend does exactly that (planners.md §4.4). So [`StateLock::record`] appends one
+//! local backend does exactly that. So [`StateLock::record`] appends one
 //! line to the journal and fsyncs it (O(1) per operation), and [`StateLock::persist`] writes
 //! the whole state once (temp file + fsync + rename + fsync of the directory) and then empties
 //! the journal.

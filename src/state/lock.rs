@@ -185,6 +185,22 @@ impl StateLock {
         read_state(self.backend.path(), &self.backend.journal_path())
     }
 
+    /// The current state, given a key ([`State::key`]) when it has none: an empty state of
+    /// serial 0 is created when there is no state yet, and a state without a key gets one (a
+    /// change: its serial goes up). What a saved plan is sealed with and bound to.
+    pub fn read_keyed(&mut self) -> Result<State, StateError> {
+        let Some(mut state) = self.read()? else {
+            let state = State::new();
+            self.persist(&state)?;
+            return Ok(state);
+        };
+        if state.ensure_key() {
+            state.bump();
+            self.persist(&state)?;
+        }
+        Ok(state)
+    }
+
     /// Records one finished operation durably: appends a line to the journal and fsyncs it
     /// (O(1), whatever the size of the state). The in-memory state is the caller's to update
     /// (e.g. with [`State::apply_change`]).
