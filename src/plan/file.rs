@@ -8,8 +8,8 @@
 //! ```
 //!
 //! The first line is a header; the rest is the body, pretty-printed JSON. `sha256` is the
-//! SHA-256 of the body's bytes exactly as written, so a flipped byte anywhere is caught with a
-//! clear message. `seal` is an HMAC-SHA256 of the same bytes keyed with the state's key
+//! SHA-256 of the seal, a newline and the body's bytes exactly as written; the header itself
+//! must be in its canonical form: a flipped byte anywhere is caught with a clear message. `seal` is an HMAC-SHA256 of the same bytes keyed with the state's key
 //! ([`crate::state::State::key`], which never leaves the state): only weir, holding that state,
 //! can write a plan that passes, so an edited file is refused even when its checksum was
 //! recomputed.
@@ -48,7 +48,7 @@ const MAX_LISTED: usize = 20;
 struct Header {
     format: String,
     format_version: u32,
-    /// SHA-256 of the body's bytes, hex.
+    /// SHA-256 of the seal, a newline and the body's bytes, hex.
     sha256: String,
     /// HMAC-SHA256 of the body's bytes keyed with the state's key, hex.
     seal: String,
@@ -113,6 +113,16 @@ fn hmac(key: &str, parts: &[&[u8]]) -> String {
         mac.update(&[0]);
     }
     hex(&mac.finalize().into_bytes())
+}
+
+/// The header's `sha256`: over the seal and the body, so that no byte of the file can change
+/// unnoticed, even without the state at hand (`weir show`).
+fn checksum(seal: &str, body: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(seal.as_bytes());
+    h.update(b"\n");
+    h.update(body);
+    hex(&h.finalize())
 }
 
 /// The configuration's fingerprint keyed with the state's key: what a plan records as its
@@ -205,8 +215,12 @@ pub fn save(plan: &Plan, options: &PlanOptions, key: &str, path: &Path) -> Resul
     let header = Header {
         format: FORMAT.into(),
         format_version: FORMAT_VERSION,
-        sha256: hex(&Sha256::digest(&body)),
+        sha256: String::new(),
         seal: hmac(key, &[b"seal", &body]),
+    };
+    let header = Header {
+        sha256: checksum(&header.seal, &body),
+        ..header
     };
     let mut text = serde_json::to_vec(&header).map_err(|e| e.to_string())?;
     text.push(b'\n');
@@ -252,7 +266,7 @@ pub fn load(path: &Path) -> Result<PlanFile, String> {
     }
     // The header is written in one canonical form: anything else was edited.
     let canonical = serde_json::to_vec(&header).map_err(|e| e.to_string())?;
-    if hex(&Sha256::digest(body)) != header.sha256 || canonical != line {
+    if checksum(&header.seal, body) != header.sha256 || canonical != line {
         return Err(format!(
             "`{}` was modified or damaged after weir wrote it (its SHA-256 checksum does not match its content): make a new plan with `weir plan --out`",
             path.display()
