@@ -300,3 +300,123 @@ fn a_saved_plan_holds_no_secret_and_no_unkeyed_digest() {
     let (code, stderr) = apply_file(dir, plan, &env);
     assert_eq!(code, 0, "{stderr}");
 }
+
+/// `weir apply` or `weir destroy` (no saved plan) started with its standard input piped,
+/// returned once it waits at its question.
+fn at_prompt(dir: &Path, command: &str) -> std::process::Child {
+    use std::io::Read;
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("weir"))
+        .args(["--no-color", command, "-C"])
+        .arg(dir)
+        .env_remove("CI")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The question has no newline: read byte by byte until it is there.
+    let mut stderr = child.stderr.take().unwrap();
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    while !String::from_utf8_lossy(&seen).contains("Only 'yes' will be accepted") {
+        let n = stderr.read(&mut byte).unwrap();
+        assert_eq!(
+            n,
+            1,
+            "apply ended before asking:\n{}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.push(byte[0]);
+    }
+    // Keep draining stderr so the child never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    child
+}
+
+fn answer(child: &mut std::process::Child, text: &str) {
+    use std::io::Write;
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(text.as_bytes()).unwrap();
+}
+
+/// Two applies on one directory, the first held at its `yes` prompt after planning on empty
+/// state: the second fails at once naming the holder, or (with --lock-timeout) waits and then
+/// plans against what the first applied. Neither applies a stale plan over the other's work.
+#[test]
+fn a_second_apply_never_overtakes_one_waiting_at_its_prompt() {
+    let (_tmp, dir) = example();
+    let block = dir.join("blocks/summarize_orders.py");
+    let v1 = std::fs::read_to_string(&block).unwrap();
+    let mut first = at_prompt(&dir, "apply");
+
+    // The configuration changes while the first waits; a second apply is refused at once.
+    std::fs::write(&block, format!("{v1}\n# v2\n")).unwrap();
+    let out = weir(&dir)
+        .args(["apply", "--auto-approve"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("pid {}", first.id())) && stderr.contains("weir apply"),
+        "the holder is named:\n{stderr}"
+    );
+    assert!(stderr.contains("--lock-timeout"), "{stderr}");
+    assert!(
+        !dir.join("mage_project").exists(),
+        "the second applied nothing"
+    );
+
+    // A third waits for the lock, then plans against the state the first leaves.
+    let third = std::process::Command::new(assert_cmd::cargo::cargo_bin("weir"))
+        .args([
+            "--no-color",
+            "apply",
+            "--auto-approve",
+            "--lock-timeout",
+            "60s",
+            "-C",
+        ])
+        .arg(&dir)
+        .env_remove("CI")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    answer(&mut first, "yes\n");
+    assert!(first.wait().unwrap().success(), "the first apply completes");
+    let third = third.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&third.stdout).to_string()
+        + &String::from_utf8_lossy(&third.stderr);
+    assert!(third.status.success(), "{out}");
+    assert!(
+        out.contains("Plan: 0 to add, 1 to change"),
+        "the third planned on top of the first's apply:\n{out}"
+    );
+    let written =
+        std::fs::read_to_string(dir.join("mage_project/transformers/summarize_orders.py")).unwrap();
+    assert!(written.contains("# v2"), "the newest configuration won");
+    assert_eq!(plan_exit(&dir).0, 0);
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(".weir/state.json")).unwrap())
+            .unwrap();
+    assert_eq!(state["serial"], 2, "two applies, one after the other");
+}
+
+/// `weir destroy` waiting at its question holds the lock too.
+#[test]
+fn an_apply_never_overtakes_a_destroy_waiting_at_its_prompt() {
+    let (_tmp, dir) = example();
+    apply(&dir);
+    let mut destroy = at_prompt(&dir, "destroy");
+    let out = weir(&dir)
+        .args(["apply", "--auto-approve"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("weir destroy"), "{stderr}");
+    answer(&mut destroy, "no\n");
+    let _ = destroy.wait();
+}
