@@ -13,7 +13,8 @@
 //! file would let two processes each hold "the" lock.
 
 use super::local::{
-    JournalWriter, LocalBackend, Recorded, ensure_dir, read_state, write_state_atomic,
+    JournalWriter, LocalBackend, Recorded, check_replaceable, ensure_dir, open_regular,
+    read_optional, read_state, write_state_atomic,
 };
 use super::{State, StateError, WEIR_VERSION};
 use serde::{Deserialize, Serialize};
@@ -85,13 +86,15 @@ impl LocalBackend {
     pub fn lock(&self, operation: &str, timeout: Duration) -> Result<StateLock, StateError> {
         ensure_dir(&self.dir())?;
         let lock_path = self.lock_path();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(|e| StateError::io("open lock file", &lock_path, e))?;
+        let file = open_regular(
+            &lock_path,
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false),
+        )
+        .map_err(|e| StateError::io("open lock file", &lock_path, e))?;
         let start = Instant::now();
         loop {
             match file.try_lock() {
@@ -133,7 +136,7 @@ impl LocalBackend {
     /// missing or unreadable. A stale file may remain after a killed weir: it only means
     /// something while the lock is actually held.
     pub fn lock_holder(&self) -> Option<LockInfo> {
-        let bytes = fs::read(self.lock_info_path()).ok()?;
+        let bytes = read_optional(&self.lock_info_path(), "read lock info file").ok()??;
         serde_json::from_slice(&bytes).ok()
     }
 }
@@ -144,6 +147,7 @@ fn write_info(path: &Path, info: &LockInfo) -> Result<(), StateError> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
+    check_replaceable(path, "write lock info file")?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".lock.info.")
         .suffix(".tmp")
