@@ -420,3 +420,31 @@ fn an_apply_never_overtakes_a_destroy_waiting_at_its_prompt() {
     answer(&mut destroy, "no\n");
     let _ = destroy.wait();
 }
+
+/// A journal under `.weir/` replaced by a link to a file elsewhere is refused by name, and the
+/// file it points at is neither read, truncated nor written.
+#[cfg(unix)]
+#[test]
+fn a_symlinked_state_journal_is_refused_and_its_target_untouched() {
+    let (tmp, dir) = example();
+    apply(&dir);
+    let target = tmp.path().join("precious.txt");
+    std::fs::write(&target, "precious\n").unwrap();
+    let journal = dir.join(".weir/state.json.journal");
+    let _ = std::fs::remove_file(&journal);
+    std::os::unix::fs::symlink(&target, &journal).unwrap();
+    let block = dir.join("blocks/summarize_orders.py");
+    let text = std::fs::read_to_string(&block).unwrap();
+    std::fs::write(&block, format!("{text}\n# changed\n")).unwrap();
+    let out = weir(&dir)
+        .args(["apply", "--auto-approve"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("state.json.journal") && stderr.contains("symbolic link"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious\n");
+}
