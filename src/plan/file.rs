@@ -539,3 +539,41 @@ fn describe(path: &[String]) -> String {
         format!("`{}`", path.join("."))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(text: &[u8]) -> Result<PlanFile, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.weir");
+        std::fs::write(&path, text).unwrap();
+        load(&path)
+    }
+
+    #[test]
+    fn an_older_plan_format_is_named_with_its_version() {
+        let err = load_text(b"{\n  \"format\": \"weir-plan\",\n  \"format_version\": 1\n}\n")
+            .unwrap_err();
+        assert!(err.contains("format version 1"), "{err}");
+        assert!(err.contains("make a new plan"), "{err}");
+    }
+
+    #[test]
+    fn anything_else_is_not_a_plan() {
+        for text in [&b""[..], b"hello", b"{}\n{}", b"\x00\xff\n"] {
+            let err = load_text(text).unwrap_err();
+            assert!(err.contains("is not a weir plan file"), "{err}");
+        }
+    }
+
+    #[test]
+    fn value_diffs_name_the_paths_that_differ() {
+        let a = serde_json::json!({"a": 1, "b": {"c": [1, 2], "d": "x"}, "e": [1]});
+        let b = serde_json::json!({"a": 1, "b": {"c": [1, 3], "d": "x"}, "e": [1, 2], "f": 0});
+        let mut out = Vec::new();
+        value_diffs(&a, &b, &mut Vec::new(), &mut out);
+        let out: Vec<String> = out.iter().map(|p| describe(p)).collect();
+        assert_eq!(out, ["`b.c.1`", "`e`", "`f`"]);
+    }
+}
