@@ -120,6 +120,8 @@ impl LocalBackend {
                 }
             }
         }
+        // Only the lock holder writes temporary files here: any left now are a killed weir's.
+        self.remove_leftover_temp_files();
         let info = LockInfo::new(operation);
         // On error `file` is dropped here, which releases the OS lock.
         write_info(&self.lock_info_path(), &info)?;
@@ -130,6 +132,31 @@ impl LocalBackend {
             info,
             released: false,
         })
+    }
+
+    /// Removes the temporary files a weir killed mid-write left in the state directory (a
+    /// full copy of the state, secrets included): regular files named as the backend names
+    /// its temporary files, nothing else. Best effort: a file that cannot be removed stays.
+    fn remove_leftover_temp_files(&self) {
+        let name = self
+            .path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let prefixes = [format!(".{name}."), ".lock.info.".to_string()];
+        let Ok(entries) = fs::read_dir(self.dir()) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let file_name = entry.file_name();
+            let file_name = file_name.to_string_lossy();
+            let ours = file_name.ends_with(".tmp")
+                && prefixes.iter().any(|p| file_name.starts_with(p.as_str()));
+            // `file_type` does not follow links: a link or anything else is left alone.
+            if ours && entry.file_type().is_ok_and(|t| t.is_file()) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
     }
 
     /// Who holds (or last held) the lock, from `<state>.lock.info`; `None` when the file is
@@ -467,5 +494,40 @@ mod tests {
             .status()
             .unwrap();
         assert!(status.success(), "lock not released on drop");
+    }
+
+    /// A weir killed while writing the state leaves its temporary file (a full copy of the
+    /// state); the next lock removes it, and nothing else.
+    #[test]
+    fn leftover_temporary_files_are_removed_at_the_next_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = backend(&dir);
+        fs::create_dir_all(b.dir()).unwrap();
+        let leftovers = [".state.json.AbC123.tmp", ".lock.info.XyZ789.tmp"];
+        for name in leftovers {
+            fs::write(b.dir().join(name), "{\"secret\": 1}").unwrap();
+        }
+        let kept = ["state.json.tmp", ".other.json.AbC.tmp", ".state.json.notes"];
+        for name in kept {
+            fs::write(b.dir().join(name), "mine").unwrap();
+        }
+        #[cfg(unix)]
+        {
+            let target = dir.path().join("target.txt");
+            fs::write(&target, "x").unwrap();
+            std::os::unix::fs::symlink(&target, b.dir().join(".state.json.link.tmp")).unwrap();
+        }
+        let _l = b.lock("apply", Duration::ZERO).unwrap();
+        for name in leftovers {
+            assert!(!b.dir().join(name).exists(), "{name} left behind");
+        }
+        for name in kept {
+            assert!(b.dir().join(name).exists(), "{name} removed");
+        }
+        #[cfg(unix)]
+        assert!(
+            fs::symlink_metadata(b.dir().join(".state.json.link.tmp")).is_ok(),
+            "a link is not ours to remove"
+        );
     }
 }
