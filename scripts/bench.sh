@@ -9,7 +9,9 @@
 # dir. Steps, each under /usr/bin/time -v (wall, user+sys CPU, max RSS):
 #   validate; plan from empty (no state, --detailed-exitcode must be 2); apply --auto-approve;
 #   no-change plan (--detailed-exitcode must be 0); no-change plan --refresh=false (must be 0).
-# Then `weir validate -C examples/quickstart`, many runs (hyperfine if installed, else a loop).
+# Then `weir validate -C examples/quickstart`, many runs (hyperfine if installed, else a loop),
+# and the state journal benchmark (benches/state_journal.rs: 5,000 fsynced records, replay,
+# persist; skipped with WEIR_BIN, which means no cargo).
 #
 # Numbers only, no thresholds: the script fails (non-zero) only when a step fails or a plan
 # reports the wrong thing.
@@ -138,6 +140,14 @@ else
     QS_LINE="$(awk -v ns=$((end - start)) -v n="$QUICK_RUNS" 'BEGIN { printf "%.1f ms mean wall (%d runs, shell loop)", ns / n / 1e6, n }')"
 fi
 
+# --- state journal ----------------------------------------------------------------------------
+JOURNAL_LINES=""
+if [ -z "${WEIR_BIN:-}" ]; then
+    log "cargo bench --bench state_journal (5,000 fsynced journal records)"
+    JOURNAL_LINES="$(cd "$REPO" && cargo bench -q --bench state_journal 2>/dev/null)" \
+        || die "cargo bench --bench state_journal failed"
+fi
+
 # --- report ------------------------------------------------------------------------------------
 echo
 COMMIT="$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)"
@@ -151,3 +161,9 @@ echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|"
 awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s | %.0f | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8 / 1024, $9 }' "$ROWS"
 echo
 echo "\`weir validate -C examples/quickstart\`: $QS_LINE"
+if [ -n "$JOURNAL_LINES" ]; then
+    echo
+    echo '```'
+    echo "$JOURNAL_LINES"
+    echo '```'
+fi

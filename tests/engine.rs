@@ -10,6 +10,7 @@ use std::time::Duration;
 use weir::apply::reporter::{Event, Reporter};
 use weir::apply::{ApplyOptions, apply};
 use weir::lower::ResourceInstance;
+use weir::plan::file::config_digest;
 use weir::plan::planner::{PlanInput, PlanOptions, plan};
 use weir::plan::{Action, Plan, Reason};
 use weir::providers::Providers;
@@ -69,7 +70,10 @@ impl Setup {
             desired: desired.to_vec(),
             outputs: &[],
             prior: state.as_ref(),
-            config_hash: "hash".into(),
+            // What `weir plan` records: the fingerprint keyed with the state's key.
+            config_hash: state
+                .as_ref()
+                .map_or("hash".into(), |s| config_digest(&s.key, "hash")),
             git_commit: None,
         };
         rt().block_on(plan(input, &self.providers, &opts)).unwrap()
@@ -275,70 +279,160 @@ fn target_and_replace() {
     assert!(err[0].contains("thing.nope"), "{err:?}");
 }
 
+impl Setup {
+    /// The state with its key, as `weir plan --out` makes sure there is one.
+    fn keyed_state(&self) -> State {
+        self.backend
+            .lock("plan", Duration::ZERO)
+            .unwrap()
+            .read_keyed()
+            .unwrap()
+    }
+
+    /// Saves `plan` (made with default options) and loads it back.
+    fn save_and_load(&self, plan: &Plan) -> weir::plan::file::PlanFile {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.weir");
+        let key = self.state().key;
+        weir::plan::file::save(plan, &PlanOptions::default(), &key, &path).unwrap();
+        weir::plan::file::load(&path).unwrap()
+    }
+}
+
 #[test]
 fn saved_plans_are_bound_to_the_state() {
     let s = setup();
     let desired = vec![thing("a", "k", "1", &[])];
+    // No state yet: saving a plan makes an empty state (serial 0) that holds the key.
+    let empty = s.keyed_state();
+    assert_eq!(empty.serial, 0);
     let first = s.plan(&desired);
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("plan.weir");
-    weir::plan::file::save(&first, &path).unwrap();
-    let saved = weir::plan::file::load(&path).unwrap();
-    assert!(saved.check_fresh(None, "hash").is_ok());
+    assert_eq!(first.lineage.as_deref(), Some(empty.lineage.as_str()));
+    let saved = s.save_and_load(&first);
+    assert!(saved.check_fresh(Some(&s.state()), "hash").is_ok());
     assert!(
         saved
-            .check_fresh(None, "other")
+            .check_fresh(Some(&s.state()), "other")
             .unwrap_err()
             .contains("configuration")
     );
-    s.apply(&saved.restore(&desired).unwrap());
-    // Applied once: state exists now, so the same plan is refused.
-    let state = s.state();
     assert!(
         saved
-            .check_fresh(Some(&state), "hash")
+            .check_fresh(None, "hash")
             .unwrap_err()
-            .contains("no state")
+            .contains("no longer exists")
     );
+    s.apply(&first);
+    // Applied once: the state moved on, so the same plan is refused.
+    let err = saved.check_fresh(Some(&s.state()), "hash").unwrap_err();
+    assert!(err.contains("stale"), "{err}");
 
     // A plan made at serial 1 is stale after another apply.
-    let second = s.plan(&[thing("a", "k", "2", &[])]);
-    weir::plan::file::save(&second, &path).unwrap();
-    let saved = weir::plan::file::load(&path).unwrap();
-    assert!(saved.check_fresh(Some(&s.state()), "hash").is_ok());
+    let second = s.save_and_load(&s.plan(&[thing("a", "k", "2", &[])]));
+    assert!(second.check_fresh(Some(&s.state()), "hash").is_ok());
     s.apply(&s.plan(&[thing("a", "k", "3", &[])]));
-    let err = saved.check_fresh(Some(&s.state()), "hash").unwrap_err();
+    let err = second.check_fresh(Some(&s.state()), "hash").unwrap_err();
     assert!(err.contains("stale"), "{err}");
     let mut other = s.state();
     other.lineage = "another".into();
     assert!(
-        saved
+        second
             .check_fresh(Some(&other), "hash")
             .unwrap_err()
             .contains("another state")
     );
+    // A copy of the state with another key did not seal this plan.
+    let third = s.save_and_load(&s.plan(&[thing("a", "k", "4", &[])]));
+    let mut rekeyed = s.state();
+    rekeyed.key = State::new().key;
+    let err = third.check_fresh(Some(&rekeyed), "hash").unwrap_err();
+    assert!(err.contains("seal"), "{err}");
 }
 
 #[test]
-fn saved_plans_hold_no_secret() {
+fn applying_a_saved_plan_requires_the_configuration_to_plan_the_same() {
     let s = setup();
+    s.keyed_state();
+    let desired = vec![thing("a", "k", "1", &[]), thing("b", "k", "2", &["a"])];
+    let saved = s.save_and_load(&s.plan(&desired));
+    let key = s.state().key;
+    saved.check_same(&s.plan(&desired), &key).unwrap();
+
+    // Another value, another resource, another dependency: each named by address and path.
+    let err = saved
+        .check_same(
+            &s.plan(&[thing("a", "k", "9", &[]), thing("b", "k", "2", &["a"])]),
+            &key,
+        )
+        .unwrap_err();
+    assert!(err.contains("thing.a: `value` differs"), "{err}");
+    let err = saved
+        .check_same(
+            &s.plan(&[
+                thing("a", "k", "1", &[]),
+                thing("b", "k", "2", &["a"]),
+                thing("c", "k", "3", &[]),
+            ]),
+            &key,
+        )
+        .unwrap_err();
+    assert!(err.contains("thing.c: not in the plan file"), "{err}");
+    let err = saved
+        .check_same(
+            &s.plan(&[thing("a", "k", "1", &[]), thing("b", "k", "2", &[])]),
+            &key,
+        )
+        .unwrap_err();
+    assert!(err.contains("thing.b: its dependencies differ"), "{err}");
+    let err = saved
+        .check_same(
+            &s.plan_with(
+                &desired,
+                PlanOptions {
+                    destroy: true,
+                    ..PlanOptions::default()
+                },
+            ),
+            &key,
+        )
+        .unwrap_err();
+    assert!(err.contains("destroy"), "{err}");
+}
+
+#[test]
+fn saved_plans_hold_no_secret_and_no_unkeyed_digest_of_one() {
+    let s = setup();
+    s.keyed_state();
     let secret = "hooks.example.com/T000/SECRET-TOKEN";
     let desired = vec![thing("a", "k", secret, &[]).sensitive(&["value"])];
     let p = s.plan(&desired);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("plan.weir");
-    weir::plan::file::save(&p, &path).unwrap();
+    let key = s.state().key;
+    weir::plan::file::save(&p, &PlanOptions::default(), &key, &path).unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(!text.contains(secret), "the saved plan leaks the secret");
+    assert!(!text.contains("salt"), "no salt beside a hash: {text}");
+    assert!(!text.contains(&key), "the state's key stays in the state");
+    use sha2::Digest;
+    for form in [secret.to_string(), format!("\"{secret}\"")] {
+        let digest: String = sha2::Sha256::digest(form.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert!(!text.contains(&digest), "an unkeyed digest of the secret");
+    }
     let saved = weir::plan::file::load(&path).unwrap();
-    let restored = saved.restore(&desired).unwrap();
-    assert_eq!(
-        restored.change("thing.a").unwrap().after.as_ref().unwrap()["value"],
-        secret
+    saved.check_same(&s.plan(&desired), &key).unwrap();
+    // A different secret at apply time is refused, naming where, never what.
+    let other = "another secret value";
+    let changed = vec![thing("a", "k", other, &[]).sensitive(&["value"])];
+    let err = saved.check_same(&s.plan(&changed), &key).unwrap_err();
+    assert!(
+        err.contains("thing.a: the sensitive value `value` differs"),
+        "{err}"
     );
-    // A different secret at apply time is refused.
-    let changed = vec![thing("a", "k", "another secret value", &[]).sensitive(&["value"])];
-    assert!(saved.restore(&changed).unwrap_err().contains("differs"));
+    assert!(!err.contains(secret) && !err.contains(other), "{err}");
 }
 
 #[test]

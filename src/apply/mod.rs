@@ -2,8 +2,9 @@
 //! `parallelism` provider calls at once, dependents after their dependencies, deletes before
 //! the deletion of what they depended on. Every finished operation is recorded in state at once
 //! (a journal line), so a crash loses nothing that was done and a re-run converges. A failure
-//! stops the failed change's dependents; independent branches finish. Ctrl-C stops starting new
-//! operations, lets the ones in flight finish, and saves state.
+//! stops the failed change's dependents; independent branches finish. Ctrl-C (SIGINT) or SIGTERM
+//! (what CI systems send to cancel a job) stops starting new operations, lets the ones in flight
+//! finish, and saves state.
 
 pub mod reporter;
 
@@ -150,6 +151,55 @@ async fn run_change(
     result.map_err(|e| e.to_string())
 }
 
+/// Ctrl-C (SIGINT) and, on Unix, SIGTERM: what a user or a CI system sends to stop an apply.
+/// Both are caught from [`StopSignals::listen`] on, so neither kills weir mid-apply.
+struct StopSignals {
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn listen() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            // Registration fails only without tokio's signal driver; that signal then keeps
+            // its default action.
+            StopSignals {
+                interrupt: signal(SignalKind::interrupt()).ok(),
+                terminate: signal(SignalKind::terminate()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        StopSignals {}
+    }
+
+    /// Resolves when one of the signals arrives.
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn next(signal: &mut Option<tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                _ = next(&mut self.interrupt) => {}
+                _ = next(&mut self.terminate) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
 /// What state records for a finished change: its new attributes, or its removal.
 fn record_for(change: &Change, attributes: Option<Value>, state: &State) -> Recorded {
     match attributes {
@@ -206,8 +256,7 @@ pub async fn apply(
     let mut blocked = vec![false; changes.len()];
     let mut tasks = tokio::task::JoinSet::new();
     let mut changed = false;
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
+    let mut stop = StopSignals::listen();
     reporter.event(Event::Begin {
         total: changes.len(),
     });
@@ -236,7 +285,7 @@ pub async fn apply(
         }
         let joined = tokio::select! {
             joined = tasks.join_next() => joined,
-            _ = &mut ctrl_c, if !outcome.interrupted => {
+            _ = stop.recv(), if !outcome.interrupted => {
                 outcome.interrupted = true;
                 reporter.event(Event::Interrupted { in_flight: tasks.len() });
                 continue;

@@ -11,7 +11,7 @@
 //!
 //! Apply must record every finished operation as soon as it happens (a crash must not forget a
 //! created object), but rewriting a multi-MB state file per resource is quadratic — Terraform's
-//! local backend does exactly that (planners.md §4.4). So [`StateLock::record`] appends one
+//! local backend does exactly that. So [`StateLock::record`] appends one
 //! line to the journal and fsyncs it (O(1) per operation), and [`StateLock::persist`] writes
 //! the whole state once (temp file + fsync + rename + fsync of the directory) and then empties
 //! the journal.
@@ -124,9 +124,31 @@ fn parent_dir(path: &Path) -> PathBuf {
     }
 }
 
-/// Creates `dir` (and its parents) when missing.
+/// Whether the state's directory exists, refusing a symbolic link or anything but a directory
+/// there: weir never reads or writes its state through a link.
+pub(crate) fn check_dir(dir: &Path) -> Result<bool, StateError> {
+    match fs::symlink_metadata(dir) {
+        Ok(m) if m.file_type().is_symlink() => Err(StateError::io(
+            "use state directory",
+            dir,
+            io::Error::other(
+                "it is a symbolic link, and weir never follows links in its state directory: replace it with a real directory",
+            ),
+        )),
+        Ok(m) if m.is_dir() => Ok(true),
+        Ok(_) => Err(StateError::io(
+            "use state directory",
+            dir,
+            io::Error::other("it is not a directory"),
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(StateError::io("use state directory", dir, e)),
+    }
+}
+
+/// Creates `dir` (and its parents) when missing; refuses a link or a non-directory there.
 pub(crate) fn ensure_dir(dir: &Path) -> Result<(), StateError> {
-    if dir.is_dir() {
+    if check_dir(dir)? {
         return Ok(());
     }
     fs::create_dir_all(dir).map_err(|e| StateError::io("create directory", dir, e))?;
@@ -135,6 +157,80 @@ pub(crate) fn ensure_dir(dir: &Path) -> Result<(), StateError> {
         let _ = sync_dir(parent);
     }
     Ok(())
+}
+
+/// Opens a file of the state backend without following a symbolic link (`O_NOFOLLOW`) and
+/// without blocking on a FIFO (`O_NONBLOCK`), and refuses anything but a regular file: a link
+/// planted there must not make weir read, truncate or write another file, and a FIFO or device
+/// must be an error, not a hang.
+pub(crate) fn open_regular(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC);
+    }
+    let file = match options.open(path) {
+        Ok(f) => f,
+        Err(e) => {
+            let link = fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+            return Err(if link { symlink_error() } else { e });
+        }
+    };
+    let kind = file.metadata()?.file_type();
+    if kind.is_file() {
+        Ok(file)
+    } else {
+        Err(io::Error::other(format!(
+            "it is {}, not a regular file",
+            describe_kind(kind)
+        )))
+    }
+}
+
+fn symlink_error() -> io::Error {
+    io::Error::other(
+        "it is a symbolic link, and weir never follows links in its state directory: remove the link",
+    )
+}
+
+/// Refuses a path where the backend will put a file by renaming (state, lock info) when
+/// something other than a regular file is there.
+pub(crate) fn check_replaceable(path: &Path, action: &'static str) -> Result<(), StateError> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Err(StateError::io(action, path, symlink_error())),
+        Ok(m) if !m.is_file() => Err(StateError::io(
+            action,
+            path,
+            io::Error::other(format!(
+                "it is {}, not a regular file",
+                describe_kind(m.file_type())
+            )),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn describe_kind(kind: fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return "a FIFO";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+        if kind.is_block_device() || kind.is_char_device() {
+            return "a device";
+        }
+    }
+    if kind.is_dir() {
+        "a directory"
+    } else if kind.is_symlink() {
+        "a symbolic link"
+    } else {
+        "something else"
+    }
 }
 
 /// fsync of a directory, so that a rename or a new file in it survives a crash.
@@ -149,12 +245,19 @@ fn sync_dir(_dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-fn read_optional(path: &Path, action: &'static str) -> Result<Option<Vec<u8>>, StateError> {
-    match fs::read(path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(StateError::io(action, path, e)),
-    }
+/// The contents of a file of the backend, `None` when it does not exist (see [`open_regular`]).
+pub(crate) fn read_optional(
+    path: &Path,
+    action: &'static str,
+) -> Result<Option<Vec<u8>>, StateError> {
+    let mut file = match open_regular(path, OpenOptions::new().read(true)) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(StateError::io(action, path, e)),
+    };
+    let mut bytes = Vec::new();
+    io::Read::read_to_end(&mut file, &mut bytes).map_err(|e| StateError::io(action, path, e))?;
+    Ok(Some(bytes))
 }
 
 /// Reads the state file with the journal replayed on top (see the module docs).
@@ -162,6 +265,9 @@ pub(crate) fn read_state(
     state_path: &Path,
     journal_path: &Path,
 ) -> Result<Option<State>, StateError> {
+    if !check_dir(&parent_dir(state_path))? {
+        return Ok(None);
+    }
     // The journal first: see "Reading" in the module docs.
     let journal = read_optional(journal_path, "read state journal")?;
     let state = read_optional(state_path, "read state file")?
@@ -363,6 +469,7 @@ fn read_state_head(state_path: &Path) -> Result<Option<StateHead>, StateError> {
 pub(crate) fn write_state_atomic(path: &Path, state: &State) -> Result<(), StateError> {
     let dir = parent_dir(path);
     ensure_dir(&dir)?;
+    check_replaceable(path, "replace state file")?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -393,6 +500,14 @@ pub(crate) fn write_state_atomic(path: &Path, state: &State) -> Result<(), State
     tmp.as_file()
         .sync_all()
         .map_err(|e| StateError::io("fsync", &tmp_path, e))?;
+    #[cfg(test)]
+    if tests::FAIL_BEFORE_RENAME.with(std::cell::Cell::take) {
+        return Err(StateError::io(
+            "replace state file",
+            path,
+            io::Error::other("injected failure"),
+        ));
+    }
     tmp.persist(path)
         .map_err(|e| StateError::io("replace state file", path, e.error))?;
     sync_dir(&dir).map_err(|e| StateError::io("fsync directory", &dir, e))?;
@@ -407,7 +522,7 @@ fn open_journal(path: &Path) -> io::Result<File> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600); // like the state file: entries may hold secrets
     }
-    options.open(path)
+    open_regular(path, &mut options)
 }
 
 /// The writing side of the journal, owned by a [`StateLock`].
@@ -539,7 +654,7 @@ impl JournalWriter {
                 file: Some(file), ..
             } => Some(file),
             Mode::Pending { file: None, .. } | Mode::Unknown => {
-                match OpenOptions::new().write(true).open(&self.path) {
+                match open_regular(&self.path, OpenOptions::new().write(true)) {
                     Ok(f) => Some(f),
                     Err(e) if e.kind() == io::ErrorKind::NotFound => None,
                     Err(e) => return Err(StateError::io("open state journal", &self.path, e)),
@@ -568,7 +683,7 @@ mod tests {
     use super::super::lock::StateLock;
     use super::*;
     use serde_json::json;
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     fn backend(dir: &tempfile::TempDir) -> LocalBackend {
         LocalBackend::new(dir.path().join(".weir").join("state.json"))
@@ -660,42 +775,46 @@ mod tests {
         }
     }
 
+    thread_local! {
+        /// Makes the next [`write_state_atomic`] on this thread fail after writing and fsyncing
+        /// the temporary file, just before the rename (a full disk, an I/O error): a failure no
+        /// file permission can simulate when the tests run as root.
+        pub(super) static FAIL_BEFORE_RENAME: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
     #[test]
     fn failed_persist_keeps_the_old_file() {
-        // A failure before the rename (here: the temp file cannot be created in a read-only
-        // directory) leaves the old state untouched.
         let dir = tempfile::tempdir().unwrap();
         let b = backend(&dir);
         let mut l = lock(&b);
         let s = state_with(1, &["a.a"]);
         l.persist(&s).unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            if !is_root() {
-                fs::set_permissions(b.dir(), fs::Permissions::from_mode(0o500)).unwrap();
-                let mut s2 = s.clone();
-                s2.bump();
-                let err = l.persist(&s2).unwrap_err();
-                fs::set_permissions(b.dir(), fs::Permissions::from_mode(0o700)).unwrap();
-                assert!(
-                    err.to_string().contains(&b.dir().display().to_string()),
-                    "{err}"
-                );
-                assert_eq!(b.read_unlocked().unwrap(), Some(s));
-            }
-        }
-    }
-
-    #[cfg(unix)]
-    fn is_root() -> bool {
-        // Without libc: root can write to a 0500 directory.
-        let probe = tempfile::tempdir().unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(probe.path(), fs::Permissions::from_mode(0o500)).unwrap();
-        let can = File::create(probe.path().join("x")).is_ok();
-        fs::set_permissions(probe.path(), fs::Permissions::from_mode(0o700)).unwrap();
-        can
+        let mut s2 = state_with(2, &["b.b"]);
+        s2.lineage = s.lineage.clone();
+        FAIL_BEFORE_RENAME.with(|f| f.set(true));
+        let err = l.persist(&s2).unwrap_err();
+        assert!(err.to_string().contains("injected failure"), "{err}");
+        assert!(
+            err.to_string().contains(&b.path().display().to_string()),
+            "the error names the state file: {err}"
+        );
+        assert_eq!(
+            b.read_unlocked().unwrap(),
+            Some(s.clone()),
+            "old state kept"
+        );
+        assert_eq!(fs::read_to_string(b.path()).unwrap(), s.to_json());
+        let names: Vec<String> = fs::read_dir(b.dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names.iter().all(|n| !n.ends_with(".tmp")),
+            "the temporary file is removed: {names:?}"
+        );
+        // The next persist works.
+        l.persist(&s2).unwrap();
+        assert_eq!(b.read_unlocked().unwrap(), Some(s2));
     }
 
     #[test]
@@ -1003,61 +1122,141 @@ mod tests {
         assert!(msg.contains("EOF while parsing"), "{msg}");
     }
 
+    /// A file outside the state directory that a planted link points at.
+    #[cfg(unix)]
+    fn outside(dir: &tempfile::TempDir, content: &str) -> PathBuf {
+        let path = dir.path().join("outside.txt");
+        fs::write(&path, content).unwrap();
+        path
+    }
+
+    #[cfg(unix)]
+    fn assert_refuses_link(err: StateError, path: &Path) {
+        let msg = err.to_string();
+        assert!(msg.contains(&path.display().to_string()), "{msg}");
+        assert!(msg.contains("symbolic link"), "{msg}");
+    }
+
+    #[cfg(unix)]
     #[test]
-    fn performance_5000_records_then_persist() {
+    fn symlinked_state_file_is_neither_read_nor_replaced() {
         let dir = tempfile::tempdir().unwrap();
         let b = backend(&dir);
+        let content = state_with(3, &["x.x"]).to_json();
+        let target = outside(&dir, &content);
+        fs::create_dir_all(b.dir()).unwrap();
+        std::os::unix::fs::symlink(&target, b.path()).unwrap();
+        assert_refuses_link(b.read_unlocked().unwrap_err(), b.path());
         let mut l = lock(&b);
-        let mut state = State::new();
-        let n = 5_000u64;
-        let t = Instant::now();
-        for i in 0..n {
-            let change = Recorded::Set {
-                address: format!("mage_block.b{i:05}"),
-                resource: res(i),
-            };
-            state.apply_change(&change);
-            l.record(change).unwrap();
-        }
-        let recorded = t.elapsed();
-        let t = Instant::now();
-        let replayed = l.read().unwrap().unwrap();
-        let read_journal = t.elapsed();
-        assert_eq!(replayed.resources, state.resources);
-        state.lineage = replayed.lineage.clone();
-        state.bump();
-        let t = Instant::now();
-        l.persist(&state).unwrap();
-        let persisted = t.elapsed();
-        let t = Instant::now();
-        let back = l.read().unwrap().unwrap();
-        let read = t.elapsed();
-        assert_eq!(back, state);
-        let size = fs::metadata(b.path()).unwrap().len();
+        assert_refuses_link(l.read().unwrap_err(), b.path());
+        assert_refuses_link(l.persist(&state_with(4, &[])).unwrap_err(), b.path());
+        assert!(
+            fs::symlink_metadata(b.path())
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(fs::read_to_string(&target).unwrap(), content,);
+    }
 
-        // The same 5,000 changes, group-committed 50 at a time (one fsync per batch).
-        let changes: Vec<Recorded> = state
-            .resources
-            .iter()
-            .map(|(a, r)| Recorded::Set {
-                address: a.clone(),
-                resource: r.clone(),
-            })
-            .collect();
-        let t = Instant::now();
-        for chunk in changes.chunks(50) {
-            l.record_batch(chunk).unwrap();
+    #[cfg(unix)]
+    #[test]
+    fn symlinked_journal_is_neither_read_nor_truncated() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = backend(&dir);
+        {
+            let mut l = lock(&b);
+            l.persist(&state_with(1, &[])).unwrap();
         }
-        let batched = t.elapsed();
-        assert_eq!(l.read().unwrap().unwrap().serial, state.serial + 1);
-        eprintln!(
-            "perf: {n} records in batches of 50: {batched:?} ({:?}/record)",
-            batched / n as u32
+        let target = outside(&dir, "precious\n");
+        std::os::unix::fs::symlink(&target, b.journal_path()).unwrap();
+        assert_refuses_link(b.read_unlocked().unwrap_err(), &b.journal_path());
+        let mut l = lock(&b);
+        assert_refuses_link(l.record(set("a.a", 1)).unwrap_err(), &b.journal_path());
+        let mut s = state_with(1, &[]);
+        s.bump();
+        // persist: the state file is written, then the journal cannot be emptied through the link.
+        let _ = l.persist(&s);
+        assert_eq!(fs::read_to_string(&target).unwrap(), "precious\n");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinked_lock_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = backend(&dir);
+        fs::create_dir_all(b.dir()).unwrap();
+        let target = outside(&dir, "precious\n");
+        std::os::unix::fs::symlink(&target, b.lock_path()).unwrap();
+        assert_refuses_link(b.lock("apply", Duration::ZERO).unwrap_err(), &b.lock_path());
+        fs::remove_file(b.lock_path()).unwrap();
+        std::os::unix::fs::symlink(&target, b.lock_info_path()).unwrap();
+        assert_refuses_link(
+            b.lock("apply", Duration::ZERO).unwrap_err(),
+            &b.lock_info_path(),
         );
-        eprintln!(
-            "perf: {n} records (fsync each) {recorded:?} ({:?}/record); read with journal replay \
-             {read_journal:?}; persist {size} bytes {persisted:?}; read {read:?}",
-            recorded / n as u32
-        );
+        assert_eq!(b.lock_holder(), None, "the link is not read either");
+        assert_eq!(fs::read_to_string(&target).unwrap(), "precious\n");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinked_state_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = backend(&dir);
+        let elsewhere = dir.path().join("elsewhere");
+        fs::create_dir(&elsewhere).unwrap();
+        fs::write(elsewhere.join("state.json"), state_with(2, &[]).to_json()).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, b.dir()).unwrap();
+        assert_refuses_link(b.read_unlocked().unwrap_err(), &b.dir());
+        assert_refuses_link(b.lock("apply", Duration::ZERO).unwrap_err(), &b.dir());
+        let names: Vec<_> = fs::read_dir(&elsewhere).unwrap().collect();
+        assert_eq!(names.len(), 1, "nothing was written through the link");
+    }
+
+    /// A FIFO where the state file, the journal or the lock file is expected is an error at
+    /// once, never a read or a write that blocks forever.
+    #[cfg(unix)]
+    #[test]
+    fn fifo_instead_of_a_state_file_is_an_error_not_a_hang() {
+        for which in ["state", "journal", "lock"] {
+            let dir = tempfile::tempdir().unwrap();
+            let b = backend(&dir);
+            fs::create_dir_all(b.dir()).unwrap();
+            if which != "state" {
+                let mut l = lock(&b);
+                l.persist(&state_with(1, &[])).unwrap();
+            }
+            let path = match which {
+                "state" => b.path().to_path_buf(),
+                "journal" => b.journal_path(),
+                _ => b.lock_path(),
+            };
+            let _ = fs::remove_file(&path);
+            let status = std::process::Command::new("mkfifo")
+                .arg(&path)
+                .status()
+                .expect("mkfifo (coreutils) is needed for this test");
+            assert!(status.success());
+            let (tx, rx) = std::sync::mpsc::channel();
+            let b2 = b.clone();
+            std::thread::spawn(move || {
+                let read = b2.read_unlocked().map(|_| ()).map_err(|e| e.to_string());
+                let locked = b2
+                    .lock("apply", Duration::ZERO)
+                    .and_then(|mut l| l.record(set("a.a", 1)))
+                    .map_err(|e| e.to_string());
+                let _ = tx.send((read, locked));
+            });
+            let (read, locked) = rx
+                .recv_timeout(Duration::from_secs(10))
+                .unwrap_or_else(|_| panic!("a FIFO as the {which} file hangs weir"));
+            let errors: Vec<String> = [read, locked].into_iter().filter_map(Result::err).collect();
+            assert!(!errors.is_empty(), "{which}: a FIFO was accepted");
+            for e in &errors {
+                assert!(e.contains("FIFO"), "{which}: {e}");
+                assert!(e.contains(&path.display().to_string()), "{which}: {e}");
+            }
+        }
     }
 }

@@ -13,7 +13,8 @@
 //! file would let two processes each hold "the" lock.
 
 use super::local::{
-    JournalWriter, LocalBackend, Recorded, ensure_dir, read_state, write_state_atomic,
+    JournalWriter, LocalBackend, Recorded, check_replaceable, ensure_dir, open_regular,
+    read_optional, read_state, write_state_atomic,
 };
 use super::{State, StateError, WEIR_VERSION};
 use serde::{Deserialize, Serialize};
@@ -85,13 +86,15 @@ impl LocalBackend {
     pub fn lock(&self, operation: &str, timeout: Duration) -> Result<StateLock, StateError> {
         ensure_dir(&self.dir())?;
         let lock_path = self.lock_path();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(|e| StateError::io("open lock file", &lock_path, e))?;
+        let file = open_regular(
+            &lock_path,
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false),
+        )
+        .map_err(|e| StateError::io("open lock file", &lock_path, e))?;
         let start = Instant::now();
         loop {
             match file.try_lock() {
@@ -117,6 +120,8 @@ impl LocalBackend {
                 }
             }
         }
+        // Only the lock holder writes temporary files here: any left now are a killed weir's.
+        self.remove_leftover_temp_files();
         let info = LockInfo::new(operation);
         // On error `file` is dropped here, which releases the OS lock.
         write_info(&self.lock_info_path(), &info)?;
@@ -129,11 +134,36 @@ impl LocalBackend {
         })
     }
 
+    /// Removes the temporary files a weir killed mid-write left in the state directory (a
+    /// full copy of the state, secrets included): regular files named as the backend names
+    /// its temporary files, nothing else. Best effort: a file that cannot be removed stays.
+    fn remove_leftover_temp_files(&self) {
+        let name = self
+            .path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let prefixes = [format!(".{name}."), ".lock.info.".to_string()];
+        let Ok(entries) = fs::read_dir(self.dir()) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let file_name = entry.file_name();
+            let file_name = file_name.to_string_lossy();
+            let ours = file_name.ends_with(".tmp")
+                && prefixes.iter().any(|p| file_name.starts_with(p.as_str()));
+            // `file_type` does not follow links: a link or anything else is left alone.
+            if ours && entry.file_type().is_ok_and(|t| t.is_file()) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+
     /// Who holds (or last held) the lock, from `<state>.lock.info`; `None` when the file is
     /// missing or unreadable. A stale file may remain after a killed weir: it only means
     /// something while the lock is actually held.
     pub fn lock_holder(&self) -> Option<LockInfo> {
-        let bytes = fs::read(self.lock_info_path()).ok()?;
+        let bytes = read_optional(&self.lock_info_path(), "read lock info file").ok()??;
         serde_json::from_slice(&bytes).ok()
     }
 }
@@ -144,6 +174,7 @@ fn write_info(path: &Path, info: &LockInfo) -> Result<(), StateError> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
+    check_replaceable(path, "write lock info file")?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".lock.info.")
         .suffix(".tmp")
@@ -183,6 +214,22 @@ impl StateLock {
     /// higher than the file's when the journal held entries). `None` when there is no state yet.
     pub fn read(&self) -> Result<Option<State>, StateError> {
         read_state(self.backend.path(), &self.backend.journal_path())
+    }
+
+    /// The current state, given a key ([`State::key`]) when it has none: an empty state of
+    /// serial 0 is created when there is no state yet, and a state without a key gets one (a
+    /// change: its serial goes up). What a saved plan is sealed with and bound to.
+    pub fn read_keyed(&mut self) -> Result<State, StateError> {
+        let Some(mut state) = self.read()? else {
+            let state = State::new();
+            self.persist(&state)?;
+            return Ok(state);
+        };
+        if state.ensure_key() {
+            state.bump();
+            self.persist(&state)?;
+        }
+        Ok(state)
     }
 
     /// Records one finished operation durably: appends a line to the journal and fsyncs it
@@ -447,5 +494,40 @@ mod tests {
             .status()
             .unwrap();
         assert!(status.success(), "lock not released on drop");
+    }
+
+    /// A weir killed while writing the state leaves its temporary file (a full copy of the
+    /// state); the next lock removes it, and nothing else.
+    #[test]
+    fn leftover_temporary_files_are_removed_at_the_next_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = backend(&dir);
+        fs::create_dir_all(b.dir()).unwrap();
+        let leftovers = [".state.json.AbC123.tmp", ".lock.info.XyZ789.tmp"];
+        for name in leftovers {
+            fs::write(b.dir().join(name), "{\"secret\": 1}").unwrap();
+        }
+        let kept = ["state.json.tmp", ".other.json.AbC.tmp", ".state.json.notes"];
+        for name in kept {
+            fs::write(b.dir().join(name), "mine").unwrap();
+        }
+        #[cfg(unix)]
+        {
+            let target = dir.path().join("target.txt");
+            fs::write(&target, "x").unwrap();
+            std::os::unix::fs::symlink(&target, b.dir().join(".state.json.link.tmp")).unwrap();
+        }
+        let _l = b.lock("apply", Duration::ZERO).unwrap();
+        for name in leftovers {
+            assert!(!b.dir().join(name).exists(), "{name} left behind");
+        }
+        for name in kept {
+            assert!(b.dir().join(name).exists(), "{name} removed");
+        }
+        #[cfg(unix)]
+        assert!(
+            fs::symlink_metadata(b.dir().join(".state.json.link.tmp")).is_ok(),
+            "a link is not ours to remove"
+        );
     }
 }

@@ -1,9 +1,9 @@
 //! State: what weir believes exists, as of the last apply.
 //!
-//! The format (DESIGN.md §6) is one JSON document:
+//! The format is one JSON document:
 //!
 //! ```json
-//! { "version": 1, "lineage": "uuid", "serial": 42, "weir_version": "0.1.0",
+//! { "version": 1, "lineage": "uuid", "serial": 42, "weir_version": "0.1.0", "key": "hex",
 //!   "resources": { "<address>": { "type": "...", "provider": "mage", "attributes": {},
 //!                  "sensitive_paths": [["a", "b"]], "dependencies": ["<direct deps only>"],
 //!                  "private": {} } },
@@ -12,7 +12,7 @@
 //!
 //! - `resources` and `outputs` are sorted maps, so the file is stable and diffs well.
 //! - `dependencies` holds *direct* dependencies only (Terraform stores transitive ones, which
-//!   makes a chain of N resources cost N² — planners.md §1.2 #15).
+//!   makes a chain of N resources cost N²).
 //! - `lineage` is fixed when the state is created ([`State::new`]); `serial` is increased by the
 //!   caller ([`State::bump`]) on every write that changed something, never on a no-op.
 //!
@@ -49,6 +49,13 @@ pub struct State {
     pub serial: u64,
     /// The weir that last wrote this state.
     pub weir_version: String,
+    /// A random secret (256 bits, hex) that never leaves the state: it seals saved plans made
+    /// against this state and keys the digests of their secrets ([`crate::plan::file`]), so a
+    /// plan file can be neither forged nor used to check a guessed secret offline. Empty in a
+    /// state written before weir had it, or recovered from a journal alone: `weir plan --out`
+    /// adds one.
+    #[serde(default)]
+    pub key: String,
     /// Every managed resource, by address.
     #[serde(default)]
     pub resources: BTreeMap<String, ResourceState>,
@@ -118,9 +125,26 @@ impl Default for State {
 }
 
 impl State {
-    /// An empty state with a fresh lineage (UUID v4) and serial 0.
+    /// An empty state with a fresh lineage (UUID v4), a fresh key and serial 0.
     pub fn new() -> Self {
-        State::with_lineage(uuid::Uuid::new_v4().to_string())
+        let mut state = State::with_lineage(uuid::Uuid::new_v4().to_string());
+        state.ensure_key();
+        state
+    }
+
+    /// Gives the state a fresh [`State::key`] when it has none; says whether it did (the state
+    /// then changed and must be persisted).
+    pub fn ensure_key(&mut self) -> bool {
+        if !self.key.is_empty() {
+            return false;
+        }
+        // Two UUID v4s: 244 bits from the operating system's random source.
+        self.key = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        true
     }
 
     pub(crate) fn with_lineage(lineage: String) -> Self {
@@ -129,6 +153,7 @@ impl State {
             lineage,
             serial: 0,
             weir_version: WEIR_VERSION.to_string(),
+            key: String::new(),
             resources: BTreeMap::new(),
             outputs: BTreeMap::new(),
         }
@@ -375,6 +400,8 @@ mod tests {
         assert_eq!(a.serial, 0);
         assert_eq!(a.weir_version, WEIR_VERSION);
         assert_ne!(a.lineage, b.lineage);
+        assert_eq!(a.key.len(), 64);
+        assert_ne!(a.key, b.key);
         let uuid = uuid::Uuid::parse_str(&a.lineage).unwrap();
         assert_eq!(uuid.get_version_num(), 4);
     }
@@ -395,6 +422,7 @@ mod tests {
                 "lineage",
                 "serial",
                 "weir_version",
+                "key",
                 "resources",
                 "outputs"
             ]

@@ -6,6 +6,7 @@ use crate::cli::workspace::{self};
 use crate::cli::{PlanArgs, output};
 use crate::plan::Plan;
 use crate::render::{Format, render};
+use crate::state::{State, StateLock};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
@@ -18,28 +19,40 @@ pub fn run(
     destroy: bool,
     color: bool,
 ) -> Result<ExitCode, String> {
+    let saved = plan_file
+        .map(|path| crate::plan::file::load(path).map(|file| (path, file)))
+        .transpose()?;
     let mut ws = workspace::open(dir, &args.vars, color)?;
     let timeout = workspace::lock_timeout(&args.lock_timeout)?;
-    let plan = match plan_file {
-        Some(path) => {
-            let file = crate::plan::file::load(path)?;
-            let lock = ws
-                .backend
-                .lock("apply", timeout)
-                .map_err(|e| e.to_string())?;
-            let state = lock.read().map_err(|e| e.to_string())?;
-            file.check_fresh(state.as_ref(), &ws.config_hash)
-                .map_err(|why| format!("cannot apply {}: {why}", path.display()))?;
-            drop(lock);
-            file.restore(&ws.instances)?
+    // The lock is held from the plan to the end of the apply (while the question waits for its
+    // answer, too): no other weir can change the state in between and leave this one applying
+    // a stale plan over it.
+    let lock = ws
+        .backend
+        .lock(if destroy { "destroy" } else { "apply" }, timeout)
+        .map_err(|e| e.to_string())?;
+    let prior = lock.read().map_err(|e| e.to_string())?;
+    let plan = match saved {
+        Some((path, file)) => {
+            let cannot = |why: String| format!("cannot apply {}: {why}", path.display());
+            file.check_fresh(prior.as_ref(), &ws.config_hash)
+                .map_err(cannot)?;
+            // Plan again from the configuration, against the same state, with the same options:
+            // what runs is derived from the configuration, and only when it is the saved plan.
+            let options = file.options.to_options(args.parallelism.max(1));
+            let fresh =
+                crate::cli::commands::plan::make_plan(dir, &mut ws, prior.as_ref(), &options)?;
+            let key = prior.as_ref().map(|s| s.key.as_str()).unwrap_or_default();
+            file.check_same(&fresh, key)
+                .map_err(|why| ws.model.redactor.redact(&cannot(why)))?;
+            fresh
         }
         None => {
             let plan = crate::cli::commands::plan::make_plan(
                 dir,
                 &mut ws,
-                args,
-                destroy,
-                if destroy { "destroy" } else { "apply" },
+                prior.as_ref(),
+                &args.options(destroy),
             )?;
             output::print_stdout(&ws.model.redactor.redact(&render(
                 &plan,
@@ -56,7 +69,7 @@ pub fn run(
             plan
         }
     };
-    execute(&ws, &plan, args, timeout, color)
+    execute(&ws, &plan, args, lock, prior.unwrap_or_default(), color)
 }
 
 fn confirm(destroy: bool) -> Result<bool, String> {
@@ -79,21 +92,10 @@ fn execute(
     ws: &workspace::Workspace,
     plan: &Plan,
     args: &PlanArgs,
-    timeout: std::time::Duration,
+    mut lock: StateLock,
+    mut state: State,
     color: bool,
 ) -> Result<ExitCode, String> {
-    let mut lock = ws
-        .backend
-        .lock("apply", timeout)
-        .map_err(|e| e.to_string())?;
-    let mut state = lock.read().map_err(|e| e.to_string())?.unwrap_or_default();
-    // A plan made now was made against this state; a saved one was checked above, under the
-    // lock, and nothing can have changed since unless another weir raced in between.
-    if plan.lineage.as_ref().is_some_and(|l| *l != state.lineage)
-        || plan.serial.is_some_and(|s| s != state.serial)
-    {
-        return Err("the state changed while the plan was being approved: make a new plan".into());
-    }
     let reporter: Box<dyn Reporter> =
         if std::io::stderr().is_terminal() && std::env::var_os("CI").is_none() {
             Box::new(TerminalReporter::new(ws.model.redactor.clone()))

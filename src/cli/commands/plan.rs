@@ -5,6 +5,7 @@ use crate::cli::{PlanArgs, output};
 use crate::plan::Plan;
 use crate::plan::planner::{PlanInput, PlanOptions};
 use crate::render::{Format, render};
+use crate::state::State;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -20,41 +21,33 @@ impl PlanArgs {
     }
 }
 
-/// Locks state, reads it, and makes a plan. The lock is released before returning.
+/// Makes a plan against `prior`, the state read under the lock, which the caller holds until
+/// it is done with the plan (saved, or applied). The plan's configuration hash is keyed with
+/// the state's key (a throwaway one without a keyed state): the raw hash covers the secrets.
 pub fn make_plan(
     dir: &Path,
     ws: &mut Workspace,
-    args: &PlanArgs,
-    destroy: bool,
-    operation: &str,
+    prior: Option<&State>,
+    opts: &PlanOptions,
 ) -> Result<Plan, String> {
-    let timeout = workspace::lock_timeout(&args.lock_timeout)?;
-    let lock = ws
-        .backend
-        .lock(operation, timeout)
-        .map_err(|e| e.to_string())?;
-    let prior = lock.read().map_err(|e| e.to_string())?;
+    let key = match prior {
+        Some(state) if !state.key.is_empty() => state.key.clone(),
+        _ => State::new().key,
+    };
     let rt = workspace::runtime()?;
     let input = PlanInput {
         // The desired instances move into the plan.
         desired: std::mem::take(&mut ws.instances),
         outputs: &ws.model.outputs,
-        prior: prior.as_ref(),
-        config_hash: ws.config_hash.clone(),
+        prior,
+        config_hash: crate::plan::file::config_digest(&key, &ws.config_hash),
         git_commit: workspace::git_commit(dir),
     };
-    let plan = rt
-        .block_on(crate::plan::planner::plan(
-            input,
-            &ws.providers,
-            &args.options(destroy),
-        ))
+    rt.block_on(crate::plan::planner::plan(input, &ws.providers, opts))
         .map_err(|errors| {
             let text: Vec<String> = errors.iter().map(|e| ws.model.redactor.redact(e)).collect();
             format!("cannot make the plan:\n  {}", text.join("\n  "))
-        })?;
-    drop(lock);
-    Ok(plan)
+        })
 }
 
 pub fn run(
@@ -67,17 +60,31 @@ pub fn run(
     color: bool,
 ) -> Result<ExitCode, String> {
     let mut ws = workspace::open(dir, &args.vars, color)?;
-    let plan = make_plan(dir, &mut ws, args, destroy, "plan")?;
+    let timeout = workspace::lock_timeout(&args.lock_timeout)?;
+    // Held until the plan is saved: the plan is made against exactly the state it names.
+    let mut lock = ws
+        .backend
+        .lock("plan", timeout)
+        .map_err(|e| e.to_string())?;
+    let prior = match out {
+        // A saved plan is sealed with the state's key: the state gets one (an empty state of
+        // serial 0 is created when there is none yet).
+        Some(_) => Some(lock.read_keyed().map_err(|e| e.to_string())?),
+        None => lock.read().map_err(|e| e.to_string())?,
+    };
+    let options = args.options(destroy);
+    let plan = make_plan(dir, &mut ws, prior.as_ref(), &options)?;
     let text = render(&plan, format, output::stdout_color(color));
     output::print_stdout(&ws.model.redactor.redact(&text));
-    if let Some(path) = out {
-        crate::plan::file::save(&plan, path)?;
+    if let (Some(path), Some(state)) = (out, &prior) {
+        crate::plan::file::save(&plan, &options, &state.key, path)?;
         eprintln!(
             "Saved the plan to {}. Apply exactly this plan with: weir apply {}",
             path.display(),
             path.display()
         );
     }
+    drop(lock);
     Ok(if detailed && plan.has_changes() {
         ExitCode::from(2)
     } else {
