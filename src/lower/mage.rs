@@ -10,6 +10,7 @@ use crate::model::{
 };
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
+use weir_provider_sdk::AttrPath;
 
 const PROVIDER: &str = "mage";
 
@@ -37,7 +38,8 @@ pub(super) fn lower_local(model: &Configuration) -> Result<Vec<ResourceInstance>
 
     // Mage keeps block code by type and uuid, shared by every pipeline: two blocks that would
     // land in the same file must be the same code.
-    let mut files: BTreeMap<String, (String, String)> = BTreeMap::new();
+    // Path → (owner, code, index of its instance in `out`).
+    let mut files: BTreeMap<String, (String, String, usize)> = BTreeMap::new();
     for p in &model.pipelines {
         let pipeline_address = format!("mage_pipeline.{}", p.name);
         let mut pipeline = ResourceInstance::new(
@@ -47,9 +49,7 @@ pub(super) fn lower_local(model: &Configuration) -> Result<Vec<ResourceInstance>
             pipeline_attributes(model, p, &project_dir),
         )
         .depends_on(&project_address);
-        if p.variables_sensitive {
-            pipeline = pipeline.sensitive(&["variables"]);
-        }
+        pipeline.sensitive_paths.extend(pipeline_secrets(p));
         for (channel_key, field) in secret_fields(model, p) {
             pipeline = pipeline.sensitive(&["notification_config", &channel_key, field]);
         }
@@ -61,6 +61,7 @@ pub(super) fn lower_local(model: &Configuration) -> Result<Vec<ResourceInstance>
                     b.uuid.as_str(),
                     format!("{}/{}.{}", b.kind.folder(), b.uuid, b.language.extension()),
                     &b.code,
+                    &b.sensitive,
                 )
             })
             .chain(p.conditions.iter().map(|c| {
@@ -68,6 +69,7 @@ pub(super) fn lower_local(model: &Configuration) -> Result<Vec<ResourceInstance>
                     c.uuid.as_str(),
                     format!("conditionals/{}.{}", c.uuid, c.language.extension()),
                     &c.code,
+                    &c.sensitive,
                 )
             }))
             .chain(p.callbacks.iter().map(|c| {
@@ -75,11 +77,15 @@ pub(super) fn lower_local(model: &Configuration) -> Result<Vec<ResourceInstance>
                     c.uuid.as_str(),
                     format!("callbacks/{}.{}", c.uuid, c.language.extension()),
                     &c.code,
+                    &c.sensitive,
                 )
             }));
-        for (uuid, path, code) in code_files {
+        for (uuid, path, code, secrets) in code_files {
             let owner = format!("{}.{uuid}", p.name);
-            if let Some((other, other_code)) = files.get(&path) {
+            let code_secrets = code_file_secrets(secrets);
+            if let Some((other, other_code, index)) = files.get(&path) {
+                // The same code, shared: a secret in either copy makes the file's code secret.
+                out[*index].sensitive_paths.extend(code_secrets);
                 if other_code != code {
                     diags.push(
                         Diagnostic::error(format!(
@@ -92,14 +98,15 @@ pub(super) fn lower_local(model: &Configuration) -> Result<Vec<ResourceInstance>
                 }
                 continue;
             }
-            files.insert(path.clone(), (owner.clone(), code.clone()));
-            let block = ResourceInstance::new(
+            files.insert(path.clone(), (owner.clone(), code.clone(), out.len()));
+            let mut block = ResourceInstance::new(
                 "mage_block",
                 &owner,
                 PROVIDER,
                 json!({"project_dir": project_dir, "path": path, "code": code}),
             )
             .depends_on(&project_address);
+            block.sensitive_paths.extend(code_secrets);
             pipeline = pipeline.depends_on(&block.address);
             out.push(block);
         }
@@ -121,7 +128,8 @@ pub(super) fn lower_local(model: &Configuration) -> Result<Vec<ResourceInstance>
         )
         .depends_on(&pipeline_address);
         for s in &schedules {
-            if let Some(cron) = &s.cron {
+            // A secret cron expression is not spelled out in a note either.
+            if let Some(cron) = s.cron.as_ref().filter(|_| !s.sensitive.has("cron")) {
                 triggers.notes.push(super::Note::NextRuns {
                     schedule: s.name.clone(),
                     cron: cron.clone(),
@@ -131,9 +139,7 @@ pub(super) fn lower_local(model: &Configuration) -> Result<Vec<ResourceInstance>
         // An API trigger's token is all it takes to start runs (retired triggers included).
         triggers = triggers.sensitive(&["triggers", "*", "token"]);
         for (i, s) in schedules.iter().enumerate() {
-            if s.variables_sensitive {
-                triggers = triggers.sensitive(&["triggers", &i.to_string(), "variables"]);
-            }
+            triggers.sensitive_paths.extend(trigger_secrets(s, i));
         }
         out.push(pipeline);
         out.push(triggers);
@@ -153,6 +159,106 @@ fn project_uuid(deployment: &str) -> String {
     )
     .simple()
     .to_string()
+}
+
+/// `base` followed by each path in `inner`.
+fn under(base: &[&str], inner: &[AttrPath]) -> Vec<AttrPath> {
+    inner
+        .iter()
+        .map(|p| base.iter().map(|s| s.to_string()).chain(p.iter().cloned()).collect())
+        .collect()
+}
+
+/// Where a pipeline's secrets land in its `mage_pipeline` attributes: the pipeline's own
+/// attributes, and those of its blocks and add-ons. An attribute whose place is not known
+/// here (a secret where none is expected, e.g. a block `type`) masks the element it is in.
+fn pipeline_secrets(p: &Pipeline) -> Vec<AttrPath> {
+    let mut out = Vec::new();
+    for (attr, inner) in p.sensitive.iter() {
+        out.extend(match attr {
+            // Collections keep their shape: a secret inside masks only its element.
+            "tags" | "variables" => under(&[attr], inner),
+            "description" => vec![path(&["description"])],
+            _ => match attr.split_once('.') {
+                Some(("retry", field)) => vec![path(&["blocks", "*", "retry_config", field])],
+                Some(("concurrency", field)) => vec![path(&[
+                    "concurrency_config",
+                    match field {
+                        "on_limit" => "on_pipeline_run_limit_reached",
+                        other => other,
+                    },
+                ])],
+                _ => vec![Vec::new()],
+            },
+        });
+    }
+    for (i, b) in p.blocks.iter().enumerate() {
+        let i = i.to_string();
+        for (attr, _) in b.sensitive.iter() {
+            out.push(match attr.split_once('.') {
+                _ if matches!(attr, "code" | "source") => continue,
+                _ if attr == "timeout" => path(&["blocks", &i, "timeout"]),
+                Some(("retry", field)) => path(&["blocks", &i, "retry_config", field]),
+                _ => path(&["blocks", &i]),
+            });
+        }
+    }
+    for (list, add_ons) in [("conditionals", &p.conditions), ("callbacks", &p.callbacks)] {
+        for (i, a) in add_ons.iter().enumerate() {
+            if a.sensitive.iter().any(|(attr, _)| !matches!(attr, "code" | "source")) {
+                out.push(path(&[list, &i.to_string()]));
+            }
+        }
+    }
+    out
+}
+
+/// The secrets of a `mage_block`: its code when the code derives from a secret, everything
+/// when another attribute that shapes the file (its type, language) does.
+fn code_file_secrets(secrets: &crate::config::eval::Sensitivity) -> Vec<AttrPath> {
+    let mut out = Vec::new();
+    for (attr, _) in secrets.iter() {
+        match attr {
+            "code" | "source" => out.push(path(&["code"])),
+            // Kept in the pipeline's attributes only.
+            "timeout" => {}
+            a if a.starts_with("retry.") => {}
+            _ => out.push(Vec::new()),
+        }
+    }
+    out
+}
+
+/// Where a schedule's secrets land in its pipeline's `mage_triggers` attributes (`index`: its
+/// place in `triggers`).
+fn trigger_secrets(s: &Schedule, index: usize) -> Vec<AttrPath> {
+    let i = index.to_string();
+    let mut out = Vec::new();
+    for (attr, inner) in s.sensitive.iter() {
+        let at = |rest: &[&str]| {
+            let mut p = path(&["triggers", &i]);
+            p.extend(rest.iter().map(|s| s.to_string()));
+            p
+        };
+        match attr {
+            "variables" => out.extend(under(&["triggers", &i, "variables"], inner)),
+            "cron" => out.push(at(&["schedule_interval"])),
+            "start" => out.push(at(&["start_time"])),
+            "sla" => out.push(at(&["sla"])),
+            "type" => out.push(at(&["schedule_type"])),
+            "active" => out.push(at(&["status"])),
+            "timeout" => out.push(at(&["settings", "timeout"])),
+            "skip_if_running" => out.push(at(&["settings", "skip_if_previous_running"])),
+            "allow_blocks_to_fail" => out.push(at(&["settings", "allow_blocks_to_fail"])),
+            "max_concurrent_runs" => out.push(at(&["settings", "pipeline_run_limit"])),
+            _ => out.push(at(&[])),
+        }
+    }
+    out
+}
+
+fn path(segments: &[&str]) -> AttrPath {
+    segments.iter().map(|s| s.to_string()).collect()
 }
 
 fn retry_config(r: &RetryPolicy) -> Value {

@@ -4,7 +4,7 @@ use super::code::{Code, read_code};
 use super::values::parse_duration;
 use super::{ResourceProfile, check_uuid};
 use crate::config::body::{BodyReader, Spanned, block_header};
-use crate::config::eval::Evaluator;
+use crate::config::eval::{Evaluator, Sensitivity};
 use crate::config::{Config, labels};
 use crate::diagnostics::{Diagnostic, Diagnostics, Location, suggest};
 use hcl_edit::structure::Block as HclBlock;
@@ -15,7 +15,8 @@ pub struct Pipeline {
     pub description: String,
     pub tags: Vec<String>,
     pub variables: serde_json::Map<String, serde_json::Value>,
-    pub variables_sensitive: bool,
+    /// Where its secrets are (its own attributes and those of `retry` and `concurrency`).
+    pub sensitive: Sensitivity,
     pub profile: Option<String>,
     pub retry: RetryPolicy,
     pub concurrency: Option<Concurrency>,
@@ -135,6 +136,8 @@ pub struct Block {
     pub profile: Option<String>,
     pub retry: RetryPolicy,
     pub timeout_secs: Option<u64>,
+    /// Where its secrets are (its own attributes and those of `retry`).
+    pub sensitive: Sensitivity,
 }
 
 /// A condition (runs before the blocks it gates) or a callback (runs after its blocks).
@@ -145,6 +148,7 @@ pub struct AddOn {
     pub language: Language,
     /// Gated blocks (condition) or the blocks it follows (callback).
     pub blocks: Vec<String>,
+    pub sensitive: Sensitivity,
 }
 
 /// A block as read, before references are resolved.
@@ -159,6 +163,7 @@ struct RawBlock {
     profile: Option<Spanned<String>>,
     retry: Option<RetryPolicy>,
     timeout_secs: Option<u64>,
+    sensitive: Sensitivity,
 }
 
 pub(super) fn pipelines(
@@ -345,6 +350,7 @@ pub(super) fn pipelines(
                         code: code.map(|c| c.text).unwrap_or_default(),
                         language,
                         blocks: resolved,
+                        sensitive: ev.body_sensitivity(&b.body, &[]),
                     },
                     loc,
                     targets,
@@ -417,16 +423,16 @@ pub(super) fn pipelines(
                     profile: b.profile.map(|p| p.value),
                     retry: b.retry.unwrap_or_else(|| retry.clone()),
                     timeout_secs: b.timeout_secs,
+                    sensitive: b.sensitive,
                 })
             })
             .collect();
-        let variables_sensitive = variables.as_ref().is_some_and(|v| v.sensitive);
         let pipeline = Pipeline {
             name: name.clone(),
             description,
             tags,
             variables: variables.map(|v| v.value).unwrap_or_default(),
-            variables_sensitive,
+            sensitive: ev.body_sensitivity(&top.block.body, &["retry", "concurrency"]),
             profile: profile.map(|p| p.value),
             retry,
             concurrency,
@@ -535,6 +541,7 @@ fn read_block(
         profile,
         retry,
         timeout_secs,
+        sensitive: ev.body_sensitivity(&b.body, &["retry"]),
     }
 }
 

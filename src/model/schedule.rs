@@ -3,6 +3,7 @@
 use super::Pipeline;
 use super::values::{check_cron, check_rfc3339, parse_duration};
 use crate::config::body::BodyReader;
+use crate::config::eval::Sensitivity;
 use crate::config::{Config, labels};
 use crate::diagnostics::{Diagnostic, Diagnostics, Location, suggest};
 
@@ -31,7 +32,8 @@ pub struct Schedule {
     pub start: Option<String>,
     pub active: bool,
     pub variables: serde_json::Map<String, serde_json::Value>,
-    pub variables_sensitive: bool,
+    /// Where its secrets are, by attribute.
+    pub sensitive: Sensitivity,
     pub sla_secs: Option<u64>,
     pub timeout_secs: Option<u64>,
     pub skip_if_running: bool,
@@ -203,7 +205,7 @@ pub(super) fn schedules(
                 .map(|c| c.value.trim().to_string()),
             start,
             active: r.bool(ev, "active", diags).map(|b| b.value).unwrap_or(true),
-            variables_sensitive: variables.as_ref().is_some_and(|v| v.sensitive),
+            sensitive: ev.body_sensitivity(&top.block.body, &[]),
             variables: variables.map(|v| v.value).unwrap_or_default(),
             sla_secs,
             timeout_secs,

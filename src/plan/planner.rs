@@ -4,7 +4,7 @@
 use super::action::Action;
 use super::change::{Change, Drift, Reason};
 use super::plan::{OutputChange, Plan};
-use super::sensitive::get_path;
+use super::sensitive::{expand, get_path};
 use crate::graph::ResourceGraph;
 use crate::lower::ResourceInstance;
 use crate::model::Output;
@@ -260,7 +260,9 @@ pub async fn plan(
                 continue;
             }
         };
-        let mut after_sensitive = instance.sensitive_paths.clone();
+        // Concrete paths: the saved plan and state name each secret, wildcards included
+        // (e.g. the token of every trigger, retired ones that the provider carried over too).
+        let mut after_sensitive = expand(&instance.sensitive_paths, &planned.value);
         if let Some(s) = schema {
             after_sensitive.extend(
                 s.attributes

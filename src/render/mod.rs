@@ -16,7 +16,7 @@ pub use markdown::render_markdown;
 pub use text::render_text;
 
 use crate::plan::Plan;
-use crate::plan::sensitive::get_path;
+use crate::plan::sensitive::values_at;
 use crate::redact::Redactor;
 use serde_json::Value;
 use weir_provider_sdk::AttrPath;
@@ -53,10 +53,8 @@ pub fn render(plan: &Plan, format: Format, color: bool) -> String {
 pub(crate) fn plan_redactor(plan: &Plan) -> Redactor {
     fn add(r: &mut Redactor, value: Option<&Value>, paths: &[AttrPath]) {
         let Some(value) = value else { return };
-        for path in paths {
-            if let Some(v) = get_path(value, path) {
-                r.add_value(v);
-            }
+        for v in values_at(value, paths) {
+            r.add_value(v);
         }
     }
     let mut r = Redactor::new();
