@@ -329,7 +329,9 @@ impl Evaluator {
                     .iter()
                     .map(|(key, _)| match key {
                         ObjectKey::Ident(ident) => Some(ident.as_str().to_string()),
-                        ObjectKey::Expression(Expression::String(s)) => Some(s.as_str().to_string()),
+                        ObjectKey::Expression(Expression::String(s)) => {
+                            Some(s.as_str().to_string())
+                        }
                         ObjectKey::Expression(_) => None,
                     })
                     .collect();
@@ -351,7 +353,11 @@ impl Evaluator {
     /// Where the secrets of a block body are, by attribute name: for each attribute whose
     /// value holds one, the paths inside that value. Attributes of the `nested` blocks are
     /// named `<block>.<attribute>` (e.g. `retry.delay`).
-    pub fn body_sensitivity(&self, body: &hcl_edit::structure::Body, nested: &[&str]) -> Sensitivity {
+    pub fn body_sensitivity(
+        &self,
+        body: &hcl_edit::structure::Body,
+        nested: &[&str],
+    ) -> Sensitivity {
         let mut found = BTreeMap::new();
         let mut add = |name: String, expr: &Expression| {
             let paths = self.sensitive_paths(expr);

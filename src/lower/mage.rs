@@ -165,7 +165,12 @@ fn project_uuid(deployment: &str) -> String {
 fn under(base: &[&str], inner: &[AttrPath]) -> Vec<AttrPath> {
     inner
         .iter()
-        .map(|p| base.iter().map(|s| s.to_string()).chain(p.iter().cloned()).collect())
+        .map(|p| {
+            base.iter()
+                .map(|s| s.to_string())
+                .chain(p.iter().cloned())
+                .collect()
+        })
         .collect()
 }
 
@@ -205,7 +210,10 @@ fn pipeline_secrets(p: &Pipeline) -> Vec<AttrPath> {
     }
     for (list, add_ons) in [("conditionals", &p.conditions), ("callbacks", &p.callbacks)] {
         for (i, a) in add_ons.iter().enumerate() {
-            if a.sensitive.iter().any(|(attr, _)| !matches!(attr, "code" | "source")) {
+            if a.sensitive
+                .iter()
+                .any(|(attr, _)| !matches!(attr, "code" | "source"))
+            {
                 out.push(path(&[list, &i.to_string()]));
             }
         }
