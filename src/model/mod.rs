@@ -251,6 +251,25 @@ fn input_hash(config: &Config, opts: &LoadOptions) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// An error at a value that failed a check. The check's message may quote the value: when the
+/// value derives from a secret, the error says what is wrong without it ("the value
+/// (sensitive) is not a duration"), so that no diagnostic can echo a secret, even a derived
+/// one the redactor does not know.
+pub(crate) fn value_error<T>(
+    value: &crate::config::body::Spanned<T>,
+    message: impl Into<String>,
+    expected: &str,
+) -> Diagnostic {
+    if value.sensitive {
+        return Diagnostic::error(format!("the value (sensitive) is not {expected}"))
+            .at(&value.loc)
+            .help(format!(
+                "this value comes from a sensitive variable, so weir does not show it: check that what the variable is set to makes {expected}"
+            ));
+    }
+    Diagnostic::error(message).at(&value.loc)
+}
+
 /// Reports an error about something missing from the whole configuration, at line 1 of the
 /// first file.
 fn missing_everywhere(config: &Config, message: String, help: &str) -> Diagnostic {

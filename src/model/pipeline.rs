@@ -2,7 +2,7 @@
 
 use super::code::{Code, read_code};
 use super::values::parse_duration;
-use super::{ResourceProfile, check_uuid};
+use super::{ResourceProfile, check_uuid, value_error};
 use crate::config::body::{BodyReader, Spanned, block_header};
 use crate::config::eval::{Evaluator, Sensitivity};
 use crate::config::{Config, labels};
@@ -231,11 +231,14 @@ pub(super) fn pipelines(
                 Some(s) if s.value == "skip" => OnLimit::Skip,
                 Some(s) => {
                     diags.push(
-                        Diagnostic::error(format!(
-                            "`on_limit` must be \"wait\" or \"skip\", got \"{}\"",
-                            s.value
-                        ))
-                        .at(&s.loc)
+                        value_error(
+                            &s,
+                            format!(
+                                "`on_limit` must be \"wait\" or \"skip\", got \"{}\"",
+                                s.value
+                            ),
+                            "\"wait\" or \"skip\"",
+                        )
                         .help("\"wait\" queues runs over the limit; \"skip\" drops them"),
                     );
                     OnLimit::Wait
@@ -480,9 +483,12 @@ fn read_block(
             Some((_, kind)) => Some(*kind),
             None => {
                 let names: Vec<&str> = BlockType::ALL.iter().map(|(n, _)| *n).collect();
-                let mut d =
-                    Diagnostic::error(format!("unknown block type \"{}\"", t.value)).at(&t.loc);
-                d = match suggest(&t.value, names.iter().copied()) {
+                let mut d = value_error(
+                    &t,
+                    format!("unknown block type \"{}\"", t.value),
+                    "a block type",
+                );
+                d = match suggest(&t.value, names.iter().copied()).filter(|_| !t.sensitive) {
                     Some(s) => d.help(format!("did you mean \"{s}\"?")),
                     None => d.help(format!(
                         "block types are {}",
@@ -526,7 +532,7 @@ fn read_block(
                 }
                 Ok(s) => Some(s),
                 Err(msg) => {
-                    diags.push(Diagnostic::error(msg).at(&t.loc));
+                    diags.push(value_error(&t, msg, "a duration"));
                     None
                 }
             });
@@ -557,8 +563,7 @@ fn read_language(
             "sql" => Language::Sql,
             other => {
                 diags.push(
-                    Diagnostic::error(format!("unknown language \"{other}\""))
-                        .at(&l.loc)
+                    value_error(&l, format!("unknown language \"{other}\""), "a language")
                         .help("`language` is \"python\" or \"sql\""),
                 );
                 Language::Python
@@ -596,7 +601,7 @@ fn read_retry(
             .and_then(|d| match parse_duration(&d.value) {
                 Ok(s) => Some(s),
                 Err(msg) => {
-                    diags.push(Diagnostic::error(msg).at(&d.loc));
+                    diags.push(value_error(&d, msg, "a duration"));
                     None
                 }
             })

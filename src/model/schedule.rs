@@ -1,7 +1,7 @@
 //! `schedule` blocks: Mage triggers.
 
-use super::Pipeline;
 use super::values::{check_cron, check_rfc3339, parse_duration};
+use super::{Pipeline, value_error};
 use crate::config::body::BodyReader;
 use crate::config::eval::Sensitivity;
 use crate::config::{Config, labels};
@@ -131,9 +131,12 @@ pub(super) fn schedules(
             Some(t) if t.value == "time" => ScheduleType::Time,
             Some(t) if t.value == "api" => ScheduleType::Api,
             Some(t) => {
-                let mut d =
-                    Diagnostic::error(format!("unknown schedule type \"{}\"", t.value)).at(&t.loc);
-                d = match suggest(&t.value, ["time", "api"]) {
+                let mut d = value_error(
+                    &t,
+                    format!("unknown schedule type \"{}\"", t.value),
+                    "a schedule type",
+                );
+                d = match suggest(&t.value, ["time", "api"]).filter(|_| !t.sensitive) {
                     Some(s) => d.help(format!("did you mean \"{s}\"?")),
                     None => {
                         d.help("`type` is \"time\" (runs on `cron`) or \"api\" (runs when called)")
@@ -149,8 +152,7 @@ pub(super) fn schedules(
             (Some(c), ScheduleType::Time) => {
                 if let Err(msg) = check_cron(&c.value) {
                     diags.push(
-                        Diagnostic::error(msg)
-                            .at(&c.loc)
+                        value_error(c, msg, "a cron expression")
                             .help("one bad cron expression stops Mage from syncing the triggers of every pipeline; cron runs in UTC"),
                     );
                 }
@@ -172,7 +174,7 @@ pub(super) fn schedules(
             .and_then(|s| match check_rfc3339(&s.value) {
                 Ok(()) => Some(s.value),
                 Err(msg) => {
-                    diags.push(Diagnostic::error(msg).at(&s.loc));
+                    diags.push(value_error(&s, msg, "an RFC 3339 timestamp"));
                     None
                 }
             });
@@ -188,7 +190,7 @@ pub(super) fn schedules(
                     }
                     Ok(s) => Some(s),
                     Err(msg) => {
-                        diags.push(Diagnostic::error(msg).at(&d.loc));
+                        diags.push(value_error(&d, msg, "a duration"));
                         None
                     }
                 })
