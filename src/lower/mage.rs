@@ -128,8 +128,9 @@ pub(super) fn lower_local(model: &Configuration) -> Result<Vec<ResourceInstance>
         )
         .depends_on(&pipeline_address);
         for s in &schedules {
-            // A secret cron expression is not spelled out in a note either.
-            if let Some(cron) = s.cron.as_ref().filter(|_| !s.sensitive.has("cron")) {
+            // Run times from a secret cron expression or start would tell it: no note then.
+            let secret_timing = s.sensitive.has("cron") || s.sensitive.has("start");
+            if let Some(cron) = s.cron.as_ref().filter(|_| !secret_timing) {
                 triggers.notes.push(super::Note::NextRuns {
                     schedule: s.name.clone(),
                     cron: cron.clone(),
