@@ -50,9 +50,9 @@ pub(super) fn lower_local(model: &Configuration) -> Result<Vec<ResourceInstance>
         )
         .depends_on(&project_address);
         pipeline.sensitive_paths.extend(pipeline_secrets(p));
-        for (channel_key, field) in secret_fields(model, p) {
-            pipeline = pipeline.sensitive(&["notification_config", &channel_key, field]);
-        }
+        pipeline
+            .sensitive_paths
+            .extend(notification_secrets(model, p));
         let code_files = p
             .blocks
             .iter()
@@ -362,6 +362,15 @@ fn notifications_for<'a>(
         })
 }
 
+/// Mage's name for an event's message template.
+fn template_key(event: Event) -> &'static str {
+    match event {
+        Event::Failure => "failure",
+        Event::Success => "success",
+        Event::SlaMissed => "passed_sla",
+    }
+}
+
 fn channel_key(c: Channel) -> String {
     format!("{}_config", c.as_str())
 }
@@ -385,11 +394,7 @@ fn notification_config(model: &Configuration, p: &Pipeline) -> Value {
             }
         }
         for (event, message) in &n.messages {
-            let key = match event {
-                Event::Failure => "failure",
-                Event::Success => "success",
-                Event::SlaMissed => "passed_sla",
-            };
+            let key = template_key(*event);
             let mut m = Map::new();
             for (field, value) in [
                 ("title", &message.title),
@@ -415,13 +420,25 @@ fn notification_config(model: &Configuration, p: &Pipeline) -> Value {
 }
 
 /// Paths of secrets in the notification config: credentials are always sensitive, and every
-/// setting of a notification built from a sensitive value.
-fn secret_fields<'a>(model: &'a Configuration, p: &'a Pipeline) -> Vec<(String, &'a str)> {
+/// setting of a notification built from a sensitive value; so is a message template built
+/// from one.
+fn notification_secrets(model: &Configuration, p: &Pipeline) -> Vec<AttrPath> {
     let mut out = Vec::new();
     for n in notifications_for(model, p) {
+        let channel = channel_key(n.channel);
         for key in n.settings.keys() {
             if n.sensitive || matches!(key.as_str(), "webhook_url" | "api_key" | "smtp_password") {
-                out.push((channel_key(n.channel), key.as_str()));
+                out.push(path(&["notification_config", &channel, key]));
+            }
+        }
+        for (event, message) in &n.messages {
+            for (field, _) in message.sensitive.iter() {
+                out.push(path(&[
+                    "notification_config",
+                    "message_templates",
+                    template_key(*event),
+                    field,
+                ]));
             }
         }
     }

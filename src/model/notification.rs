@@ -75,6 +75,8 @@ pub struct Message {
     pub title: Option<String>,
     pub summary: Option<String>,
     pub details: Option<String>,
+    /// Which of the three derive from a secret.
+    pub sensitive: crate::config::eval::Sensitivity,
 }
 
 #[derive(Debug, Clone)]
@@ -440,6 +442,7 @@ pub(super) fn notifications(
                     _ => message.details = Some(s.value),
                 }
             }
+            message.sensitive = ev.body_sensitivity(&b.body, &[]);
             messages.insert(event, message);
         }
 

@@ -19,6 +19,7 @@ const DERIVED: &[&str] = &[
     "join-marker",
     "local-marker",
     "cond-marker",
+    "msg-marker",
 ];
 
 /// A configuration directory with a sensitive variable `s`, the pipeline `orders` (with
@@ -80,8 +81,17 @@ fn assert_hides(what: &str, text: &str, forbidden: &[&str]) {
 
 /// The `change` of `address` in `weir plan --format json`.
 fn json_change(dir: &Path, address: &str) -> Value {
-    let out = run_ok(dir, &["plan", "--format", "json"]);
-    let json: Value = serde_json::from_str(&out).unwrap();
+    let out = weir(dir)
+        .env("WEIR_VAR_s", SECRET)
+        .args(["plan", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     json["resource_changes"]
         .as_array()
         .unwrap()
@@ -103,7 +113,18 @@ fn values_derived_from_a_secret_are_masked_in_every_plan_format() {
     var.s == "x" ? "cond-marker-yes" : "cond-marker-no",
     lower(var.s),
   ]"#,
-        "locals {\n  derived = \"local-marker-${var.s}\"\n}\n",
+        r#"locals {
+  derived = "local-marker-${var.s}"
+}
+
+notification "ops" {
+  channel     = "slack"
+  webhook_url = "https://hooks.example.com/services/T0"
+  message "failure" {
+    title = "msg-marker ${lower(var.s)}"
+  }
+}
+"#,
     );
     for format in ["text", "json", "markdown"] {
         let out = run_ok(&dir, &["plan", "--format", format]);
@@ -115,6 +136,10 @@ fn values_derived_from_a_secret_are_masked_in_every_plan_format() {
     assert_eq!(
         change["after_sensitive"]["tags"],
         serde_json::json!([true, true, true, true, true, true])
+    );
+    assert_eq!(
+        change["after_sensitive"]["notification_config"]["message_templates"]["failure"]["title"],
+        true
     );
 }
 
