@@ -52,7 +52,7 @@ pub(super) fn settings(config: &Config, diags: &mut Diagnostics) -> Option<Setti
                 .at(&req.loc)
                 .help("install a weir version that satisfies the constraint, or change `required_version`"),
             ),
-            Err(msg) => diags.push(value_error(&req, msg, "a version constraint")),
+            Err(msg) => diags.push(value_error(req, msg, "a version constraint")),
         }
     }
     let mut backend = Backend::Local {
@@ -312,7 +312,7 @@ pub(super) fn deployment(config: &Config, diags: &mut Diagnostics) -> Option<Dep
         if let Some(m) = &mem {
             match parse_memory(&m.value) {
                 Ok(mib) => webserver.memory_mib = mib,
-                Err(msg) => diags.push(value_error(&m, msg, "a memory size")),
+                Err(msg) => diags.push(value_error(m, msg, "a memory size")),
             }
         }
         if let Err(msg) = check_cloud_run_pair(webserver.cpu, webserver.memory_mib) {
@@ -378,7 +378,7 @@ pub(super) fn deployment(config: &Config, diags: &mut Diagnostics) -> Option<Dep
             Some(z) => {
                 match zone_region(&z.value) {
                     None => diags.push(
-                        value_error(&z, format!("`{}` is not a zone", z.value), "a zone")
+                        value_error(z, format!("`{}` is not a zone", z.value), "a zone")
                             .help("zones look like \"us-central1-a\""),
                     ),
                     Some(zr) => {
@@ -680,7 +680,7 @@ pub(super) fn profiles(
         if let Some(c) = &cpu {
             match cloud_run_cpu(c.value) {
                 Ok(v) => profile.cpu = v,
-                Err(msg) => diags.push(value_error(&c, msg, "a CPU count")),
+                Err(msg) => diags.push(value_error(c, msg, "a CPU count")),
             }
         }
         let mem = r.string(ev, "memory", diags);
@@ -701,7 +701,7 @@ pub(super) fn profiles(
                 Ok(mib) => profile.memory_mib = mib,
                 Err(msg) => {
                     memory_ok = false;
-                    diags.push(value_error(&m, msg, "a memory size"));
+                    diags.push(value_error(m, msg, "a memory size"));
                 }
             }
         }
