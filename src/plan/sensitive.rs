@@ -91,6 +91,14 @@ pub fn expand(paths: &[AttrPath], value: &Value) -> Vec<AttrPath> {
     out
 }
 
+/// [`expand`], followed by the paths with `*` themselves: the concrete paths name every secret
+/// in `value`, the patterns still cover the elements `value` does not have yet.
+pub fn expand_keeping_patterns(paths: &[AttrPath], value: &Value) -> Vec<AttrPath> {
+    let mut out = expand(paths, value);
+    out.extend(paths.iter().filter(|p| p.iter().any(|s| s == "*")).cloned());
+    out
+}
+
 /// The value at a path, if any.
 pub fn get_path<'a>(value: &'a Value, path: &[String]) -> Option<&'a Value> {
     path.iter().try_fold(value, |v, key| match v {

@@ -288,6 +288,40 @@ fn api_trigger_tokens_are_never_printed() {
     run_ok(&dir, &["apply", "--auto-approve"]);
     let shown = run_ok(&dir, &["state", "show", "mage_triggers.orders"]);
     assert_hides("`state show` after the update", &shown, &[&token]);
+
+    // A trigger added outside weir (in Mage's UI): its token is masked in the drift too.
+    let outside = "0utside0token0123456789abcdef00";
+    let yaml = dir.join("mage_project/pipelines/orders/triggers.yaml");
+    let mut text = std::fs::read_to_string(&yaml).unwrap();
+    text.push_str(&format!(
+        "- name: added_in_ui\n  schedule_type: api\n  schedule_interval: null\n  start_time: null\n  status: active\n  settings:\n    skip_if_previous_running: false\n    allow_blocks_to_fail: false\n  token: {outside}\n  last_enabled_at: 2026-12-01 23:30:35+00:00\n"
+    ));
+    std::fs::write(&yaml, text).unwrap();
+    for format in ["text", "json", "markdown"] {
+        let out = run_ok(&dir, &["plan", "--format", format]);
+        assert!(out.contains("added_in_ui"), "{out}");
+        assert_hides(&format!("the {format} plan"), &out, &[&token, outside]);
+    }
+    let out = weir(&dir)
+        .env("WEIR_VAR_s", SECRET)
+        .args(["plan", "--format", "json"])
+        .output()
+        .unwrap();
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let drift = json["resource_drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["address"] == "mage_triggers.orders")
+        .expect("the added trigger is drift");
+    assert_eq!(
+        drift["change"]["after"]["triggers"][1]["token"],
+        "(sensitive)"
+    );
+    assert_eq!(
+        drift["change"]["after_sensitive"]["triggers"][1]["token"],
+        true
+    );
 }
 
 #[test]
