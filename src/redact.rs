@@ -9,6 +9,9 @@ use std::collections::BTreeSet;
 /// What sensitive values look like in output.
 pub const SENSITIVE: &str = "(sensitive)";
 
+/// Shorter strings are not scrubbed from text (see [`Redactor::add_value`]).
+const MIN_CHARS: usize = 4;
+
 /// The secrets known in this run.
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {
@@ -25,15 +28,20 @@ impl Redactor {
     /// characters) are skipped: replacing them everywhere would garble output without
     /// protecting anything worth protecting.
     pub fn add_value(&mut self, value: &serde_json::Value) {
+        self.add_value_of_length(value, MIN_CHARS);
+    }
+
+    /// Like [`Redactor::add_value`], for strings of at least `min_chars` characters only.
+    pub fn add_value_of_length(&mut self, value: &serde_json::Value, min_chars: usize) {
         let mut found = BTreeSet::new();
         collect_strings(value, &mut found);
-        for s in found {
-            self.add(&s);
+        for s in found.iter().filter(|s| s.chars().count() >= min_chars) {
+            self.add(s);
         }
     }
 
     pub fn add(&mut self, secret: &str) {
-        if secret.chars().count() < 4 || self.secrets.iter().any(|s| s == secret) {
+        if secret.chars().count() < MIN_CHARS || self.secrets.iter().any(|s| s == secret) {
             return;
         }
         self.secrets.push(secret.to_string());

@@ -203,8 +203,13 @@ fn pipeline_secrets(p: &Pipeline) -> Vec<AttrPath> {
         for (attr, _) in b.sensitive.iter() {
             out.push(match attr.split_once('.') {
                 _ if matches!(attr, "code" | "source") => continue,
-                _ if attr == "timeout" => path(&["blocks", &i, "timeout"]),
                 Some(("retry", field)) => path(&["blocks", &i, "retry_config", field]),
+                None if matches!(attr, "type" | "language" | "timeout") => {
+                    path(&["blocks", &i, attr])
+                }
+                None if matches!(attr, "dynamic" | "reduce_output") => {
+                    path(&["blocks", &i, "configuration", attr])
+                }
                 _ => path(&["blocks", &i]),
             });
         }
@@ -222,17 +227,16 @@ fn pipeline_secrets(p: &Pipeline) -> Vec<AttrPath> {
     out
 }
 
-/// The secrets of a `mage_block`: its code when the code derives from a secret, everything
-/// when another attribute that shapes the file (its type, language) does.
+/// The secrets of a `mage_block`: its code when the code derives from a secret, its path when
+/// its type or language (the file's folder and extension) does.
 fn code_file_secrets(secrets: &crate::config::eval::Sensitivity) -> Vec<AttrPath> {
     let mut out = Vec::new();
     for (attr, _) in secrets.iter() {
         match attr {
             "code" | "source" => out.push(path(&["code"])),
-            // Kept in the pipeline's attributes only.
-            "timeout" => {}
-            a if a.starts_with("retry.") => {}
-            _ => out.push(Vec::new()),
+            "type" | "language" => out.push(path(&["path"])),
+            // The others are kept in the pipeline's attributes only.
+            _ => {}
         }
     }
     out

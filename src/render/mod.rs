@@ -49,12 +49,18 @@ pub fn render(plan: &Plan, format: Format, color: bool) -> String {
 }
 
 /// Every string (and number) found at a sensitive path anywhere in the plan, registered as a
-/// secret, so finished output can be scrubbed of a value that escaped its mark.
+/// secret, so finished output can be scrubbed of a value that escaped its mark. Short values
+/// are left out: a value computed from a secret may be a common word (`"skip"` from
+/// `var.key == "" ? "wait" : "skip"`), masked where it is, but scrubbing it from all text would
+/// garble every word that contains it; the secrets themselves are scrubbed by the
+/// configuration's redactor.
 pub(crate) fn plan_redactor(plan: &Plan) -> Redactor {
+    /// Tokens, webhooks and passwords are longer.
+    const MIN_CHARS: usize = 8;
     fn add(r: &mut Redactor, value: Option<&Value>, paths: &[AttrPath]) {
         let Some(value) = value else { return };
         for v in values_at(value, paths) {
-            r.add_value(v);
+            r.add_value_of_length(v, MIN_CHARS);
         }
     }
     let mut r = Redactor::new();

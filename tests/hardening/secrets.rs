@@ -370,3 +370,19 @@ schedule "nightly" {
         "{all}"
     );
 }
+
+#[test]
+fn a_short_value_derived_from_a_secret_is_masked_without_garbling_the_plan() {
+    let (_tmp, dir) = config(
+        "  concurrency {\n    pipeline_run_limit = 1\n    on_limit           = var.s == \"x\" ? \"wait\" : \"skip\"\n  }",
+        "schedule \"nightly\" {\n  pipeline = pipeline.orders\n  cron     = \"0 3 * * *\"\n}\n",
+    );
+    let text = run_ok(&dir, &["plan"]);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("+ on_pipeline_run_limit_reached = (sensitive)")),
+        "{text}"
+    );
+    // The word the secret decided is hidden where it is, not everywhere it occurs.
+    assert!(text.contains("skip_if_previous_running"), "{text}");
+}
