@@ -155,11 +155,6 @@ pub struct Evaluated {
 pub struct Sensitivity(BTreeMap<String, Vec<AttrPath>>);
 
 impl Sensitivity {
-    /// The paths inside attribute `name`'s value that hold a secret.
-    pub fn of(&self, name: &str) -> &[AttrPath] {
-        self.0.get(name).map(Vec::as_slice).unwrap_or_default()
-    }
-
     /// Whether attribute `name` holds a secret anywhere in its value.
     pub fn has(&self, name: &str) -> bool {
         self.0.contains_key(name)

@@ -177,7 +177,8 @@ fn under(base: &[&str], inner: &[AttrPath]) -> Vec<AttrPath> {
 
 /// Where a pipeline's secrets land in its `mage_pipeline` attributes: the pipeline's own
 /// attributes, and those of its blocks and add-ons. An attribute whose place is not known
-/// here (a secret where none is expected, e.g. a block `type`) masks the element it is in.
+/// here masks the whole element it belongs to (the block, or the whole pipeline), so that a
+/// new attribute cannot show a secret before lowering learns where it lands.
 fn pipeline_secrets(p: &Pipeline) -> Vec<AttrPath> {
     let mut out = Vec::new();
     for (attr, inner) in p.sensitive.iter() {
