@@ -264,7 +264,7 @@ pub(crate) fn value_error<T>(
         return Diagnostic::error(format!("the value (sensitive) is not {expected}"))
             .at(&value.loc)
             .help(format!(
-                "this value comes from a sensitive variable, so weir does not show it: check that what the variable is set to makes {expected}"
+                "the value is computed from a sensitive variable, so weir does not show it: check that the variable's value gives {expected}"
             ));
     }
     Diagnostic::error(message).at(&value.loc)

@@ -181,12 +181,6 @@ mod tests {
         let shape = sensitivity_shape(&v, &[vec!["a".into(), "secret".into()]]);
         assert_eq!(shape, json!({"a": {"secret": true}, "list": [{}]}));
     }
-}
-
-#[cfg(test)]
-mod wildcard_tests {
-    use super::*;
-    use serde_json::json;
 
     fn path(p: &str) -> AttrPath {
         p.split('.').map(str::to_string).collect()
