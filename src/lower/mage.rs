@@ -148,7 +148,34 @@ pub(super) fn lower_local(model: &Configuration) -> Result<Vec<ResourceInstance>
     if diags.has_errors() {
         return Err(diags);
     }
+    deployment_secrets(d, &mut out);
     Ok(out)
+}
+
+/// Marks where a deployment's secrets land: `project_dir` in every resource; in the project,
+/// the storage bucket and the attributes named after the deployment's.
+fn deployment_secrets(d: &crate::model::Deployment, out: &mut [ResourceInstance]) {
+    for instance in out.iter_mut() {
+        let project = instance.type_name == "mage_project";
+        let mut paths: Vec<AttrPath> = Vec::new();
+        for (attr, _) in d.sensitive.iter() {
+            let lands: &[&str] = match attr {
+                "project_dir" => &["project_dir"],
+                _ if !project => &[],
+                "storage.bucket" => &["remote_variables_dir", "logging"],
+                // The Mage version is read from the image's tag.
+                "image" => &["image", "mage_version"],
+                other => &[other],
+            };
+            paths.extend(
+                lands
+                    .iter()
+                    .filter(|a| instance.attributes.get(**a).is_some())
+                    .map(|a| path(&[a])),
+            );
+        }
+        instance.sensitive_paths.extend(paths);
+    }
 }
 
 /// A stable project uuid derived from the deployment's name: `mage start` writes a random one

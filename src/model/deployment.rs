@@ -580,6 +580,7 @@ pub(super) fn deployment(config: &Config, diags: &mut Diagnostics) -> Option<Dep
         database,
         storage,
         prevent_destroy,
+        sensitive: ev.body_sensitivity(r.body, &["storage"]),
     })
 }
 

@@ -99,6 +99,8 @@ pub struct Deployment {
     pub database: Database,
     pub storage: Option<Storage>,
     pub prevent_destroy: bool,
+    /// Where its secrets are (its own attributes and those of `storage`).
+    pub sensitive: crate::config::eval::Sensitivity,
 }
 
 #[derive(Debug, Clone)]

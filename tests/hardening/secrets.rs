@@ -386,3 +386,58 @@ fn a_short_value_derived_from_a_secret_is_masked_without_garbling_the_plan() {
     // The word the secret decided is hidden where it is, not everywhere it occurs.
     assert!(text.contains("skip_if_previous_running"), "{text}");
 }
+
+#[test]
+fn a_secret_in_the_deployment_is_masked_and_outputs_of_it_must_be_sensitive() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let hcl = r#"variable "s" {
+  type      = string
+  sensitive = true
+}
+
+deployment "dev" {
+  target      = "local"
+  project_dir = "mage_project"
+  image       = "mageai/mageai:0.9.80"
+  storage {
+    bucket = "bkt-${lower(var.s)}"
+  }
+}
+
+pipeline "orders" {
+  block "load" {
+    type = "data_loader"
+    code = "@data_loader\ndef load(*a, **k):\n    return 1\n"
+  }
+}
+
+output "bucket" {
+  value = deployment.dev.bucket
+}
+"#;
+    std::fs::write(dir.join("main.hcl"), hcl).unwrap();
+    let (ok, out) = run(&dir, &["validate"]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("output `bucket` shows a sensitive value"),
+        "{out}"
+    );
+    assert_hides("validate", &out, DERIVED);
+
+    std::fs::write(
+        dir.join("main.hcl"),
+        hcl.replace(
+            "value = deployment.dev.bucket",
+            "value     = deployment.dev.bucket\n  sensitive = true",
+        ),
+    )
+    .unwrap();
+    for format in ["text", "json", "markdown"] {
+        let out = run_ok(&dir, &["plan", "--format", format]);
+        assert_hides(&format!("the {format} plan"), &out, DERIVED);
+    }
+    let project = json_change(&dir, "mage_project.dev");
+    assert_eq!(project["after"]["remote_variables_dir"], "(sensitive)");
+    assert_eq!(project["after_sensitive"]["logging"], true);
+}
