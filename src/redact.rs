@@ -1,8 +1,11 @@
 //! Keeps secrets out of everything weir prints or saves.
 //!
-//! Values marked sensitive are replaced by `(sensitive)` where they are rendered. As a second
-//! line of defence, every sensitive string value of the run is registered here, and text that
-//! leaves weir (diagnostics, error messages, logs) is scrubbed of them.
+//! Values marked sensitive are replaced by `(sensitive)` where they are rendered: the marks
+//! follow each value from the configuration (`config::eval`) through the model and lowering to
+//! the sensitive paths of a plan, and an error about a sensitive value never quotes it. As a
+//! second line of defence, the values of sensitive variables and locals, and those found at the
+//! sensitive paths of a plan, are registered here, and text that leaves weir (diagnostics, error
+//! messages, logs, rendered plans) is scrubbed of them.
 
 use std::collections::BTreeSet;
 
