@@ -1,13 +1,19 @@
 //! Keeps secrets out of everything weir prints or saves.
 //!
-//! Values marked sensitive are replaced by `(sensitive)` where they are rendered. As a second
-//! line of defence, every sensitive string value of the run is registered here, and text that
-//! leaves weir (diagnostics, error messages, logs) is scrubbed of them.
+//! Values marked sensitive are replaced by `(sensitive)` where they are rendered: the marks
+//! follow each value from the configuration (`config::eval`) through the model and lowering to
+//! the sensitive paths of a plan, and an error about a sensitive value never quotes it. As a
+//! second line of defence, the values of sensitive variables and locals, and those found at the
+//! sensitive paths of a plan, are registered here, and text that leaves weir (diagnostics, error
+//! messages, logs, rendered plans) is scrubbed of them.
 
 use std::collections::BTreeSet;
 
 /// What sensitive values look like in output.
 pub const SENSITIVE: &str = "(sensitive)";
+
+/// Shorter strings are not scrubbed from text (see [`Redactor::add_value`]).
+const MIN_CHARS: usize = 4;
 
 /// The secrets known in this run.
 #[derive(Debug, Clone, Default)]
@@ -25,15 +31,20 @@ impl Redactor {
     /// characters) are skipped: replacing them everywhere would garble output without
     /// protecting anything worth protecting.
     pub fn add_value(&mut self, value: &serde_json::Value) {
+        self.add_value_of_length(value, MIN_CHARS);
+    }
+
+    /// Like [`Redactor::add_value`], for strings of at least `min_chars` characters only.
+    pub fn add_value_of_length(&mut self, value: &serde_json::Value, min_chars: usize) {
         let mut found = BTreeSet::new();
         collect_strings(value, &mut found);
-        for s in found {
-            self.add(&s);
+        for s in found.iter().filter(|s| s.chars().count() >= min_chars) {
+            self.add(s);
         }
     }
 
     pub fn add(&mut self, secret: &str) {
-        if secret.chars().count() < 4 || self.secrets.iter().any(|s| s == secret) {
+        if secret.chars().count() < MIN_CHARS || self.secrets.iter().any(|s| s == secret) {
             return;
         }
         self.secrets.push(secret.to_string());

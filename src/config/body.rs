@@ -356,8 +356,13 @@ impl<'a> BodyReader<'a> {
             } else {
                 format!("a whole number from {min} to {max}")
             };
+            // A secret is never quoted back.
+            let got = match v.sensitive {
+                true => crate::redact::SENSITIVE.to_string(),
+                false => v.value.to_string(),
+            };
             diags.push(
-                Diagnostic::error(format!("`{name}` must be {range}, got {}", v.value))
+                Diagnostic::error(format!("`{name}` must be {range}, got {got}"))
                     .at(&v.loc)
                     .label("out of range"),
             );

@@ -2,17 +2,22 @@
 //! references, converted to hcl-rs expressions and evaluated with the variables, locals and
 //! the function library in scope.
 //!
-//! Sensitivity is tracked by reference: an expression that mentions a sensitive variable, or a
-//! local computed from one, yields a sensitive value.
+//! Sensitivity is tracked by reference, as Terraform's marks propagate: an expression that
+//! mentions a sensitive variable, or a local computed from one, yields a sensitive value —
+//! whatever functions, operators, templates, conditionals or `for` expressions lie between the
+//! secret and the result. Object and tuple literals are looked into, so that
+//! `{ source = "shopify", key = var.secret }` makes only `key` sensitive
+//! ([`Evaluator::sensitive_paths`]).
 
 use crate::config::functions;
 use crate::diagnostics::{Diagnostic, Location, SourceFile, suggest};
 use hcl_edit::Span;
-use hcl_edit::expr::{Expression, ForExpr, TraversalOperator};
+use hcl_edit::expr::{Expression, ForExpr, ObjectKey, TraversalOperator};
 use hcl_edit::template::{ForDirective, Template};
 use hcl_edit::visit::{self, Visit};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
+use weir_provider_sdk::AttrPath;
 
 /// A reference found in an expression: `root.name` (e.g. `var.project`, `block.load`) with the
 /// span of the whole traversal.
@@ -143,6 +148,23 @@ pub struct Evaluated {
     pub sensitive: bool,
 }
 
+/// Where the secrets of one block of the configuration are: attribute name (`retry.delay` for
+/// an attribute of a nested block) → paths inside its value (an empty path: the whole value).
+/// Lowering turns these into the sensitive paths of the resources the block becomes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sensitivity(BTreeMap<String, Vec<AttrPath>>);
+
+impl Sensitivity {
+    /// Whether attribute `name` holds a secret anywhere in its value.
+    pub fn has(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[AttrPath])> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
+    }
+}
+
 /// Object kinds an expression may refer to, by root name, in places that accept them.
 pub const REFERENCE_ROOTS: &[&str] = &[
     "pipeline",
@@ -264,6 +286,92 @@ impl Evaluator {
         references(expr)
             .iter()
             .any(|r| self.reference_is_sensitive(r))
+    }
+
+    /// Where the secrets are inside the value of `expr`, as paths into that value (an empty
+    /// path: all of it); empty when it holds none. Object and tuple literals are looked into
+    /// element by element; any other expression that mentions a secret is sensitive as a whole.
+    pub fn sensitive_paths(&self, expr: &Expression) -> Vec<AttrPath> {
+        let mut out = Vec::new();
+        if !self.sensitive_variables.is_empty() || !self.sensitive_locals.is_empty() {
+            self.collect_sensitive_paths(expr, &mut Vec::new(), &mut out);
+        }
+        out
+    }
+
+    fn collect_sensitive_paths(
+        &self,
+        expr: &Expression,
+        here: &mut Vec<String>,
+        out: &mut Vec<AttrPath>,
+    ) {
+        if !self.is_sensitive(expr) {
+            return;
+        }
+        match expr {
+            Expression::Parenthesis(inner) => {
+                self.collect_sensitive_paths(inner.inner(), here, out)
+            }
+            Expression::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    here.push(i.to_string());
+                    self.collect_sensitive_paths(item, here, out);
+                    here.pop();
+                }
+            }
+            Expression::Object(object) => {
+                let keys: Option<Vec<String>> = object
+                    .iter()
+                    .map(|(key, _)| match key {
+                        ObjectKey::Ident(ident) => Some(ident.as_str().to_string()),
+                        ObjectKey::Expression(Expression::String(s)) => {
+                            Some(s.as_str().to_string())
+                        }
+                        ObjectKey::Expression(_) => None,
+                    })
+                    .collect();
+                // A computed key is only known once evaluated: the whole object is sensitive.
+                let Some(keys) = keys else {
+                    out.push(here.clone());
+                    return;
+                };
+                for (key, (_, value)) in keys.into_iter().zip(object.iter()) {
+                    here.push(key);
+                    self.collect_sensitive_paths(value.expr(), here, out);
+                    here.pop();
+                }
+            }
+            _ => out.push(here.clone()),
+        }
+    }
+
+    /// Where the secrets of a block body are, by attribute name: for each attribute whose
+    /// value holds one, the paths inside that value. Attributes of the `nested` blocks are
+    /// named `<block>.<attribute>` (e.g. `retry.delay`).
+    pub fn body_sensitivity(
+        &self,
+        body: &hcl_edit::structure::Body,
+        nested: &[&str],
+    ) -> Sensitivity {
+        let mut found = BTreeMap::new();
+        let mut add = |name: String, expr: &Expression| {
+            let paths = self.sensitive_paths(expr);
+            if !paths.is_empty() {
+                found.insert(name, paths);
+            }
+        };
+        for attr in body.attributes() {
+            add(attr.key.as_str().to_string(), &attr.value);
+        }
+        for block in body.blocks() {
+            let kind = block.ident.as_str();
+            if nested.contains(&kind) {
+                for attr in block.body.attributes() {
+                    add(format!("{kind}.{}", attr.key.as_str()), &attr.value);
+                }
+            }
+        }
+        Sensitivity(found)
     }
 
     fn reference_is_sensitive(&self, r: &Reference) -> bool {

@@ -10,6 +10,7 @@ use crate::model::{
 };
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
+use weir_provider_sdk::AttrPath;
 
 const PROVIDER: &str = "mage";
 
@@ -48,7 +49,8 @@ pub(super) fn lower_local(model: &Configuration) -> Result<Vec<ResourceInstance>
 
     // Mage keeps block code by type and uuid, shared by every pipeline: two blocks that would
     // land in the same file must be the same code.
-    let mut files: BTreeMap<String, (String, String)> = BTreeMap::new();
+    // Path → (owner, code, index of its instance in `out`).
+    let mut files: BTreeMap<String, (String, String, usize)> = BTreeMap::new();
     for p in &model.pipelines {
         let pipeline_address = format!("mage_pipeline.{}", p.name);
         let mut pipeline = ResourceInstance::new(
@@ -62,12 +64,10 @@ pub(super) fn lower_local(model: &Configuration) -> Result<Vec<ResourceInstance>
         for n in notifications_for(model, p) {
             pipeline = pipeline.lowered_from(&format!("notification.{}", n.name));
         }
-        if p.variables_sensitive {
-            pipeline = pipeline.sensitive(&["variables"]);
-        }
-        for (channel_key, field) in secret_fields(model, p) {
-            pipeline = pipeline.sensitive(&["notification_config", &channel_key, field]);
-        }
+        pipeline.sensitive_paths.extend(pipeline_secrets(p));
+        pipeline
+            .sensitive_paths
+            .extend(notification_secrets(model, p));
         let code_files = p
             .blocks
             .iter()
@@ -76,6 +76,7 @@ pub(super) fn lower_local(model: &Configuration) -> Result<Vec<ResourceInstance>
                     b.uuid.as_str(),
                     format!("{}/{}.{}", b.kind.folder(), b.uuid, b.language.extension()),
                     &b.code,
+                    &b.sensitive,
                 )
             })
             .chain(p.conditions.iter().map(|c| {
@@ -83,6 +84,7 @@ pub(super) fn lower_local(model: &Configuration) -> Result<Vec<ResourceInstance>
                     c.uuid.as_str(),
                     format!("conditionals/{}.{}", c.uuid, c.language.extension()),
                     &c.code,
+                    &c.sensitive,
                 )
             }))
             .chain(p.callbacks.iter().map(|c| {
@@ -90,11 +92,15 @@ pub(super) fn lower_local(model: &Configuration) -> Result<Vec<ResourceInstance>
                     c.uuid.as_str(),
                     format!("callbacks/{}.{}", c.uuid, c.language.extension()),
                     &c.code,
+                    &c.sensitive,
                 )
             }));
-        for (uuid, path, code) in code_files {
+        for (uuid, path, code, secrets) in code_files {
             let owner = format!("{}.{uuid}", p.name);
-            if let Some((other, other_code)) = files.get(&path) {
+            let code_secrets = code_file_secrets(secrets);
+            if let Some((other, other_code, index)) = files.get(&path) {
+                // The same code, shared: a secret in either copy makes the file's code secret.
+                out[*index].sensitive_paths.extend(code_secrets);
                 if other_code != code {
                     diags.push(
                         Diagnostic::error(format!(
@@ -107,8 +113,8 @@ pub(super) fn lower_local(model: &Configuration) -> Result<Vec<ResourceInstance>
                 }
                 continue;
             }
-            files.insert(path.clone(), (owner.clone(), code.clone()));
-            let block = ResourceInstance::new(
+            files.insert(path.clone(), (owner.clone(), code.clone(), out.len()));
+            let mut block = ResourceInstance::new(
                 "mage_block",
                 &owner,
                 PROVIDER,
@@ -116,6 +122,7 @@ pub(super) fn lower_local(model: &Configuration) -> Result<Vec<ResourceInstance>
             )
             .depends_on(&project_address)
             .lowered_from(&format!("pipeline.{}", p.name));
+            block.sensitive_paths.extend(code_secrets);
             pipeline = pipeline.depends_on(&block.address);
             out.push(block);
         }
@@ -139,7 +146,9 @@ pub(super) fn lower_local(model: &Configuration) -> Result<Vec<ResourceInstance>
         .lowered_from(&format!("pipeline.{}", p.name));
         for s in &schedules {
             triggers = triggers.lowered_from(&format!("schedule.{}", s.name));
-            if let Some(cron) = &s.cron {
+            // Run times from a secret cron expression or start would tell it: no note then.
+            let secret_timing = s.sensitive.has("cron") || s.sensitive.has("start");
+            if let Some(cron) = s.cron.as_ref().filter(|_| !secret_timing) {
                 triggers.notes.push(super::Note::NextRuns {
                     schedule: s.name.clone(),
                     cron: cron.clone(),
@@ -150,9 +159,7 @@ pub(super) fn lower_local(model: &Configuration) -> Result<Vec<ResourceInstance>
         // An API trigger's token is all it takes to start runs (retired triggers included).
         triggers = triggers.sensitive(&["triggers", "*", "token"]);
         for (i, s) in schedules.iter().enumerate() {
-            if s.variables_sensitive {
-                triggers = triggers.sensitive(&["triggers", &i.to_string(), "variables"]);
-            }
+            triggers.sensitive_paths.extend(trigger_secrets(s, i));
         }
         out.push(pipeline);
         out.push(triggers);
@@ -160,7 +167,34 @@ pub(super) fn lower_local(model: &Configuration) -> Result<Vec<ResourceInstance>
     if diags.has_errors() {
         return Err(diags);
     }
+    deployment_secrets(d, &mut out);
     Ok(out)
+}
+
+/// Marks where a deployment's secrets land: `project_dir` in every resource; in the project,
+/// the storage bucket and the attributes named after the deployment's.
+fn deployment_secrets(d: &crate::model::Deployment, out: &mut [ResourceInstance]) {
+    for instance in out.iter_mut() {
+        let project = instance.type_name == "mage_project";
+        let mut paths: Vec<AttrPath> = Vec::new();
+        for (attr, _) in d.sensitive.iter() {
+            let lands: &[&str] = match attr {
+                "project_dir" => &["project_dir"],
+                _ if !project => &[],
+                "storage.bucket" => &["remote_variables_dir", "logging"],
+                // The Mage version is read from the image's tag.
+                "image" => &["image", "mage_version"],
+                other => &[other],
+            };
+            paths.extend(
+                lands
+                    .iter()
+                    .filter(|a| instance.attributes.get(**a).is_some())
+                    .map(|a| path(&[a])),
+            );
+        }
+        instance.sensitive_paths.extend(paths);
+    }
 }
 
 /// A stable project uuid derived from the deployment's name: `mage start` writes a random one
@@ -172,6 +206,119 @@ fn project_uuid(deployment: &str) -> String {
     )
     .simple()
     .to_string()
+}
+
+/// `base` followed by each path in `inner`.
+fn under(base: &[&str], inner: &[AttrPath]) -> Vec<AttrPath> {
+    inner
+        .iter()
+        .map(|p| {
+            base.iter()
+                .map(|s| s.to_string())
+                .chain(p.iter().cloned())
+                .collect()
+        })
+        .collect()
+}
+
+/// Where a pipeline's secrets land in its `mage_pipeline` attributes: the pipeline's own
+/// attributes, and those of its blocks and add-ons. An attribute whose place is not known
+/// here masks the whole element it belongs to (the block, or the whole pipeline), so that a
+/// new attribute cannot show a secret before lowering learns where it lands.
+fn pipeline_secrets(p: &Pipeline) -> Vec<AttrPath> {
+    let mut out = Vec::new();
+    for (attr, inner) in p.sensitive.iter() {
+        out.extend(match attr {
+            // Collections keep their shape: a secret inside masks only its element.
+            "tags" | "variables" => under(&[attr], inner),
+            "description" => vec![path(&["description"])],
+            _ => match attr.split_once('.') {
+                Some(("retry", field)) => vec![path(&["blocks", "*", "retry_config", field])],
+                Some(("concurrency", field)) => vec![path(&[
+                    "concurrency_config",
+                    match field {
+                        "on_limit" => "on_pipeline_run_limit_reached",
+                        other => other,
+                    },
+                ])],
+                _ => vec![Vec::new()],
+            },
+        });
+    }
+    for (i, b) in p.blocks.iter().enumerate() {
+        let i = i.to_string();
+        for (attr, _) in b.sensitive.iter() {
+            out.push(match attr.split_once('.') {
+                _ if matches!(attr, "code" | "source") => continue,
+                Some(("retry", field)) => path(&["blocks", &i, "retry_config", field]),
+                None if matches!(attr, "type" | "language" | "timeout") => {
+                    path(&["blocks", &i, attr])
+                }
+                None if matches!(attr, "dynamic" | "reduce_output") => {
+                    path(&["blocks", &i, "configuration", attr])
+                }
+                _ => path(&["blocks", &i]),
+            });
+        }
+    }
+    for (list, add_ons) in [("conditionals", &p.conditions), ("callbacks", &p.callbacks)] {
+        for (i, a) in add_ons.iter().enumerate() {
+            if a.sensitive
+                .iter()
+                .any(|(attr, _)| !matches!(attr, "code" | "source"))
+            {
+                out.push(path(&[list, &i.to_string()]));
+            }
+        }
+    }
+    out
+}
+
+/// The secrets of a `mage_block`: its code when the code derives from a secret, its path when
+/// its type or language (the file's folder and extension) does.
+fn code_file_secrets(secrets: &crate::config::eval::Sensitivity) -> Vec<AttrPath> {
+    let mut out = Vec::new();
+    for (attr, _) in secrets.iter() {
+        match attr {
+            "code" | "source" => out.push(path(&["code"])),
+            "type" | "language" => out.push(path(&["path"])),
+            // The others are kept in the pipeline's attributes only.
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Where a schedule's secrets land in its pipeline's `mage_triggers` attributes (`index`: its
+/// place in `triggers`).
+fn trigger_secrets(s: &Schedule, index: usize) -> Vec<AttrPath> {
+    let i = index.to_string();
+    let mut out = Vec::new();
+    for (attr, inner) in s.sensitive.iter() {
+        let at = |rest: &[&str]| {
+            let mut p = path(&["triggers", &i]);
+            p.extend(rest.iter().map(|s| s.to_string()));
+            p
+        };
+        match attr {
+            "variables" => out.extend(under(&["triggers", &i, "variables"], inner)),
+            "cron" => out.push(at(&["schedule_interval"])),
+            "start" => out.push(at(&["start_time"])),
+            "sla" => out.push(at(&["sla"])),
+            "type" => out.push(at(&["schedule_type"])),
+            "active" => out.push(at(&["status"])),
+            "timeout" => out.push(at(&["settings", "timeout"])),
+            "skip_if_running" => out.push(at(&["settings", "skip_if_previous_running"])),
+            "allow_blocks_to_fail" => out.push(at(&["settings", "allow_blocks_to_fail"])),
+            "max_concurrent_runs" => out.push(at(&["settings", "pipeline_run_limit"])),
+            _ => out.push(at(&[])),
+        }
+    }
+    out
+}
+
+fn path(segments: &[&str]) -> AttrPath {
+    segments.iter().map(|s| s.to_string()).collect()
 }
 
 fn retry_config(r: &RetryPolicy) -> Value {
@@ -266,6 +413,15 @@ fn notifications_for<'a>(
         })
 }
 
+/// Mage's name for an event's message template.
+fn template_key(event: Event) -> &'static str {
+    match event {
+        Event::Failure => "failure",
+        Event::Success => "success",
+        Event::SlaMissed => "passed_sla",
+    }
+}
+
 fn channel_key(c: Channel) -> String {
     format!("{}_config", c.as_str())
 }
@@ -289,11 +445,7 @@ fn notification_config(model: &Configuration, p: &Pipeline) -> Value {
             }
         }
         for (event, message) in &n.messages {
-            let key = match event {
-                Event::Failure => "failure",
-                Event::Success => "success",
-                Event::SlaMissed => "passed_sla",
-            };
+            let key = template_key(*event);
             let mut m = Map::new();
             for (field, value) in [
                 ("title", &message.title),
@@ -319,13 +471,25 @@ fn notification_config(model: &Configuration, p: &Pipeline) -> Value {
 }
 
 /// Paths of secrets in the notification config: credentials are always sensitive, and every
-/// setting of a notification built from a sensitive value.
-fn secret_fields<'a>(model: &'a Configuration, p: &'a Pipeline) -> Vec<(String, &'a str)> {
+/// setting of a notification built from a sensitive value; so is a message template built
+/// from one.
+fn notification_secrets(model: &Configuration, p: &Pipeline) -> Vec<AttrPath> {
     let mut out = Vec::new();
     for n in notifications_for(model, p) {
+        let channel = channel_key(n.channel);
         for key in n.settings.keys() {
             if n.sensitive || matches!(key.as_str(), "webhook_url" | "api_key" | "smtp_password") {
-                out.push((channel_key(n.channel), key.as_str()));
+                out.push(path(&["notification_config", &channel, key]));
+            }
+        }
+        for (event, message) in &n.messages {
+            for (field, _) in message.sensitive.iter() {
+                out.push(path(&[
+                    "notification_config",
+                    "message_templates",
+                    template_key(*event),
+                    field,
+                ]));
             }
         }
     }

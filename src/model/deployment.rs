@@ -3,7 +3,7 @@
 use super::values::*;
 use super::{
     Backend, Database, Deployment, ResourceProfile, Scheduler, Settings, Storage, Target,
-    Webserver, missing_everywhere,
+    Webserver, missing_everywhere, value_error,
 };
 use crate::config::body::{BodyReader, Spanned, block_header};
 use crate::config::{Config, labels};
@@ -52,7 +52,7 @@ pub(super) fn settings(config: &Config, diags: &mut Diagnostics) -> Option<Setti
                 .at(&req.loc)
                 .help("install a weir version that satisfies the constraint, or change `required_version`"),
             ),
-            Err(msg) => diags.push(Diagnostic::error(msg).at(&req.loc)),
+            Err(msg) => diags.push(value_error(req, msg, "a version constraint")),
         }
     }
     let mut backend = Backend::Local {
@@ -95,7 +95,7 @@ pub(super) fn settings(config: &Config, diags: &mut Diagnostics) -> Option<Setti
                     match br.string(ev, "bucket", diags) {
                         Some(bucket) => {
                             if let Err(msg) = check_bucket_name(&bucket.value) {
-                                diags.push(Diagnostic::error(msg).at(&bucket.loc));
+                                diags.push(value_error(&bucket, msg, "a bucket name"));
                             }
                             backend = Backend::Gcs {
                                 bucket: bucket.value,
@@ -210,7 +210,7 @@ pub(super) fn deployment(config: &Config, diags: &mut Diagnostics) -> Option<Dep
     let project = r.string(ev, "project", diags);
     if let Some(p) = &project {
         if let Err(msg) = check_project_id(&p.value) {
-            diags.push(Diagnostic::error(msg).at(&p.loc));
+            diags.push(value_error(p, msg, "a Google Cloud project id"));
         }
     } else if gcp && !r.has("project") {
         r.missing(
@@ -285,6 +285,12 @@ pub(super) fn deployment(config: &Config, diags: &mut Diagnostics) -> Option<Dep
     if let Some(l) = r.string_map(ev, "labels", diags) {
         for (k, v) in &l.value {
             if let Err(msg) = check_label(k, v) {
+                // A label built from a secret is not quoted back.
+                let msg = if l.sensitive {
+                    format!("label `{k}`: the value (sensitive) is not a valid label")
+                } else {
+                    msg
+                };
                 // Point at the key when the key is wrong, else at the value.
                 let at_value = check_label(k, "").is_ok();
                 diags.push(Diagnostic::error(msg).at(&r.entry_loc("labels", k, at_value)));
@@ -313,14 +319,14 @@ pub(super) fn deployment(config: &Config, diags: &mut Diagnostics) -> Option<Dep
         if let Some(cpu) = br.number(ev, "cpu", diags) {
             match cloud_run_cpu(cpu.value) {
                 Ok(c) => webserver.cpu = c,
-                Err(msg) => diags.push(Diagnostic::error(msg).at(&cpu.loc)),
+                Err(msg) => diags.push(value_error(&cpu, msg, "a CPU count")),
             }
         }
         let mem = br.string(ev, "memory", diags);
         if let Some(m) = &mem {
             match parse_memory(&m.value) {
                 Ok(mib) => webserver.memory_mib = mib,
-                Err(msg) => diags.push(Diagnostic::error(msg).at(&m.loc)),
+                Err(msg) => diags.push(value_error(m, msg, "a memory size")),
             }
         }
         if let Err(msg) = check_cloud_run_pair(webserver.cpu, webserver.memory_mib) {
@@ -386,8 +392,7 @@ pub(super) fn deployment(config: &Config, diags: &mut Diagnostics) -> Option<Dep
             Some(z) => {
                 match zone_region(&z.value) {
                     None => diags.push(
-                        Diagnostic::error(format!("`{}` is not a zone", z.value))
-                            .at(&z.loc)
+                        value_error(z, format!("`{}` is not a zone", z.value), "a zone")
                             .help("zones look like \"us-central1-a\""),
                     ),
                     Some(zr) => {
@@ -485,16 +490,28 @@ pub(super) fn deployment(config: &Config, diags: &mut Diagnostics) -> Option<Dep
         );
         if let Some(t) = br.string(ev, "tier", diags) {
             if !t.value.starts_with("db-") {
-                diags.push(Diagnostic::error(format!("`{}` is not a Cloud SQL tier", t.value)).at(&t.loc).help("tiers look like \"db-f1-micro\", \"db-g1-small\" or \"db-custom-2-7680\""));
+                diags.push(
+                    value_error(
+                        &t,
+                        format!("`{}` is not a Cloud SQL tier", t.value),
+                        "a Cloud SQL tier",
+                    )
+                    .help(
+                        "tiers look like \"db-f1-micro\", \"db-g1-small\" or \"db-custom-2-7680\"",
+                    ),
+                );
             }
             database.tier = t.value;
         }
         if let Some(v) = br.string(ev, "version", diags) {
             if !v.value.starts_with("POSTGRES_") {
                 diags.push(
-                    Diagnostic::error(format!("`{}` is not a Cloud SQL Postgres version", v.value))
-                        .at(&v.loc)
-                        .help("Mage's database is Postgres: use e.g. \"POSTGRES_16\""),
+                    value_error(
+                        &v,
+                        format!("`{}` is not a Cloud SQL Postgres version", v.value),
+                        "a Cloud SQL Postgres version",
+                    )
+                    .help("Mage's database is Postgres: use e.g. \"POSTGRES_16\""),
                 );
             }
             database.version = v.value;
@@ -525,7 +542,7 @@ pub(super) fn deployment(config: &Config, diags: &mut Diagnostics) -> Option<Dep
         match br.string(ev, "bucket", diags) {
             Some(bucket) => {
                 if let Err(msg) = check_bucket_name(&bucket.value) {
-                    diags.push(Diagnostic::error(msg).at(&bucket.loc));
+                    diags.push(value_error(&bucket, msg, "a bucket name"));
                 }
                 storage = Some(Storage {
                     bucket: bucket.value,
@@ -577,6 +594,7 @@ pub(super) fn deployment(config: &Config, diags: &mut Diagnostics) -> Option<Dep
         database,
         storage,
         prevent_destroy,
+        sensitive: ev.body_sensitivity(r.body, &["storage"]),
     })
 }
 
@@ -736,7 +754,7 @@ pub(super) fn profiles(
         if let Some(c) = &cpu {
             match cloud_run_cpu(c.value) {
                 Ok(v) => profile.cpu = v,
-                Err(msg) => diags.push(Diagnostic::error(msg).at(&c.loc)),
+                Err(msg) => diags.push(value_error(c, msg, "a CPU count")),
             }
         }
         let mem = r.string(ev, "memory", diags);
@@ -757,7 +775,7 @@ pub(super) fn profiles(
                 Ok(mib) => profile.memory_mib = mib,
                 Err(msg) => {
                     memory_ok = false;
-                    diags.push(Diagnostic::error(msg).at(&m.loc));
+                    diags.push(value_error(m, msg, "a memory size"));
                 }
             }
         }
@@ -796,7 +814,7 @@ pub(super) fn profiles(
                     .at(&t.loc)
                     .help("write a duration from \"1s\" to \"168h\" (7 days), e.g. \"30m\""),
                 ),
-                Err(msg) => diags.push(Diagnostic::error(msg).at(&t.loc)),
+                Err(msg) => diags.push(value_error(&t, msg, "a duration")),
             }
         }
         if let Some(m) = r.integer(ev, "max_retries", 0, 10, diags) {

@@ -100,6 +100,8 @@ pub struct Deployment {
     pub database: Database,
     pub storage: Option<Storage>,
     pub prevent_destroy: bool,
+    /// Where its secrets are (its own attributes and those of `storage`).
+    pub sensitive: crate::config::eval::Sensitivity,
 }
 
 #[derive(Debug, Clone)]
@@ -280,6 +282,25 @@ fn input_hash(config: &Config, opts: &LoadOptions) -> String {
     }
     let digest = h.finalize();
     digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// An error at a value that failed a check. The check's message may quote the value: when the
+/// value derives from a secret, the error says what is wrong without it ("the value
+/// (sensitive) is not a duration"), so that no diagnostic can echo a secret, even a derived
+/// one the redactor does not know.
+pub(crate) fn value_error<T>(
+    value: &crate::config::body::Spanned<T>,
+    message: impl Into<String>,
+    expected: &str,
+) -> Diagnostic {
+    if value.sensitive {
+        return Diagnostic::error(format!("the value (sensitive) is not {expected}"))
+            .at(&value.loc)
+            .help(format!(
+                "the value is computed from a sensitive variable, so weir does not show it: check that the variable's value gives {expected}"
+            ));
+    }
+    Diagnostic::error(message).at(&value.loc)
 }
 
 /// Reports an error about something missing from the whole configuration, at line 1 of the

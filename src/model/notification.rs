@@ -1,8 +1,8 @@
 //! `notification` blocks: Mage's notification config, with message templates checked against
 //! the placeholders that exist at run time.
 
-use super::Pipeline;
 use super::schedule::resolve_pipeline;
+use super::{Pipeline, value_error};
 use crate::config::body::{BodyReader, Spanned, block_header};
 use crate::config::{Config, labels};
 use crate::diagnostics::{Diagnostic, Diagnostics, Location, suggest};
@@ -75,6 +75,8 @@ pub struct Message {
     pub title: Option<String>,
     pub summary: Option<String>,
     pub details: Option<String>,
+    /// Which of the three derive from a secret.
+    pub sensitive: crate::config::eval::Sensitivity,
 }
 
 #[derive(Debug, Clone)]
@@ -240,8 +242,8 @@ pub(super) fn notifications(
                 None => {
                     let names: Vec<&str> = Channel::ALL.iter().map(|(n, _)| *n).collect();
                     let mut d =
-                        Diagnostic::error(format!("unknown channel \"{}\"", c.value)).at(&c.loc);
-                    d = match suggest(&c.value, names.iter().copied()) {
+                        value_error(&c, format!("unknown channel \"{}\"", c.value), "a channel");
+                    d = match suggest(&c.value, names.iter().copied()).filter(|_| !c.sensitive) {
                         Some(s) => d.help(format!("did you mean \"{s}\"?")),
                         None => d.help(format!(
                             "Mage's channels are {}",
@@ -341,7 +343,7 @@ pub(super) fn notifications(
                                 if ["P1", "P2", "P3", "P4", "P5"].contains(&v.value.as_str()) {
                                     Some(v.map(serde_json::Value::from))
                                 } else {
-                                    diags.push(Diagnostic::error(format!("Opsgenie priority must be P1 to P5, got \"{}\"", v.value)).at(&v.loc));
+                                    diags.push(value_error(&v, format!("Opsgenie priority must be P1 to P5, got \"{}\"", v.value), "an Opsgenie priority (P1 to P5)"));
                                     None
                                 }
                             }),
@@ -456,6 +458,7 @@ pub(super) fn notifications(
                     _ => message.details = Some(s.value),
                 }
             }
+            message.sensitive = ev.body_sensitivity(&b.body, &[]);
             messages.insert(event, message);
         }
 

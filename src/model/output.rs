@@ -144,8 +144,15 @@ pub(super) fn outputs(
                 Err(e) => Err(e.unwrap_or_default()),
             },
         };
+        // `deployment.<name>.<attr>` exposes values of the deployment, which may be secrets.
+        let deployment_secret = deployment.is_some_and(|d| {
+            (d.sensitive.has("project_dir") || d.sensitive.has("storage.bucket"))
+                && references(&attr.value)
+                    .iter()
+                    .any(|r| r.root == "deployment")
+        });
         let (value, derived_sensitive) = match evaluated {
-            Ok(v) => v,
+            Ok((v, sensitive)) => (v, sensitive || deployment_secret),
             Err(errs) => {
                 errs.into_iter().for_each(|d| diags.push(d));
                 continue;

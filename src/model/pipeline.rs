@@ -2,9 +2,9 @@
 
 use super::code::{Code, read_code};
 use super::values::parse_duration;
-use super::{ResourceProfile, check_uuid};
+use super::{ResourceProfile, check_uuid, value_error};
 use crate::config::body::{BodyReader, Spanned, block_header};
-use crate::config::eval::Evaluator;
+use crate::config::eval::{Evaluator, Sensitivity};
 use crate::config::{Config, labels};
 use crate::diagnostics::{Diagnostic, Diagnostics, Location, suggest};
 use hcl_edit::structure::Block as HclBlock;
@@ -15,7 +15,8 @@ pub struct Pipeline {
     pub description: String,
     pub tags: Vec<String>,
     pub variables: serde_json::Map<String, serde_json::Value>,
-    pub variables_sensitive: bool,
+    /// Where its secrets are (its own attributes and those of `retry` and `concurrency`).
+    pub sensitive: Sensitivity,
     pub profile: Option<String>,
     pub retry: RetryPolicy,
     pub concurrency: Option<Concurrency>,
@@ -135,6 +136,8 @@ pub struct Block {
     pub profile: Option<String>,
     pub retry: RetryPolicy,
     pub timeout_secs: Option<u64>,
+    /// Where its secrets are (its own attributes and those of `retry`).
+    pub sensitive: Sensitivity,
 }
 
 /// A condition (runs before the blocks it gates) or a callback (runs after its blocks).
@@ -145,6 +148,7 @@ pub struct AddOn {
     pub language: Language,
     /// Gated blocks (condition) or the blocks it follows (callback).
     pub blocks: Vec<String>,
+    pub sensitive: Sensitivity,
 }
 
 /// A block as read, before references are resolved.
@@ -159,6 +163,7 @@ struct RawBlock {
     profile: Option<Spanned<String>>,
     retry: Option<RetryPolicy>,
     timeout_secs: Option<u64>,
+    sensitive: Sensitivity,
 }
 
 pub(super) fn pipelines(
@@ -227,11 +232,14 @@ pub(super) fn pipelines(
                 Some(s) if s.value == "skip" => OnLimit::Skip,
                 Some(s) => {
                     diags.push(
-                        Diagnostic::error(format!(
-                            "`on_limit` must be \"wait\" or \"skip\", got \"{}\"",
-                            s.value
-                        ))
-                        .at(&s.loc)
+                        value_error(
+                            &s,
+                            format!(
+                                "`on_limit` must be \"wait\" or \"skip\", got \"{}\"",
+                                s.value
+                            ),
+                            "\"wait\" or \"skip\"",
+                        )
                         .help("\"wait\" queues runs over the limit; \"skip\" drops them"),
                     );
                     OnLimit::Wait
@@ -346,6 +354,7 @@ pub(super) fn pipelines(
                         code: code.map(|c| c.text).unwrap_or_default(),
                         language,
                         blocks: resolved,
+                        sensitive: ev.body_sensitivity(&b.body, &[]),
                     },
                     loc,
                     targets,
@@ -418,6 +427,7 @@ pub(super) fn pipelines(
                     profile: b.profile.map(|p| p.value),
                     retry: b.retry.unwrap_or_else(|| retry.clone()),
                     timeout_secs: b.timeout_secs,
+                    sensitive: b.sensitive,
                 })
             })
             .collect();
@@ -437,13 +447,12 @@ pub(super) fn pipelines(
                 code_files.claim(path, &name, &a.uuid, &a.code, Some(loc.clone()), diags);
             }
         }
-        let variables_sensitive = variables.as_ref().is_some_and(|v| v.sensitive);
         let pipeline = Pipeline {
             name: name.clone(),
             description,
             tags,
             variables: variables.map(|v| v.value).unwrap_or_default(),
-            variables_sensitive,
+            sensitive: ev.body_sensitivity(&top.block.body, &["retry", "concurrency"]),
             profile: profile.map(|p| p.value),
             retry,
             concurrency,
@@ -538,9 +547,12 @@ fn read_block(
             Some((_, kind)) => Some(*kind),
             None => {
                 let names: Vec<&str> = BlockType::ALL.iter().map(|(n, _)| *n).collect();
-                let mut d =
-                    Diagnostic::error(format!("unknown block type \"{}\"", t.value)).at(&t.loc);
-                d = match suggest(&t.value, names.iter().copied()) {
+                let mut d = value_error(
+                    &t,
+                    format!("unknown block type \"{}\"", t.value),
+                    "a block type",
+                );
+                d = match suggest(&t.value, names.iter().copied()).filter(|_| !t.sensitive) {
                     Some(s) => d.help(format!("did you mean \"{s}\"?")),
                     None => d.help(format!(
                         "block types are {}",
@@ -584,7 +596,7 @@ fn read_block(
                 }
                 Ok(s) => Some(s),
                 Err(msg) => {
-                    diags.push(Diagnostic::error(msg).at(&t.loc));
+                    diags.push(value_error(&t, msg, "a duration"));
                     None
                 }
             });
@@ -599,6 +611,7 @@ fn read_block(
         profile,
         retry,
         timeout_secs,
+        sensitive: ev.body_sensitivity(&b.body, &["retry"]),
     }
 }
 
@@ -614,8 +627,7 @@ fn read_language(
             "sql" => Language::Sql,
             other => {
                 diags.push(
-                    Diagnostic::error(format!("unknown language \"{other}\""))
-                        .at(&l.loc)
+                    value_error(&l, format!("unknown language \"{other}\""), "a language")
                         .help("`language` is \"python\" or \"sql\""),
                 );
                 Language::Python
@@ -653,7 +665,7 @@ fn read_retry(
             .and_then(|d| match parse_duration(&d.value) {
                 Ok(s) => Some(s),
                 Err(msg) => {
-                    diags.push(Diagnostic::error(msg).at(&d.loc));
+                    diags.push(value_error(&d, msg, "a duration"));
                     None
                 }
             })

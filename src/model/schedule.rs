@@ -1,8 +1,9 @@
 //! `schedule` blocks: Mage triggers.
 
-use super::Pipeline;
 use super::values::{check_cron, check_rfc3339, parse_duration};
+use super::{Pipeline, value_error};
 use crate::config::body::BodyReader;
+use crate::config::eval::Sensitivity;
 use crate::config::{Config, labels};
 use crate::diagnostics::{Diagnostic, Diagnostics, Location, suggest};
 
@@ -31,7 +32,8 @@ pub struct Schedule {
     pub start: Option<String>,
     pub active: bool,
     pub variables: serde_json::Map<String, serde_json::Value>,
-    pub variables_sensitive: bool,
+    /// Where its secrets are, by attribute.
+    pub sensitive: Sensitivity,
     pub sla_secs: Option<u64>,
     pub timeout_secs: Option<u64>,
     pub skip_if_running: bool,
@@ -129,9 +131,12 @@ pub(super) fn schedules(
             Some(t) if t.value == "time" => ScheduleType::Time,
             Some(t) if t.value == "api" => ScheduleType::Api,
             Some(t) => {
-                let mut d =
-                    Diagnostic::error(format!("unknown schedule type \"{}\"", t.value)).at(&t.loc);
-                d = match suggest(&t.value, ["time", "api"]) {
+                let mut d = value_error(
+                    &t,
+                    format!("unknown schedule type \"{}\"", t.value),
+                    "a schedule type",
+                );
+                d = match suggest(&t.value, ["time", "api"]).filter(|_| !t.sensitive) {
                     Some(s) => d.help(format!("did you mean \"{s}\"?")),
                     None => {
                         d.help("`type` is \"time\" (runs on `cron`) or \"api\" (runs when called)")
@@ -151,7 +156,7 @@ pub(super) fn schedules(
                     } else {
                         "one bad cron expression stops Mage from syncing the triggers of every pipeline; cron runs in UTC"
                     };
-                    diags.push(Diagnostic::error(msg).at(&c.loc).help(help));
+                    diags.push(value_error(c, msg, "a cron expression").help(help));
                 }
             }
             (None, ScheduleType::Time) if !r.has("cron") => r.missing(
@@ -171,7 +176,7 @@ pub(super) fn schedules(
             .and_then(|s| match check_rfc3339(&s.value) {
                 Ok(()) => Some(s.value),
                 Err(msg) => {
-                    diags.push(Diagnostic::error(msg).at(&s.loc));
+                    diags.push(value_error(&s, msg, "an RFC 3339 timestamp"));
                     None
                 }
             });
@@ -187,7 +192,7 @@ pub(super) fn schedules(
                     }
                     Ok(s) => Some(s),
                     Err(msg) => {
-                        diags.push(Diagnostic::error(msg).at(&d.loc));
+                        diags.push(value_error(&d, msg, "a duration"));
                         None
                     }
                 })
@@ -204,7 +209,7 @@ pub(super) fn schedules(
                 .map(|c| c.value.trim().to_string()),
             start,
             active: r.bool(ev, "active", diags).map(|b| b.value).unwrap_or(true),
-            variables_sensitive: variables.as_ref().is_some_and(|v| v.sensitive),
+            sensitive: ev.body_sensitivity(&top.block.body, &[]),
             variables: variables.map(|v| v.value).unwrap_or_default(),
             sla_secs,
             timeout_secs,

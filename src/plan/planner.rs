@@ -4,7 +4,7 @@
 use super::action::Action;
 use super::change::{Change, Drift, Reason};
 use super::plan::{OutputChange, Plan};
-use super::sensitive::get_path;
+use super::sensitive::{expand_keeping_patterns, get_path};
 use crate::graph::ResourceGraph;
 use crate::lower::ResourceInstance;
 use crate::model::Output;
@@ -284,7 +284,11 @@ pub async fn plan(
                 continue;
             }
         };
-        let mut after_sensitive = instance.sensitive_paths.clone();
+        // Concrete paths, so that the saved plan and state name each secret (e.g. the token of
+        // every trigger, retired ones the provider carried over too), and the wildcards kept for
+        // what is not there yet (a trigger added outside weir, seen at the next refresh).
+        let mut after_sensitive =
+            expand_keeping_patterns(&instance.sensitive_paths, &planned.value);
         if let Some(s) = schema {
             after_sensitive.extend(
                 s.attributes

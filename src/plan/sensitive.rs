@@ -1,4 +1,8 @@
 //! Sensitive paths inside attribute values: masking them for output, and checking them.
+//!
+//! A path segment `*` stands for every array index or object key at that level (lowering marks
+//! e.g. `triggers.*.token`). Every function here understands it, so a wildcard path masks in
+//! every output the same way a concrete one does.
 
 use crate::redact::SENSITIVE;
 use serde_json::Value;
@@ -21,18 +25,26 @@ fn set_path(value: &mut Value, path: &[String]) {
     let Some((head, rest)) = path.split_first() else {
         return;
     };
-    let child = match value {
-        Value::Object(map) => map.get_mut(head.as_str()),
-        Value::Array(items) => head.parse::<usize>().ok().and_then(|i| items.get_mut(i)),
-        _ => None,
+    let children: Vec<&mut Value> = match (head.as_str(), value) {
+        ("*", Value::Object(map)) => map.values_mut().collect(),
+        ("*", Value::Array(items)) => items.iter_mut().collect(),
+        (key, Value::Object(map)) => map.get_mut(key).into_iter().collect(),
+        (key, Value::Array(items)) => key
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| items.get_mut(i))
+            .into_iter()
+            .collect(),
+        _ => Vec::new(),
     };
-    let Some(child) = child else { return };
-    if rest.is_empty() {
-        if !child.is_null() {
-            *child = Value::String(SENSITIVE.into());
+    for child in children {
+        if rest.is_empty() {
+            if !child.is_null() {
+                *child = Value::String(SENSITIVE.into());
+            }
+        } else {
+            set_path(child, rest);
         }
-    } else {
-        set_path(child, rest);
     }
 }
 
@@ -79,6 +91,14 @@ pub fn expand(paths: &[AttrPath], value: &Value) -> Vec<AttrPath> {
     out
 }
 
+/// [`expand`], followed by the paths with `*` themselves: the concrete paths name every secret
+/// in `value`, the patterns still cover the elements `value` does not have yet.
+pub fn expand_keeping_patterns(paths: &[AttrPath], value: &Value) -> Vec<AttrPath> {
+    let mut out = expand(paths, value);
+    out.extend(paths.iter().filter(|p| p.iter().any(|s| s == "*")).cloned());
+    out
+}
+
 /// The value at a path, if any.
 pub fn get_path<'a>(value: &'a Value, path: &[String]) -> Option<&'a Value> {
     path.iter().try_fold(value, |v, key| match v {
@@ -88,9 +108,22 @@ pub fn get_path<'a>(value: &'a Value, path: &[String]) -> Option<&'a Value> {
     })
 }
 
-/// Whether `path` is at or below a sensitive path.
+/// Every value found at `paths` (wildcards expanded) inside `value`.
+pub fn values_at<'a>(value: &'a Value, paths: &[AttrPath]) -> Vec<&'a Value> {
+    expand(paths, value)
+        .iter()
+        .filter_map(|p| get_path(value, p))
+        .collect()
+}
+
+/// Whether `path` is at or below a sensitive path (a `*` segment matches any key or index).
 pub fn is_sensitive(path: &[String], paths: &[AttrPath]) -> bool {
-    paths.iter().any(|p| path.starts_with(p))
+    paths.iter().any(|p| {
+        p.len() <= path.len()
+            && p.iter()
+                .zip(path)
+                .all(|(pattern, key)| pattern == "*" || pattern == key)
+    })
 }
 
 /// Terraform's `*_sensitive` shape: a value mirroring `value` with `true` at sensitive paths.
@@ -147,5 +180,29 @@ mod tests {
         );
         let shape = sensitivity_shape(&v, &[vec!["a".into(), "secret".into()]]);
         assert_eq!(shape, json!({"a": {"secret": true}, "list": [{}]}));
+    }
+
+    fn path(p: &str) -> AttrPath {
+        p.split('.').map(str::to_string).collect()
+    }
+
+    #[test]
+    fn wildcard_path_masks_every_element() {
+        let v = json!({"triggers": [{"name": "a", "token": "t0k3n-a"}, {"name": "b", "token": "t0k3n-b"}]});
+        let paths = [path("triggers.*.token")];
+        assert_eq!(
+            mask(&v, &paths),
+            json!({"triggers": [{"name": "a", "token": "(sensitive)"}, {"name": "b", "token": "(sensitive)"}]})
+        );
+        assert!(is_sensitive(&path("triggers.1.token"), &paths));
+        assert!(!is_sensitive(&path("triggers.1.name"), &paths));
+        assert_eq!(
+            sensitivity_shape(&v, &paths),
+            json!({"triggers": [{"token": true}, {"token": true}]})
+        );
+        assert_eq!(
+            values_at(&v, &paths),
+            vec![&json!("t0k3n-a"), &json!("t0k3n-b")]
+        );
     }
 }

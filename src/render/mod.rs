@@ -16,7 +16,7 @@ pub use markdown::render_markdown;
 pub use text::render_text;
 
 use crate::plan::Plan;
-use crate::plan::sensitive::get_path;
+use crate::plan::sensitive::values_at;
 use crate::redact::Redactor;
 use serde_json::Value;
 use weir_provider_sdk::AttrPath;
@@ -49,14 +49,18 @@ pub fn render(plan: &Plan, format: Format, color: bool) -> String {
 }
 
 /// Every string (and number) found at a sensitive path anywhere in the plan, registered as a
-/// secret, so finished output can be scrubbed of a value that escaped its mark.
+/// secret, so finished output can be scrubbed of a value that escaped its mark. Short values
+/// are left out: a value computed from a secret may be a common word (`"skip"` from
+/// `var.key == "" ? "wait" : "skip"`), masked where it is, but scrubbing it from all text would
+/// garble every word that contains it; the secrets themselves are scrubbed by the
+/// configuration's redactor.
 pub(crate) fn plan_redactor(plan: &Plan) -> Redactor {
+    /// Tokens, webhooks and passwords are longer.
+    const MIN_CHARS: usize = 8;
     fn add(r: &mut Redactor, value: Option<&Value>, paths: &[AttrPath]) {
         let Some(value) = value else { return };
-        for path in paths {
-            if let Some(v) = get_path(value, path) {
-                r.add_value(v);
-            }
+        for v in values_at(value, paths) {
+            r.add_value_of_length(v, MIN_CHARS);
         }
     }
     let mut r = Redactor::new();

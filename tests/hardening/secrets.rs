@@ -1,4 +1,443 @@
-//! Hardening tests: see `tests/hardening.rs`.
+//! Hardening tests: see `tests/hardening.rs`. No secret, nor any value derived from one,
+//! reaches a plan (text, JSON, Markdown), a saved plan, `show`, `state show` or a diagnostic.
 
-#[allow(unused_imports)]
-use crate::cli;
+use crate::cli::weir;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// The secret, passed in the environment (never written in a configuration file). Mixed case,
+/// so that `upper` and `lower` make values that are not the secret itself.
+const SECRET: &str = "Hunter2Secret";
+
+/// Strings that would show a secret or part of a value derived from one.
+const DERIVED: &[&str] = &[
+    SECRET,
+    "HUNTER2SECRET",
+    "hunter2secret",
+    "fmt-marker",
+    "tpl-marker",
+    "join-marker",
+    "local-marker",
+    "cond-marker",
+    "msg-marker",
+];
+
+/// A configuration directory with a sensitive variable `s`, the pipeline `orders` (with
+/// `pipeline_body` in it and one block) and `extra` top-level HCL.
+fn config(pipeline_body: &str, extra: &str) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("config");
+    std::fs::create_dir_all(&dir).unwrap();
+    let hcl = format!(
+        r#"variable "s" {{
+  type      = string
+  sensitive = true
+}}
+
+deployment "dev" {{
+  target      = "local"
+  project_dir = "mage_project"
+  image       = "mageai/mageai:0.9.80"
+}}
+
+pipeline "orders" {{
+{pipeline_body}
+  block "load" {{
+    type = "data_loader"
+    code = "@data_loader\ndef load(*a, **k):\n    return 1\n"
+  }}
+}}
+
+{extra}
+"#
+    );
+    std::fs::write(dir.join("main.hcl"), hcl).unwrap();
+    (tmp, dir)
+}
+
+/// `weir …` in `dir` with the secret set; everything it printed, and whether it succeeded.
+fn run(dir: &Path, args: &[&str]) -> (bool, String) {
+    let out = weir(dir)
+        .env("WEIR_VAR_s", SECRET)
+        .args(args)
+        .output()
+        .unwrap();
+    let all =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), all)
+}
+
+fn run_ok(dir: &Path, args: &[&str]) -> String {
+    let (ok, all) = run(dir, args);
+    assert!(ok, "weir {args:?} failed:\n{all}");
+    all
+}
+
+fn assert_hides(what: &str, text: &str, forbidden: &[&str]) {
+    for f in forbidden {
+        assert!(!text.contains(f), "{what} shows `{f}`:\n{text}");
+    }
+}
+
+/// The `change` of `address` in `weir plan --format json`.
+fn json_change(dir: &Path, address: &str) -> Value {
+    let out = weir(dir)
+        .env("WEIR_VAR_s", SECRET)
+        .args(["plan", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    json["resource_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["address"] == address)
+        .unwrap_or_else(|| panic!("no change for {address}"))["change"]
+        .clone()
+}
+
+#[test]
+fn values_derived_from_a_secret_are_masked_in_every_plan_format() {
+    let (_tmp, dir) = config(
+        r#"  description = upper(var.s)
+  tags = [
+    format("fmt-marker-%s", var.s),
+    "tpl-marker-${var.s}",
+    join("|", [var.s, "join-marker"]),
+    local.derived,
+    var.s == "x" ? "cond-marker-yes" : "cond-marker-no",
+    lower(var.s),
+  ]"#,
+        r#"locals {
+  derived = "local-marker-${var.s}"
+}
+
+notification "ops" {
+  channel     = "slack"
+  webhook_url = "https://hooks.example.com/services/T0"
+  message "failure" {
+    title = "msg-marker ${lower(var.s)}"
+  }
+}
+"#,
+    );
+    for format in ["text", "json", "markdown"] {
+        let out = run_ok(&dir, &["plan", "--format", format]);
+        assert_hides(&format!("the {format} plan"), &out, DERIVED);
+        assert!(out.contains("(sensitive)"), "{out}");
+    }
+    let change = json_change(&dir, "mage_pipeline.orders");
+    assert_eq!(change["after_sensitive"]["description"], true);
+    assert_eq!(
+        change["after_sensitive"]["tags"],
+        serde_json::json!([true, true, true, true, true, true])
+    );
+    assert_eq!(
+        change["after_sensitive"]["notification_config"]["message_templates"]["failure"]["title"],
+        true
+    );
+}
+
+#[test]
+fn a_secret_inside_a_map_masks_only_its_key() {
+    let (_tmp, dir) = config(
+        "  variables = { source = \"shopify\", key = var.s }",
+        "schedule \"nightly\" {\n  pipeline  = pipeline.orders\n  cron      = \"0 3 * * *\"\n  variables = { region = \"eu-west\", token = upper(var.s) }\n}\n",
+    );
+    let text = run_ok(&dir, &["plan"]);
+    assert_hides("the text plan", &text, DERIVED);
+    let line = |key: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(&format!("+ {key} ")))
+            .unwrap_or_else(|| panic!("no line for `{key}`:\n{text}"))
+            .to_string()
+    };
+    assert!(line("source").ends_with("= \"shopify\""), "{text}");
+    assert!(line("key").ends_with("= (sensitive)"), "{text}");
+    assert!(line("region").ends_with("= \"eu-west\""), "{text}");
+    assert!(line("token").ends_with("= (sensitive)"), "{text}");
+
+    let markdown = run_ok(&dir, &["plan", "--format", "markdown"]);
+    assert_hides("the Markdown plan", &markdown, DERIVED);
+    assert!(markdown.contains("\"shopify\"") && markdown.contains("\"eu-west\""));
+
+    let pipeline = json_change(&dir, "mage_pipeline.orders");
+    assert_eq!(pipeline["after"]["variables"]["source"], "shopify");
+    assert_eq!(pipeline["after"]["variables"]["key"], "(sensitive)");
+    assert_eq!(
+        pipeline["after_sensitive"]["variables"],
+        serde_json::json!({"key": true})
+    );
+    let triggers = json_change(&dir, "mage_triggers.orders");
+    let variables = &triggers["after"]["triggers"][0]["variables"];
+    assert_eq!(variables["region"], "eu-west");
+    assert_eq!(variables["token"], "(sensitive)");
+}
+
+#[test]
+fn secrets_in_description_tags_and_code_are_masked_by_show_and_state_show() {
+    let (_tmp, dir) = config(
+        "  description = var.s\n  tags        = [\"team\", lower(var.s)]",
+        "",
+    );
+    // Inline code that holds a secret, in a second pipeline.
+    let mut hcl = std::fs::read_to_string(dir.join("main.hcl")).unwrap();
+    hcl.push_str(
+        "pipeline \"keys\" {\n  block \"use_key\" {\n    type = \"data_loader\"\n    code = \"@data_loader\\ndef load(*a, **k):\\n    return '${upper(var.s)}'\\n\"\n  }\n}\n",
+    );
+    std::fs::write(dir.join("main.hcl"), &hcl).unwrap();
+    run_ok(&dir, &["apply", "--auto-approve"]);
+
+    for address in [
+        "mage_pipeline.orders",
+        "mage_pipeline.keys",
+        "mage_block.keys.use_key",
+    ] {
+        let shown = run_ok(&dir, &["state", "show", address]);
+        assert_hides(&format!("`state show {address}`"), &shown, DERIVED);
+    }
+    let shown = run_ok(&dir, &["state", "show", "mage_block.keys.use_key"]);
+    assert!(shown.contains("\"code\": \"(sensitive)\""), "{shown}");
+
+    // A saved plan that changes them, rendered by `show`.
+    std::fs::write(
+        dir.join("main.hcl"),
+        hcl.replace("description = var.s", "description = upper(var.s)")
+            .replace("return '${upper(var.s)}'", "return '${lower(var.s)}'"),
+    )
+    .unwrap();
+    let plan_file = dir.join("changes.plan");
+    run_ok(&dir, &["plan", "--out", plan_file.to_str().unwrap()]);
+    assert_hides(
+        "the saved plan",
+        &std::fs::read_to_string(&plan_file).unwrap(),
+        DERIVED,
+    );
+    for format in ["text", "json", "markdown"] {
+        let shown = run_ok(
+            &dir,
+            &["show", "--format", format, plan_file.to_str().unwrap()],
+        );
+        assert_hides(&format!("`show --format {format}`"), &shown, DERIVED);
+    }
+}
+
+/// The token Mage reads from `triggers.yaml` for the trigger `name`.
+fn trigger_token(dir: &Path, pipeline: &str) -> String {
+    let yaml = std::fs::read_to_string(
+        dir.join(format!("mage_project/pipelines/{pipeline}/triggers.yaml")),
+    )
+    .unwrap();
+    let token = yaml
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("token: "))
+        .unwrap_or_else(|| panic!("no token in:\n{yaml}"))
+        .trim_matches(|c| c == '\'' || c == '"')
+        .to_string();
+    assert!(token.len() >= 16, "{token}");
+    token
+}
+
+#[test]
+fn api_trigger_tokens_are_never_printed() {
+    let (_tmp, dir) = config(
+        "  description = \"first\"",
+        "schedule \"webhook\" {\n  pipeline = pipeline.orders\n  type     = \"api\"\n}\n",
+    );
+    run_ok(&dir, &["apply", "--auto-approve"]);
+    let token = trigger_token(&dir, "orders");
+    let shown = run_ok(&dir, &["state", "show", "mage_triggers.orders"]);
+    assert_hides("`state show`", &shown, &[&token]);
+    assert!(shown.contains("\"token\": \"(sensitive)\""), "{shown}");
+
+    // A change to the trigger: the plan shows it, before and after.
+    let hcl = std::fs::read_to_string(dir.join("main.hcl")).unwrap();
+    std::fs::write(
+        dir.join("main.hcl"),
+        hcl.replace(
+            "type     = \"api\"",
+            "type     = \"api\"\n  sla      = \"2h\"",
+        ),
+    )
+    .unwrap();
+    for format in ["text", "json", "markdown"] {
+        let out = run_ok(&dir, &["plan", "--format", format]);
+        assert!(out.contains("webhook"), "{out}");
+        assert_hides(&format!("the {format} plan"), &out, &[&token]);
+    }
+    let change = json_change(&dir, "mage_triggers.orders");
+    assert_eq!(change["before_sensitive"]["triggers"][0]["token"], true);
+    assert_eq!(change["after_sensitive"]["triggers"][0]["token"], true);
+
+    let plan_file = dir.join("triggers.plan");
+    run_ok(&dir, &["plan", "--out", plan_file.to_str().unwrap()]);
+    let saved = std::fs::read_to_string(&plan_file).unwrap();
+    assert_hides("the saved plan", &saved, &[&token]);
+    for format in ["text", "json", "markdown"] {
+        let shown = run_ok(
+            &dir,
+            &["show", "--format", format, plan_file.to_str().unwrap()],
+        );
+        assert_hides(&format!("`show --format {format}`"), &shown, &[&token]);
+    }
+    run_ok(&dir, &["apply", "--auto-approve"]);
+    let shown = run_ok(&dir, &["state", "show", "mage_triggers.orders"]);
+    assert_hides("`state show` after the update", &shown, &[&token]);
+
+    // A trigger added outside weir (in Mage's UI): its token is masked in the drift too.
+    let outside = "0utside0token0123456789abcdef00";
+    let yaml = dir.join("mage_project/pipelines/orders/triggers.yaml");
+    let mut text = std::fs::read_to_string(&yaml).unwrap();
+    text.push_str(&format!(
+        "- name: added_in_ui\n  schedule_type: api\n  schedule_interval: null\n  start_time: null\n  status: active\n  settings:\n    skip_if_previous_running: false\n    allow_blocks_to_fail: false\n  token: {outside}\n  last_enabled_at: 2026-12-01 23:30:35+00:00\n"
+    ));
+    std::fs::write(&yaml, text).unwrap();
+    for format in ["text", "json", "markdown"] {
+        let out = run_ok(&dir, &["plan", "--format", format]);
+        assert!(out.contains("added_in_ui"), "{out}");
+        assert_hides(&format!("the {format} plan"), &out, &[&token, outside]);
+    }
+    let out = weir(&dir)
+        .env("WEIR_VAR_s", SECRET)
+        .args(["plan", "--format", "json"])
+        .output()
+        .unwrap();
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let drift = json["resource_drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["address"] == "mage_triggers.orders")
+        .expect("the added trigger is drift");
+    assert_eq!(
+        drift["change"]["after"]["triggers"][1]["token"],
+        "(sensitive)"
+    );
+    assert_eq!(
+        drift["change"]["after_sensitive"]["triggers"][1]["token"],
+        true
+    );
+}
+
+#[test]
+fn diagnostics_never_quote_a_value_derived_from_a_secret() {
+    let (_tmp, dir) = config(
+        "  retry {\n    retries = 2\n    delay   = \"x${var.s}\"\n  }",
+        r#"variable "short" {
+  type      = string
+  sensitive = true
+}
+
+schedule "nightly" {
+  pipeline            = pipeline.orders
+  cron                = "0 3 * * *"
+  sla                 = upper(var.s)
+  start               = lower(var.s)
+  timeout             = var.short
+  max_concurrent_runs = length(var.s) - 40
+}
+"#,
+    );
+    // A secret too short for the redactor's second line of defence.
+    let out = weir(&dir)
+        .env("WEIR_VAR_s", SECRET)
+        .env("WEIR_VAR_short", "k9z")
+        .arg("validate")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let all =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_hides("validate", &all, DERIVED);
+    assert_hides("validate", &all, &["k9z", "x(sensitive)", "-27"]);
+    assert_eq!(
+        all.matches("error: the value (sensitive) is not a duration")
+            .count(),
+        3,
+        "{all}"
+    );
+    assert!(
+        all.contains("error: the value (sensitive) is not an RFC 3339 timestamp"),
+        "{all}"
+    );
+    assert!(
+        all.contains("`max_concurrent_runs` must be a whole number of at least 1, got (sensitive)"),
+        "{all}"
+    );
+}
+
+#[test]
+fn a_short_value_derived_from_a_secret_is_masked_without_garbling_the_plan() {
+    let (_tmp, dir) = config(
+        "  concurrency {\n    pipeline_run_limit = 1\n    on_limit           = var.s == \"x\" ? \"wait\" : \"skip\"\n  }",
+        "schedule \"nightly\" {\n  pipeline = pipeline.orders\n  cron     = \"0 3 * * *\"\n}\n",
+    );
+    let text = run_ok(&dir, &["plan"]);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("+ on_pipeline_run_limit_reached = (sensitive)")),
+        "{text}"
+    );
+    // The word the secret decided is hidden where it is, not everywhere it occurs.
+    assert!(text.contains("skip_if_previous_running"), "{text}");
+}
+
+#[test]
+fn a_secret_in_the_deployment_is_masked_and_outputs_of_it_must_be_sensitive() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let hcl = r#"variable "s" {
+  type      = string
+  sensitive = true
+}
+
+deployment "dev" {
+  target      = "local"
+  project_dir = "mage_project"
+  image       = "mageai/mageai:0.9.80"
+  storage {
+    bucket = "bkt-${lower(var.s)}"
+  }
+}
+
+pipeline "orders" {
+  block "load" {
+    type = "data_loader"
+    code = "@data_loader\ndef load(*a, **k):\n    return 1\n"
+  }
+}
+
+output "bucket" {
+  value = deployment.dev.bucket
+}
+"#;
+    std::fs::write(dir.join("main.hcl"), hcl).unwrap();
+    let (ok, out) = run(&dir, &["validate"]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("output `bucket` shows a sensitive value"),
+        "{out}"
+    );
+    assert_hides("validate", &out, DERIVED);
+
+    std::fs::write(
+        dir.join("main.hcl"),
+        hcl.replace(
+            "value = deployment.dev.bucket",
+            "value     = deployment.dev.bucket\n  sensitive = true",
+        ),
+    )
+    .unwrap();
+    for format in ["text", "json", "markdown"] {
+        let out = run_ok(&dir, &["plan", "--format", format]);
+        assert_hides(&format!("the {format} plan"), &out, DERIVED);
+    }
+    let project = json_change(&dir, "mage_project.dev");
+    assert_eq!(project["after"]["remote_variables_dir"], "(sensitive)");
+    assert_eq!(project["after_sensitive"]["logging"], true);
+}
