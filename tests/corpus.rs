@@ -7,7 +7,7 @@
 //!
 //! One mistake must give exactly one diagnostic (more would be a cascade). A case with only
 //! warnings must still load; a case with an error must not. Case names start with the section
-//! of LANGUAGE.md they check (`weir_`, `variable_`, `locals_`, `deployment_`, `profile_`,
+//! of the language reference (docs/language.md) they check (`weir_`, `variable_`, `locals_`, `deployment_`, `profile_`,
 //! `pipeline_`/`block_`/`code_`/…, `schedule_`, `notification_`, `function_`, `output_`) or
 //! with the kind of syntax or schema error (`syntax_`, `unknown_`, `wrong_type_`, …).
 //!
@@ -28,7 +28,7 @@
 use std::path::{Path, PathBuf};
 use weir::config::LoadOptions;
 
-/// At least this many cases: the corpus covers every check of LANGUAGE.md.
+/// At least this many cases: the corpus covers every check of the language.
 const MIN_CASES: usize = 70;
 
 fn corpus_dir() -> PathBuf {

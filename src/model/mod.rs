@@ -1,5 +1,5 @@
 //! The second stage: the typed domain model. Every block of the language becomes a value here,
-//! with its defaults applied and every semantic check of `LANGUAGE.md` run. Nothing after this
+//! with its defaults applied and every semantic check of the language (docs/language.md) run. Nothing after this
 //! stage sees HCL; nothing here needs the network or credentials (`weir validate`).
 
 mod code;

@@ -80,7 +80,7 @@ pub fn format_memory(mib: u64) -> String {
     }
 }
 
-/// Cloud Run's CPU → allowed memory range (MiB), LANGUAGE.md §10.
+/// Cloud Run's CPU → allowed memory range (MiB); docs/language.md §10 has the table.
 pub const CLOUD_RUN_LIMITS: &[(u32, u64, u64)] = &[
     (1, 512, 4 * 1024),
     (2, 512, 8 * 1024),

@@ -397,7 +397,7 @@ mod tests {
         let tf_entry_keys: BTreeSet<String> = tf_entries.iter().flat_map(|e| keys(e)).collect();
         let tf_change_keys: BTreeSet<String> =
             tf_entries.iter().flat_map(|e| keys(&e["change"])).collect();
-        // `deposed` is documented (planners.md §1.1 row 5) but needs a failed
+        // `deposed` is in Terraform's documented plan format but needs a failed
         // create_before_destroy to appear, which the fixtures could not produce.
         let mut expected_entry = tf_entry_keys.clone();
         expected_entry.insert("deposed".into());

@@ -13,10 +13,21 @@ fn fmt_separates_top_level_blocks() {
         "locals {\n  a = 1\n}\npipeline \"p\" {\n  block \"b\" {\n    type = \"custom\"\n    code = \"x = 1\"\n  }\n}\n",
     )
     .unwrap();
-    let check = cli::weir(tmp.path()).args(["fmt", "--check"]).output().unwrap();
-    assert_eq!(check.status.code(), Some(1), "fmt --check must report the file");
+    let check = cli::weir(tmp.path())
+        .args(["fmt", "--check"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        check.status.code(),
+        Some(1),
+        "fmt --check must report the file"
+    );
     let out = cli::weir(tmp.path()).arg("fmt").output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let formatted = std::fs::read_to_string(&file).unwrap();
     assert!(
         formatted.contains("}\n\npipeline \"p\" {"),
