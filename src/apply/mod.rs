@@ -114,11 +114,13 @@ async fn run_change(
         address: change.address.clone(),
         type_name: change.type_name.clone(),
         attributes: change.after.clone().unwrap_or(Value::Null),
+        sensitive_paths: change.after_sensitive.clone(),
     };
     let existing = prior.as_ref().map(|p| ResourceRef {
         address: change.address.clone(),
         type_name: change.type_name.clone(),
         attributes: p.attributes.clone(),
+        sensitive_paths: p.sensitive_paths.clone(),
     });
     let result = match change.action {
         Action::NoOp => return Ok(prior.map(|p| p.attributes)),
@@ -189,6 +191,7 @@ pub async fn apply(
     opts: &ApplyOptions,
     reporter: &dyn Reporter,
 ) -> ApplyOutcome {
+    providers.set_state_lineage(Some(&state.lineage));
     let changes: Vec<&Change> = plan
         .changes
         .iter()

@@ -70,6 +70,7 @@ pub async fn refresh(
                 address: address.clone(),
                 type_name: r.resource_type.clone(),
                 attributes: r.attributes.clone(),
+                sensitive_paths: r.sensitive_paths.clone(),
             });
     }
     let semaphore = Arc::new(tokio::sync::Semaphore::new(parallelism.max(1)));
@@ -157,6 +158,7 @@ pub async fn plan(
 ) -> Result<Plan, Vec<String>> {
     let empty = State::new();
     let prior = input.prior.unwrap_or(&empty);
+    providers.set_state_lineage(input.prior.map(|s| s.lineage.as_str()));
     let live = if opts.refresh {
         refresh(prior, providers, opts.parallelism).await?
     } else {
