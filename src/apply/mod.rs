@@ -191,6 +191,9 @@ pub async fn apply(
     opts: &ApplyOptions,
     reporter: &dyn Reporter,
 ) -> ApplyOutcome {
+    // Providers record this lineage as the owner of what they create; a crash must not
+    // recover the state under another one.
+    lock.begin(state);
     providers.set_state_lineage(Some(&state.lineage));
     let changes: Vec<&Change> = plan
         .changes

@@ -2,7 +2,8 @@
 //! reads it back.
 //!
 //! [`MageProvider::new`] takes the configuration directory; every resource's `project_dir` is
-//! relative to it unless it is absolute. The provider sees only resource attributes (JSON made
+//! relative to it unless it is absolute. The project must be a directory of its own: not the
+//! configuration directory nor one that contains it, and not a symbolic link. The provider sees only resource attributes (JSON made
 //! by weir's lowering); their shapes are the contract, documented below. `read` returns exactly
 //! these shapes, with defaults filled in, so that a file Mage rewrote (other key order, other
 //! quoting, keys it adds with their default values) reads back equal.
@@ -113,6 +114,19 @@
 //! - Delete removes a file only if the manifest says the deleted resource owns it, then drops it
 //!   from the manifest, then removes the directories weir created (`dirs`, an addition to the
 //!   `version`/`files` shape, left out when empty) that end up empty.
+//! - The manifest records the lineage of the weir state that owns the project (told by the
+//!   engine through [`Provider::set_state_lineage`]); the first claim records it. Another
+//!   state (a second configuration pointed at the same `project_dir`, or a lost state) is
+//!   refused at plan, read, write and delete, with an error naming the owner's lineage.
+//! - [`Provider::plan`] refuses what apply would: a file that exists and weir does not own, a
+//!   link, FIFO or directory where the file goes, a project of another state.
+//! - Nothing is ever reached through a symbolic link: every path is opened from the project
+//!   directory's descriptor one component at a time with `O_NOFOLLOW`, and only regular files
+//!   are read or replaced (a FIFO or device is an error, never a hang).
+//! - A file whose content holds a secret (a sensitive path of the resource has a value, or
+//!   an API trigger token) is written with mode 0600, every other one 0644.
+//! - Temporary files (`.weir-tmp-*`) a killed run left next to weir's files are removed the
+//!   next time the project is opened for writing (regular files only, never through links).
 //! - Updates of the manifest are serialized by a lock inside the provider. Each claim or
 //!   release is one fsynced line appended to `.weir/manifest.journal`, folded into
 //!   `manifest.json` when the project is next opened, so an apply stays linear in the number
@@ -124,7 +138,8 @@
 //! the wrong shape, a trigger Mage would skip) reads as its identifying attributes plus
 //! `"unparseable": "<reason>"`, which differs from any desired value, so the plan shows an
 //! update that rewrites it. I/O errors are permanent errors naming the path (interruptions and
-//! time-outs are retryable).
+//! time-outs are retryable), and so are a symbolic link or anything but a regular file on the
+//! way: reading never follows a link.
 
 mod attrs;
 mod block;
