@@ -100,7 +100,7 @@
 //! `<project_dir>/.weir/manifest.json`:
 //!
 //! ```json
-//! {"version": 1,
+//! {"version": 1, "lineage": "6f1c2f3e-…",
 //!  "files": {"data_loaders/load.py": {"sha256": "…", "owner": "mage_block.load"}},
 //!  "dirs": ["data_loaders"]}
 //! ```
@@ -124,7 +124,8 @@
 //!   directory's descriptor one component at a time with `O_NOFOLLOW`, and only regular files
 //!   are read or replaced (a FIFO or device is an error, never a hang).
 //! - A file whose content holds a secret (a sensitive path of the resource has a value, or
-//!   an API trigger token) is written with mode 0600, every other one 0644.
+//!   an API trigger token) is written with mode 0600, every other one 0644; the manifest keeps
+//!   no digest of it.
 //! - Temporary files (`.weir-tmp-*`) a killed run left next to weir's files are removed the
 //!   next time the project is opened for writing (regular files only, never through links).
 //! - Updates of the manifest are serialized by a lock inside the provider. Each claim or

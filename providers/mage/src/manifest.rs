@@ -3,7 +3,7 @@
 //! `<project_dir>/.weir/manifest.json`:
 //!
 //! ```json
-//! {"version": 1,
+//! {"version": 1, "lineage": "6f1c2f3e-…",
 //!  "files": {"pipelines/orders/metadata.yaml": {"sha256": "…", "owner": "mage_pipeline.orders"}},
 //!  "dirs": ["pipelines", "pipelines/orders"]}
 //! ```
@@ -55,8 +55,11 @@ const MANIFEST_VERSION: u32 = 1;
 /// One file weir wrote.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct FileEntry {
-    /// SHA-256 of the content weir last wrote (or was about to write).
-    pub sha256: String,
+    /// SHA-256 of the content weir last wrote (or was about to write); left out for a file
+    /// that holds a secret, since a digest of it would let anyone who can read the manifest
+    /// check a guessed secret offline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
     /// The address of the resource that owns the file.
     pub owner: String,
 }
@@ -355,7 +358,7 @@ impl Project {
             .filter(|d| !self.manifest.dirs.contains(d))
             .collect();
         let entry = FileEntry {
-            sha256: fsio::sha256_hex(content),
+            sha256: (mode != fsio::MODE_PRIVATE).then(|| fsio::sha256_hex(content)),
             owner: owner.to_string(),
         };
         let claim_lineage = lineage.filter(|l| self.manifest.lineage.as_deref() != Some(*l));

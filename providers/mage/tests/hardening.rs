@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 use weir_provider_mage::MageProvider;
 use weir_provider_sdk::{Provider, ProviderError, ResourceRef};
@@ -519,6 +520,18 @@ async fn files_holding_secrets_are_written_owner_only() {
     create(&s.provider, &with_webhook).await;
     let metadata = s.project("pipelines/orders/metadata.yaml");
     assert_eq!(mode(&metadata), 0o600);
+    // No digest of it in the manifest (0644) either: it would allow checking a guessed
+    // secret offline.
+    let digest: String = Sha256::digest(fs::read(&metadata).unwrap_or_default())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let journal = read(&s.project(".weir/manifest.journal"));
+    assert!(
+        journal.contains("pipelines/orders/metadata.yaml"),
+        "{journal}"
+    );
+    assert!(!journal.contains(&digest), "{journal}");
 
     // Trigger tokens are credentials: anyone holding one can start the pipeline.
     create(&s.provider, &triggers()).await;
