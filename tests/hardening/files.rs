@@ -189,3 +189,22 @@ schedule "on_demand" {
     assert_eq!(mode("data_loaders/load_orders.py"), 0o644);
     assert_eq!(mode("metadata.yaml"), 0o644);
 }
+
+#[test]
+fn damaged_manifest_journal_stops_destroy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = config(tmp.path(), "config", "mage_project", "1");
+    cli::apply(&dir);
+    // The claims of the apply are in the journal until the project is next opened; a journal
+    // that cannot be read (not a torn last line: this one ends with a newline) is damage.
+    let journal = dir.join("mage_project/.weir/manifest.journal");
+    assert!(journal.exists());
+    fs::write(&journal, "{\"op\": \"claim\", \"file\": 42}\n").unwrap();
+
+    let text = refused(&dir, &["destroy", "--auto-approve"], &journal);
+    assert!(text.contains("damaged"), "{text}");
+    assert!(
+        dir.join("mage_project/data_loaders/load_orders.py")
+            .exists()
+    );
+}
