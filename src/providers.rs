@@ -35,6 +35,13 @@ impl Providers {
             .ok_or_else(|| format!("no provider named `{name}` in this build of weir"))
     }
 
+    /// Tells every provider the lineage of the state it works for (`None`: no state yet).
+    pub fn set_state_lineage(&self, lineage: Option<&str>) {
+        for provider in self.by_name.values() {
+            provider.set_state_lineage(lineage);
+        }
+    }
+
     pub fn schema(&self, type_name: &str) -> Option<&ResourceSchema> {
         self.schemas.get(type_name)
     }

@@ -489,6 +489,7 @@ impl CreateForTest for MemoryProvider {
             address: address.into(),
             type_name: "thing".into(),
             attributes,
+            sensitive_paths: Vec::new(),
         })
         .await
         .unwrap()

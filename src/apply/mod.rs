@@ -115,11 +115,13 @@ async fn run_change(
         address: change.address.clone(),
         type_name: change.type_name.clone(),
         attributes: change.after.clone().unwrap_or(Value::Null),
+        sensitive_paths: change.after_sensitive.clone(),
     };
     let existing = prior.as_ref().map(|p| ResourceRef {
         address: change.address.clone(),
         type_name: change.type_name.clone(),
         attributes: p.attributes.clone(),
+        sensitive_paths: p.sensitive_paths.clone(),
     });
     let result = match change.action {
         Action::NoOp => return Ok(prior.map(|p| p.attributes)),
@@ -239,6 +241,10 @@ pub async fn apply(
     opts: &ApplyOptions,
     reporter: &dyn Reporter,
 ) -> ApplyOutcome {
+    // Providers record this lineage as the owner of what they create; a crash must not
+    // recover the state under another one.
+    lock.begin(state);
+    providers.set_state_lineage(Some(&state.lineage));
     let changes: Vec<&Change> = plan
         .changes
         .iter()

@@ -70,6 +70,7 @@ pub async fn refresh(
                 address: address.clone(),
                 type_name: r.resource_type.clone(),
                 attributes: r.attributes.clone(),
+                sensitive_paths: r.sensitive_paths.clone(),
             });
     }
     let semaphore = Arc::new(tokio::sync::Semaphore::new(parallelism.max(1)));
@@ -96,6 +97,7 @@ pub async fn refresh(
         }
     }
     let mut live = HashMap::with_capacity(prior.resources.len());
+    let mut failed = Vec::new();
     while let Some(joined) = tasks.join_next().await {
         let Ok((chunk, results)) = joined else {
             errors.push("a refresh task failed unexpectedly".to_string());
@@ -107,15 +109,42 @@ pub async fn refresh(
                 Ok(value) => {
                     live.insert(r.address, value);
                 }
-                Err(e) => errors.push(format!("reading {}: {e}", r.address)),
+                Err(e) => failed.push((r.address, e.to_string())),
             }
         }
     }
+    // Sorted, so that the address named first does not depend on which read finished first.
+    failed.sort();
+    errors.extend(grouped("reading", failed));
     if errors.is_empty() {
         Ok(live)
     } else {
         Err(errors)
     }
+}
+
+/// "`verb` `address`: `message`" for each failure, with the addresses that failed with the
+/// same message counted into one line (e.g. a whole project refused), so that one cause is
+/// reported once, not once per resource.
+fn grouped(verb: &str, failures: Vec<(String, String)>) -> Vec<String> {
+    let mut order: Vec<(String, String, usize)> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for (address, message) in failures {
+        match index.get(&message) {
+            Some(&i) => order[i].2 += 1,
+            None => {
+                index.insert(message.clone(), order.len());
+                order.push((address, message, 0));
+            }
+        }
+    }
+    order
+        .into_iter()
+        .map(|(address, message, more)| match more {
+            0 => format!("{verb} {address}: {message}"),
+            n => format!("{verb} {address} (and {n} more): {message}"),
+        })
+        .collect()
 }
 
 /// Whether two values are equal outside the paths only known after apply.
@@ -157,6 +186,7 @@ pub async fn plan(
 ) -> Result<Plan, Vec<String>> {
     let empty = State::new();
     let prior = input.prior.unwrap_or(&empty);
+    providers.set_state_lineage(input.prior.map(|s| s.lineage.as_str()));
     let live = if opts.refresh {
         refresh(prior, providers, opts.parallelism).await?
     } else {
@@ -256,6 +286,7 @@ pub async fn plan(
     let mut live = live;
     let mut changes = Vec::with_capacity(desired_count + prior.resources.len());
     let mut next_runs = HashMap::new();
+    let mut failed_plans = Vec::new();
     for address in order {
         let Some(mut instance) = by_address.remove(&address) else {
             continue;
@@ -280,7 +311,7 @@ pub async fn plan(
         ) {
             Ok(p) => p,
             Err(e) => {
-                errors.push(format!("planning {address}: {e}"));
+                failed_plans.push((address.clone(), e.to_string()));
                 continue;
             }
         };
@@ -405,6 +436,7 @@ pub async fn plan(
     }
 
     let outputs = plan_outputs(input.outputs, prior, opts.destroy);
+    errors.extend(grouped("planning", failed_plans));
     if !errors.is_empty() {
         return Err(errors);
     }

@@ -532,6 +532,10 @@ pub(crate) struct JournalWriter {
     state_path: PathBuf,
     mode: Mode,
     buf: Vec<u8>,
+    /// The lineage of the new state being applied when there is no state file yet: a journal
+    /// started then carries it, so that a run killed before its first persist recovers the
+    /// same lineage (providers record it as the owner of what they create).
+    pub(crate) new_lineage: Option<String>,
 }
 
 #[derive(Debug)]
@@ -554,6 +558,7 @@ impl JournalWriter {
             state_path: backend.path().to_path_buf(),
             mode: Mode::Unknown,
             buf: Vec::with_capacity(4096),
+            new_lineage: None,
         }
     }
 
@@ -638,7 +643,10 @@ impl JournalWriter {
             },
             None => JournalHeader {
                 weir_journal: JOURNAL_VERSION,
-                lineage: uuid::Uuid::new_v4().to_string(),
+                lineage: self
+                    .new_lineage
+                    .clone()
+                    .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
                 serial: None,
             },
         };

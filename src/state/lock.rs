@@ -243,6 +243,12 @@ impl StateLock {
         self.journal.record(std::slice::from_ref(&change))
     }
 
+    /// Tells the lock which state the records of this session apply to, so that a journal
+    /// begun before a new state is first persisted recovers with its lineage.
+    pub fn begin(&mut self, state: &State) {
+        self.journal.new_lineage = Some(state.lineage.clone());
+    }
+
     /// Like [`StateLock::record`] for several changes at once, with a single fsync (group
     /// commit: e.g. every operation that finished while the previous fsync ran). An empty
     /// batch writes nothing.

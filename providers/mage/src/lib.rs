@@ -2,7 +2,8 @@
 //! reads it back.
 //!
 //! [`MageProvider::new`] takes the configuration directory; every resource's `project_dir` is
-//! relative to it unless it is absolute. The provider sees only resource attributes (JSON made
+//! relative to it unless it is absolute. The project must be a directory of its own: not the
+//! configuration directory nor one that contains it, and not a symbolic link. The provider sees only resource attributes (JSON made
 //! by weir's lowering); their shapes are the contract, documented below. `read` returns exactly
 //! these shapes, with defaults filled in, so that a file Mage rewrote (other key order, other
 //! quoting, keys it adds with their default values) reads back equal.
@@ -102,7 +103,7 @@
 //! `<project_dir>/.weir/manifest.json`:
 //!
 //! ```json
-//! {"version": 1,
+//! {"version": 1, "lineage": "6f1c2f3e-…",
 //!  "files": {"data_loaders/load.py": {"sha256": "…", "owner": "mage_block.load"}},
 //!  "dirs": ["data_loaders"]}
 //! ```
@@ -116,6 +117,20 @@
 //! - Delete removes a file only if the manifest says the deleted resource owns it, then drops it
 //!   from the manifest, then removes the directories weir created (`dirs`, an addition to the
 //!   `version`/`files` shape, left out when empty) that end up empty.
+//! - The manifest records the lineage of the weir state that owns the project (told by the
+//!   engine through [`Provider::set_state_lineage`]); the first claim records it. Another
+//!   state (a second configuration pointed at the same `project_dir`, or a lost state) is
+//!   refused at plan, read, write and delete, with an error naming the owner's lineage.
+//! - [`Provider::plan`] refuses what apply would: a file that exists and weir does not own, a
+//!   link, FIFO or directory where the file goes, a project of another state.
+//! - Nothing is ever reached through a symbolic link: every path is opened from the project
+//!   directory's descriptor one component at a time with `O_NOFOLLOW`, and only regular files
+//!   are read or replaced (a FIFO or device is an error, never a hang).
+//! - A file whose content holds a secret (a sensitive path of the resource has a value, or
+//!   an API trigger token) is written with mode 0600, every other one 0644; the manifest keeps
+//!   no digest of it.
+//! - Temporary files (`.weir-tmp-*`) a killed run left next to weir's files are removed the
+//!   next time the project is opened for writing (regular files only, never through links).
 //! - Updates of the manifest are serialized by a lock inside the provider. Each claim or
 //!   release is one fsynced line appended to `.weir/manifest.journal`, folded into
 //!   `manifest.json` when the project is next opened, so an apply stays linear in the number
@@ -127,7 +142,8 @@
 //! the wrong shape, a trigger Mage would skip) reads as its identifying attributes plus
 //! `"unparseable": "<reason>"`, which differs from any desired value, so the plan shows an
 //! update that rewrites it. I/O errors are permanent errors naming the path (interruptions and
-//! time-outs are retryable).
+//! time-outs are retryable), and so are a symbolic link or anything but a regular file on the
+//! way: reading never follows a link.
 
 mod attrs;
 mod block;
@@ -149,8 +165,8 @@ use weir_provider_sdk::{PlannedValue, Provider, ProviderError, ResourceRef, Reso
 
 use crate::attrs::{str_attr, unparseable};
 use crate::block::BlockAttrs;
-use crate::error::{bad_attributes, io_error};
-use crate::fsio::RelPath;
+use crate::error::bad_attributes;
+use crate::fsio::{MODE_PRIVATE, MODE_PUBLIC, RelPath};
 use crate::manifest::Project;
 use crate::pipeline::PipelineAttrs;
 use crate::project::ProjectAttrs;
@@ -167,6 +183,9 @@ pub struct MageProvider {
 
 struct Inner {
     base_dir: PathBuf,
+    /// The lineage of the weir state this provider works for (`None`: no state yet); see
+    /// [`Provider::set_state_lineage`].
+    lineage: Mutex<Option<String>>,
     /// Every project this provider touched, with its manifest in memory. The lock serializes
     /// each claim or release (and the file write that follows it).
     projects: Mutex<HashMap<PathBuf, Project>>,
@@ -179,6 +198,7 @@ impl MageProvider {
         MageProvider {
             inner: Arc::new(Inner {
                 base_dir,
+                lineage: Mutex::new(None),
                 projects: Mutex::new(HashMap::new()),
             }),
         }
@@ -217,13 +237,33 @@ fn render_error(address: &str, detail: String) -> ProviderError {
 }
 
 impl Inner {
-    fn project_root(&self, project_dir: &str) -> PathBuf {
-        let dir = Path::new(project_dir);
-        if dir.is_absolute() {
-            dir.to_path_buf()
-        } else {
-            self.base_dir.join(dir)
+    /// The project directory of `project_dir`: relative to the configuration directory unless
+    /// absolute. It must be a directory of its own: not the configuration directory (where
+    /// weir keeps its state in `.weir/`, the same name as the project's manifest folder) nor
+    /// one that contains it.
+    fn project_root(&self, project_dir: &str) -> Result<PathBuf, ProviderError> {
+        let root = lexical(&self.base_dir.join(project_dir));
+        let base = lexical(&self.base_dir);
+        if base.starts_with(&root) {
+            let what = if root == base {
+                "is the configuration directory itself"
+            } else {
+                "contains the configuration directory"
+            };
+            return Err(ProviderError::permanent(format!(
+                "project_dir `{project_dir}` ({}) {what}; the Mage project must be a directory of its own",
+                root.display()
+            ))
+            .with_help("set `project_dir` to a folder for the Mage project alone, e.g. `mage_project`"));
         }
+        Ok(root)
+    }
+
+    fn lineage(&self) -> Option<String> {
+        self.lineage
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     fn write(
@@ -232,23 +272,25 @@ impl Inner {
         rel: &RelPath,
         content: &[u8],
         owner: &str,
+        mode: u32,
     ) -> Result<(), ProviderError> {
+        let lineage = self.lineage();
         self.with_project(project_dir, |project| {
-            project.write_owned(rel, content, owner)
+            project.write_owned(rel, content, owner, lineage.as_deref(), mode)
         })
     }
 
-    /// Runs `work` on the open project (opening it on first use), under the projects lock.
+    /// Runs `work` on the project (loading it on first use), under the projects lock.
     fn with_project<T>(
         &self,
         project_dir: &str,
         work: impl FnOnce(&mut Project) -> Result<T, ProviderError>,
     ) -> Result<T, ProviderError> {
-        let root = self.project_root(project_dir);
+        let root = self.project_root(project_dir)?;
         let mut projects = self.projects.lock().unwrap_or_else(PoisonError::into_inner);
         let project = match projects.entry(root.clone()) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => e.insert(Project::open(root)?),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(Project::load(root)?),
         };
         work(project)
     }
@@ -268,21 +310,33 @@ impl Inner {
                 }
                 let text = attrs.render().map_err(|e| render_error(address, e))?;
                 let rel = RelPath::from_segments(&["metadata.yaml"]).map_err(bad)?;
-                self.write(&attrs.project_dir, &rel, text.as_bytes(), address)?;
-                Ok(attrs.to_value())
+                let value = attrs.to_value();
+                let mode = file_mode(&value, &resource.sensitive_paths);
+                self.write(&attrs.project_dir, &rel, text.as_bytes(), address, mode)?;
+                Ok(value)
             }
             pipeline::TYPE => {
                 let attrs = PipelineAttrs::from_value(&resource.attributes).map_err(bad)?;
                 let rel = attrs.rel_path().map_err(bad)?;
                 let text = attrs.render().map_err(|e| render_error(address, e))?;
-                self.write(&attrs.project_dir, &rel, text.as_bytes(), address)?;
-                attrs.to_value().map_err(|e| render_error(address, e))
+                let value = attrs.to_value().map_err(|e| render_error(address, e))?;
+                let mode = file_mode(&value, &resource.sensitive_paths);
+                self.write(&attrs.project_dir, &rel, text.as_bytes(), address, mode)?;
+                Ok(value)
             }
             block::TYPE => {
                 let attrs = BlockAttrs::from_value(&resource.attributes).map_err(bad)?;
                 let rel = attrs.rel_path().map_err(bad)?;
-                self.write(&attrs.project_dir, &rel, attrs.code.as_bytes(), address)?;
-                Ok(attrs.to_value())
+                let value = attrs.to_value();
+                let mode = file_mode(&value, &resource.sensitive_paths);
+                self.write(
+                    &attrs.project_dir,
+                    &rel,
+                    attrs.code.as_bytes(),
+                    address,
+                    mode,
+                )?;
+                Ok(value)
             }
             triggers::TYPE => {
                 let desired = TriggersAttrs::from_value(&resource.attributes).map_err(bad)?;
@@ -290,8 +344,10 @@ impl Inner {
                 attrs.fill_at_apply(chrono::Utc::now());
                 let rel = attrs.rel_path().map_err(bad)?;
                 let text = attrs.render().map_err(|e| render_error(address, e))?;
-                self.write(&attrs.project_dir, &rel, text.as_bytes(), address)?;
-                attrs.to_value().map_err(|e| render_error(address, e))
+                let value = attrs.to_value().map_err(|e| render_error(address, e))?;
+                let mode = file_mode(&value, &resource.sensitive_paths);
+                self.write(&attrs.project_dir, &rel, text.as_bytes(), address, mode)?;
+                Ok(value)
             }
             other => Err(unknown_type(other)),
         }
@@ -299,15 +355,25 @@ impl Inner {
 
     /// Where a resource's file is, from its recorded attributes.
     fn location(&self, resource: &ResourceRef) -> Result<(String, RelPath), ProviderError> {
-        let attrs = &resource.attributes;
-        let bad = |e: String| bad_attributes(&resource.address, &resource.type_name, e);
+        location(&resource.address, &resource.type_name, &resource.attributes)
+    }
+}
+
+/// Where a resource's file is: its `project_dir` and its path inside the project.
+fn location(
+    address: &str,
+    type_name: &str,
+    attrs: &Value,
+) -> Result<(String, RelPath), ProviderError> {
+    {
+        let bad = |e: String| bad_attributes(address, type_name, e);
         let field = |name: &str| {
             str_attr(attrs, name)
                 .map(str::to_string)
                 .ok_or_else(|| bad(format!("`{name}` is missing or not a string")))
         };
         let project_dir = field("project_dir")?;
-        let rel = match resource.type_name.as_str() {
+        let rel = match type_name {
             project::TYPE => RelPath::from_segments(&["metadata.yaml"]).map_err(bad)?,
             pipeline::TYPE => pipeline::path_for(&field("uuid")?).map_err(bad)?,
             block::TYPE => block::path_for(&field("path")?).map_err(bad)?,
@@ -316,14 +382,18 @@ impl Inner {
         };
         Ok((project_dir, rel))
     }
+}
 
+impl Inner {
     fn read_one(&self, resource: &ResourceRef) -> Result<Option<Value>, ProviderError> {
         let (project_dir, rel) = self.location(resource)?;
-        let full = rel.under(&self.project_root(&project_dir));
-        let bytes = match std::fs::read(&full) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_error("read", &full, &e)),
+        let lineage = self.lineage();
+        let (full, bytes) = self.with_project(&project_dir, |project| {
+            project.check_owner(lineage.as_deref())?;
+            Ok((rel.under(project.path()), project.read(&rel)?))
+        })?;
+        let Some(bytes) = bytes else {
+            return Ok(None);
         };
         let attrs = &resource.attributes;
         let field = |name: &str| str_attr(attrs, name).unwrap_or_default().to_string();
@@ -361,8 +431,9 @@ impl Inner {
 
     fn delete(&self, resource: &ResourceRef) -> Result<(), ProviderError> {
         let (project_dir, rel) = self.location(resource)?;
+        let lineage = self.lineage();
         self.with_project(&project_dir, |project| {
-            project.delete_owned(&rel, &resource.address)
+            project.delete_owned(&rel, &resource.address, lineage.as_deref())
         })
     }
 }
@@ -387,6 +458,62 @@ fn render_recorded(type_name: &str, attrs: &Value) -> Option<(String, Value)> {
     }
 }
 
+/// The permissions of a file rendered from `value`: owner-only when it holds a secret (a
+/// sensitive path with a value, or an API trigger token: anyone holding one can start the
+/// pipeline), readable by anyone otherwise (Mage may run as another user).
+fn file_mode(value: &Value, sensitive_paths: &[Vec<String>]) -> u32 {
+    let token = vec!["triggers".to_string(), "*".to_string(), "token".to_string()];
+    let holds_secret = sensitive_paths
+        .iter()
+        .chain(std::iter::once(&token))
+        .any(|path| has_value_at(value, path));
+    if holds_secret {
+        MODE_PRIVATE
+    } else {
+        MODE_PUBLIC
+    }
+}
+
+/// Whether something other than null or an empty value is at `path` (`*` matches every
+/// element or key).
+fn has_value_at(value: &Value, path: &[String]) -> bool {
+    let Some((first, rest)) = path.split_first() else {
+        return match value {
+            Value::Null => false,
+            Value::String(s) => !s.is_empty(),
+            Value::Array(a) => !a.is_empty(),
+            Value::Object(o) => !o.is_empty(),
+            _ => true,
+        };
+    };
+    match value {
+        Value::Object(map) if first == "*" => map.values().any(|v| has_value_at(v, rest)),
+        Value::Object(map) => map.get(first).is_some_and(|v| has_value_at(v, rest)),
+        Value::Array(items) if first == "*" => items.iter().any(|v| has_value_at(v, rest)),
+        Value::Array(items) => first
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| items.get(i))
+            .is_some_and(|v| has_value_at(v, rest)),
+        _ => false,
+    }
+}
+
+/// `path` with `.` and `..` resolved without touching the file system.
+fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 fn prior_project_uuid(prior: Option<&Value>, project_dir: &str) -> Option<String> {
     let prior = prior?;
     if str_attr(prior, "project_dir") != Some(project_dir) {
@@ -395,6 +522,52 @@ fn prior_project_uuid(prior: Option<&Value>, project_dir: &str) -> Option<String
     str_attr(prior, "project_uuid")
         .filter(|u| !u.is_empty())
         .map(str::to_string)
+}
+
+/// The value `plan` promises for a resource (see [`Provider::plan`]).
+fn plan_value(
+    type_name: &str,
+    prior: Option<&Value>,
+    desired: Value,
+) -> Result<PlannedValue, ProviderError> {
+    {
+        let bad = |e: String| bad_attributes("", type_name, e);
+        match type_name {
+            project::TYPE => {
+                let mut attrs = ProjectAttrs::from_value(&desired).map_err(bad)?;
+                let mut unknown = Vec::new();
+                if attrs.project_uuid.is_empty() {
+                    match prior_project_uuid(prior, &attrs.project_dir) {
+                        Some(uuid) => attrs.project_uuid = uuid,
+                        None => unknown.push(vec!["project_uuid".to_string()]),
+                    }
+                }
+                Ok(PlannedValue {
+                    value: attrs.to_value(),
+                    unknown,
+                    notes: Vec::new(),
+                })
+            }
+            pipeline::TYPE => {
+                let attrs = PipelineAttrs::from_value(&desired).map_err(bad)?;
+                Ok(PlannedValue::known(attrs.to_value().map_err(bad)?))
+            }
+            block::TYPE => {
+                let attrs = BlockAttrs::from_value(&desired).map_err(bad)?;
+                Ok(PlannedValue::known(attrs.to_value()))
+            }
+            triggers::TYPE => {
+                let attrs = TriggersAttrs::from_value(&desired).map_err(bad)?;
+                let planned = triggers::plan(prior, attrs);
+                Ok(PlannedValue {
+                    value: planned.attrs.to_value().map_err(bad)?,
+                    unknown: planned.unknown,
+                    notes: planned.notes,
+                })
+            }
+            other => Err(unknown_type(other)),
+        }
+    }
 }
 
 #[async_trait]
@@ -453,48 +626,30 @@ impl Provider for MageProvider {
         }
     }
 
+    fn set_state_lineage(&self, lineage: Option<&str>) {
+        *self
+            .inner
+            .lineage
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = lineage.map(str::to_string);
+    }
+
+    /// Plans the value, then checks what apply would refuse (a project of another state, a
+    /// file weir does not own, a link in the way), so that the plan fails instead of apply.
     fn plan(
         &self,
         type_name: &str,
         prior: Option<&Value>,
         desired: Value,
     ) -> Result<PlannedValue, ProviderError> {
-        let bad = |e: String| bad_attributes("", type_name, e);
-        match type_name {
-            project::TYPE => {
-                let mut attrs = ProjectAttrs::from_value(&desired).map_err(bad)?;
-                let mut unknown = Vec::new();
-                if attrs.project_uuid.is_empty() {
-                    match prior_project_uuid(prior, &attrs.project_dir) {
-                        Some(uuid) => attrs.project_uuid = uuid,
-                        None => unknown.push(vec!["project_uuid".to_string()]),
-                    }
-                }
-                Ok(PlannedValue {
-                    value: attrs.to_value(),
-                    unknown,
-                    notes: Vec::new(),
-                })
-            }
-            pipeline::TYPE => {
-                let attrs = PipelineAttrs::from_value(&desired).map_err(bad)?;
-                Ok(PlannedValue::known(attrs.to_value().map_err(bad)?))
-            }
-            block::TYPE => {
-                let attrs = BlockAttrs::from_value(&desired).map_err(bad)?;
-                Ok(PlannedValue::known(attrs.to_value()))
-            }
-            triggers::TYPE => {
-                let attrs = TriggersAttrs::from_value(&desired).map_err(bad)?;
-                let planned = triggers::plan(prior, attrs);
-                Ok(PlannedValue {
-                    value: planned.attrs.to_value().map_err(bad)?,
-                    unknown: planned.unknown,
-                    notes: planned.notes,
-                })
-            }
-            other => Err(unknown_type(other)),
-        }
+        let planned = plan_value(type_name, prior, desired)?;
+        let (project_dir, rel) = location("", type_name, &planned.value)?;
+        let lineage = self.inner.lineage();
+        self.inner.with_project(&project_dir, |project| {
+            project.check_owner(lineage.as_deref())?;
+            project.check_writable(&rel)
+        })?;
+        Ok(planned)
     }
 
     async fn read(&self, resources: &[ResourceRef]) -> Vec<Result<Option<Value>, ProviderError>> {

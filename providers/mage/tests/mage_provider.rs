@@ -22,6 +22,7 @@ fn resource(address: &str, type_name: &str, attributes: Value) -> ResourceRef {
         address: address.to_string(),
         type_name: type_name.to_string(),
         attributes,
+        sensitive_paths: Vec::new(),
     }
 }
 

@@ -107,6 +107,11 @@ pub struct ResourceRef {
     pub address: String,
     pub type_name: String,
     pub attributes: Value,
+    /// The paths of `attributes` that hold secrets (a `*` segment matches every index or
+    /// key), so that the provider keeps what holds them private (e.g. a file only its owner
+    /// can read).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sensitive_paths: Vec<AttrPath>,
 }
 
 /// The outcome of [`Provider::plan`]: the value that apply will produce, as far as it is known,
@@ -195,6 +200,12 @@ pub trait Provider: Send + Sync {
 
     /// The schemas of every resource type this provider manages.
     fn schemas(&self) -> Vec<ResourceSchema>;
+
+    /// Tells the provider which weir state it works for, before it plans, reads or applies:
+    /// the state's lineage, or `None` while no state exists yet. A provider that records on
+    /// the target which state owns an object uses it to refuse objects another state owns.
+    /// The default ignores it.
+    fn set_state_lineage(&self, _lineage: Option<&str>) {}
 
     /// Adjusts the desired attributes of a resource given its prior attributes (from state),
     /// before the engine diffs them: fill in computed values that are kept once chosen, carry
