@@ -5,7 +5,7 @@
 //! source line with the span underlined (through `miette`), and a help line saying what would be
 //! right. `--json` prints the same diagnostics as an array of objects.
 
-use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan};
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, SourceSpan};
 use serde::Serialize;
 use std::fmt;
 use std::ops::Range;
@@ -205,11 +205,11 @@ impl Diagnostic {
             GraphicalTheme::unicode_nocolor()
         };
         let handler = GraphicalReportHandler::new_themed(theme)
-            .with_context_lines(1)
+            .with_context_lines(SNIPPET_CONTEXT_LINES)
             .with_width(100);
         let report = Snippet {
             diagnostic: self,
-            source: NamedSource::new(loc.file.display_path.clone(), loc.file.text.clone()),
+            source: Excerpt::new(loc),
         };
         let mut rendered = String::new();
         if handler.render_report(&mut rendered, &report).is_ok() {
@@ -227,10 +227,175 @@ impl Diagnostic {
     }
 }
 
+/// Lines of context shown above and below the underlined span.
+const SNIPPET_CONTEXT_LINES: usize = 1;
+/// Characters of a line shown in a snippet: a longer line is cut around the span (the rest
+/// becomes `…`). miette pads with the span's column as a format width, which panics past
+/// 65,535, and a minified line would otherwise be printed whole under every error on it.
+const SNIPPET_WIDTH: usize = 120;
+/// Characters of a cut line shown before the start of the span.
+const SNIPPET_LEAD: usize = 40;
+/// A span over more lines than this is underlined on its first line only.
+const SNIPPET_MAX_SPAN_LINES: usize = 12;
+
+/// The part of a source file a snippet shows: the lines of the span and their context lines,
+/// each cut to a window of [`SNIPPET_WIDTH`] characters around the span when too long. Only
+/// this excerpt is handed to miette, so rendering one diagnostic costs the size of its
+/// snippet, not of its file; line numbers and the header column stay those of the file.
+struct Excerpt {
+    name: String,
+    /// The shown lines, each with the newline that ends it in the file.
+    text: String,
+    /// 0-based number, in the file, of the first shown line.
+    first_line: usize,
+    /// The span, in `text`.
+    span: Range<usize>,
+    /// The 0-based column of the span's start in the file, as miette counts it (bytes).
+    column: usize,
+}
+
+impl Excerpt {
+    fn new(loc: &Location) -> Excerpt {
+        let file = &loc.file;
+        let text = file.text.as_str();
+        let floor = |mut i: usize| {
+            i = i.min(text.len());
+            while !text.is_char_boundary(i) {
+                i -= 1;
+            }
+            i
+        };
+        let start = floor(loc.span.start);
+        let mut end = floor(loc.span.end.max(start));
+        let line_of = |offset: usize| file.line_starts.partition_point(|&s| s <= offset) - 1;
+        let (start_line, mut end_line) = (line_of(start), line_of(end));
+        let line_end = |line: usize| {
+            file.line_starts
+                .get(line + 1)
+                .map_or(text.len(), |next| next - 1)
+        };
+        if end_line - start_line >= SNIPPET_MAX_SPAN_LINES {
+            end = line_end(start_line);
+            end_line = start_line;
+        }
+        let first = start_line.saturating_sub(SNIPPET_CONTEXT_LINES);
+        let last = (end_line + SNIPPET_CONTEXT_LINES).min(file.line_starts.len() - 1);
+        let line_text = |line: usize| &text[file.line_starts[line]..line_end(line)];
+
+        // One window of columns (in characters) for every shown line, so they stay aligned.
+        let start_col = text[file.line_starts[start_line]..start].chars().count();
+        let too_long = (first..=last).any(|l| line_text(l).chars().nth(SNIPPET_WIDTH).is_some());
+        let window_start = if too_long {
+            start_col.saturating_sub(SNIPPET_LEAD)
+        } else {
+            0
+        };
+
+        let mut out = String::new();
+        let mut span = 0..0;
+        for line in first..=last {
+            let line_start = file.line_starts[line];
+            let full = line_text(line);
+            // Where the span's ends fall on this line, in characters, if they do.
+            let col_of = |offset: usize| {
+                (line_start..=line_start + full.len())
+                    .contains(&offset)
+                    .then(|| full[..offset - line_start].chars().count())
+            };
+            let (span_start, span_end) = (col_of(start), col_of(end));
+            if line > first {
+                // Each shown line keeps the newline that ends it in the file.
+                out.push('\n');
+            }
+            let base = out.len();
+            if !too_long {
+                out.push_str(full);
+                if let Some(c) = span_start.filter(|_| line == start_line) {
+                    span.start = base + byte_of_char(full, c);
+                }
+                if let Some(c) = span_end.filter(|_| line == end_line) {
+                    span.end = base + byte_of_char(full, c);
+                }
+                continue;
+            }
+            let mut chars = full.chars().skip(window_start);
+            let cut_before = window_start > 0 && !full.is_empty();
+            if cut_before {
+                out.push('…');
+            }
+            let shown_from = out.len();
+            out.extend(chars.by_ref().take(SNIPPET_WIDTH));
+            let shown = &out[shown_from..];
+            let at = |col: usize| {
+                let col = col.saturating_sub(window_start).min(SNIPPET_WIDTH);
+                shown_from + byte_of_char(shown, col)
+            };
+            let (at_start, at_end) = (
+                span_start.filter(|_| line == start_line).map(at),
+                span_end.filter(|_| line == end_line).map(at),
+            );
+            if chars.next().is_some() {
+                out.push('…');
+            }
+            if let Some(s) = at_start {
+                span.start = s;
+            }
+            if let Some(e) = at_end {
+                span.end = e;
+            }
+        }
+        if last + 1 < file.line_starts.len() {
+            out.push('\n');
+        }
+        span.end = span.end.max(span.start);
+        Excerpt {
+            name: file.display_path.clone(),
+            text: out,
+            first_line: first,
+            span,
+            column: start - file.line_starts[start_line],
+        }
+    }
+}
+
+/// The byte offset of the `col`-th character of `s` (its length past the end).
+fn byte_of_char(s: &str, col: usize) -> usize {
+    s.char_indices().nth(col).map_or(s.len(), |(i, _)| i)
+}
+
+impl miette::SourceCode for Excerpt {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        context_lines_before: usize,
+        context_lines_after: usize,
+    ) -> Result<Box<dyn miette::SpanContents<'a> + 'a>, miette::MietteError> {
+        let contents =
+            self.text
+                .as_bytes()
+                .read_span(span, context_lines_before, context_lines_after)?;
+        // The header's `FILE:LINE:COL` comes from the span's own contents: the file's
+        // numbers, not the excerpt's.
+        let column = if context_lines_before == 0 && span.offset() == self.span.start {
+            self.column
+        } else {
+            contents.column()
+        };
+        Ok(Box::new(miette::MietteSpanContents::new_named(
+            self.name.clone(),
+            contents.data(),
+            *contents.span(),
+            self.first_line + contents.line(),
+            column,
+            contents.line_count(),
+        )))
+    }
+}
+
 /// Adapter so miette can draw the snippet of one [`Diagnostic`].
 struct Snippet<'a> {
     diagnostic: &'a Diagnostic,
-    source: NamedSource<String>,
+    source: Excerpt,
 }
 
 impl fmt::Debug for Snippet<'_> {
@@ -267,8 +432,7 @@ impl miette::Diagnostic for Snippet<'_> {
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        let loc = self.diagnostic.location.as_ref()?;
-        let span = SourceSpan::from(loc.span.start..loc.span.end.max(loc.span.start));
+        let span = SourceSpan::from(self.source.span.clone());
         let label = LabeledSpan::new_with_span(self.diagnostic.label.clone(), span);
         Some(Box::new(std::iter::once(label)))
     }

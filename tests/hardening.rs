@@ -15,17 +15,17 @@
 #[path = "support/cli.rs"]
 mod cli;
 
+#[path = "hardening/checks.rs"]
+mod checks;
+#[path = "hardening/docs.rs"]
+mod docs;
 #[path = "hardening/files.rs"]
 mod files;
 #[path = "hardening/plans.rs"]
 mod plans;
-#[path = "hardening/secrets.rs"]
-mod secrets;
-#[path = "hardening/robustness.rs"]
-mod robustness;
-#[path = "hardening/checks.rs"]
-mod checks;
 #[path = "hardening/review.rs"]
 mod review;
-#[path = "hardening/docs.rs"]
-mod docs;
+#[path = "hardening/robustness.rs"]
+mod robustness;
+#[path = "hardening/secrets.rs"]
+mod secrets;

@@ -1,7 +1,20 @@
 //! Terminal output shared by the commands: colour detection, diagnostics, errors.
+//!
+//! Every write goes through [`print_stdout`] or [`print_stderr`]: `println!` and `eprintln!`
+//! panic when the reader has gone away (`weir validate --json | head -c1`). A closed pipe
+//! stops the output quietly and the command still ends with its own exit code, so
+//! `weir plan --detailed-exitcode | head` reports "changes" even when `head` stopped reading.
 
 use crate::diagnostics::Diagnostics;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set when standard output could not be written for another reason than a closed pipe (a
+/// full disk, say): the output is incomplete, so the command must not report success.
+static STDOUT_FAILED: AtomicBool = AtomicBool::new(false);
+/// Set once standard output is gone: nothing more is written to it.
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+static STDERR_CLOSED: AtomicBool = AtomicBool::new(false);
 
 /// Colour on stderr unless `--no-color`, `NO_COLOR`, or stderr is not a terminal.
 pub fn use_color(no_color: bool) -> bool {
@@ -13,12 +26,16 @@ pub fn use_color(no_color: bool) -> bool {
 /// Prints diagnostics to stderr with a closing count.
 pub fn print_diagnostics(diags: &Diagnostics, color: bool) {
     for d in diags.iter() {
-        eprintln!("{}", d.render(color));
+        print_stderr(&format!("{}\n", d.render(color)));
     }
     let (e, w) = (diags.error_count(), diags.warning_count());
     if e + w > 0 {
         let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
-        eprintln!("{}, {}", plural(e, "error"), plural(w, "warning"));
+        print_stderr(&format!(
+            "{}, {}\n",
+            plural(e, "error"),
+            plural(w, "warning")
+        ));
     }
 }
 
@@ -26,9 +43,9 @@ pub fn print_diagnostics(diags: &Diagnostics, color: bool) {
 pub fn error(message: &str, color: bool) {
     if color {
         let style = anstyle::AnsiColor::Red.on_default().bold();
-        eprintln!("{style}error{style:#}: {message}");
+        print_stderr(&format!("{style}error{style:#}: {message}\n"));
     } else {
-        eprintln!("error: {message}");
+        print_stderr(&format!("error: {message}\n"));
     }
 }
 
@@ -37,15 +54,38 @@ pub fn stdout_color(allowed: bool) -> bool {
     allowed && std::io::stdout().is_terminal()
 }
 
-/// Writes to stdout; a closed pipe (`weir plan | head`) ends quietly instead of panicking.
+/// Writes to stdout. A closed pipe (`weir plan | head`) ends the output quietly; any other
+/// failure is reported once on stderr and makes the command exit 1 (see [`stdout_failed`]).
 pub fn print_stdout(text: &str) {
-    use std::io::Write;
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
     let mut out = std::io::stdout().lock();
-    if out
+    if let Err(err) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        STDOUT_CLOSED.store(true, Ordering::Relaxed);
+        if err.kind() != std::io::ErrorKind::BrokenPipe {
+            STDOUT_FAILED.store(true, Ordering::Relaxed);
+            print_stderr(&format!("error: cannot write to standard output: {err}\n"));
+        }
+    }
+}
+
+/// Writes to stderr; when stderr is gone there is no one left to tell, so it stays quiet.
+pub fn print_stderr(text: &str) {
+    if STDERR_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut err = std::io::stderr().lock();
+    if err
         .write_all(text.as_bytes())
-        .and_then(|_| out.flush())
+        .and_then(|_| err.flush())
         .is_err()
     {
-        std::process::exit(0);
+        STDERR_CLOSED.store(true, Ordering::Relaxed);
     }
+}
+
+/// Whether some output was lost for another reason than a closed pipe.
+pub fn stdout_failed() -> bool {
+    STDOUT_FAILED.load(Ordering::Relaxed)
 }

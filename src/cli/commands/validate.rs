@@ -17,19 +17,19 @@ pub fn run(dir: &Path, vars: &VarArgs, json: bool, color: bool) -> Result<ExitCo
     if json {
         let items: Vec<_> = diags.iter().map(|d| d.to_json()).collect();
         let text = serde_json::to_string_pretty(&items).map_err(|e| e.to_string())?;
-        println!("{text}");
+        output::print_stdout(&format!("{text}\n"));
     } else {
         output::print_diagnostics(&diags, color);
         if let Some(model) = &model {
-            eprintln!(
-                "The configuration is valid: {} pipeline{}, {} schedule{}, {} resource profile{}.",
+            output::print_stderr(&format!(
+                "The configuration is valid: {} pipeline{}, {} schedule{}, {} resource profile{}.\n",
                 model.pipelines.len(),
                 if model.pipelines.len() == 1 { "" } else { "s" },
                 model.schedules.len(),
                 if model.schedules.len() == 1 { "" } else { "s" },
                 model.profiles.len(),
                 if model.profiles.len() == 1 { "" } else { "s" },
-            );
+            ));
         }
     }
     Ok(if diags.has_errors() {
