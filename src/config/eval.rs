@@ -631,3 +631,55 @@ pub fn describe_eval_error(err: &hcl::eval::Error) -> String {
         other => other.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_locals_follows_a_chain_longer_than_any_stack_without_recursion() {
+        // `l<i>` uses `l<i-1>`, given last link first: far deeper than a 2 MiB test thread's
+        // stack could follow by recursion.
+        const N: usize = 300_000;
+        let names: Vec<String> = (0..N).map(|i| format!("l{i}")).collect();
+        let deps = |name: &str| {
+            let i: usize = name[1..].parse().unwrap();
+            if i == 0 {
+                Vec::new()
+            } else {
+                vec![names[i - 1].as_str()]
+            }
+        };
+        let order = order_locals(names.iter().rev().map(String::as_str), deps);
+        assert!(order.cycles.is_empty());
+        assert_eq!(order.sorted.len(), N);
+        assert_eq!(order.sorted[0], "l0");
+        assert_eq!(order.sorted[N - 1], format!("l{}", N - 1));
+    }
+
+    #[test]
+    fn order_locals_reports_a_cycle_from_where_it_closes() {
+        let deps = |name: &'static str| match name {
+            "a" => vec!["b"],
+            "b" => vec!["c"],
+            "c" => vec!["a"],
+            "d" => vec!["a"],
+            _ => Vec::new(),
+        };
+        let order = order_locals(["d", "a", "e"], deps);
+        assert_eq!(order.cycles, vec![vec!["a", "b", "c"]]);
+        assert_eq!(order.sorted, vec!["c", "b", "a", "d", "e"]);
+    }
+
+    #[test]
+    fn measure_stops_at_the_depth_limit_without_recursion() {
+        let mut value = hcl::Value::Null;
+        for _ in 0..100_000 {
+            value = hcl::Value::Array(vec![value]);
+        }
+        let measure = Measure::of(&value, usize::MAX);
+        assert_eq!(measure.depth, MAX_VALUE_DEPTH + 1);
+        // Dropping it recurses in hcl::Value's own Drop: leak it instead.
+        std::mem::forget(value);
+    }
+}
