@@ -7,6 +7,7 @@
 
 use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, SourceSpan};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
@@ -174,8 +175,8 @@ impl Diagnostic {
     /// `FILE:LINE:COL: error: message` (no snippet): one line, for logs and tests.
     pub fn short(&self) -> String {
         match &self.location {
-            Some(loc) => format!("{loc}: {}: {}", self.severity, self.message),
-            None => format!("{}: {}", self.severity, self.message),
+            Some(loc) => format!("{loc}: {}: {}", self.severity, elide(&self.message)),
+            None => format!("{}: {}", self.severity, elide(&self.message)),
         }
     }
 
@@ -195,7 +196,7 @@ impl Diagnostic {
         }
         let Some(loc) = &self.location else {
             if let Some(help) = &self.help {
-                out.push_str(&format!("  help: {help}\n"));
+                out.push_str(&format!("  help: {}\n", elide(help)));
             }
             return out;
         };
@@ -392,6 +393,24 @@ impl miette::SourceCode for Excerpt {
     }
 }
 
+/// Characters of a message, help or label printed whole; a longer one (it quotes a long value
+/// of the configuration) keeps its start and end around a `…`.
+const MAX_MESSAGE_CHARS: usize = 400;
+
+/// `text`, cut in the middle when longer than [`MAX_MESSAGE_CHARS`]. Applied only when
+/// printing, after secrets were redacted: cutting first could split a secret the redactor
+/// would then not recognise.
+fn elide(text: &str) -> Cow<'_, str> {
+    let chars = text.chars().count();
+    if chars <= MAX_MESSAGE_CHARS {
+        return Cow::Borrowed(text);
+    }
+    let keep = MAX_MESSAGE_CHARS / 2;
+    let byte = |n: usize| text.char_indices().nth(n).map_or(text.len(), |(i, _)| i);
+    let (head, tail) = (&text[..byte(keep)], &text[byte(chars - keep)..]);
+    Cow::Owned(format!("{head} … {tail}"))
+}
+
 /// Adapter so miette can draw the snippet of one [`Diagnostic`].
 struct Snippet<'a> {
     diagnostic: &'a Diagnostic,
@@ -400,13 +419,13 @@ struct Snippet<'a> {
 
 impl fmt::Debug for Snippet<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.diagnostic.message)
+        f.write_str(&elide(&self.diagnostic.message))
     }
 }
 
 impl fmt::Display for Snippet<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.diagnostic.message)
+        f.write_str(&elide(&self.diagnostic.message))
     }
 }
 
@@ -423,8 +442,8 @@ impl miette::Diagnostic for Snippet<'_> {
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         self.diagnostic
             .help
-            .as_ref()
-            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
+            .as_deref()
+            .map(|h| Box::new(elide(h)) as Box<dyn fmt::Display>)
     }
 
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
@@ -433,7 +452,12 @@ impl miette::Diagnostic for Snippet<'_> {
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let span = SourceSpan::from(self.source.span.clone());
-        let label = LabeledSpan::new_with_span(self.diagnostic.label.clone(), span);
+        let label = self
+            .diagnostic
+            .label
+            .as_deref()
+            .map(|l| elide(l).into_owned());
+        let label = LabeledSpan::new_with_span(label, span);
         Some(Box::new(std::iter::once(label)))
     }
 }
@@ -447,8 +471,8 @@ pub struct JsonDiagnostic<'a> {
     pub column: Option<usize>,
     pub end_line: Option<usize>,
     pub end_column: Option<usize>,
-    pub message: &'a str,
-    pub help: Option<&'a str>,
+    pub message: Cow<'a, str>,
+    pub help: Option<Cow<'a, str>>,
 }
 
 impl Diagnostic {
@@ -468,8 +492,8 @@ impl Diagnostic {
             column: start.map(|s| s.1),
             end_line: end.map(|s| s.0),
             end_column: end.map(|s| s.1),
-            message: &self.message,
-            help: self.help.as_deref(),
+            message: elide(&self.message),
+            help: self.help.as_deref().map(elide),
         }
     }
 }
