@@ -571,10 +571,31 @@ impl IntoIterator for Diagnostics {
     }
 }
 
+/// How many names [`suggest`] may compare in one load of a configuration. Each unknown name is
+/// compared with every declared one, so a hostile configuration of 20,000 locals that each
+/// use an unknown one would take minutes; past this budget "did you mean" is left out. Real
+/// configurations stay far below it.
+const SUGGESTION_BUDGET: usize = 2_000_000;
+
+thread_local! {
+    /// The comparisons [`suggest`] may still make on this thread (a load runs on one thread).
+    static SUGGESTIONS_LEFT: std::cell::Cell<usize> = const { std::cell::Cell::new(SUGGESTION_BUDGET) };
+}
+
+/// Gives [`suggest`] its whole budget again: called when a configuration starts loading.
+pub fn reset_suggestion_budget() {
+    SUGGESTIONS_LEFT.set(SUGGESTION_BUDGET);
+}
+
 /// "did you mean `x`?" for the closest of `candidates` to `name`, when one is close enough.
 pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let mut best: Option<(f64, &str)> = None;
     for candidate in candidates {
+        let left = SUGGESTIONS_LEFT.get();
+        if left == 0 {
+            break;
+        }
+        SUGGESTIONS_LEFT.set(left - 1);
         let score = strsim::jaro_winkler(name, candidate);
         if score > 0.8 && best.is_none_or(|(s, _)| score > s) {
             best = Some((score, candidate));
