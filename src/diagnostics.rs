@@ -251,7 +251,7 @@ struct Excerpt {
     first_line: usize,
     /// The span, in `text`.
     span: Range<usize>,
-    /// The 0-based column of the span's start in the file, as miette counts it (bytes).
+    /// The 0-based column, in characters, of the span's start in the file.
     column: usize,
 }
 
@@ -354,7 +354,7 @@ impl Excerpt {
             text: out,
             first_line: first,
             span,
-            column: start - file.line_starts[start_line],
+            column: start_col,
         }
     }
 }
@@ -611,5 +611,68 @@ pub fn one_of(names: &[&str]) -> String {
         0 => String::new(),
         1 => quoted[0].clone(),
         n => format!("{} or {}", quoted[..n - 1].join(", "), quoted[n - 1]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(text: &str, span: Range<usize>) -> String {
+        let file = SourceFile::new("main.hcl", text);
+        Diagnostic::error("bad")
+            .at(&Location::new(&file, span))
+            .label("here")
+            .render(false)
+    }
+
+    #[test]
+    fn a_long_line_is_shown_as_a_window_around_the_span() {
+        // Multi-byte characters before the span: the window counts characters, the header
+        // column too.
+        let text = format!("a = \"{}\" + nope\nb = 1\n", "é".repeat(100_000));
+        let start = text.find("nope").unwrap();
+        let out = render(&text, start..start + 4);
+        assert!(out.starts_with("main.hcl:1:100010: error: bad\n"), "{out}");
+        assert!(out.contains("╭─[main.hcl:1:100010]"), "{out}");
+        assert!(out.contains("1 │ …ééé"), "{out}");
+        assert!(out.contains("\" + nope"), "{out}");
+        assert!(out.contains("2 │ …"), "{out}");
+        assert!(out.len() < 2_000, "{} bytes", out.len());
+    }
+
+    #[test]
+    fn a_short_line_is_shown_whole() {
+        let out = render("x = 1\ny = nope\nz = 2\n", 10..14);
+        assert!(out.contains(" 1 │ x = 1\n 2 │ y = nope\n"), "{out}");
+        assert!(out.contains(" 3 │ z = 2\n"), "{out}");
+        assert!(!out.contains('…'), "{out}");
+    }
+
+    #[test]
+    fn a_span_over_many_lines_is_underlined_on_its_first_line() {
+        let text = format!("a = [\n{}]\nb = 1\n", "  1,\n".repeat(10_000));
+        let out = render(&text, 4..text.find("]").unwrap() + 1);
+        assert!(out.lines().count() < 12, "{out}");
+    }
+
+    #[test]
+    fn a_long_message_is_cut_in_the_middle() {
+        let message = format!("cannot add `\"{}\"` and `1`", "x".repeat(70_000));
+        let out = Diagnostic::error(message).short();
+        assert!(out.starts_with("error: cannot add `\"xxx"), "{out}");
+        assert!(out.ends_with("xxx\"` and `1`"), "{out}");
+        assert!(out.contains(" … ") && out.chars().count() < 500, "{out}");
+    }
+
+    #[test]
+    fn suggest_stops_comparing_past_its_budget() {
+        reset_suggestion_budget();
+        let names: Vec<String> = (0..SUGGESTION_BUDGET).map(|i| format!("n{i}")).collect();
+        assert_eq!(suggest("n1x", names.iter().map(String::as_str)), Some("n1"));
+        // The budget is spent: no more comparisons, even for a near miss.
+        assert_eq!(suggest("n1x", ["n1"]), None);
+        reset_suggestion_budget();
+        assert_eq!(suggest("n1x", ["n1"]), Some("n1"));
     }
 }

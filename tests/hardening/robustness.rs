@@ -281,3 +281,32 @@ fn terraform_single_dash_options_get_a_did_you_mean() {
         );
     }
 }
+
+#[test]
+fn unknown_names_among_twenty_thousand_locals_are_reported_in_linear_time() {
+    // Each unknown name was compared with every declared one for a "did you mean": 400 million
+    // comparisons here, minutes of work. The comparisons now have a budget per load.
+    let mut locals = String::from("locals {\n");
+    for i in 0..20_000 {
+        locals.push_str(&format!("  l{i} = local.m{i}\n"));
+    }
+    locals.push_str("}\n");
+    let dir = config(&locals);
+    let mut child = limited(dir.path(), &["validate", "--json"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("validate still running after 120 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(1), "{status:?}");
+}
