@@ -12,6 +12,9 @@ use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
 
+/// Bytes of text between two of a [`SourceFile`]'s character checkpoints.
+const CHECKPOINT_BYTES: usize = 1024;
+
 /// A source file weir read: its path as shown to the user and its text.
 #[derive(Debug)]
 pub struct SourceFile {
@@ -20,6 +23,10 @@ pub struct SourceFile {
     pub display_path: String,
     pub text: String,
     line_starts: Vec<usize>,
+    /// `(byte offset, characters before it)` about every [`CHECKPOINT_BYTES`], from `(0, 0)`:
+    /// columns are counted in characters, and counting from the start of a line of a megabyte
+    /// for each of thousands of errors on it would be quadratic.
+    checkpoints: Vec<(usize, usize)>,
 }
 
 impl SourceFile {
@@ -28,26 +35,65 @@ impl SourceFile {
         let line_starts = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
+        let mut checkpoints = vec![(0, 0)];
+        let mut last = 0;
+        for (chars, (offset, _)) in text.char_indices().enumerate() {
+            if offset - last >= CHECKPOINT_BYTES {
+                checkpoints.push((offset, chars));
+                last = offset;
+            }
+        }
         Arc::new(SourceFile {
             display_path: display_path.into(),
             text,
             line_starts,
+            checkpoints,
         })
+    }
+
+    /// The largest character boundary at or before `offset`.
+    fn floor(&self, offset: usize) -> usize {
+        let mut offset = offset.min(self.text.len());
+        while !self.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        offset
+    }
+
+    /// How many characters of the text come before byte `offset`.
+    fn chars_before(&self, offset: usize) -> usize {
+        let offset = self.floor(offset);
+        let (at, chars) =
+            self.checkpoints[self.checkpoints.partition_point(|&(b, _)| b <= offset) - 1];
+        chars + self.text[at..offset].chars().count()
+    }
+
+    /// The byte offset of character `n` of the text (its length when there are fewer).
+    fn offset_of_char(&self, n: usize) -> usize {
+        let (at, chars) = self.checkpoints[self.checkpoints.partition_point(|&(_, c)| c <= n) - 1];
+        self.text[at..]
+            .char_indices()
+            .nth(n - chars)
+            .map_or(self.text.len(), |(i, _)| at + i)
+    }
+
+    /// The 0-based line of a byte offset.
+    fn line_of(&self, offset: usize) -> usize {
+        self.line_starts.partition_point(|&s| s <= offset) - 1
+    }
+
+    /// The byte offset where a 0-based line ends (before its newline).
+    fn line_end(&self, line: usize) -> usize {
+        self.line_starts
+            .get(line + 1)
+            .map_or(self.text.len(), |next| next - 1)
     }
 
     /// 1-based line and column (in characters) of a byte offset.
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.text.len());
-        let line = match self.line_starts.binary_search(&offset) {
-            Ok(i) => i,
-            Err(i) => i - 1,
-        };
-        let start = self.line_starts[line];
-        let col = self
-            .text
-            .get(start..offset)
-            .map(|s| s.chars().count())
-            .unwrap_or(0);
+        let offset = self.floor(offset);
+        let line = self.line_of(offset);
+        let col = self.chars_before(offset) - self.chars_before(self.line_starts[line]);
         (line + 1, col + 1)
     }
 
@@ -56,11 +102,7 @@ impl SourceFile {
         let Some(&start) = self.line_starts.get(line.saturating_sub(1)) else {
             return self.text.len();
         };
-        let rest = &self.text[start..];
-        rest.char_indices()
-            .nth(col.saturating_sub(1))
-            .map(|(i, _)| start + i)
-            .unwrap_or(self.text.len())
+        self.offset_of_char(self.chars_before(start) + col.saturating_sub(1))
     }
 }
 
@@ -259,33 +301,27 @@ impl Excerpt {
     fn new(loc: &Location) -> Excerpt {
         let file = &loc.file;
         let text = file.text.as_str();
-        let floor = |mut i: usize| {
-            i = i.min(text.len());
-            while !text.is_char_boundary(i) {
-                i -= 1;
-            }
-            i
-        };
-        let start = floor(loc.span.start);
-        let mut end = floor(loc.span.end.max(start));
-        let line_of = |offset: usize| file.line_starts.partition_point(|&s| s <= offset) - 1;
-        let (start_line, mut end_line) = (line_of(start), line_of(end));
-        let line_end = |line: usize| {
-            file.line_starts
-                .get(line + 1)
-                .map_or(text.len(), |next| next - 1)
-        };
+        let start = file.floor(loc.span.start);
+        let mut end = file.floor(loc.span.end.max(start));
+        let (start_line, mut end_line) = (file.line_of(start), file.line_of(end));
         if end_line - start_line >= SNIPPET_MAX_SPAN_LINES {
-            end = line_end(start_line);
+            end = file.line_end(start_line);
             end_line = start_line;
         }
         let first = start_line.saturating_sub(SNIPPET_CONTEXT_LINES);
         let last = (end_line + SNIPPET_CONTEXT_LINES).min(file.line_starts.len() - 1);
-        let line_text = |line: usize| &text[file.line_starts[line]..line_end(line)];
+        // Each line as (byte offset, characters before it, length in characters).
+        let lines: Vec<(usize, usize, usize)> = (first..=last)
+            .map(|l| {
+                let chars = file.chars_before(file.line_starts[l]);
+                let len = file.chars_before(file.line_end(l)) - chars;
+                (file.line_starts[l], chars, len)
+            })
+            .collect();
 
         // One window of columns (in characters) for every shown line, so they stay aligned.
-        let start_col = text[file.line_starts[start_line]..start].chars().count();
-        let too_long = (first..=last).any(|l| line_text(l).chars().nth(SNIPPET_WIDTH).is_some());
+        let start_col = file.chars_before(start) - lines[start_line - first].1;
+        let too_long = lines.iter().any(|&(_, _, len)| len > SNIPPET_WIDTH);
         let window_start = if too_long {
             start_col.saturating_sub(SNIPPET_LEAD)
         } else {
@@ -294,55 +330,38 @@ impl Excerpt {
 
         let mut out = String::new();
         let mut span = 0..0;
-        for line in first..=last {
-            let line_start = file.line_starts[line];
-            let full = line_text(line);
-            // Where the span's ends fall on this line, in characters, if they do.
-            let col_of = |offset: usize| {
-                (line_start..=line_start + full.len())
-                    .contains(&offset)
-                    .then(|| full[..offset - line_start].chars().count())
-            };
-            let (span_start, span_end) = (col_of(start), col_of(end));
-            if line > first {
+        for (i, &(line_start, chars, len)) in lines.iter().enumerate() {
+            if i > 0 {
                 // Each shown line keeps the newline that ends it in the file.
                 out.push('\n');
             }
-            let base = out.len();
-            if !too_long {
-                out.push_str(full);
-                if let Some(c) = span_start.filter(|_| line == start_line) {
-                    span.start = base + byte_of_char(full, c);
-                }
-                if let Some(c) = span_end.filter(|_| line == end_line) {
-                    span.end = base + byte_of_char(full, c);
-                }
-                continue;
-            }
-            let mut chars = full.chars().skip(window_start);
-            let cut_before = window_start > 0 && !full.is_empty();
+            // The bytes of the line shown, and whether some are left out on either side.
+            let (shown, cut_before, cut_after) = if too_long {
+                let from = file.offset_of_char(chars + window_start.min(len));
+                let to = file.offset_of_char(chars + (window_start + SNIPPET_WIDTH).min(len));
+                (
+                    from..to,
+                    window_start > 0 && len > 0,
+                    len > window_start + SNIPPET_WIDTH,
+                )
+            } else {
+                (line_start..file.line_end(first + i), false, false)
+            };
             if cut_before {
                 out.push('…');
             }
-            let shown_from = out.len();
-            out.extend(chars.by_ref().take(SNIPPET_WIDTH));
-            let shown = &out[shown_from..];
-            let at = |col: usize| {
-                let col = col.saturating_sub(window_start).min(SNIPPET_WIDTH);
-                shown_from + byte_of_char(shown, col)
-            };
-            let (at_start, at_end) = (
-                span_start.filter(|_| line == start_line).map(at),
-                span_end.filter(|_| line == end_line).map(at),
-            );
-            if chars.next().is_some() {
+            // A span end on this line, clamped to what is shown of it.
+            let base = out.len();
+            let at = |offset: usize| base + offset.clamp(shown.start, shown.end) - shown.start;
+            if first + i == start_line {
+                span.start = at(start);
+            }
+            if first + i == end_line {
+                span.end = at(end);
+            }
+            out.push_str(&text[shown]);
+            if cut_after {
                 out.push('…');
-            }
-            if let Some(s) = at_start {
-                span.start = s;
-            }
-            if let Some(e) = at_end {
-                span.end = e;
             }
         }
         if last + 1 < file.line_starts.len() {
@@ -357,11 +376,6 @@ impl Excerpt {
             column: start_col,
         }
     }
-}
-
-/// The byte offset of the `col`-th character of `s` (its length past the end).
-fn byte_of_char(s: &str, col: usize) -> usize {
-    s.char_indices().nth(col).map_or(s.len(), |(i, _)| i)
 }
 
 impl miette::SourceCode for Excerpt {

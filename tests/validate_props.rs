@@ -532,7 +532,7 @@ const MEMORY_LIMIT_KIB: u64 = 2 << 20;
 /// Fewer cases than the properties above: each one runs the binary on a large input.
 fn hostile_config() -> ProptestConfig {
     ProptestConfig {
-        cases: (cases() / 16).max(4),
+        cases: (cases() / 32).max(4),
         max_shrink_iters: 64,
         ..ProptestConfig::default()
     }
@@ -622,10 +622,10 @@ const LINKS: &[&str] = &[
     "local.{prev}.a",
 ];
 
-/// 1 to 30,000 locals, each using the one before, declared in order or last link first.
+/// 1 to 20,000 locals, each using the one before, declared in order or last link first.
 fn chain_of_locals() -> impl Strategy<Value = String> {
     (
-        1usize..30_000,
+        1usize..20_000,
         prop::sample::select(LINKS),
         prop::sample::select(&["1", "\"abcdefgh\"", "[1]", "{ a = 1 }", "{}"][..]),
         any::<bool>(),

@@ -188,8 +188,9 @@ struct Measure {
 }
 
 impl Measure {
-    /// Bytes counted for one list, map, number, bool or null (a rough size in memory).
-    const NODE: usize = 32;
+    /// Bytes counted for each value inside another, besides its text: about what a value in a
+    /// list or map takes in memory.
+    const NODE: usize = 64;
 
     /// Stops as soon as the value is deeper than [`MAX_VALUE_DEPTH`] or larger than `max_size`.
     fn of(value: &hcl::Value, max_size: usize) -> Measure {

@@ -292,21 +292,38 @@ fn unknown_names_among_twenty_thousand_locals_are_reported_in_linear_time() {
     }
     locals.push_str("}\n");
     let dir = config(&locals);
-    let mut child = limited(dir.path(), &["validate", "--json"])
+    let status = finishes_within(limited(dir.path(), &["validate", "--json"]), 120);
+    assert_eq!(status.code(), Some(1), "{status:?}");
+}
+
+#[test]
+fn thousands_of_errors_on_one_long_line_are_reported_in_linear_time() {
+    // Columns count characters: counting from the start of a 2 MB line for each of 10,000
+    // errors on it, several times per error, took minutes.
+    let items: Vec<String> = (0..10_000)
+        .map(|i| format!("\"{}\", nope{i}", "é".repeat(100)))
+        .collect();
+    let dir = config(&format!("locals {{\n  a = [{}]\n}}\n", items.join(", ")));
+    let status = finishes_within(limited(dir.path(), &["validate"]), 120);
+    assert_eq!(status.code(), Some(1), "{status:?}");
+}
+
+/// Runs `cmd` (its output discarded) and waits at most `seconds` for it.
+fn finishes_within(mut cmd: Command, seconds: u64) -> std::process::ExitStatus {
+    let mut child = cmd
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    let status = loop {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    loop {
         if let Some(status) = child.try_wait().unwrap() {
-            break status;
+            return status;
         }
         if std::time::Instant::now() > deadline {
             child.kill().unwrap();
-            panic!("validate still running after 120 s");
+            panic!("still running after {seconds} s");
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
-    };
-    assert_eq!(status.code(), Some(1), "{status:?}");
+    }
 }
