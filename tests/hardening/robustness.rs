@@ -304,7 +304,7 @@ fn thousands_of_errors_on_one_long_line_are_reported_in_linear_time() {
         .map(|i| format!("\"{}\", nope{i}", "é".repeat(100)))
         .collect();
     let dir = config(&format!("locals {{\n  a = [{}]\n}}\n", items.join(", ")));
-    let status = finishes_within(limited(dir.path(), &["validate"]), 120);
+    let status = finishes_within(limited(dir.path(), &["validate"]), 60);
     assert_eq!(status.code(), Some(1), "{status:?}");
 }
 
