@@ -228,8 +228,7 @@ fn parse(args: &[OsString]) -> Result<Cli, ExitCode> {
     let color = output::use_color(args.iter().any(|a| a == "--no-color"));
     match single_dash_long_option(args) {
         Some(given) => output::print_stderr(&format!(
-            "{}
-",
+            "{}\n",
             Diagnostic::error(format!(
                 "unknown option `{}`",
                 given.split('=').next().unwrap_or(&given)

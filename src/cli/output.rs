@@ -1,9 +1,10 @@
 //! Terminal output shared by the commands: colour detection, diagnostics, errors.
 //!
-//! Every write goes through [`print_stdout`] or [`print_stderr`]: `println!` and `eprintln!`
-//! panic when the reader has gone away (`weir validate --json | head -c1`). A closed pipe
-//! stops the output quietly and the command still ends with its own exit code, so
-//! `weir plan --detailed-exitcode | head` reports "changes" even when `head` stopped reading.
+//! Commands write through [`print_stdout`] and [`print_stderr`], never `println!`, which
+//! panics when the reader has gone away (`weir validate --json | head -c1`; the crate's own
+//! `eprintln!` does not). A closed pipe stops the output quietly and the command still ends
+//! with its own exit code, so `weir plan --detailed-exitcode | head` reports "changes" even
+//! when `head` stopped reading.
 
 use crate::diagnostics::Diagnostics;
 use std::io::{IsTerminal, Write};

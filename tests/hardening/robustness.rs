@@ -327,3 +327,21 @@ fn finishes_within(mut cmd: Command, seconds: u64) -> std::process::ExitStatus {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+#[test]
+fn apply_with_its_stderr_closed_completes_and_exits_0() {
+    let tmp = tempfile::tempdir().unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/local");
+    let dir = cli::copy_config(&example, tmp.path());
+    // A pipe whose reading end is already closed: every progress line fails with EPIPE.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = limited(&dir, &["apply", "--auto-approve"])
+        .stdout(Stdio::null())
+        .stderr(writer)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{:?}", out.status);
+    let (code, output) = cli::plan_exit(&dir);
+    assert_eq!(code, 0, "the apply did not complete:\n{output}");
+}
