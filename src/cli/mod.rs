@@ -227,8 +227,8 @@ fn parse(args: &[OsString]) -> Result<Cli, ExitCode> {
     }
     let color = output::use_color(args.iter().any(|a| a == "--no-color"));
     match single_dash_long_option(args) {
-        Some(given) => output::print_stderr(&format!(
-            "{}\n",
+        Some(given) => eprintln!(
+            "{}",
             Diagnostic::error(format!(
                 "unknown option `{}`",
                 given.split('=').next().unwrap_or(&given)
@@ -238,14 +238,14 @@ fn parse(args: &[OsString]) -> Result<Cli, ExitCode> {
             ))
             .render(color)
             .trim_end()
-        )),
+        ),
         None => {
             let rendered = if color {
                 err.render().ansi().to_string()
             } else {
                 err.render().to_string()
             };
-            output::print_stderr(&rendered);
+            eprint!("{rendered}");
         }
     }
     Err(ExitCode::from(1))

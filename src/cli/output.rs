@@ -1,10 +1,10 @@
 //! Terminal output shared by the commands: colour detection, diagnostics, errors.
 //!
-//! Commands write through [`print_stdout`] and [`print_stderr`], never `println!`, which
-//! panics when the reader has gone away (`weir validate --json | head -c1`; the crate's own
-//! `eprintln!` does not). A closed pipe stops the output quietly and the command still ends
-//! with its own exit code, so `weir plan --detailed-exitcode | head` reports "changes" even
-//! when `head` stopped reading.
+//! Commands write to stdout through [`print_stdout`], never `println!`, which panics when the
+//! reader has gone away (`weir validate --json | head -c1`); the crate's own `eprintln!` does
+//! not panic either (see `lib.rs`). A closed pipe stops the output quietly and the command
+//! still ends with its own exit code, so `weir plan --detailed-exitcode | head` reports
+//! "changes" even when `head` stopped reading.
 
 use crate::diagnostics::Diagnostics;
 use std::io::{IsTerminal, Write};
@@ -15,7 +15,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 static STDOUT_FAILED: AtomicBool = AtomicBool::new(false);
 /// Set once standard output is gone: nothing more is written to it.
 static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
-static STDERR_CLOSED: AtomicBool = AtomicBool::new(false);
 
 /// Colour on stderr unless `--no-color`, `NO_COLOR`, or stderr is not a terminal.
 pub fn use_color(no_color: bool) -> bool {
@@ -27,16 +26,12 @@ pub fn use_color(no_color: bool) -> bool {
 /// Prints diagnostics to stderr with a closing count.
 pub fn print_diagnostics(diags: &Diagnostics, color: bool) {
     for d in diags.iter() {
-        print_stderr(&format!("{}\n", d.render(color)));
+        eprintln!("{}", d.render(color));
     }
     let (e, w) = (diags.error_count(), diags.warning_count());
     if e + w > 0 {
         let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
-        print_stderr(&format!(
-            "{}, {}\n",
-            plural(e, "error"),
-            plural(w, "warning")
-        ));
+        eprintln!("{}, {}", plural(e, "error"), plural(w, "warning"));
     }
 }
 
@@ -44,9 +39,9 @@ pub fn print_diagnostics(diags: &Diagnostics, color: bool) {
 pub fn error(message: &str, color: bool) {
     if color {
         let style = anstyle::AnsiColor::Red.on_default().bold();
-        print_stderr(&format!("{style}error{style:#}: {message}\n"));
+        eprintln!("{style}error{style:#}: {message}");
     } else {
-        print_stderr(&format!("error: {message}\n"));
+        eprintln!("error: {message}");
     }
 }
 
@@ -66,23 +61,8 @@ pub fn print_stdout(text: &str) {
         STDOUT_CLOSED.store(true, Ordering::Relaxed);
         if err.kind() != std::io::ErrorKind::BrokenPipe {
             STDOUT_FAILED.store(true, Ordering::Relaxed);
-            print_stderr(&format!("error: cannot write to standard output: {err}\n"));
+            eprintln!("error: cannot write to standard output: {err}");
         }
-    }
-}
-
-/// Writes to stderr; when stderr is gone there is no one left to tell, so it stays quiet.
-pub fn print_stderr(text: &str) {
-    if STDERR_CLOSED.load(Ordering::Relaxed) {
-        return;
-    }
-    let mut err = std::io::stderr().lock();
-    if err
-        .write_all(text.as_bytes())
-        .and_then(|_| err.flush())
-        .is_err()
-    {
-        STDERR_CLOSED.store(true, Ordering::Relaxed);
     }
 }
 

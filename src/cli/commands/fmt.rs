@@ -55,7 +55,7 @@ pub fn run(dir: &Path, check: bool, diff: bool, color: bool) -> Result<ExitCode,
     }
     for f in &unformatted {
         if check {
-            crate::cli::output::print_stderr(&format!("{f}: not formatted\n"));
+            eprintln!("{f}: not formatted");
         } else if !diff {
             crate::cli::output::print_stdout(&format!("{f}\n"));
         }

@@ -21,15 +21,15 @@ pub fn run(dir: &Path, vars: &VarArgs, json: bool, color: bool) -> Result<ExitCo
     } else {
         output::print_diagnostics(&diags, color);
         if let Some(model) = &model {
-            output::print_stderr(&format!(
-                "The configuration is valid: {} pipeline{}, {} schedule{}, {} resource profile{}.\n",
+            eprintln!(
+                "The configuration is valid: {} pipeline{}, {} schedule{}, {} resource profile{}.",
                 model.pipelines.len(),
                 if model.pipelines.len() == 1 { "" } else { "s" },
                 model.schedules.len(),
                 if model.schedules.len() == 1 { "" } else { "s" },
                 model.profiles.len(),
                 if model.profiles.len() == 1 { "" } else { "s" },
-            ));
+            );
         }
     }
     Ok(if diags.has_errors() {
