@@ -4,7 +4,6 @@
 //! run here is limited to 2 GiB of address space, so a blow-up fails the test instead of
 //! swapping the machine. Exit codes are 0, 1, or 2 for `plan --detailed-exitcode` only.
 
-#[allow(unused_imports)]
 use crate::cli;
 
 use std::io::Read;
