@@ -10,6 +10,10 @@
 //! (`examples/quickstart`, `examples/local`) with one random mutation applied (a line deleted or
 //! duplicated, a token replaced, characters inserted, the file truncated).
 //!
+//! A second group runs the built binary, under a memory limit, on hostile shapes: lines with an
+//! error past column 65,535, long chains of locals, deep nesting in the source. None may
+//! panic, abort, exhaust memory or print more than a few snippets.
+//!
 //! Case counts are kept moderate so the suite stays fast in debug builds; raise them locally
 //! with e.g. `PROPTEST_CASES=5000 cargo test --test validate_props` (the `cases` helper reads
 //! that variable).
@@ -510,6 +514,237 @@ proptest! {
         let tmp = write_config(&files);
         if let Err(msg) = check(tmp.path()) {
             return Err(TestCaseError::fail(format!("after {edits:?}:\n{msg}")));
+        }
+    }
+}
+
+// ------------------------------------------------------------------------ hostile shapes
+
+// Shapes that once crashed weir or exhausted memory: lines so long that an error sits past
+// column 65,535, long chains of locals (in both orders of declaration, building ever larger
+// values), and deep nesting in the source. Each case runs the built binary (a stack overflow
+// aborts the process, which must not take the test runner with it) with its address space
+// limited, so a blow-up fails the test instead of swapping the machine.
+
+/// The address space of each run, in KiB (`ulimit -v`): 2 GiB.
+const MEMORY_LIMIT_KIB: u64 = 2 << 20;
+
+/// Fewer cases than the properties above: each one runs the binary on a large input.
+fn hostile_config() -> ProptestConfig {
+    ProptestConfig {
+        cases: (cases() / 32).max(4),
+        max_shrink_iters: 64,
+        ..ProptestConfig::default()
+    }
+}
+
+const DEPLOYMENT: &str = "deployment \"dev\" {\n  target      = \"local\"\n  project_dir = \"mage_project\"\n  image       = \"mageai/mageai:0.9.80\"\n}\n";
+
+/// Runs `weir validate` on a `main.hcl` of `text` under the memory limit; `Err` says what
+/// went wrong: a crash (panic, abort, signal), an exit code other than 0 or 1, or more output
+/// than a few snippets.
+fn validate_binary(text: &str) -> Result<(), String> {
+    let tmp = write_config(&[(PathBuf::from("main.hcl"), text.as_bytes().to_vec())]);
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -v {MEMORY_LIMIT_KIB} && exec \"$0\" \"$@\""
+        ))
+        .arg(env!("CARGO_BIN_EXE_weir"))
+        .arg("-C")
+        .arg(tmp.path())
+        .args(["--no-color", "validate"])
+        .env("NO_COLOR", "1")
+        .output()
+        .map_err(|e| e.to_string())?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let tail = &stderr[floor_boundary(&stderr, stderr.len().saturating_sub(2000))..];
+    if !matches!(out.status.code(), Some(0 | 1)) {
+        return Err(format!("exit {:?}:\n{tail}", out.status));
+    }
+    for crash in ["panicked", "overflowed its stack", "memory allocation"] {
+        if stderr.contains(crash) {
+            return Err(format!("{crash}:\n{tail}"));
+        }
+    }
+    // Every snippet is an excerpt: however long the lines, the output stays small.
+    if stderr.len() > 64 * 1024 {
+        return Err(format!("{} bytes of diagnostics:\n{tail}", stderr.len()));
+    }
+    Ok(())
+}
+
+/// Something wrong to put at the end of a long line.
+const LINE_ENDINGS: &[&str] = &[
+    " + nope",
+    " + var.missing",
+    " + local.missing",
+    " + ",
+    " + \"unterminated",
+    " + [1,",
+    " ? 1",
+    " + upper()",
+    " + 1",
+];
+
+/// A line of 65,000 to 140,000 characters (ASCII or not) with an error near its end.
+fn long_line() -> impl Strategy<Value = String> {
+    (
+        65_000usize..140_000,
+        prop::sample::select(&["x", "é", "\u{1F600}", " ", "\t"][..]),
+        prop::sample::select(LINE_ENDINGS),
+        any::<bool>(),
+    )
+        .prop_map(|(len, filler, ending, in_string)| {
+            let expr = if in_string {
+                format!("\"{}\"{ending}", filler.repeat(len))
+            } else {
+                format!(
+                    "{}1{ending}",
+                    filler.repeat(len).replace(['x', 'é', '\u{1F600}'], " ")
+                )
+            };
+            format!("{DEPLOYMENT}locals {{\n  a = {expr}\n  b = 1\n}}\n")
+        })
+}
+
+/// How each local of a chain uses the one before it.
+const LINKS: &[&str] = &[
+    "local.{prev}",
+    "[local.{prev}]",
+    "{ a = local.{prev} }",
+    "[local.{prev}, local.{prev}]",
+    "\"${local.{prev}}${local.{prev}}\"",
+    "upper(local.{prev})",
+    "merge(local.{prev}, { k{i} = 1 })",
+    "concat(local.{prev}, local.{prev})",
+    "length(local.{prev})",
+    "local.{prev}.a",
+];
+
+/// 1 to 20,000 locals, each using the one before, declared in order or last link first.
+fn chain_of_locals() -> impl Strategy<Value = String> {
+    (
+        1usize..20_000,
+        prop::sample::select(LINKS),
+        prop::sample::select(&["1", "\"abcdefgh\"", "[1]", "{ a = 1 }", "{}"][..]),
+        any::<bool>(),
+    )
+        .prop_map(|(n, link, first, reversed)| {
+            let mut lines: Vec<String> = (1..n)
+                .map(|i| {
+                    let expr = link
+                        .replace("{prev}", &format!("l{}", i - 1))
+                        .replace("{i}", &i.to_string());
+                    format!("  l{i} = {expr}\n")
+                })
+                .collect();
+            lines.insert(0, format!("  l0 = {first}\n"));
+            if reversed {
+                lines.reverse();
+            }
+            format!("{DEPLOYMENT}locals {{\n{}}}\n", lines.concat())
+        })
+}
+
+/// Openings and closings of one level of nesting, and what sits innermost.
+const NESTINGS: &[(&str, &str, &str)] = &[
+    ("[", "]", "1"),
+    ("(", ")", "1"),
+    ("{ a = ", " }", "1"),
+    ("\"${", "}\"", "1"),
+    ("upper(", ")", "\"a\""),
+    ("[for x in ", " : x]", "[1]"),
+    ("true ? ", " : 1", "1"),
+    ("!", "", "true"),
+    ("-", "", "1"),
+    ("<<EOT\n${", "}\nEOT\n", "1"),
+];
+
+/// Expressions nested 1 to 200,000 levels deep, balanced or cut short, or nested blocks.
+fn deep_nesting() -> impl Strategy<Value = String> {
+    (
+        0u32..18,
+        prop::sample::select(NESTINGS),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(|(log_depth, (open, close, inner), balanced, blocks)| {
+            let depth = (1usize << log_depth).min(200_000);
+            if blocks {
+                let closing = if balanced {
+                    "}\n".repeat(depth)
+                } else {
+                    String::new()
+                };
+                return format!(
+                    "{DEPLOYMENT}{}{closing}",
+                    "pipeline \"p\" {\n".repeat(depth)
+                );
+            }
+            let closing = if balanced {
+                close.repeat(depth)
+            } else {
+                close.repeat(depth / 2)
+            };
+            format!(
+                "{DEPLOYMENT}locals {{\n  a = {}{inner}{closing}\n}}\n",
+                open.repeat(depth)
+            )
+        })
+}
+
+proptest! {
+    #![proptest_config(hostile_config())]
+
+    /// An error past column 65,535 is rendered, as an excerpt of its line.
+    #[test]
+    fn long_lines(text in long_line()) {
+        validate_binary(&text).map_err(TestCaseError::fail)?;
+    }
+
+    /// Long chains of locals neither overflow the stack nor grow memory without bound.
+    #[test]
+    fn long_chains_of_locals(text in chain_of_locals()) {
+        validate_binary(&text).map_err(TestCaseError::fail)?;
+    }
+
+    /// Deep nesting in the source is a syntax error, not a stack overflow.
+    #[test]
+    fn deeply_nested_source(text in deep_nesting()) {
+        validate_binary(&text).map_err(TestCaseError::fail)?;
+    }
+}
+
+/// The hostile shapes that once failed, fixed, so they run on every test run whatever the
+/// random cases: they fail `validate_binary` without the fixes (a miette panic, a stack
+/// overflow, quadratic then exhausted memory).
+#[test]
+fn hostile_shapes_that_once_failed() {
+    let long = format!(
+        "{DEPLOYMENT}locals {{\n  a = \"{}\" + nope\n}}\n",
+        "x".repeat(70_000)
+    );
+    let reversed_chain = {
+        let mut lines: Vec<String> = (1..10_000)
+            .map(|i| format!("  l{i} = local.l{}\n", i - 1))
+            .collect();
+        lines.reverse();
+        format!("{DEPLOYMENT}locals {{\n{}  l0 = 1\n}}\n", lines.concat())
+    };
+    let nested_lists = {
+        let lines: Vec<String> = (1..10_000)
+            .map(|i| format!("  l{i} = [local.l{}]\n", i - 1))
+            .collect();
+        format!("{DEPLOYMENT}locals {{\n  l0 = 1\n{}}}\n", lines.concat())
+    };
+    for (what, text) in [
+        ("an error past column 65,535", long),
+        ("10,000 locals declared last link first", reversed_chain),
+        ("10,000 locals nesting lists", nested_lists),
+    ] {
+        if let Err(msg) = validate_binary(&text) {
+            panic!("{what}: {msg}");
         }
     }
 }

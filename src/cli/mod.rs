@@ -5,9 +5,11 @@ mod commands;
 mod output;
 mod workspace;
 
+use crate::diagnostics::Diagnostic;
 use crate::render::Format;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -179,8 +181,108 @@ pub enum StateCommand {
     },
 }
 
+/// The stack of the thread that runs a command. Depth limits keep the parser, the evaluator
+/// and the renderer far from the default 8 MiB; this is the margin behind them.
+const STACK_SIZE: usize = 64 * 1024 * 1024;
+
+/// Runs the command line. Exit codes: 0 success, 1 any error (a usage error too), 2 only for
+/// `plan --detailed-exitcode` with changes. A panic still exits 101, so bugs stay visible.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let cli = match parse(&args) {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    let code = std::thread::scope(|scope| {
+        let thread = std::thread::Builder::new()
+            .name("main".into())
+            .stack_size(STACK_SIZE)
+            .spawn_scoped(scope, || run(&cli));
+        match thread {
+            Ok(handle) => handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            Err(_) => run(&cli),
+        }
+    });
+    if output::stdout_failed() {
+        ExitCode::from(1)
+    } else {
+        code
+    }
+}
+
+/// Parses the arguments. clap exits 2 on a usage error, which `--detailed-exitcode` means
+/// "changes": a typo in CI would read as a plan to review. Usage errors exit 1 here, and
+/// Terraform's single-dash spelling of a long option (`-out`, `-var`, `-auto-approve`)
+/// gets a "did you mean". `--help` and `--version` print and exit 0.
+fn parse(args: &[OsString]) -> Result<Cli, ExitCode> {
+    let err = match Cli::try_parse_from(args) {
+        Ok(cli) => return Ok(cli),
+        Err(err) => err,
+    };
+    if !err.use_stderr() {
+        output::print_stdout(&err.render().to_string());
+        return Err(ExitCode::SUCCESS);
+    }
+    let color = output::use_color(args.iter().any(|a| a == "--no-color"));
+    match single_dash_long_option(args) {
+        Some(given) => eprintln!(
+            "{}",
+            Diagnostic::error(format!(
+                "unknown option `{}`",
+                given.split('=').next().unwrap_or(&given)
+            ))
+            .help(format!(
+                "did you mean `-{given}`? weir spells long options with two dashes"
+            ))
+            .render(color)
+            .trim_end()
+        ),
+        None => {
+            let rendered = if color {
+                err.render().ansi().to_string()
+            } else {
+                err.render().to_string()
+            };
+            eprint!("{rendered}");
+        }
+    }
+    Err(ExitCode::from(1))
+}
+
+/// The first argument (before `--`) that is a long option of some command written with one
+/// dash, e.g. `-out=plan.bin` or `-auto-approve`.
+fn single_dash_long_option(args: &[OsString]) -> Option<String> {
+    fn long_names(cmd: &clap::Command, out: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            out.extend(
+                arg.get_long_and_visible_aliases()
+                    .into_iter()
+                    .flatten()
+                    .map(String::from),
+            );
+        }
+        for sub in cmd.get_subcommands() {
+            long_names(sub, out);
+        }
+    }
+    let mut longs = Vec::new();
+    long_names(&Cli::command(), &mut longs);
+    args.iter()
+        .skip(1)
+        .map(|a| a.to_string_lossy())
+        .take_while(|a| a != "--")
+        .find(|a| {
+            a.strip_prefix('-')
+                .filter(|rest| !rest.starts_with('-'))
+                .map(|rest| rest.split('=').next().unwrap_or(rest))
+                .is_some_and(|name| name.len() > 1 && longs.iter().any(|l| l == name))
+        })
+        .map(|a| a.into_owned())
+}
+
+fn run(cli: &Cli) -> ExitCode {
     let color = output::use_color(cli.no_color);
     let result = match &cli.command {
         Command::Validate { vars, json } => commands::validate::run(&cli.dir, vars, *json, color),
@@ -225,7 +327,7 @@ pub fn main() -> ExitCode {
         }) => commands::state::rm(&cli.dir, vars, addresses, lock_timeout, color),
         Command::Graph { vars } => commands::state::graph(&cli.dir, vars, color),
         Command::Version => {
-            println!("weir {}", env!("CARGO_PKG_VERSION"));
+            output::print_stdout(&format!("weir {}\n", env!("CARGO_PKG_VERSION")));
             Ok(ExitCode::SUCCESS)
         }
     };

@@ -188,6 +188,56 @@ pub struct Evaluator {
     sensitive_locals: HashSet<String>,
     /// Values that other objects expose to expressions, e.g. `deployment.prod.bucket`.
     objects: BTreeMap<String, hcl::Value>,
+    /// The [`Measure::size`] of every recorded local, together.
+    locals_size: usize,
+}
+
+/// How deep a value may nest: as deep as the parser lets expressions nest in the source. A
+/// chain of locals (`l2 = [local.l1]`, `l3 = [local.l2]`, …) would otherwise build values
+/// whose size grows with the chain, each local holding a copy: quadratic memory, and
+/// recursion deep enough to overflow the stack when the values are copied or dropped.
+pub const MAX_VALUE_DEPTH: usize = 64;
+
+/// How much the locals may hold together, in (roughly) bytes: each local holds its own copy
+/// of the values it uses, so `l2 = "${local.l1}${local.l1}"` doubles with each link of a chain.
+pub const MAX_LOCALS_SIZE: usize = 64 << 20;
+
+/// How deep a value nests and about how many bytes it holds, counted without recursion and
+/// only up to a bound (so measuring costs at most that much).
+struct Measure {
+    depth: usize,
+    size: usize,
+}
+
+impl Measure {
+    /// Bytes counted for each value inside another, besides its text: about what a value in a
+    /// list or map takes in memory.
+    const NODE: usize = 64;
+
+    /// Stops as soon as the value is deeper than [`MAX_VALUE_DEPTH`] or larger than `max_size`.
+    fn of(value: &hcl::Value, max_size: usize) -> Measure {
+        let mut measure = Measure { depth: 0, size: 0 };
+        let mut stack = vec![(value, 1)];
+        while let Some((value, depth)) = stack.pop() {
+            measure.depth = measure.depth.max(depth);
+            measure.size = measure.size.saturating_add(Self::NODE);
+            if measure.depth > MAX_VALUE_DEPTH || measure.size > max_size {
+                break;
+            }
+            match value {
+                hcl::Value::String(s) => measure.size = measure.size.saturating_add(s.len()),
+                hcl::Value::Array(items) => stack.extend(items.iter().map(|v| (v, depth + 1))),
+                hcl::Value::Object(map) => {
+                    for (key, v) in map {
+                        measure.size = measure.size.saturating_add(key.len());
+                        stack.push((v, depth + 1));
+                    }
+                }
+                hcl::Value::Number(_) | hcl::Value::Bool(_) | hcl::Value::Null => {}
+            }
+        }
+        measure
+    }
 }
 
 impl Evaluator {
@@ -205,6 +255,7 @@ impl Evaluator {
             sensitive_variables: HashSet::new(),
             sensitive_locals: HashSet::new(),
             objects: BTreeMap::new(),
+            locals_size: 0,
         }
     }
 
@@ -237,6 +288,7 @@ impl Evaluator {
     pub fn record_local(&mut self, name: &str, value: Option<hcl::Value>, sensitive: bool) {
         match value {
             Some(v) => {
+                self.locals_size += Measure::of(&v, usize::MAX).size;
                 self.locals.insert(name.to_string(), v);
             }
             None => {
@@ -474,21 +526,54 @@ impl Evaluator {
         self.eval_in(&self.ctx, file, expr, allowed_roots)
     }
 
-    /// Evaluates the expression of a local, with the recorded values of the locals it uses
-    /// (`deps`) in scope.
+    /// Evaluates the expression of the local `name`, with the recorded values of the locals it
+    /// uses (`deps`) in scope, and refuses a value past [`MAX_VALUE_DEPTH`] or one that takes
+    /// the locals past [`MAX_LOCALS_SIZE`].
     pub fn eval_local(
-        &self,
+        &mut self,
+        name: &str,
         file: &Arc<SourceFile>,
         expr: &Expression,
         deps: &[String],
     ) -> Result<Evaluated, Option<Vec<Diagnostic>>> {
-        let mut ctx = self.ctx.clone();
+        // Only the locals it uses, in the shared context: copying the context for each local
+        // would copy every variable once per local.
         let locals: hcl::Map<String, hcl::Value> = deps
             .iter()
             .filter_map(|d| self.locals.get(d).map(|v| (d.clone(), v.clone())))
             .collect();
-        ctx.declare_var("local", hcl::Value::Object(locals));
-        self.eval_in(&ctx, file, expr, &[])
+        self.ctx.declare_var("local", hcl::Value::Object(locals));
+        let evaluated = self.eval_in(&self.ctx, file, expr, &[])?;
+        let room = MAX_LOCALS_SIZE.saturating_sub(self.locals_size);
+        let measure = Measure::of(&evaluated.value, room);
+        let loc = Location::new(file, expr.span().unwrap_or(0..0));
+        if measure.depth > MAX_VALUE_DEPTH {
+            return Err(Some(vec![
+                Diagnostic::error(format!(
+                    "local value `{name}` nests lists, maps or objects more than {MAX_VALUE_DEPTH} levels deep"
+                ))
+                .at(&loc)
+                .label("too deeply nested")
+                .help(format!(
+                    "values nest at most {MAX_VALUE_DEPTH} levels, like expressions in the source; flatten the structure"
+                )),
+            ]));
+        }
+        if measure.size > room {
+            return Err(Some(vec![
+                Diagnostic::error(format!(
+                    "local value `{name}` takes the local values past {} MiB in all",
+                    MAX_LOCALS_SIZE >> 20
+                ))
+                .at(&loc)
+                .label("too large")
+                .help(format!(
+                    "local values hold at most {} MiB together (each use copies the value); build smaller values, or read large data where it is used",
+                    MAX_LOCALS_SIZE >> 20
+                )),
+            ]));
+        }
+        Ok(evaluated)
     }
 
     fn eval_in(
@@ -553,6 +638,63 @@ impl Evaluator {
     }
 }
 
+/// The order in which locals are evaluated, and the cycles among them.
+pub struct LocalOrder<'a> {
+    /// Every local reachable from the roots, each after the locals it uses.
+    pub sorted: Vec<&'a str>,
+    /// Each cycle as it was found: the locals along it, starting where it closes.
+    pub cycles: Vec<Vec<&'a str>>,
+}
+
+/// Orders locals depth first, visiting `roots` in order and the locals each one uses
+/// (`deps`, which yields only declared locals) in order. An explicit stack instead of
+/// recursion: a chain of any length cannot overflow the stack.
+pub fn order_locals<'a>(
+    roots: impl IntoIterator<Item = &'a str>,
+    deps: impl Fn(&'a str) -> Vec<&'a str>,
+) -> LocalOrder<'a> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        Active,
+        Done,
+    }
+    let mut marks: std::collections::HashMap<&str, Mark> = Default::default();
+    let mut order = LocalOrder {
+        sorted: Vec::new(),
+        cycles: Vec::new(),
+    };
+    for root in roots {
+        if marks.contains_key(root) {
+            continue;
+        }
+        marks.insert(root, Mark::Active);
+        // Each entry: a local being visited and the locals it uses still to visit.
+        let mut stack: Vec<(&str, std::vec::IntoIter<&str>)> = vec![(root, deps(root).into_iter())];
+        while let Some((name, pending)) = stack.last_mut() {
+            let Some(dep) = pending.next() else {
+                marks.insert(name, Mark::Done);
+                order.sorted.push(name);
+                stack.pop();
+                continue;
+            };
+            match marks.get(dep) {
+                Some(Mark::Done) => {}
+                Some(Mark::Active) => {
+                    let start = stack.iter().position(|(n, _)| *n == dep).unwrap_or(0);
+                    order
+                        .cycles
+                        .push(stack[start..].iter().map(|(n, _)| *n).collect());
+                }
+                None => {
+                    marks.insert(dep, Mark::Active);
+                    stack.push((dep, deps(dep).into_iter()));
+                }
+            }
+        }
+    }
+    order
+}
+
 /// Functions of Terraform that weir leaves out on purpose: they read the clock, the network or
 /// randomness, so a configuration would not evaluate the same way twice.
 const IMPURE_FUNCTIONS: &[&str] = &[
@@ -596,5 +738,57 @@ pub fn describe_eval_error(err: &hcl::eval::Error) -> String {
         ErrorKind::FuncCall(name, msg) => format!("in call to `{name}()`: {msg}"),
         ErrorKind::Index(i) => format!("index {i} is out of range"),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_locals_follows_a_chain_longer_than_any_stack_without_recursion() {
+        // `l<i>` uses `l<i-1>`, given last link first: far deeper than a 2 MiB test thread's
+        // stack could follow by recursion.
+        const N: usize = 300_000;
+        let names: Vec<String> = (0..N).map(|i| format!("l{i}")).collect();
+        let deps = |name: &str| {
+            let i: usize = name[1..].parse().unwrap();
+            if i == 0 {
+                Vec::new()
+            } else {
+                vec![names[i - 1].as_str()]
+            }
+        };
+        let order = order_locals(names.iter().rev().map(String::as_str), deps);
+        assert!(order.cycles.is_empty());
+        assert_eq!(order.sorted.len(), N);
+        assert_eq!(order.sorted[0], "l0");
+        assert_eq!(order.sorted[N - 1], format!("l{}", N - 1));
+    }
+
+    #[test]
+    fn order_locals_reports_a_cycle_from_where_it_closes() {
+        let deps = |name: &'static str| match name {
+            "a" => vec!["b"],
+            "b" => vec!["c"],
+            "c" => vec!["a"],
+            "d" => vec!["a"],
+            _ => Vec::new(),
+        };
+        let order = order_locals(["d", "a", "e"], deps);
+        assert_eq!(order.cycles, vec![vec!["a", "b", "c"]]);
+        assert_eq!(order.sorted, vec!["c", "b", "a", "d", "e"]);
+    }
+
+    #[test]
+    fn measure_stops_at_the_depth_limit_without_recursion() {
+        let mut value = hcl::Value::Null;
+        for _ in 0..100_000 {
+            value = hcl::Value::Array(vec![value]);
+        }
+        let measure = Measure::of(&value, usize::MAX);
+        assert_eq!(measure.depth, MAX_VALUE_DEPTH + 1);
+        // Dropping it recurses in hcl::Value's own Drop: leak it instead.
+        std::mem::forget(value);
     }
 }

@@ -233,6 +233,7 @@ fn duplicate_attribute(file: &Arc<SourceFile>, offset: usize) -> Option<Diagnost
 /// Loads a configuration: parse, check the top level, resolve variables and locals.
 /// Returns `None` when nothing more can be checked (no files, or syntax errors).
 pub fn load(opts: &LoadOptions, diags: &mut Diagnostics) -> Option<Config> {
+    crate::diagnostics::reset_suggestion_budget();
     let files = read_files(&opts.dir, diags);
     if diags.has_errors() {
         return None;

@@ -6,7 +6,7 @@
 //! converted to the declared type and checked against the `validation` blocks.
 
 use super::body::{BodyReader, block_header};
-use super::eval::{Evaluator, references};
+use super::eval::{Evaluator, order_locals, references};
 use super::types::TypeConstraint;
 use super::{Config, LoadOptions, labels};
 use crate::diagnostics::{Diagnostic, Diagnostics, Location, SourceFile};
@@ -558,85 +558,44 @@ pub(super) fn resolve_locals(config: &mut Config, diags: &mut Diagnostics) {
     }
 
     // Depth-first topological order, reporting each cycle once.
-    #[derive(Clone, Copy, PartialEq)]
-    enum Mark {
-        New,
-        Active,
-        Done,
-    }
-    let mut marks: HashMap<&str, Mark> = locals.keys().map(|k| (k.as_str(), Mark::New)).collect();
-    let mut sorted: Vec<&str> = Vec::new();
+    let order = order_locals(order.iter().map(String::as_str), |name| {
+        locals[name]
+            .deps
+            .iter()
+            .filter_map(|dep| locals.get_key_value(dep).map(|(key, _)| key.as_str()))
+            .collect()
+    });
     let mut in_cycle: std::collections::HashSet<String> = Default::default();
-    fn visit<'a>(
-        name: &'a str,
-        locals: &'a BTreeMap<String, Local<'a>>,
-        marks: &mut HashMap<&'a str, Mark>,
-        stack: &mut Vec<&'a str>,
-        sorted: &mut Vec<&'a str>,
-        in_cycle: &mut std::collections::HashSet<String>,
-        diags: &mut Diagnostics,
-    ) {
-        match marks.get(name) {
-            Some(Mark::Done) | None => return,
-            Some(Mark::Active) => {
-                let start = stack.iter().position(|n| *n == name).unwrap_or(0);
-                let cycle: Vec<&str> = stack[start..].to_vec();
-                if cycle.iter().all(|n| !in_cycle.contains(*n)) {
-                    let mut path: Vec<String> =
-                        cycle.iter().map(|n| format!("local.{n}")).collect();
-                    path.push(format!("local.{name}"));
-                    let first = &locals[cycle[0]];
-                    diags.push(
-                        Diagnostic::error(format!(
-                            "local values refer to each other in a cycle: {}",
-                            path.join(" → ")
-                        ))
-                        .at(&first.loc)
-                        .label("part of the cycle")
-                        .help("break the cycle so each local can be computed from values defined before it"),
-                    );
-                }
-                for n in cycle {
-                    in_cycle.insert(n.to_string());
-                }
-                return;
-            }
-            Some(Mark::New) => {}
-        }
-        marks.insert(name, Mark::Active);
-        stack.push(name);
-        for dep in &locals[name].deps {
-            if let Some((key, _)) = locals.get_key_value(dep) {
-                visit(key, locals, marks, stack, sorted, in_cycle, diags);
-            }
-        }
-        stack.pop();
-        marks.insert(name, Mark::Done);
-        sorted.push(name);
-    }
-    for name in &order {
-        let mut stack = Vec::new();
-        if let Some((key, _)) = locals.get_key_value(name) {
-            visit(
-                key,
-                &locals,
-                &mut marks,
-                &mut stack,
-                &mut sorted,
-                &mut in_cycle,
-                diags,
+    for cycle in order.cycles {
+        if cycle.iter().all(|n| !in_cycle.contains(*n)) {
+            let mut path: Vec<String> = cycle.iter().map(|n| format!("local.{n}")).collect();
+            path.push(format!("local.{}", cycle[0]));
+            let first = &locals[cycle[0]];
+            diags.push(
+                Diagnostic::error(format!(
+                    "local values refer to each other in a cycle: {}",
+                    path.join(" → ")
+                ))
+                .at(&first.loc)
+                .label("part of the cycle")
+                .help(
+                    "break the cycle so each local can be computed from values defined before it",
+                ),
             );
+        }
+        for n in cycle {
+            in_cycle.insert(n.to_string());
         }
     }
 
-    for name in sorted {
+    for name in order.sorted {
         let local = &locals[name];
         if in_cycle.contains(name) || local.deps.iter().any(|d| in_cycle.contains(d)) {
             evaluator.record_local(name, None, false);
             continue;
         }
         let sensitive = evaluator.is_sensitive(local.expr);
-        match evaluator.eval_local(&local.file, local.expr, &local.deps) {
+        match evaluator.eval_local(name, &local.file, local.expr, &local.deps) {
             Ok(evaluated) => {
                 if sensitive {
                     super::register_secret(redactor, secrets, &evaluated.value);

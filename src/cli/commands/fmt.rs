@@ -48,7 +48,9 @@ pub fn run(dir: &Path, check: bool, diff: bool, color: bool) -> Result<ExitCode,
         unformatted.push(display.clone());
         if diff {
             let d = similar::TextDiff::from_lines(&text, &formatted);
-            print!("{}", d.unified_diff().header(&display, &display));
+            crate::cli::output::print_stdout(
+                &d.unified_diff().header(&display, &display).to_string(),
+            );
         }
         if !check {
             write_atomically(&path, &formatted)
@@ -59,7 +61,7 @@ pub fn run(dir: &Path, check: bool, diff: bool, color: bool) -> Result<ExitCode,
         if check {
             eprintln!("{f}: not formatted");
         } else if !diff {
-            println!("{f}");
+            crate::cli::output::print_stdout(&format!("{f}\n"));
         }
     }
     Ok(if failed || (check && !unformatted.is_empty()) {

@@ -17,7 +17,7 @@ pub fn run(dir: &Path, vars: &VarArgs, json: bool, color: bool) -> Result<ExitCo
     if json {
         let items: Vec<_> = diags.iter().map(|d| d.to_json()).collect();
         let text = serde_json::to_string_pretty(&items).map_err(|e| e.to_string())?;
-        println!("{text}");
+        output::print_stdout(&format!("{text}\n"));
     } else {
         output::print_diagnostics(&diags, color);
         if let Some(model) = &model {
