@@ -1,5 +1,5 @@
 //! `weir validate` and `weir fmt --check` from the command line: exit codes, the
-//! `FILE:LINE:COL:` text form, the `--json` form, where variable values come from (LANGUAGE.md
+//! `FILE:LINE:COL:` text form, the `--json` form, where variable values come from (docs/language.md
 //! §2, lowest precedence first: `default`, `WEIR_VAR_<name>`, `*.auto.tfvars` in name order,
 //! `--var-file` in order, `--var` in order), and that sensitive values stay out of the output.
 

@@ -117,24 +117,46 @@ fn project_dir_that_is_the_configuration_directory_is_refused() {
 #[test]
 fn second_configuration_on_the_same_project_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let first = config(tmp.path(), "first", "../project", "1");
+    let first = config(tmp.path(), "first", "project", "1");
     cli::apply(&first);
     let state: serde_json::Value =
         serde_json::from_str(&read(&first.join(".weir/state.json"))).unwrap();
     let lineage = state["lineage"].as_str().unwrap().to_string();
 
-    // Another configuration, with its own state, pointed at the same project.
-    let second = config(tmp.path(), "second", "../project", "2");
-    let project = tmp.path().join("project");
+    // Another configuration, with its own state, pointed at the same project. (`project_dir`
+    // must be inside the configuration directory, so the other configuration is this one
+    // with another state file and other code.)
+    let owner_hcl = read(&first.join("main.hcl"));
+    let second_hcl = r#"weir {
+  backend "local" {
+    path = ".weir/second.json"
+  }
+}
+
+"#
+    .to_string()
+        + &owner_hcl.replace("return 1", "return 2");
+    fs::write(first.join("main.hcl"), second_hcl).unwrap();
+    let project = first.join("project");
     for args in [&["plan"][..], &["apply", "--auto-approve"][..]] {
-        let text = refused(&second, args, &project);
+        let text = refused(&first, args, &project);
         // One cause, reported once (not once per resource of the project).
         assert_eq!(text.matches(&lineage).count(), 1, "{text}");
     }
     let code = project.join("data_loaders/load_orders.py");
     assert!(read(&code).contains("return 1"));
+    let (ok, text) = run(&first, &["destroy", "--auto-approve"]);
+    assert!(
+        ok,
+        "nothing in the second state, so nothing to destroy: {text}"
+    );
+    assert!(
+        code.exists(),
+        "the second state's destroy deleted the first's file"
+    );
 
     // The owner still plans without changes, and destroys.
+    fs::write(first.join("main.hcl"), owner_hcl).unwrap();
     assert_eq!(cli::plan_exit(&first).0, 0);
     let (ok, text) = run(&first, &["destroy", "--auto-approve"]);
     assert!(ok, "{text}");

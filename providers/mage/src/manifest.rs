@@ -23,7 +23,7 @@
 //! state (another configuration, or one whose state was lost) is refused before it reads,
 //! writes or deletes anything.
 //!
-//! The rules (problem P1 in DESIGN.md: a shared disk once overwrote users' code):
+//! The rules (a persistent disk mounted over a Mage project once overwrote users' code with Mage's defaults; weir must never do that):
 //! - weir writes a file only if nothing is at its path or the file is in the manifest; otherwise
 //!   it refuses and names the file;
 //! - the claim is recorded (atomically) **before** the file is written, so a crash between the

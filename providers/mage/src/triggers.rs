@@ -1,6 +1,6 @@
 //! `mage_triggers`: `pipelines/<pipeline>/triggers.yaml`, a pipeline's schedules.
 //!
-//! What Mage does with this file (reference/mage.md §4) shapes everything here:
+//! What Mage 0.9.80 does with this file shapes everything here:
 //! - `name`, `schedule_type`, `schedule_interval` and `start_time` are required keys (null is
 //!   fine), and a trigger with an unknown key is silently skipped, so weir writes exactly
 //!   Mage's keys and nothing else;

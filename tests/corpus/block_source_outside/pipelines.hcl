@@ -1,6 +1,6 @@
 pipeline "etl" {
   block "load" {
     type   = "data_loader"
-    source = "../shared/load.py"
+    source = "../common/load.py"
   }
 }
