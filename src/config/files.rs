@@ -9,8 +9,9 @@
 //! forever.
 
 use std::fmt;
-use std::io::Read;
 use std::path::{Component, Path, PathBuf};
+
+use weir_provider_sdk::fs::{FsError, Kind, RelPath, Root};
 
 /// Why a file of the configuration is not read. `Display` completes a sentence that starts with
 /// the path: "`blocks/load.py` is a symbolic link".
@@ -20,7 +21,7 @@ pub enum FileError {
     Outside,
     /// The path goes through a symbolic link: this one, relative to the configuration directory.
     Link(PathBuf),
-    /// Not a regular file: what it is instead ("a FIFO", "a directory", …).
+    /// Not a regular file: what it is instead ("FIFO", "directory", …).
     NotAFile(&'static str),
     NotFound,
     Io(std::io::Error),
@@ -36,7 +37,7 @@ impl fmt::Display for FileError {
             FileError::Link(link) => {
                 write!(f, "goes through the symbolic link `{}`", link.display())
             }
-            FileError::NotAFile(what) => write!(f, "is {what}, not a regular file"),
+            FileError::NotAFile(what) => write!(f, "is a {what}, not a regular file"),
             FileError::NotFound => write!(f, "does not exist"),
             FileError::Io(err) => write!(f, "cannot be read: {err}"),
         }
@@ -84,55 +85,52 @@ pub fn relative_inside(root: &Path, path: &Path) -> Result<PathBuf, FileError> {
         .map_err(|_| FileError::Outside)
 }
 
-/// What a file type is, in words.
-fn describe(file_type: std::fs::FileType) -> &'static str {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if file_type.is_fifo() {
-            return "a FIFO";
-        }
-        if file_type.is_socket() {
-            return "a socket";
-        }
-        if file_type.is_block_device() || file_type.is_char_device() {
-            return "a device";
-        }
-    }
-    if file_type.is_dir() {
-        "a directory"
-    } else {
-        "not a regular file"
+/// The configuration directory, open: every file below it is reached through it without
+/// following a link (see [`weir_provider_sdk::fs`]).
+fn open_root(root: &Path) -> Result<(PathBuf, Root), FileError> {
+    let root = clean(&std::path::absolute(root).map_err(FileError::Io)?);
+    match Root::open_trusted(&root) {
+        Ok(Some(open)) => Ok((root, open)),
+        Ok(None) => Err(FileError::NotFound),
+        Err(err) => Err(FileError::Io(std::io::Error::other(err.to_string()))),
     }
 }
 
-/// Walks `rel` down from `root` without following links. Returns the metadata of the last
-/// component, or `None` for the first one that does not exist (with everything above it a
-/// directory).
-pub fn walk(root: &Path, rel: &Path) -> Result<Option<std::fs::Metadata>, FileError> {
-    let mut current = root.to_path_buf();
-    let mut shown = PathBuf::new();
-    let mut components = rel.components().peekable();
-    while let Some(component) = components.next() {
-        current.push(component);
-        shown.push(component);
-        let meta = match std::fs::symlink_metadata(&current) {
-            Ok(meta) => meta,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(err) => return Err(FileError::Io(err)),
-        };
-        let last = components.peek().is_none();
-        if meta.file_type().is_symlink() {
-            return Err(FileError::Link(if last { PathBuf::new() } else { shown }));
+/// `rel` (relative, made of normal components) as a path below a [`Root`].
+fn rel_path(rel: &Path) -> Result<RelPath, FileError> {
+    let raw = rel
+        .to_str()
+        .ok_or_else(|| FileError::Io(std::io::Error::other("the path is not valid UTF-8")))?;
+    RelPath::parse(raw).map_err(|why| FileError::Io(std::io::Error::other(why)))
+}
+
+/// The error of a path below the configuration directory `root`, from the shared file access.
+fn file_error(root: &Path, rel: &Path, err: FsError) -> FileError {
+    match err {
+        FsError::Symlink(full) => {
+            let link = full.strip_prefix(root).unwrap_or(&full);
+            FileError::Link(if link == rel {
+                PathBuf::new()
+            } else {
+                link.to_path_buf()
+            })
         }
-        if last {
-            return Ok(Some(meta));
-        }
-        if !meta.is_dir() {
-            return Ok(None);
-        }
+        // A file where a folder of the path should be: nothing is at the path.
+        FsError::NotDir(_) => FileError::NotFound,
+        FsError::NotFile(_, kind) => FileError::NotAFile(kind),
+        FsError::Io(_, err) => FileError::Io(err),
     }
-    Ok(None)
+}
+
+/// What is at `rel` below `root`, reached without following links: `None` when nothing is
+/// (or a folder on the way is missing or a file); a link at `rel` or on the way is an error.
+pub fn kind_inside(root: &Path, rel: &Path) -> Result<Option<Kind>, FileError> {
+    let (root, open) = open_root(root)?;
+    match open.kind(&rel_path(rel)?) {
+        Ok(Some(Kind::Symlink)) => Err(FileError::Link(PathBuf::new())),
+        Ok(kind) => Ok(kind),
+        Err(err) => Err(file_error(&root, rel, err)),
+    }
 }
 
 /// Reads a file of the configuration: `path` is relative to the configuration directory `root`
@@ -140,52 +138,16 @@ pub fn walk(root: &Path, rel: &Path) -> Result<Option<std::fs::Metadata>, FileEr
 pub fn read_inside(root: &Path, path: &Path) -> Result<Vec<u8>, FileError> {
     let rel = relative_inside(root, path)?;
     if rel.as_os_str().is_empty() {
-        return Err(FileError::NotAFile("the configuration directory"));
+        return Err(FileError::NotAFile(
+            "directory: the configuration directory itself",
+        ));
     }
-    let root = clean(&std::path::absolute(root).map_err(FileError::Io)?);
-    // The type is checked before opening: opening a FIFO for reading waits for a writer, and
-    // opening a device may do something.
-    match walk(&root, &rel)? {
-        None => return Err(FileError::NotFound),
-        Some(meta) if !meta.is_file() => {
-            return Err(FileError::NotAFile(describe(meta.file_type())));
-        }
-        Some(_) => {}
+    let (root, open) = open_root(root)?;
+    match open.read(&rel_path(&rel)?) {
+        Ok(Some(bytes)) => Ok(bytes),
+        Ok(None) => Err(FileError::NotFound),
+        Err(err) => Err(file_error(&root, &rel, err)),
     }
-    // Opened without following a link and without blocking, in case the file was swapped for a
-    // link or a FIFO since; then checked again on the open file. (A directory above it swapped
-    // for a link in between is not caught: that takes someone racing weir on this machine, who
-    // could as well edit the configuration.)
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
-    }
-    let mut file = options
-        .open(root.join(&rel))
-        .map_err(|err| match err.kind() {
-            std::io::ErrorKind::NotFound => FileError::NotFound,
-            _ if is_link_refused(&err) => FileError::Link(PathBuf::new()),
-            _ => FileError::Io(err),
-        })?;
-    let meta = file.metadata().map_err(FileError::Io)?;
-    if !meta.is_file() {
-        return Err(FileError::NotAFile(describe(meta.file_type())));
-    }
-    // The size only hints: a sparse file may claim far more than it holds.
-    let mut bytes = Vec::with_capacity(meta.len().min(1 << 20) as usize);
-    file.read_to_end(&mut bytes).map_err(FileError::Io)?;
-    Ok(bytes)
-}
-
-/// Whether opening failed because `O_NOFOLLOW` met a link.
-fn is_link_refused(err: &std::io::Error) -> bool {
-    #[cfg(unix)]
-    return err.raw_os_error() == Some(libc::ELOOP);
-    #[cfg(not(unix))]
-    return false;
 }
 
 #[cfg(test)]

@@ -674,15 +674,18 @@ fn cloud_run_cpu(cpu: f64) -> Result<u32, String> {
 /// and deletes files there, so it must not be the configuration directory (or a parent of it,
 /// or anywhere outside it), and must not be reached through a symbolic link.
 fn check_project_dir(config_dir: &Path, dir: &Spanned<String>, diags: &mut Diagnostics) {
-    use crate::config::files::{FileError, relative_inside, walk};
+    use crate::config::files::{FileError, kind_inside, relative_inside};
+    use weir_provider_sdk::fs::Kind;
     let help =
         "use a directory of its own inside the configuration directory, e.g. \"mage_project\"";
     let problem = match relative_inside(config_dir, Path::new(dir.value.trim())) {
         Ok(rel) if rel.as_os_str().is_empty() => {
             Some("is the configuration directory itself".to_string())
         }
-        Ok(rel) => match walk(config_dir, &rel) {
-            Ok(Some(meta)) if !meta.is_dir() => Some("exists and is not a directory".to_string()),
+        Ok(rel) => match kind_inside(config_dir, &rel) {
+            Ok(Some(kind)) if kind != Kind::Dir => {
+                Some("exists and is not a directory".to_string())
+            }
             Ok(_) => None,
             Err(err @ FileError::Link(_)) => Some(err.to_string()),
             // Unreadable: the provider reports it with the OS's reason.

@@ -34,7 +34,7 @@ impl BlockAttrs {
 }
 
 pub(crate) fn path_for(path: &str) -> Result<RelPath, String> {
-    let rel = RelPath::parse(path).map_err(|e| format!("block path: {e}"))?;
+    let rel = crate::fsio::project_file(path).map_err(|e| format!("block path: {e}"))?;
     let folders = rel.ancestor_keys();
     if folders.is_empty() {
         return Err(format!(

@@ -191,7 +191,7 @@ impl Project {
         let (manifest, had_journal) = read_manifest(root)?;
         if had_journal {
             save(root, &manifest)?;
-            let journal = RelPath::weir_file(JOURNAL_FILE);
+            let journal = fsio::weir_file(JOURNAL_FILE);
             root.remove_file(&journal).map_err(fs_error(
                 "remove weir's manifest journal",
                 &journal.under(&self.path),
@@ -289,7 +289,7 @@ impl Project {
 
     /// Appends one change to the journal and makes it durable.
     fn record(&mut self, entry: JournalEntry) -> Result<(), ProviderError> {
-        let rel = RelPath::weir_file(JOURNAL_FILE);
+        let rel = fsio::weir_file(JOURNAL_FILE);
         let path = rel.under(&self.path);
         if self.journal.is_none() {
             let file = self
@@ -428,7 +428,7 @@ impl Project {
             // Nothing of weir's is left: no manifest either (and no `.weir/` if it is empty).
             self.journal = None;
             if let Some(root) = &self.root {
-                let journal = RelPath::weir_file(JOURNAL_FILE);
+                let journal = fsio::weir_file(JOURNAL_FILE);
                 root.remove_file(&journal).map_err(fs_error(
                     "remove weir's manifest journal",
                     &journal.under(&self.path),
@@ -445,7 +445,7 @@ impl Project {
 /// missing manifest is empty. An unreadable one stops everything: without it weir cannot tell
 /// its files from the user's.
 fn read_manifest(root: &Root) -> Result<(Manifest, bool), ProviderError> {
-    let rel = RelPath::weir_file(MANIFEST_FILE);
+    let rel = fsio::weir_file(MANIFEST_FILE);
     let path = rel.under(root.path());
     let mut manifest = match root
         .read(&rel)
@@ -454,7 +454,7 @@ fn read_manifest(root: &Root) -> Result<(Manifest, bool), ProviderError> {
         None => Manifest::empty(),
         Some(text) => parse_manifest(&text, &path)?,
     };
-    let rel = RelPath::weir_file(JOURNAL_FILE);
+    let rel = fsio::weir_file(JOURNAL_FILE);
     let journal = rel.under(root.path());
     let bytes = root
         .read(&rel)
@@ -518,7 +518,7 @@ fn parse_journal(bytes: &[u8], path: &Path) -> Result<Vec<JournalEntry>, Provide
 /// Writes the manifest atomically; removes it, and `.weir/` if that ends up empty, when it
 /// records nothing.
 fn save(root: &Root, manifest: &Manifest) -> Result<(), ProviderError> {
-    let rel = RelPath::weir_file(MANIFEST_FILE);
+    let rel = fsio::weir_file(MANIFEST_FILE);
     let path = rel.under(root.path());
     if manifest.is_empty() {
         root.remove_file(&rel)

@@ -12,6 +12,8 @@
 //!
 //! Errors say whether retrying may help ([`ProviderError::retryable`]).
 
+pub mod fs;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
