@@ -467,6 +467,15 @@ fn read_state_head(state_path: &Path) -> Result<Option<StateHead>, StateError> {
 /// Writes `state` to `path` atomically: a temp file in the same directory, fsync, rename over
 /// `path`, fsync of the directory. Readers see the old or the new file, never a mix.
 pub(crate) fn write_state_atomic(path: &Path, state: &State) -> Result<(), StateError> {
+    // Secrets still in clear (a state written by an older weir) are written as keyed digests.
+    let mut sealed = None;
+    if !state.key.is_empty() {
+        let mut copy = state.clone();
+        if copy.seal_secrets() {
+            sealed = Some(copy);
+        }
+    }
+    let state = sealed.as_ref().unwrap_or(state);
     let dir = parent_dir(path);
     ensure_dir(&dir)?;
     check_replaceable(path, "replace state file")?;

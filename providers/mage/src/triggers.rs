@@ -431,6 +431,22 @@ pub(crate) fn plan(prior: Option<&Value>, mut desired: TriggersAttrs) -> Planned
     }
 }
 
+/// Gives every trigger without a token the token of the trigger of the same name in `live`
+/// (the pipeline's `triggers.yaml` as [`parse`] reads it). State keeps only a keyed digest of a
+/// token, so a value planned from state (`--refresh=false`) has none to keep: the one Mage
+/// already knows is kept rather than replaced by a new one.
+pub(crate) fn keep_live_tokens(attrs: &mut TriggersAttrs, live: &Value) {
+    let tokens: HashMap<String, String> = lenient_triggers(live)
+        .into_iter()
+        .filter_map(|t| Some((t.name, t.token?)))
+        .collect();
+    for t in &mut attrs.triggers {
+        if t.token.is_none() {
+            t.token = tokens.get(&t.name).cloned();
+        }
+    }
+}
+
 fn mark_unknown(t: &TriggerAttrs, index: usize, out: &mut Vec<AttrPath>) {
     let path = |leaf: &str| vec!["triggers".to_string(), index.to_string(), leaf.to_string()];
     if t.start_time.is_none() && t.schedule_type == "time" {
@@ -452,6 +468,19 @@ fn lenient_triggers(prior: &Value) -> Vec<TriggerAttrs> {
     };
     let mut out: Vec<TriggerAttrs> = Vec::new();
     for item in items {
+        // State keeps a token as a keyed digest (an object): here it is a token not known.
+        let without_digest;
+        let item = match item.get("token") {
+            Some(token) if !token.is_string() && !token.is_null() => {
+                let mut copy = item.clone();
+                if let Some(map) = copy.as_object_mut() {
+                    map.remove("token");
+                }
+                without_digest = copy;
+                &without_digest
+            }
+            _ => item,
+        };
         let parsed = TriggerAttrs::deserialize(item).ok().or_else(|| {
             let text = |key: &str| item.get(key).and_then(Value::as_str).map(str::to_string);
             Some(TriggerAttrs {
