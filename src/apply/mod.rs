@@ -432,3 +432,45 @@ pub async fn apply(
     reporter.event(Event::End);
     outcome
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_attributes_hold_secrets_only_as_keyed_digests() {
+        let state = State::new();
+        let change = Change {
+            address: "mage_triggers.orders".into(),
+            type_name: "mage_triggers".into(),
+            name: "orders".into(),
+            provider: "mage".into(),
+            action: Action::Create,
+            before: None,
+            after: None,
+            after_unknown: Vec::new(),
+            replace_paths: Vec::new(),
+            before_sensitive: Vec::new(),
+            after_sensitive: vec![vec!["triggers".into(), "*".into(), "token".into()]],
+            reason: None,
+            notes: Vec::new(),
+            dependencies: Vec::new(),
+        };
+        let attributes = json!({"pipeline": "orders", "triggers": [
+            {"name": "a", "token": "t0k3n0aaaaaaaaaa"}, {"name": "b", "token": "t0k3n0bbbbbbbbbb"}]});
+        let recorded = record_for(&change, Some(attributes.clone()), &state);
+        // What the journal line holds.
+        let line = serde_json::to_string(&recorded).unwrap();
+        assert!(
+            !line.contains("t0k3n0aaaaaaaaaa") && !line.contains("t0k3n0bbbbbbbbbb"),
+            "{line}"
+        );
+        let Recorded::Set { resource, .. } = recorded else {
+            panic!("a set");
+        };
+        assert_eq!(resource.attributes["pipeline"], "orders");
+        let mut revealed = resource.attributes.clone();
+        crate::plan::sensitive::reveal(&mut revealed, &attributes, &state.key, &change.address);
+        assert_eq!(revealed, attributes);
+    }
+}

@@ -800,6 +800,46 @@ mod tests {
     }
 
     #[test]
+    fn clear_secrets_of_an_older_state_are_sealed_when_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = backend(&dir);
+        // As an older weir wrote it: secrets in clear.
+        let mut old = State::new();
+        let mut r = ResourceState::new(
+            "mage_pipeline",
+            "mage",
+            serde_json::json!({"name": "etl", "variables": {"key": "s3cr3t-value", "region": "eu"}}),
+        );
+        r.sensitive_paths = vec![vec!["variables".into(), "key".into()]];
+        old.resources.insert("mage_pipeline.etl".into(), r);
+        old.outputs.insert(
+            "key".into(),
+            crate::state::OutputState {
+                value: serde_json::json!("s3cr3t-value"),
+                sensitive: true,
+            },
+        );
+        fs::create_dir_all(b.path().parent().unwrap()).unwrap();
+        fs::write(b.path(), old.to_json()).unwrap();
+        let mut l = lock(&b);
+        let read = l.read().unwrap().unwrap();
+        assert_eq!(read, old, "an older state loads as it is");
+        l.persist(&read).unwrap();
+        let text = fs::read_to_string(b.path()).unwrap();
+        assert!(!text.contains("s3cr3t-value"), "{text}");
+        assert!(text.contains("\"region\": \"eu\""), "{text}");
+        let sealed = State::parse(text.as_bytes(), b.path()).unwrap();
+        let mut revealed = sealed.resources["mage_pipeline.etl"].attributes.clone();
+        crate::plan::sensitive::reveal(
+            &mut revealed,
+            &old.resources["mage_pipeline.etl"].attributes,
+            &old.key,
+            "mage_pipeline.etl",
+        );
+        assert_eq!(revealed, old.resources["mage_pipeline.etl"].attributes);
+    }
+
+    #[test]
     fn failed_persist_keeps_the_old_file() {
         let dir = tempfile::tempdir().unwrap();
         let b = backend(&dir);
