@@ -366,7 +366,10 @@ impl Inner {
                 Ok(value)
             }
             triggers::TYPE => {
-                let desired = TriggersAttrs::from_value(&resource.attributes).map_err(bad)?;
+                let desired = TriggersAttrs::from_value(&triggers::without_token_digests(
+                    &resource.attributes,
+                ))
+                .map_err(bad)?;
                 let mut attrs = triggers::plan(prior, desired).attrs;
                 if attrs.triggers.iter().any(|t| t.token.is_none()) {
                     self.keep_live_tokens(&mut attrs)?;
@@ -615,9 +618,11 @@ fn plan_value(
             }
             triggers::TYPE => {
                 let attrs = TriggersAttrs::from_value(&desired).map_err(bad)?;
-                let planned = triggers::plan(prior, attrs);
+                let mut planned = triggers::plan(prior, attrs);
+                let mut value = planned.attrs.to_value().map_err(bad)?;
+                triggers::keep_token_digests(prior, &mut value, &mut planned.unknown);
                 Ok(PlannedValue {
-                    value: planned.attrs.to_value().map_err(bad)?,
+                    value,
                     unknown: planned.unknown,
                     notes: planned.notes,
                 })
