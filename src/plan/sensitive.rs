@@ -67,6 +67,14 @@ pub fn marker(key: &str, address: &str, path: &[String], value: &Value) -> Value
     Value::Object(map)
 }
 
+/// Whether `value` holds a secret in clear: a non-null value at `paths` (wildcards expanded)
+/// that is not a [`marker`], i.e. what [`seal`] would replace.
+pub fn holds_clear_secret(value: &Value, paths: &[AttrPath]) -> bool {
+    values_at(value, paths)
+        .into_iter()
+        .any(|v| !v.is_null() && !is_sensitive_marker(v))
+}
+
 /// Replaces every non-null value at `paths` (wildcards expanded) inside `value` by its
 /// [`marker`]; markers already there stay. Says whether anything changed.
 pub fn seal(value: &mut Value, paths: &[AttrPath], key: &str, address: &str) -> bool {

@@ -469,11 +469,10 @@ fn read_state_head(state_path: &Path) -> Result<Option<StateHead>, StateError> {
 pub(crate) fn write_state_atomic(path: &Path, state: &State) -> Result<(), StateError> {
     // Secrets still in clear (a state written by an older weir) are written as keyed digests.
     let mut sealed = None;
-    if !state.key.is_empty() {
+    if !state.key.is_empty() && state.holds_clear_secrets() {
         let mut copy = state.clone();
-        if copy.seal_secrets() {
-            sealed = Some(copy);
-        }
+        copy.seal_secrets();
+        sealed = Some(copy);
     }
     let state = sealed.as_ref().unwrap_or(state);
     let dir = parent_dir(path);

@@ -25,7 +25,7 @@
 pub mod local;
 pub mod lock;
 
-use crate::plan::sensitive::seal;
+use crate::plan::sensitive::{holds_clear_secret, seal};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -191,6 +191,17 @@ impl State {
             }
         }
         changed
+    }
+
+    /// Whether [`State::seal_secrets`] has anything to replace.
+    pub fn holds_clear_secrets(&self) -> bool {
+        self.resources
+            .values()
+            .any(|r| holds_clear_secret(&r.attributes, &r.sensitive_paths))
+            || self
+                .outputs
+                .values()
+                .any(|o| o.sensitive && holds_clear_secret(&o.value, &[Vec::new()]))
     }
 
     /// Marks the state as changed: increases `serial` and records this weir's version.
