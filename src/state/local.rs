@@ -293,7 +293,11 @@ pub(crate) fn read_state(
     if entries.is_empty() {
         return Ok(state);
     }
-    let mut state = state.unwrap_or_else(|| State::with_lineage(header.lineage.clone()));
+    let mut state = state.unwrap_or_else(|| {
+        let mut fresh = State::with_lineage(header.lineage.clone());
+        fresh.key = header.key.clone().unwrap_or_default();
+        fresh
+    });
     for change in &entries {
         state.apply_change(change);
     }
@@ -308,6 +312,10 @@ struct JournalHeader {
     lineage: String,
     /// The serial of the state file the journal applies on top of; `None`: no state file.
     serial: Option<u64>,
+    /// Without a state file: the new state's key ([`State::key`]), which keyed the digests of
+    /// the secrets recorded below, so that a run killed before its first persist recovers it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
 }
 
 const JOURNAL_VERSION: u64 = 1;
@@ -544,6 +552,8 @@ pub(crate) struct JournalWriter {
     /// started then carries it, so that a run killed before its first persist recovers the
     /// same lineage (providers record it as the owner of what they create).
     pub(crate) new_lineage: Option<String>,
+    /// The key of that new state, carried by such a journal the same way.
+    pub(crate) new_key: Option<String>,
 }
 
 #[derive(Debug)]
@@ -567,6 +577,7 @@ impl JournalWriter {
             mode: Mode::Unknown,
             buf: Vec::with_capacity(4096),
             new_lineage: None,
+            new_key: None,
         }
     }
 
@@ -648,6 +659,7 @@ impl JournalWriter {
                 weir_journal: JOURNAL_VERSION,
                 lineage: head.lineage,
                 serial: Some(head.serial),
+                key: None,
             },
             None => JournalHeader {
                 weir_journal: JOURNAL_VERSION,
@@ -656,6 +668,7 @@ impl JournalWriter {
                     .clone()
                     .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
                 serial: None,
+                key: self.new_key.clone(),
             },
         };
         Ok(Mode::Pending { header, file: None })
@@ -687,6 +700,7 @@ impl JournalWriter {
                 weir_journal: JOURNAL_VERSION,
                 lineage: state.lineage.clone(),
                 serial: Some(state.serial),
+                key: None,
             },
             file,
         };
@@ -950,14 +964,21 @@ mod tests {
     fn journal_without_state_recovers_a_fresh_state() {
         let dir = tempfile::tempdir().unwrap();
         let b = backend(&dir);
+        let new = State::new();
         {
             let mut l = lock(&b);
             assert_eq!(l.read().unwrap(), None);
+            l.begin(&new);
             l.record(set("a.a", 1)).unwrap();
         }
         let s1 = b.read_unlocked().unwrap().unwrap();
         let s2 = b.read_unlocked().unwrap().unwrap();
         assert_eq!(s1, s2, "recovered lineage is stable");
+        assert_eq!(s1.lineage, new.lineage);
+        assert_eq!(
+            s1.key, new.key,
+            "the key of the recorded digests is recovered"
+        );
         assert_eq!(s1.serial, 1);
         assert_eq!(s1.resources.len(), 1);
 

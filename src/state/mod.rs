@@ -55,9 +55,9 @@ pub struct State {
     pub weir_version: String,
     /// A random secret (256 bits, hex) that never leaves the state: it seals saved plans made
     /// against this state and keys the digests of their secrets ([`crate::plan::file`]), so a
-    /// plan file can be neither forged nor used to check a guessed secret offline. Empty in a
-    /// state written before weir had it, or recovered from a journal alone: `weir plan --out`
-    /// adds one.
+    /// plan file can be neither forged nor used to check a guessed secret offline; it also keys
+    /// the digests that stand for secrets in the state itself ([`State::seal_secrets`]). Empty
+    /// in a state written before weir had it: `weir plan --out` and `weir apply` add one.
     #[serde(default)]
     pub key: String,
     /// Every managed resource, by address.
