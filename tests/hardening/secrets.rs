@@ -517,10 +517,11 @@ output "key" {
     assert!(state.contains("__weir_sensitive__"), "{state}");
     assert!(state.contains("\"region\": \"eu\""), "{state}");
 
-    // Nothing changed: no change found, with and without refresh.
+    // Nothing changed: no change found, with and without refresh, and no drift.
     for args in [&[][..], &["--refresh=false"][..]] {
         let (code, out) = plan_code(&dir, args);
         assert_eq!(code, 0, "plan {args:?}:\n{out}");
+        assert!(!out.contains("changed outside weir"), "{out}");
         assert_hides("the plan", &out, &forbidden);
     }
     run_ok(&dir, &["apply", "--auto-approve", "--refresh=false"]);
