@@ -8,9 +8,10 @@
 
 pub mod reporter;
 
+use crate::plan::sensitive::{marker, seal};
 use crate::plan::{Action, Change, Plan};
 use crate::providers::Providers;
-use crate::state::{OutputState, Recorded, ResourceState, State, StateLock};
+use crate::state::{OutputState, Recorded, ResourceState, State, StateLock, output_address};
 use reporter::{Event, Reporter};
 use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
@@ -202,10 +203,17 @@ impl StopSignals {
     }
 }
 
-/// What state records for a finished change: its new attributes, or its removal.
+/// What state records for a finished change: its new attributes, secrets replaced by their
+/// keyed digests (state, journal included, holds none in clear), or its removal.
 fn record_for(change: &Change, attributes: Option<Value>, state: &State) -> Recorded {
     match attributes {
-        Some(attributes) => {
+        Some(mut attributes) => {
+            seal(
+                &mut attributes,
+                &change.after_sensitive,
+                &state.key,
+                &change.address,
+            );
             // `prevent_destroy` is remembered so that removing the configuration cannot destroy it.
             let keeps = state
                 .resources
@@ -241,6 +249,16 @@ pub async fn apply(
     opts: &ApplyOptions,
     reporter: &dyn Reporter,
 ) -> ApplyOutcome {
+    let mut outcome = ApplyOutcome::default();
+    let mut changed = false;
+    // The key of the digests that stand for secrets in state (a state written before weir had
+    // one gets it now, saved before anything is recorded with it).
+    if state.ensure_key() {
+        state.bump();
+        if let Err(e) = lock.persist(state) {
+            outcome.state_error = Some(e.to_string());
+        }
+    }
     // Providers record this lineage as the owner of what they create; a crash must not
     // recover the state under another one.
     lock.begin(state);
@@ -258,10 +276,8 @@ pub async fn apply(
         }
     }
     let mut ready: VecDeque<usize> = (0..changes.len()).filter(|&i| waiting_on[i] == 0).collect();
-    let mut outcome = ApplyOutcome::default();
     let mut blocked = vec![false; changes.len()];
     let mut tasks = tokio::task::JoinSet::new();
-    let mut changed = false;
     let mut stop = StopSignals::listen();
     reporter.event(Event::Begin {
         total: changes.len(),
@@ -389,8 +405,13 @@ pub async fn apply(
                     changed |= state.outputs.remove(&o.name).is_some();
                 }
                 (_, Some(value)) => {
+                    let value = if o.sensitive {
+                        marker(&state.key, &output_address(&o.name), &[], value)
+                    } else {
+                        value.clone()
+                    };
                     let new = OutputState {
-                        value: value.clone(),
+                        value,
                         sensitive: o.sensitive,
                     };
                     if state.outputs.get(&o.name) != Some(&new) {
@@ -410,4 +431,46 @@ pub async fn apply(
     }
     reporter.event(Event::End);
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_attributes_hold_secrets_only_as_keyed_digests() {
+        let state = State::new();
+        let change = Change {
+            address: "mage_triggers.orders".into(),
+            type_name: "mage_triggers".into(),
+            name: "orders".into(),
+            provider: "mage".into(),
+            action: Action::Create,
+            before: None,
+            after: None,
+            after_unknown: Vec::new(),
+            replace_paths: Vec::new(),
+            before_sensitive: Vec::new(),
+            after_sensitive: vec![vec!["triggers".into(), "*".into(), "token".into()]],
+            reason: None,
+            notes: Vec::new(),
+            dependencies: Vec::new(),
+        };
+        let attributes = json!({"pipeline": "orders", "triggers": [
+            {"name": "a", "token": "t0k3n0aaaaaaaaaa"}, {"name": "b", "token": "t0k3n0bbbbbbbbbb"}]});
+        let recorded = record_for(&change, Some(attributes.clone()), &state);
+        // What the journal line holds.
+        let line = serde_json::to_string(&recorded).unwrap();
+        assert!(
+            !line.contains("t0k3n0aaaaaaaaaa") && !line.contains("t0k3n0bbbbbbbbbb"),
+            "{line}"
+        );
+        let Recorded::Set { resource, .. } = recorded else {
+            panic!("a set");
+        };
+        assert_eq!(resource.attributes["pipeline"], "orders");
+        let mut revealed = resource.attributes.clone();
+        crate::plan::sensitive::reveal(&mut revealed, &attributes, &state.key, &change.address);
+        assert_eq!(revealed, attributes);
+    }
 }

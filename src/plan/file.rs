@@ -132,8 +132,9 @@ pub fn config_digest(key: &str, fingerprint: &str) -> String {
     hmac(key, &[b"config", fingerprint.as_bytes()])
 }
 
-/// The keyed digest of the sensitive value at `path` of `address`.
-fn secret_digest(key: &str, address: &str, path: &[String], value: &Value) -> String {
+/// The keyed digest of the sensitive value at `path` of `address`: what a saved plan records
+/// for each secret, and what state keeps in its place ([`super::sensitive::marker`]).
+pub(crate) fn secret_digest(key: &str, address: &str, path: &[String], value: &Value) -> String {
     let path = path.join("\u{0}");
     hmac(
         key,
@@ -191,7 +192,7 @@ fn secret_digests(plan: &Plan, key: &str) -> BTreeMap<String, Vec<(AttrPath, Str
     }
     for o in plan.outputs.iter().filter(|o| o.sensitive) {
         if let Some(value) = &o.after {
-            let address = format!("output.{}", o.name);
+            let address = crate::state::output_address(&o.name);
             let digest = secret_digest(key, &address, &[], value);
             out.insert(address, vec![(Vec::new(), digest)]);
         }

@@ -4,7 +4,7 @@
 use super::action::Action;
 use super::change::{Change, Drift, Reason};
 use super::plan::{OutputChange, Plan};
-use super::sensitive::{expand_keeping_patterns, get_path};
+use super::sensitive::{expand_keeping_patterns, get_path, marker, reveal};
 use crate::graph::ResourceGraph;
 use crate::lower::ResourceInstance;
 use crate::model::Output;
@@ -13,7 +13,7 @@ use crate::state::State;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-use weir_provider_sdk::{AttrPath, ResourceRef};
+use weir_provider_sdk::{AttrPath, ResourceRef, contains_sensitive_marker};
 
 #[derive(Debug, Clone)]
 pub struct PlanOptions {
@@ -265,14 +265,24 @@ pub async fn plan(
     if opts.refresh {
         for (address, r) in &prior.resources {
             let now = live.get(address).and_then(Option::as_ref);
-            if now != Some(&r.attributes) {
+            // State holds secrets as keyed digests: compared through them.
+            let revealed = match now {
+                Some(now) if contains_sensitive_marker(&r.attributes) => {
+                    let mut before = r.attributes.clone();
+                    reveal(&mut before, now, &prior.key, address);
+                    Some(before)
+                }
+                _ => None,
+            };
+            let before = revealed.as_ref().unwrap_or(&r.attributes);
+            if now != Some(before) {
                 let now = now.cloned();
                 drift.push(Drift {
                     address: address.clone(),
                     type_name: r.resource_type.clone(),
                     name: name_of(address, &r.resource_type),
                     provider: r.provider.clone(),
-                    before: r.attributes.clone(),
+                    before: before.clone(),
                     after: now,
                     sensitive: r.sensitive_paths.clone(),
                 });
@@ -303,7 +313,7 @@ pub async fn plan(
         };
         let schema = providers.schema(&instance.type_name);
         let in_state = prior.resources.get(&address);
-        let current = live.remove(&address).flatten();
+        let mut current = live.remove(&address).flatten();
         let planned = match provider.plan(
             &instance.type_name,
             current.as_ref(),
@@ -315,6 +325,13 @@ pub async fn plan(
                 continue;
             }
         };
+        // Without refresh, the current value is state's, its secrets keyed digests: where the
+        // planned value is the same secret, it compares (and shows) as unchanged.
+        if let Some(now) = current.as_mut()
+            && contains_sensitive_marker(now)
+        {
+            reveal(now, &planned.value, &prior.key, &address);
+        }
         // Concrete paths, so that the saved plan and state name each secret (e.g. the token of
         // every trigger, retired ones the provider carried over too), and the wildcards kept for
         // what is not there yet (a trigger added outside weir, seen at the next refresh).
@@ -537,7 +554,19 @@ fn plan_outputs(outputs: &[Output], prior: &State, destroy: bool) -> Vec<OutputC
     let mut out = Vec::new();
     if !destroy {
         for o in outputs {
-            let before = prior.outputs.get(&o.name).map(|s| s.value.clone());
+            let before = prior.outputs.get(&o.name).map(|s| {
+                // A secret is in state as its keyed digest: the same secret compares equal.
+                let address = crate::state::output_address(&o.name);
+                match &o.value {
+                    v if o.sensitive
+                        && !o.unknown
+                        && marker(&prior.key, &address, &[], v) == s.value =>
+                    {
+                        v.clone()
+                    }
+                    _ => s.value.clone(),
+                }
+            });
             let after = if o.unknown {
                 None
             } else {

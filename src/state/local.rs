@@ -293,7 +293,11 @@ pub(crate) fn read_state(
     if entries.is_empty() {
         return Ok(state);
     }
-    let mut state = state.unwrap_or_else(|| State::with_lineage(header.lineage.clone()));
+    let mut state = state.unwrap_or_else(|| {
+        let mut fresh = State::with_lineage(header.lineage.clone());
+        fresh.key = header.key.clone().unwrap_or_default();
+        fresh
+    });
     for change in &entries {
         state.apply_change(change);
     }
@@ -308,6 +312,10 @@ struct JournalHeader {
     lineage: String,
     /// The serial of the state file the journal applies on top of; `None`: no state file.
     serial: Option<u64>,
+    /// Without a state file: the new state's key ([`State::key`]), which keyed the digests of
+    /// the secrets recorded below, so that a run killed before its first persist recovers it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
 }
 
 const JOURNAL_VERSION: u64 = 1;
@@ -467,6 +475,14 @@ fn read_state_head(state_path: &Path) -> Result<Option<StateHead>, StateError> {
 /// Writes `state` to `path` atomically: a temp file in the same directory, fsync, rename over
 /// `path`, fsync of the directory. Readers see the old or the new file, never a mix.
 pub(crate) fn write_state_atomic(path: &Path, state: &State) -> Result<(), StateError> {
+    // Secrets still in clear (a state written by an older weir) are written as keyed digests.
+    let mut sealed = None;
+    if !state.key.is_empty() && state.holds_clear_secrets() {
+        let mut copy = state.clone();
+        copy.seal_secrets();
+        sealed = Some(copy);
+    }
+    let state = sealed.as_ref().unwrap_or(state);
     let dir = parent_dir(path);
     ensure_dir(&dir)?;
     check_replaceable(path, "replace state file")?;
@@ -536,6 +552,8 @@ pub(crate) struct JournalWriter {
     /// started then carries it, so that a run killed before its first persist recovers the
     /// same lineage (providers record it as the owner of what they create).
     pub(crate) new_lineage: Option<String>,
+    /// The key of that new state, carried by such a journal the same way.
+    pub(crate) new_key: Option<String>,
 }
 
 #[derive(Debug)]
@@ -559,6 +577,7 @@ impl JournalWriter {
             mode: Mode::Unknown,
             buf: Vec::with_capacity(4096),
             new_lineage: None,
+            new_key: None,
         }
     }
 
@@ -640,6 +659,7 @@ impl JournalWriter {
                 weir_journal: JOURNAL_VERSION,
                 lineage: head.lineage,
                 serial: Some(head.serial),
+                key: None,
             },
             None => JournalHeader {
                 weir_journal: JOURNAL_VERSION,
@@ -648,6 +668,7 @@ impl JournalWriter {
                     .clone()
                     .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
                 serial: None,
+                key: self.new_key.clone(),
             },
         };
         Ok(Mode::Pending { header, file: None })
@@ -679,6 +700,7 @@ impl JournalWriter {
                 weir_journal: JOURNAL_VERSION,
                 lineage: state.lineage.clone(),
                 serial: Some(state.serial),
+                key: None,
             },
             file,
         };
@@ -788,6 +810,46 @@ mod tests {
         /// the temporary file, just before the rename (a full disk, an I/O error): a failure no
         /// file permission can simulate when the tests run as root.
         pub(super) static FAIL_BEFORE_RENAME: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    #[test]
+    fn clear_secrets_of_an_older_state_are_sealed_when_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = backend(&dir);
+        // As an older weir wrote it: secrets in clear.
+        let mut old = State::new();
+        let mut r = ResourceState::new(
+            "mage_pipeline",
+            "mage",
+            serde_json::json!({"name": "etl", "variables": {"key": "s3cr3t-value", "region": "eu"}}),
+        );
+        r.sensitive_paths = vec![vec!["variables".into(), "key".into()]];
+        old.resources.insert("mage_pipeline.etl".into(), r);
+        old.outputs.insert(
+            "key".into(),
+            crate::state::OutputState {
+                value: serde_json::json!("s3cr3t-value"),
+                sensitive: true,
+            },
+        );
+        fs::create_dir_all(b.path().parent().unwrap()).unwrap();
+        fs::write(b.path(), old.to_json()).unwrap();
+        let mut l = lock(&b);
+        let read = l.read().unwrap().unwrap();
+        assert_eq!(read, old, "an older state loads as it is");
+        l.persist(&read).unwrap();
+        let text = fs::read_to_string(b.path()).unwrap();
+        assert!(!text.contains("s3cr3t-value"), "{text}");
+        assert!(text.contains("\"region\": \"eu\""), "{text}");
+        let sealed = State::parse(text.as_bytes(), b.path()).unwrap();
+        let mut revealed = sealed.resources["mage_pipeline.etl"].attributes.clone();
+        crate::plan::sensitive::reveal(
+            &mut revealed,
+            &old.resources["mage_pipeline.etl"].attributes,
+            &old.key,
+            "mage_pipeline.etl",
+        );
+        assert_eq!(revealed, old.resources["mage_pipeline.etl"].attributes);
     }
 
     #[test]
@@ -902,14 +964,21 @@ mod tests {
     fn journal_without_state_recovers_a_fresh_state() {
         let dir = tempfile::tempdir().unwrap();
         let b = backend(&dir);
+        let new = State::new();
         {
             let mut l = lock(&b);
             assert_eq!(l.read().unwrap(), None);
+            l.begin(&new);
             l.record(set("a.a", 1)).unwrap();
         }
         let s1 = b.read_unlocked().unwrap().unwrap();
         let s2 = b.read_unlocked().unwrap().unwrap();
         assert_eq!(s1, s2, "recovered lineage is stable");
+        assert_eq!(s1.lineage, new.lineage);
+        assert_eq!(
+            s1.key, new.key,
+            "the key of the recorded digests is recovered"
+        );
         assert_eq!(s1.serial, 1);
         assert_eq!(s1.resources.len(), 1);
 

@@ -244,9 +244,10 @@ impl StateLock {
     }
 
     /// Tells the lock which state the records of this session apply to, so that a journal
-    /// begun before a new state is first persisted recovers with its lineage.
+    /// begun before a new state is first persisted recovers with its lineage and key.
     pub fn begin(&mut self, state: &State) {
         self.journal.new_lineage = Some(state.lineage.clone());
+        self.journal.new_key = Some(state.key.clone()).filter(|k| !k.is_empty());
     }
 
     /// Like [`StateLock::record`] for several changes at once, with a single fsync (group

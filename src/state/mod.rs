@@ -13,6 +13,9 @@
 //! - `resources` and `outputs` are sorted maps, so the file is stable and diffs well.
 //! - `dependencies` holds *direct* dependencies only (Terraform stores transitive ones, which
 //!   makes a chain of N resources cost N²).
+//! - No secret is stored in clear: the value at each of a resource's `sensitive_paths`, and a
+//!   sensitive output's value, is a marker `{"__weir_sensitive__": "hmac-sha256:<hex>"}` keyed
+//!   with `key` ([`State::seal_secrets`]); what is compared against state compares through it.
 //! - `lineage` is fixed when the state is created ([`State::new`]); `serial` is increased by the
 //!   caller ([`State::bump`]) on every write that changed something, never on a no-op.
 //!
@@ -22,6 +25,7 @@
 pub mod local;
 pub mod lock;
 
+use crate::plan::sensitive::{holds_clear_secret, seal};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -51,9 +55,9 @@ pub struct State {
     pub weir_version: String,
     /// A random secret (256 bits, hex) that never leaves the state: it seals saved plans made
     /// against this state and keys the digests of their secrets ([`crate::plan::file`]), so a
-    /// plan file can be neither forged nor used to check a guessed secret offline. Empty in a
-    /// state written before weir had it, or recovered from a journal alone: `weir plan --out`
-    /// adds one.
+    /// plan file can be neither forged nor used to check a guessed secret offline; it also keys
+    /// the digests that stand for secrets in the state itself ([`State::seal_secrets`]). Empty
+    /// in a state written before weir had it: `weir plan --out` and `weir apply` add one.
     #[serde(default)]
     pub key: String,
     /// Every managed resource, by address.
@@ -93,6 +97,11 @@ pub struct OutputState {
     pub value: Value,
     #[serde(default)]
     pub sensitive: bool,
+}
+
+/// The address a sensitive output's digest is keyed to (the one a saved plan uses too).
+pub fn output_address(name: &str) -> String {
+    format!("output.{name}")
 }
 
 fn empty_object() -> Value {
@@ -157,6 +166,42 @@ impl State {
             resources: BTreeMap::new(),
             outputs: BTreeMap::new(),
         }
+    }
+
+    /// Replaces every secret the state holds in clear (at a resource's `sensitive_paths`, a
+    /// sensitive output's value) by its keyed digest ([`crate::plan::sensitive::seal`]): state
+    /// written by an older weir, or a value recorded before this. Says whether anything changed.
+    /// Without a key (see [`State::ensure_key`]) nothing can be sealed.
+    pub fn seal_secrets(&mut self) -> bool {
+        if self.key.is_empty() {
+            return false;
+        }
+        let mut changed = false;
+        for (address, r) in &mut self.resources {
+            changed |= seal(&mut r.attributes, &r.sensitive_paths, &self.key, address);
+        }
+        for (name, o) in &mut self.outputs {
+            if o.sensitive {
+                changed |= seal(
+                    &mut o.value,
+                    &[Vec::new()],
+                    &self.key,
+                    &output_address(name),
+                );
+            }
+        }
+        changed
+    }
+
+    /// Whether [`State::seal_secrets`] has anything to replace.
+    pub fn holds_clear_secrets(&self) -> bool {
+        self.resources
+            .values()
+            .any(|r| holds_clear_secret(&r.attributes, &r.sensitive_paths))
+            || self
+                .outputs
+                .values()
+                .any(|o| o.sensitive && holds_clear_secret(&o.value, &[Vec::new()]))
     }
 
     /// Marks the state as changed: increases `serial` and records this weir's version.

@@ -441,3 +441,148 @@ output "bucket" {
     assert_eq!(project["after"]["remote_variables_dir"], "(sensitive)");
     assert_eq!(project["after_sensitive"]["logging"], true);
 }
+
+/// Every file under `.weir/` (the state, its journal, its lock files) as text.
+fn state_files(dir: &Path) -> String {
+    let mut all = String::new();
+    for entry in std::fs::read_dir(dir.join(".weir")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            all.push_str(&std::fs::read_to_string(&path).unwrap_or_default());
+        }
+    }
+    assert!(all.contains("\"lineage\""), "no state under .weir:\n{all}");
+    all
+}
+
+/// What a reader of the state could check a guessed secret against: the secret, its plain
+/// SHA-256 (hex), and the same of the value Mage stores it in.
+fn unkeyed_forms(secret: &str) -> Vec<String> {
+    use sha2::{Digest, Sha256};
+    let hex = |s: &str| -> String {
+        Sha256::digest(s.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let json = serde_json::to_string(secret).unwrap();
+    vec![secret.to_string(), hex(secret), hex(&json)]
+}
+
+/// `weir plan --detailed-exitcode ARGS`: its exit code and everything it printed.
+fn plan_code(dir: &Path, args: &[&str]) -> (i32, String) {
+    let out = weir(dir)
+        .env("WEIR_VAR_s", SECRET)
+        .args(["plan", "--detailed-exitcode"])
+        .args(args)
+        .output()
+        .unwrap();
+    let all =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), all)
+}
+
+#[test]
+fn state_and_journal_hold_secrets_only_as_keyed_digests() {
+    let (_tmp, dir) = config(
+        r#"  variables = { api_key = var.s, region = "eu" }
+  description = "key ${upper(var.s)}""#,
+        r#"notification "ops" {
+  channel     = "slack"
+  webhook_url = "https://hooks.example.com/${var.s}"
+}
+
+schedule "webhook" {
+  pipeline = pipeline.orders
+  type     = "api"
+}
+
+output "key" {
+  value     = var.s
+  sensitive = true
+}
+"#,
+    );
+    run_ok(&dir, &["apply", "--auto-approve"]);
+    let token = trigger_token(&dir, "orders");
+    let mut forbidden = unkeyed_forms(SECRET);
+    forbidden.extend(unkeyed_forms(&token));
+    forbidden.extend(unkeyed_forms(&SECRET.to_uppercase()));
+    forbidden.extend(unkeyed_forms(&format!(
+        "https://hooks.example.com/{SECRET}"
+    )));
+    let forbidden: Vec<&str> = forbidden.iter().map(String::as_str).collect();
+    let state = state_files(&dir);
+    assert_hides("the state", &state, &forbidden);
+    assert!(state.contains("__weir_sensitive__"), "{state}");
+    assert!(state.contains("\"region\": \"eu\""), "{state}");
+
+    // Nothing changed: no change found, with and without refresh, and no drift.
+    for args in [&[][..], &["--refresh=false"][..]] {
+        let (code, out) = plan_code(&dir, args);
+        assert_eq!(code, 0, "plan {args:?}:\n{out}");
+        assert!(!out.contains("changed outside weir"), "{out}");
+        assert_hides("the plan", &out, &forbidden);
+    }
+    run_ok(&dir, &["apply", "--auto-approve", "--refresh=false"]);
+    assert_eq!(trigger_token(&dir, "orders"), token);
+
+    // Another secret: an update, without printing either.
+    let out = weir(&dir)
+        .env("WEIR_VAR_s", "Other5ecretValue")
+        .args(["plan", "--detailed-exitcode", "--refresh=false"])
+        .output()
+        .unwrap();
+    let all =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    assert!(all.contains("mage_pipeline.orders"), "{all}");
+    assert_hides("the plan", &all, &[SECRET, "Other5ecretValue", &token]);
+    let out = weir(&dir)
+        .env("WEIR_VAR_s", "Other5ecretValue")
+        .args(["plan", "--detailed-exitcode"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn tokens_are_kept_by_an_apply_without_refresh() {
+    let (_tmp, dir) = config(
+        "  description = \"first\"",
+        "schedule \"webhook\" {\n  pipeline = pipeline.orders\n  type     = \"api\"\n}\n\nschedule \"nightly\" {\n  pipeline = pipeline.orders\n  cron     = \"0 3 * * *\"\n}\n",
+    );
+    run_ok(&dir, &["apply", "--auto-approve"]);
+    let yaml = dir.join("mage_project/pipelines/orders/triggers.yaml");
+    let before = std::fs::read_to_string(&yaml).unwrap();
+    let token = trigger_token(&dir, "orders");
+    assert_hides("the state", &state_files(&dir), &[&token]);
+
+    // A changed pipeline and schedule, planned and applied from state alone.
+    let hcl = std::fs::read_to_string(dir.join("main.hcl")).unwrap();
+    std::fs::write(
+        dir.join("main.hcl"),
+        hcl.replace("\"first\"", "\"second\"")
+            .replace("0 3 * * *", "0 4 * * *"),
+    )
+    .unwrap();
+    let (code, out) = plan_code(&dir, &["--refresh=false"]);
+    assert_eq!(code, 2, "{out}");
+    run_ok(&dir, &["apply", "--auto-approve", "--refresh=false"]);
+    let after = std::fs::read_to_string(&yaml).unwrap();
+    assert_ne!(before, after, "the cron changed");
+    assert!(after.contains("0 4 * * *"), "{after}");
+    let tokens = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter_map(|l| l.trim().strip_prefix("token: ").map(str::to_string))
+            .collect()
+    };
+    assert_eq!(tokens(&before), tokens(&after));
+    assert_eq!(tokens(&after).len(), 2, "{after}");
+    assert!(!after.contains("__weir_sensitive__"), "{after}");
+    assert_hides("the state", &state_files(&dir), &[&token]);
+    for args in [&[][..], &["--refresh=false"][..]] {
+        let (code, out) = plan_code(&dir, args);
+        assert_eq!(code, 0, "plan {args:?}:\n{out}");
+    }
+}

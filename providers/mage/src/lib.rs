@@ -161,7 +161,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use serde_json::Value;
-use weir_provider_sdk::{PlannedValue, Provider, ProviderError, ResourceRef, ResourceSchema};
+use weir_provider_sdk::{
+    PlannedValue, Provider, ProviderError, ResourceRef, ResourceSchema, contains_sensitive_marker,
+};
 
 use crate::attrs::{str_attr, unparseable};
 use crate::block::BlockAttrs;
@@ -266,14 +268,24 @@ impl Inner {
             .clone()
     }
 
+    /// Writes the file of the resource `owner`, whose attributes are `value`.
     fn write(
         &self,
         project_dir: &str,
         rel: &RelPath,
         content: &[u8],
         owner: &str,
+        value: &Value,
         mode: u32,
     ) -> Result<(), ProviderError> {
+        // A value from state holds keyed digests where its secrets were: never a file's content.
+        if contains_sensitive_marker(value) {
+            return Err(ProviderError::permanent(format!(
+                "{owner}: a sensitive value is known only by its digest in state, and weir cannot write it to {}",
+                rel.key()
+            ))
+            .with_help("run weir plan (or apply) with refresh, so that weir reads the value from the project"));
+        }
         let lineage = self.lineage();
         self.with_project(project_dir, |project| {
             project.write_owned(rel, content, owner, lineage.as_deref(), mode)
@@ -312,7 +324,14 @@ impl Inner {
                 let rel = RelPath::from_segments(&["metadata.yaml"]).map_err(bad)?;
                 let value = attrs.to_value();
                 let mode = file_mode(&value, &resource.sensitive_paths);
-                self.write(&attrs.project_dir, &rel, text.as_bytes(), address, mode)?;
+                self.write(
+                    &attrs.project_dir,
+                    &rel,
+                    text.as_bytes(),
+                    address,
+                    &value,
+                    mode,
+                )?;
                 Ok(value)
             }
             pipeline::TYPE => {
@@ -321,7 +340,14 @@ impl Inner {
                 let text = attrs.render().map_err(|e| render_error(address, e))?;
                 let value = attrs.to_value().map_err(|e| render_error(address, e))?;
                 let mode = file_mode(&value, &resource.sensitive_paths);
-                self.write(&attrs.project_dir, &rel, text.as_bytes(), address, mode)?;
+                self.write(
+                    &attrs.project_dir,
+                    &rel,
+                    text.as_bytes(),
+                    address,
+                    &value,
+                    mode,
+                )?;
                 Ok(value)
             }
             block::TYPE => {
@@ -334,23 +360,57 @@ impl Inner {
                     &rel,
                     attrs.code.as_bytes(),
                     address,
+                    &value,
                     mode,
                 )?;
                 Ok(value)
             }
             triggers::TYPE => {
-                let desired = TriggersAttrs::from_value(&resource.attributes).map_err(bad)?;
+                let desired = TriggersAttrs::from_value(&triggers::without_token_digests(
+                    &resource.attributes,
+                ))
+                .map_err(bad)?;
                 let mut attrs = triggers::plan(prior, desired).attrs;
+                if attrs.triggers.iter().any(|t| t.token.is_none()) {
+                    self.keep_live_tokens(&mut attrs)?;
+                }
                 attrs.fill_at_apply(chrono::Utc::now());
                 let rel = attrs.rel_path().map_err(bad)?;
                 let text = attrs.render().map_err(|e| render_error(address, e))?;
                 let value = attrs.to_value().map_err(|e| render_error(address, e))?;
                 let mode = file_mode(&value, &resource.sensitive_paths);
-                self.write(&attrs.project_dir, &rel, text.as_bytes(), address, mode)?;
+                self.write(
+                    &attrs.project_dir,
+                    &rel,
+                    text.as_bytes(),
+                    address,
+                    &value,
+                    mode,
+                )?;
                 Ok(value)
             }
             other => Err(unknown_type(other)),
         }
+    }
+
+    /// Gives each trigger without a token the one its live `triggers.yaml` has
+    /// ([`triggers::keep_live_tokens`]); a missing or unreadable file leaves it without.
+    fn keep_live_tokens(&self, attrs: &mut TriggersAttrs) -> Result<(), ProviderError> {
+        let rel = attrs
+            .rel_path()
+            .map_err(|e| bad_attributes("", triggers::TYPE, e))?;
+        let lineage = self.lineage();
+        let bytes = self.with_project(&attrs.project_dir, |project| {
+            project.check_owner(lineage.as_deref())?;
+            project.read(&rel)
+        })?;
+        if let Some(text) = bytes.and_then(|b| String::from_utf8(b).ok())
+            && let Ok(live) =
+                triggers::parse(&attrs.project_dir, &attrs.pipeline, &text, &Value::Null)
+        {
+            triggers::keep_live_tokens(attrs, &live);
+        }
+        Ok(())
     }
 
     /// Where a resource's file is, from its recorded attributes.
@@ -558,9 +618,11 @@ fn plan_value(
             }
             triggers::TYPE => {
                 let attrs = TriggersAttrs::from_value(&desired).map_err(bad)?;
-                let planned = triggers::plan(prior, attrs);
+                let mut planned = triggers::plan(prior, attrs);
+                let mut value = planned.attrs.to_value().map_err(bad)?;
+                triggers::keep_token_digests(prior, &mut value, &mut planned.unknown);
                 Ok(PlannedValue {
-                    value: planned.attrs.to_value().map_err(bad)?,
+                    value,
                     unknown: planned.unknown,
                     notes: planned.notes,
                 })

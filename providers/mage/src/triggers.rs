@@ -16,7 +16,7 @@ use chrono::{DateTime, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use serde_saphyr::DoubleQuoted;
-use weir_provider_sdk::AttrPath;
+use weir_provider_sdk::{AttrPath, is_sensitive_marker};
 
 use crate::attrs::{is_false, kind_of, nullable, top_mapping};
 use crate::fsio::RelPath;
@@ -431,6 +431,89 @@ pub(crate) fn plan(prior: Option<&Value>, mut desired: TriggersAttrs) -> Planned
     }
 }
 
+/// The token digests of `prior` (state keeps a token only as a keyed digest, see
+/// [`weir_provider_sdk::SENSITIVE_MARKER`]) put back into the planned `value` where a trigger of
+/// the same name has no token yet: planned from state alone (`--refresh=false`), a trigger keeps
+/// its token, and the plan says so instead of "known after apply". Apply takes the token itself
+/// from the live file ([`keep_live_tokens`]).
+pub(crate) fn keep_token_digests(
+    prior: Option<&Value>,
+    value: &mut Value,
+    unknown: &mut Vec<AttrPath>,
+) {
+    // Another pipeline or project: its triggers are new ones (see [`plan`]).
+    let same_target = |p: &&Value| {
+        ["project_dir", "pipeline"]
+            .iter()
+            .all(|k| p.get(k).is_some_and(|v| Some(v) == value.get(k)))
+    };
+    let Some(prior) = prior
+        .filter(same_target)
+        .and_then(|p| p.get("triggers"))
+        .and_then(Value::as_array)
+    else {
+        return;
+    };
+    let digests: HashMap<&str, &Value> = prior
+        .iter()
+        .filter_map(|t| {
+            let token = t.get("token").filter(|v| is_sensitive_marker(v))?;
+            Some((t.get("name")?.as_str()?, token))
+        })
+        .collect();
+    let Some(triggers) = value.get_mut("triggers").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for (index, t) in triggers.iter_mut().enumerate() {
+        let Some(digest) = t
+            .get("name")
+            .and_then(Value::as_str)
+            .and_then(|n| digests.get(n))
+        else {
+            continue;
+        };
+        if let Some(slot) = t.get_mut("token").filter(|v| v.is_null()) {
+            *slot = (*digest).clone();
+            let path = vec![
+                "triggers".to_string(),
+                index.to_string(),
+                "token".to_string(),
+            ];
+            unknown.retain(|p| *p != path);
+        }
+    }
+}
+
+/// `value` without its token digests (see [`keep_token_digests`]): what apply reads the
+/// desired triggers from, the tokens then taken from the live file.
+pub(crate) fn without_token_digests(value: &Value) -> Value {
+    let mut out = value.clone();
+    if let Some(triggers) = out.get_mut("triggers").and_then(Value::as_array_mut) {
+        for t in triggers {
+            if let Some(token) = t.get_mut("token").filter(|v| is_sensitive_marker(v)) {
+                *token = Value::Null;
+            }
+        }
+    }
+    out
+}
+
+/// Gives every trigger without a token the token of the trigger of the same name in `live`
+/// (the pipeline's `triggers.yaml` as [`parse`] reads it). State keeps only a keyed digest of a
+/// token, so a value planned from state (`--refresh=false`) has none to keep: the one Mage
+/// already knows is kept rather than replaced by a new one.
+pub(crate) fn keep_live_tokens(attrs: &mut TriggersAttrs, live: &Value) {
+    let tokens: HashMap<String, String> = lenient_triggers(live)
+        .into_iter()
+        .filter_map(|t| Some((t.name, t.token?)))
+        .collect();
+    for t in &mut attrs.triggers {
+        if t.token.is_none() {
+            t.token = tokens.get(&t.name).cloned();
+        }
+    }
+}
+
 fn mark_unknown(t: &TriggerAttrs, index: usize, out: &mut Vec<AttrPath>) {
     let path = |leaf: &str| vec!["triggers".to_string(), index.to_string(), leaf.to_string()];
     if t.start_time.is_none() && t.schedule_type == "time" {
@@ -452,6 +535,18 @@ fn lenient_triggers(prior: &Value) -> Vec<TriggerAttrs> {
     };
     let mut out: Vec<TriggerAttrs> = Vec::new();
     for item in items {
+        // State keeps a token as a keyed digest: here it is a token not known.
+        let without_digest;
+        let item = if item.get("token").is_some_and(is_sensitive_marker) {
+            let mut copy = item.clone();
+            if let Some(map) = copy.as_object_mut() {
+                map.remove("token");
+            }
+            without_digest = copy;
+            &without_digest
+        } else {
+            item
+        };
         let parsed = TriggerAttrs::deserialize(item).ok().or_else(|| {
             let text = |key: &str| item.get(key).and_then(Value::as_str).map(str::to_string);
             Some(TriggerAttrs {

@@ -1263,3 +1263,87 @@ async fn a_journal_left_by_a_killed_run_is_folded_in_by_the_next() {
     provider.delete(&r).await.unwrap();
     assert!(!project_path(&dir, "pipelines/orders/metadata.yaml").exists());
 }
+
+/// A trigger's token as state keeps it: a keyed digest, never the token.
+fn token_digest() -> Value {
+    json!({"__weir_sensitive__": "hmac-sha256:00ff"})
+}
+
+/// State keeps a token only as a keyed digest: planned from state alone, a trigger keeps the
+/// digest (the plan shows the token unchanged), and apply writes the token the live file has,
+/// never the digest; a new token only where the file has none.
+#[tokio::test]
+async fn tokens_known_only_by_their_digest_are_taken_from_the_live_file() {
+    let (dir, provider) = setup();
+    let r = resource(
+        "mage_triggers.orders",
+        "mage_triggers",
+        triggers_attrs(json!([nightly(), on_demand()])),
+    );
+    let (_, created, _) = plan_create_read(&provider, &r).await;
+    let yaml = project_path(&dir, "pipelines/orders/triggers.yaml");
+    let tokens =
+        |v: &Value| -> Vec<Value> { (0..2).map(|i| v["triggers"][i]["token"].clone()).collect() };
+    let live_tokens = tokens(&created);
+    // What state records.
+    let mut sealed = created.clone();
+    for i in 0..2 {
+        sealed["triggers"][i]["token"] = token_digest();
+    }
+    // A changed cron, planned from state alone (`--refresh=false`).
+    let mut changed = nightly();
+    changed["schedule_interval"] = json!("0 4 * * *");
+    let desired = triggers_attrs(json!([changed, on_demand()]));
+    let planned = plan(
+        &provider,
+        &resource("mage_triggers.orders", "mage_triggers", desired),
+        Some(&sealed),
+    );
+    assert_eq!(tokens(&planned.value), vec![token_digest(), token_digest()]);
+    assert!(
+        !planned
+            .unknown
+            .iter()
+            .any(|p| p.last().is_some_and(|l| l == "token")),
+        "{:?}",
+        planned.unknown
+    );
+    let applied = resource("mage_triggers.orders", "mage_triggers", planned.value);
+    let updated = match provider.update(&sealed, &applied).await {
+        Ok(v) => v,
+        Err(e) => panic!("update failed: {e}"),
+    };
+    assert_eq!(tokens(&updated), live_tokens);
+    let text = read_text(&yaml);
+    assert!(text.contains("0 4 * * *"), "{text}");
+    assert!(!text.contains("__weir_sensitive__"), "{text}");
+    for t in &live_tokens {
+        assert!(text.contains(t.as_str().unwrap_or("?")), "{text}");
+    }
+
+    // Without the file, a new token (never the digest).
+    fs::remove_file(&yaml).unwrap_or_else(|e| panic!("{e}"));
+    let updated = match provider.update(&sealed, &applied).await {
+        Ok(v) => v,
+        Err(e) => panic!("update failed: {e}"),
+    };
+    for (new, old) in tokens(&updated).iter().zip(&live_tokens) {
+        assert!(new.is_string() && new != old, "{new} {old}");
+    }
+    assert!(!read_text(&yaml).contains("__weir_sensitive__"));
+}
+
+/// Any other value known only by its digest is refused, never written.
+#[tokio::test]
+async fn a_value_known_only_by_its_digest_is_never_written() {
+    let (dir, provider) = setup();
+    let mut attrs = pipeline_attrs();
+    attrs["variables"]["source"] = token_digest();
+    let r = resource("mage_pipeline.orders", "mage_pipeline", attrs);
+    let err = match provider.create(&r).await {
+        Ok(v) => panic!("a digest was written: {v}"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("digest"), "{err}");
+    assert!(!project_path(&dir, "pipelines/orders/metadata.yaml").exists());
+}

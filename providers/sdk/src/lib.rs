@@ -23,6 +23,30 @@ use std::fmt;
 /// `["blocks", "0", "code"]`. Array indices are written as decimal strings.
 pub type AttrPath = Vec<String>;
 
+/// The key of the object that stands for a sensitive value in state: `{"__weir_sensitive__":
+/// "hmac-sha256:<hex>"}`, a digest keyed with a secret that never leaves the state. State holds
+/// no secret in clear, so a prior value (from state, e.g. with `--refresh=false`) may carry
+/// such markers where its secrets were: a provider must never write one into a live object;
+/// it takes the real value from the live object instead, or chooses a new one.
+pub const SENSITIVE_MARKER: &str = "__weir_sensitive__";
+
+/// Whether `value` is a [`SENSITIVE_MARKER`] object.
+pub fn is_sensitive_marker(value: &Value) -> bool {
+    matches!(value, Value::Object(map) if map.len() == 1
+        && map.get(SENSITIVE_MARKER).is_some_and(Value::is_string))
+}
+
+/// Whether `value` holds a [`SENSITIVE_MARKER`] object anywhere.
+pub fn contains_sensitive_marker(value: &Value) -> bool {
+    match value {
+        Value::Object(map) => {
+            is_sensitive_marker(value) || map.values().any(contains_sensitive_marker)
+        }
+        Value::Array(items) => items.iter().any(contains_sensitive_marker),
+        _ => false,
+    }
+}
+
 /// What the engine knows about one attribute of a resource type.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AttributeSchema {
