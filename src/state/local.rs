@@ -176,13 +176,13 @@ pub(crate) fn open_regular(path: &Path, options: &mut OpenOptions) -> io::Result
             return Err(if link { symlink_error() } else { e });
         }
     };
-    let kind = file.metadata()?.file_type();
-    if kind.is_file() {
+    let meta = file.metadata()?;
+    if meta.is_file() {
         Ok(file)
     } else {
         Err(io::Error::other(format!(
-            "it is {}, not a regular file",
-            describe_kind(kind)
+            "it is a {}, not a regular file",
+            weir_provider_sdk::fs::describe(&meta)
         )))
     }
 }
@@ -202,34 +202,11 @@ pub(crate) fn check_replaceable(path: &Path, action: &'static str) -> Result<(),
             action,
             path,
             io::Error::other(format!(
-                "it is {}, not a regular file",
-                describe_kind(m.file_type())
+                "it is a {}, not a regular file",
+                weir_provider_sdk::fs::describe(&m)
             )),
         )),
         _ => Ok(()),
-    }
-}
-
-fn describe_kind(kind: fs::FileType) -> &'static str {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if kind.is_fifo() {
-            return "a FIFO";
-        }
-        if kind.is_socket() {
-            return "a socket";
-        }
-        if kind.is_block_device() || kind.is_char_device() {
-            return "a device";
-        }
-    }
-    if kind.is_dir() {
-        "a directory"
-    } else if kind.is_symlink() {
-        "a symbolic link"
-    } else {
-        "something else"
     }
 }
 

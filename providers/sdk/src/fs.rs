@@ -96,6 +96,13 @@ impl FsError {
 
 pub type FsResult<T> = Result<T, FsError>;
 
+/// What the file described by `meta` is, in words ("FIFO", "directory", "regular file", …),
+/// for messages about a file found where another kind was expected.
+pub fn describe(meta: &fs::Metadata) -> &'static str {
+    use std::os::unix::fs::MetadataExt;
+    kind_name(FileType::from_raw_mode(meta.mode()))
+}
+
 fn kind_name(kind: FileType) -> &'static str {
     match kind {
         FileType::RegularFile => "regular file",
