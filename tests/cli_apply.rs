@@ -424,34 +424,7 @@ fn a_second_weir_waits_with_lock_timeout() {
 
 #[test]
 fn ctrl_c_finishes_what_is_in_flight_and_saves_state() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    std::fs::write(dir.join("main.hcl"), many_pipelines(150, false)).unwrap();
-    let (mut child, mut reader) = start_apply(dir, 1, 20);
-    // SIGINT, as Ctrl-C sends.
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
-    let exit = child.wait().unwrap();
-    assert_eq!(
-        exit.code(),
-        Some(1),
-        "an interrupted apply exits 1:\n{rest}"
-    );
-    assert!(rest.contains("Interrupted"), "{rest}");
-    // State was saved (the journal folded into state.json) and the lock released.
-    let state: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join(".weir/state.json")).unwrap())
-            .unwrap();
-    let recorded = state["resources"].as_object().unwrap().len();
-    assert!((20..301).contains(&recorded), "{recorded}");
-    assert!(!dir.join(".weir/state.json.lock.info").exists());
-    apply(dir);
-    assert_eq!(plan_exit(dir).0, 0);
+    cli::interrupt_apply_then_converge("INT");
 }
 
 #[test]

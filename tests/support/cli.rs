@@ -140,3 +140,37 @@ pub fn start_apply(
     assert_eq!(finished, created, "the apply should have reported progress");
     (child, reader)
 }
+
+/// Sends `signal` (`"INT"` as Ctrl-C does, `"TERM"` as CI does on cancel) to an apply of 300
+/// resources once 20 are done, and checks that it stops the way weir promises: what is in flight
+/// finishes, state is saved, the lock released, "Interrupted", exit 1; then that a second apply
+/// completes the work and a plan finds nothing left.
+pub fn interrupt_apply_then_converge(signal: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("main.hcl"), many_pipelines(150, false)).unwrap();
+    let (mut child, mut reader) = start_apply(dir, 1, 20);
+    let status = std::process::Command::new("kill")
+        .args([format!("-{signal}"), child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
+    let exit = child.wait().unwrap();
+    assert_eq!(
+        exit.code(),
+        Some(1),
+        "an apply stopped by SIG{signal} exits 1 (not killed by the signal):\n{rest}"
+    );
+    assert!(rest.contains("Interrupted"), "{rest}");
+    // State was saved (the journal folded into state.json) and the lock released.
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(".weir/state.json")).unwrap())
+            .unwrap();
+    let recorded = state["resources"].as_object().unwrap().len();
+    assert!((20..301).contains(&recorded), "{recorded}");
+    assert!(!dir.join(".weir/state.json.lock.info").exists());
+    apply(dir);
+    assert_eq!(plan_exit(dir).0, 0);
+}

@@ -268,28 +268,31 @@ impl Inner {
             .clone()
     }
 
-    /// Writes the file of the resource `owner`, whose attributes are `value`.
+    /// Writes the rendered file of `resource`, whose attributes are now `value` (returned), with
+    /// permissions for its owner only when it holds a secret.
     fn write(
         &self,
+        resource: &ResourceRef,
         project_dir: &str,
         rel: &RelPath,
         content: &[u8],
-        owner: &str,
-        value: &Value,
-        mode: u32,
-    ) -> Result<(), ProviderError> {
+        value: Value,
+    ) -> Result<Value, ProviderError> {
+        let owner = resource.address.as_str();
         // A value from state holds keyed digests where its secrets were: never a file's content.
-        if contains_sensitive_marker(value) {
+        if contains_sensitive_marker(&value) {
             return Err(ProviderError::permanent(format!(
                 "{owner}: a sensitive value is known only by its digest in state, and weir cannot write it to {}",
                 rel.key()
             ))
             .with_help("run weir plan (or apply) with refresh, so that weir reads the value from the project"));
         }
+        let mode = file_mode(&value, &resource.sensitive_paths);
         let lineage = self.lineage();
         self.with_project(project_dir, |project| {
             project.write_owned(rel, content, owner, lineage.as_deref(), mode)
-        })
+        })?;
+        Ok(value)
     }
 
     /// Runs `work` on the project (loading it on first use), under the projects lock.
@@ -323,47 +326,26 @@ impl Inner {
                 let text = attrs.render().map_err(|e| render_error(address, e))?;
                 let rel = RelPath::from_segments(&["metadata.yaml"]).map_err(bad)?;
                 let value = attrs.to_value();
-                let mode = file_mode(&value, &resource.sensitive_paths);
-                self.write(
-                    &attrs.project_dir,
-                    &rel,
-                    text.as_bytes(),
-                    address,
-                    &value,
-                    mode,
-                )?;
-                Ok(value)
+                self.write(resource, &attrs.project_dir, &rel, text.as_bytes(), value)
             }
             pipeline::TYPE => {
                 let attrs = PipelineAttrs::from_value(&resource.attributes).map_err(bad)?;
                 let rel = attrs.rel_path().map_err(bad)?;
                 let text = attrs.render().map_err(|e| render_error(address, e))?;
                 let value = attrs.to_value().map_err(|e| render_error(address, e))?;
-                let mode = file_mode(&value, &resource.sensitive_paths);
-                self.write(
-                    &attrs.project_dir,
-                    &rel,
-                    text.as_bytes(),
-                    address,
-                    &value,
-                    mode,
-                )?;
-                Ok(value)
+                self.write(resource, &attrs.project_dir, &rel, text.as_bytes(), value)
             }
             block::TYPE => {
                 let attrs = BlockAttrs::from_value(&resource.attributes).map_err(bad)?;
                 let rel = attrs.rel_path().map_err(bad)?;
                 let value = attrs.to_value();
-                let mode = file_mode(&value, &resource.sensitive_paths);
                 self.write(
+                    resource,
                     &attrs.project_dir,
                     &rel,
                     attrs.code.as_bytes(),
-                    address,
-                    &value,
-                    mode,
-                )?;
-                Ok(value)
+                    value,
+                )
             }
             triggers::TYPE => {
                 let desired = TriggersAttrs::from_value(&triggers::without_token_digests(
@@ -378,16 +360,7 @@ impl Inner {
                 let rel = attrs.rel_path().map_err(bad)?;
                 let text = attrs.render().map_err(|e| render_error(address, e))?;
                 let value = attrs.to_value().map_err(|e| render_error(address, e))?;
-                let mode = file_mode(&value, &resource.sensitive_paths);
-                self.write(
-                    &attrs.project_dir,
-                    &rel,
-                    text.as_bytes(),
-                    address,
-                    &value,
-                    mode,
-                )?;
-                Ok(value)
+                self.write(resource, &attrs.project_dir, &rel, text.as_bytes(), value)
             }
             other => Err(unknown_type(other)),
         }
