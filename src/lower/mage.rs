@@ -47,8 +47,9 @@ pub(super) fn lower_local(model: &Configuration) -> Result<Vec<ResourceInstance>
     );
     out.push(project);
 
-    // Mage keeps block code by type and uuid, shared by every pipeline: two blocks that would
-    // land in the same file must be the same code.
+    // Mage keeps block code by type and uuid, shared by every pipeline: blocks of several
+    // pipelines that land in one file become one resource. (The model already refuses two
+    // different codes for one file; the check below keeps lowering safe on its own.)
     // Path → (owner, code, index of its instance in `out`).
     let mut files: BTreeMap<String, (String, String, usize)> = BTreeMap::new();
     for p in &model.pipelines {
@@ -74,7 +75,7 @@ pub(super) fn lower_local(model: &Configuration) -> Result<Vec<ResourceInstance>
             .map(|b| {
                 (
                     b.uuid.as_str(),
-                    format!("{}/{}.{}", b.kind.folder(), b.uuid, b.language.extension()),
+                    crate::model::code_file(b.kind.folder(), &b.uuid, b.language),
                     &b.code,
                     &b.sensitive,
                 )
@@ -82,7 +83,7 @@ pub(super) fn lower_local(model: &Configuration) -> Result<Vec<ResourceInstance>
             .chain(p.conditions.iter().map(|c| {
                 (
                     c.uuid.as_str(),
-                    format!("conditionals/{}.{}", c.uuid, c.language.extension()),
+                    crate::model::code_file("conditionals", &c.uuid, c.language),
                     &c.code,
                     &c.sensitive,
                 )
@@ -90,7 +91,7 @@ pub(super) fn lower_local(model: &Configuration) -> Result<Vec<ResourceInstance>
             .chain(p.callbacks.iter().map(|c| {
                 (
                     c.uuid.as_str(),
-                    format!("callbacks/{}.{}", c.uuid, c.language.extension()),
+                    crate::model::code_file("callbacks", &c.uuid, c.language),
                     &c.code,
                     &c.sensitive,
                 )

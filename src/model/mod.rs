@@ -20,7 +20,7 @@ use std::path::PathBuf;
 pub use deployment::image_risks;
 pub use notification::{Channel, Event, Message, Notification};
 pub use pipeline::{
-    AddOn, Block, BlockType, Concurrency, Language, OnLimit, Pipeline, RetryPolicy,
+    AddOn, Block, BlockType, Concurrency, Language, OnLimit, Pipeline, RetryPolicy, code_file,
 };
 pub use schedule::{Schedule, ScheduleType};
 

@@ -467,7 +467,7 @@ pub(super) fn pipelines(
 
 /// The file Mage keeps a block's code in, relative to the project: by folder and uuid, shared
 /// by every pipeline of the project.
-fn code_file(folder: &str, uuid: &str, language: Language) -> String {
+pub fn code_file(folder: &str, uuid: &str, language: Language) -> String {
     format!("{folder}/{uuid}.{}", language.extension())
 }
 
