@@ -214,11 +214,8 @@ fn record_for(change: &Change, attributes: Option<Value>, state: &State) -> Reco
                 &state.key,
                 &change.address,
             );
-            // `prevent_destroy` is remembered so that removing the configuration cannot destroy it.
-            let keeps = state
-                .resources
-                .get(&change.address)
-                .is_some_and(|r| r.private.get("prevent_destroy") == Some(&Value::Bool(true)));
+            let mut private = json!({});
+            record_prevent_destroy(&mut private, change.prevent_destroy);
             Recorded::Set {
                 address: change.address.clone(),
                 resource: ResourceState {
@@ -227,11 +224,7 @@ fn record_for(change: &Change, attributes: Option<Value>, state: &State) -> Reco
                     attributes,
                     sensitive_paths: change.after_sensitive.clone(),
                     dependencies: change.dependencies.clone(),
-                    private: if keeps {
-                        json!({"prevent_destroy": true})
-                    } else {
-                        json!({})
-                    },
+                    private,
                 },
             }
         }
@@ -239,6 +232,37 @@ fn record_for(change: &Change, attributes: Option<Value>, state: &State) -> Reco
             address: change.address.clone(),
         },
     }
+}
+
+/// What state keeps of a resource's lifecycle, in its `private` object: `prevent_destroy` is
+/// recorded, so that removing the resource's configuration cannot destroy it.
+fn record_prevent_destroy(private: &mut Value, prevent_destroy: bool) {
+    if !private.is_object() {
+        *private = json!({});
+    }
+    if let Value::Object(map) = private {
+        if prevent_destroy {
+            map.insert("prevent_destroy".into(), Value::Bool(true));
+        } else {
+            map.remove("prevent_destroy");
+        }
+    }
+}
+
+/// The records of the resources whose `prevent_destroy` changes and nothing else: state only.
+fn lifecycle_records(plan: &Plan, state: &State) -> Vec<Recorded> {
+    plan.changes
+        .iter()
+        .filter(|c| c.action == Action::NoOp && c.lifecycle_changed)
+        .filter_map(|c| {
+            let mut resource = state.resources.get(&c.address)?.clone();
+            record_prevent_destroy(&mut resource.private, c.prevent_destroy);
+            Some(Recorded::Set {
+                address: c.address.clone(),
+                resource,
+            })
+        })
+        .collect()
 }
 
 pub async fn apply(
@@ -263,6 +287,16 @@ pub async fn apply(
     // recover the state under another one.
     lock.begin(state);
     providers.set_state_lineage(Some(&state.lineage));
+    let lifecycle = lifecycle_records(plan, state);
+    if !lifecycle.is_empty() {
+        if let Err(e) = lock.record_batch(&lifecycle) {
+            outcome.state_error = Some(e.to_string());
+        }
+        for record in &lifecycle {
+            state.apply_change(record);
+        }
+        changed = true;
+    }
     let changes: Vec<&Change> = plan
         .changes
         .iter()
@@ -455,6 +489,8 @@ mod tests {
             reason: None,
             notes: Vec::new(),
             dependencies: Vec::new(),
+            prevent_destroy: false,
+            lifecycle_changed: false,
         };
         let attributes = json!({"pipeline": "orders", "triggers": [
             {"name": "a", "token": "t0k3n0aaaaaaaaaa"}, {"name": "b", "token": "t0k3n0bbbbbbbbbb"}]});

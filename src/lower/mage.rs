@@ -40,6 +40,9 @@ pub(super) fn lower_local(model: &Configuration) -> Result<Vec<ResourceInstance>
         }),
     )
     .lowered_from(&format!("deployment.{}", d.name));
+    // The project is what a `local` deployment's `lifecycle { prevent_destroy }` protects: it
+    // stands for the whole Mage project directory (pipelines, blocks, triggers are its parts).
+    project.prevent_destroy = d.prevent_destroy;
     project.notes.extend(
         crate::model::image_risks(&d.image, &d.mage_version)
             .into_iter()

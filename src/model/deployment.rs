@@ -564,7 +564,10 @@ pub(super) fn deployment(config: &Config, diags: &mut Diagnostics) -> Option<Dep
         );
     }
 
-    let mut prevent_destroy = true;
+    // What holds data is protected unless the configuration says otherwise: the database and
+    // the bucket of a `gcp` deployment. A `local` deployment's files are rendered from the
+    // configuration, so weir protects its project only when asked to.
+    let mut prevent_destroy = gcp;
     if let Some(b) = r.single_block("lifecycle", diags) {
         let br = BodyReader::new(
             top.file,

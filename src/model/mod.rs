@@ -99,6 +99,8 @@ pub struct Deployment {
     pub scheduler: Scheduler,
     pub database: Database,
     pub storage: Option<Storage>,
+    /// `lifecycle { prevent_destroy }`: `true` unless set, for `gcp` (its database and bucket);
+    /// `false` unless set, for `local` (its Mage project).
     pub prevent_destroy: bool,
     /// Where its secrets are (its own attributes and those of `storage`).
     pub sensitive: crate::config::eval::Sensitivity,

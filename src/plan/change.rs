@@ -67,6 +67,22 @@ pub struct Change {
     /// for deletes.
     #[serde(default)]
     pub dependencies: Vec<String>,
+    /// The configuration's `lifecycle { prevent_destroy }` for this resource. Apply records it in
+    /// state, so that the resource stays protected once its configuration is removed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub prevent_destroy: bool,
+    /// State records another `prevent_destroy` than the configuration's: applying the plan
+    /// records the new one, even when the resource itself does not change (a no-op).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lifecycle_changed: bool,
+}
+
+impl Change {
+    /// Whether applying this change writes anything: an operation on the resource, or only
+    /// the new `prevent_destroy` in state.
+    pub fn changes_state(&self) -> bool {
+        self.action.is_change() || self.lifecycle_changed
+    }
 }
 
 /// An object that changed outside weir since the last apply.

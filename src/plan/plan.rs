@@ -80,7 +80,7 @@ impl Plan {
 
     /// Whether applying the plan would change anything (resources or outputs).
     pub fn has_changes(&self) -> bool {
-        self.changes.iter().any(|c| c.action.is_change())
+        self.changes.iter().any(Change::changes_state)
             || self.outputs.iter().any(|o| o.action.is_change())
     }
 

@@ -4,7 +4,7 @@
 use super::action::Action;
 use super::change::{Change, Drift, Reason};
 use super::plan::{OutputChange, Plan};
-use super::sensitive::{expand_keeping_patterns, get_path, marker, reveal};
+use super::sensitive::{expand, expand_keeping_patterns, get_path, marker, reveal};
 use crate::graph::ResourceGraph;
 use crate::lower::ResourceInstance;
 use crate::model::Output;
@@ -210,6 +210,16 @@ pub async fn plan(
     // Targets name configuration blocks as well as resources: resolved against the whole
     // configuration, also when everything is to be destroyed.
     let targets = resolve_targets(&opts.targets, &input.desired, prior, &mut errors);
+    // `weir destroy` protects what the configuration protects; a resource the configuration no
+    // longer has, what state recorded for it.
+    let configured_protection: HashMap<String, bool> = input
+        .desired
+        .iter()
+        .map(|d| (d.address.clone(), d.prevent_destroy))
+        .collect();
+    // Protected resources this plan would destroy: (address, "replaced" or "destroyed").
+    let mut protected: Vec<(String, &str)> = Vec::new();
+    let mut lifecycle_notes = Vec::new();
     let desired: Vec<ResourceInstance> = if opts.destroy {
         Vec::new()
     } else {
@@ -342,7 +352,7 @@ pub async fn plan(
                 s.attributes
                     .iter()
                     .filter(|a| a.sensitive)
-                    .map(|a| vec![a.name.clone()]),
+                    .map(|a| a.path()),
             );
         }
         let before_sensitive = in_state
@@ -355,16 +365,8 @@ pub async fn plan(
                 Vec::new(),
             ),
             Some(now) => {
-                let force: Vec<AttrPath> = schema
-                    .map(|s| {
-                        s.force_new_attributes()
-                            .filter(|name| {
-                                get_path(now, &[name.to_string()])
-                                    != get_path(&planned.value, &[name.to_string()])
-                            })
-                            .map(|name| vec![name.to_string()])
-                            .collect()
-                    })
+                let force = schema
+                    .map(|s| forcing_paths(&s.force_new_paths(), now, &planned.value))
                     .unwrap_or_default();
                 if opts.replace.contains(&address) {
                     (Action::Replace, Some(Reason::ReplaceByRequest), force)
@@ -382,8 +384,14 @@ pub async fn plan(
             }
         };
         if action == Action::Replace && instance.prevent_destroy {
-            errors.push(format!(
-                "{address} would be replaced, but its lifecycle has prevent_destroy = true; set it to false in the configuration if you really mean to destroy it"
+            protected.push((address.clone(), "replaced"));
+        }
+        let recorded = in_state.is_some_and(recorded_protection);
+        let lifecycle_changed = in_state.is_some() && recorded != instance.prevent_destroy;
+        if lifecycle_changed && action == Action::NoOp {
+            lifecycle_notes.push(format!(
+                "{address}: prevent_destroy changes from {recorded} to {}; apply records it in state (the resource itself does not change)",
+                instance.prevent_destroy
             ));
         }
         let mut notes = Vec::new();
@@ -406,6 +414,8 @@ pub async fn plan(
             reason,
             notes,
             dependencies: instance.dependencies.clone(),
+            prevent_destroy: instance.prevent_destroy,
+            lifecycle_changed,
         });
     }
 
@@ -418,10 +428,12 @@ pub async fn plan(
         .collect();
     gone.sort_by_key(|(address, _)| by_declaration(address));
     for (address, r) in gone {
-        if r.private.get("prevent_destroy") == Some(&Value::Bool(true)) {
-            errors.push(format!(
-                "{address} would be destroyed, but its lifecycle has prevent_destroy = true; set it to false and apply before removing it"
-            ));
+        if configured_protection
+            .get(address)
+            .copied()
+            .unwrap_or_else(|| recorded_protection(r))
+        {
+            protected.push((address.clone(), "destroyed"));
         }
         let current = live.remove(address).flatten();
         // What the provider says about deleting such an object.
@@ -449,7 +461,12 @@ pub async fn plan(
             }),
             notes,
             dependencies: r.dependencies.clone(),
+            prevent_destroy: false,
+            lifecycle_changed: false,
         });
+    }
+    if !protected.is_empty() {
+        errors.push(protected_error(&protected));
     }
 
     let outputs = plan_outputs(input.outputs, prior, opts.destroy);
@@ -468,8 +485,46 @@ pub async fn plan(
         changes,
         drift,
         outputs,
-        notes: Vec::new(),
+        notes: lifecycle_notes,
     })
+}
+
+/// Whether state records the resource as protected by `lifecycle { prevent_destroy }`.
+fn recorded_protection(r: &crate::state::ResourceState) -> bool {
+    r.private.get("prevent_destroy") == Some(&Value::Bool(true))
+}
+
+/// The error of a plan that would destroy resources protected by `prevent_destroy`: every one
+/// of them, and how to allow it.
+fn protected_error(protected: &[(String, &str)]) -> String {
+    let list: Vec<String> = protected
+        .iter()
+        .map(|(address, what)| format!("  - {address} would be {what}"))
+        .collect();
+    format!(
+        "this plan would destroy {} protected by `lifecycle {{ prevent_destroy = true }}`:\n{}\n  to allow it, set `prevent_destroy = false` in the deployment's `lifecycle` block (put the block back if it was removed), run `weir apply` (it records the new setting), then run this again",
+        if protected.len() == 1 {
+            "a resource".to_string()
+        } else {
+            format!("{} resources", protected.len())
+        },
+        list.join("\n")
+    )
+}
+
+/// The concrete paths, among the force-new `patterns` (`*` for any index or key), where
+/// `now` and `planned` differ: a change at any of them is a replacement.
+fn forcing_paths(patterns: &[AttrPath], now: &Value, planned: &Value) -> Vec<AttrPath> {
+    let mut out: Vec<AttrPath> = Vec::new();
+    for path in expand(patterns, now)
+        .into_iter()
+        .chain(expand(patterns, planned))
+    {
+        if !out.contains(&path) && get_path(now, &path) != get_path(planned, &path) {
+            out.push(path);
+        }
+    }
+    out
 }
 
 fn instance_notes(

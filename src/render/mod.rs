@@ -132,6 +132,8 @@ pub(crate) mod fixtures {
             reason: None,
             notes: vec![],
             dependencies: vec![],
+            prevent_destroy: false,
+            lifecycle_changed: false,
         }
     }
 

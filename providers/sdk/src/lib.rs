@@ -50,8 +50,10 @@ pub fn contains_sensitive_marker(value: &Value) -> bool {
 /// What the engine knows about one attribute of a resource type.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AttributeSchema {
+    /// A top-level attribute (`location`) or a path to a nested one, dotted, with `*` for any
+    /// array index or object key (`settings.tier`, `networkInterfaces.*.network`).
     pub name: String,
-    /// Changing this attribute cannot be done in place: the object is replaced.
+    /// Changing the value at this path cannot be done in place: the object is replaced.
     #[serde(default)]
     pub force_new: bool,
     /// The provider fills this attribute in (at plan or at apply); the configuration does not.
@@ -60,6 +62,13 @@ pub struct AttributeSchema {
     /// Never shown in any output.
     #[serde(default)]
     pub sensitive: bool,
+}
+
+impl AttributeSchema {
+    /// The attribute's path: its name split at the dots.
+    pub fn path(&self) -> AttrPath {
+        self.name.split('.').map(str::to_string).collect()
+    }
 }
 
 /// The schema of one resource type.
@@ -87,6 +96,7 @@ impl ResourceSchema {
         self
     }
 
+    /// `name` may be a dotted path with `*` segments (see [`AttributeSchema::name`]).
     pub fn force_new(mut self, name: &str) -> Self {
         self.attributes.push(AttributeSchema {
             name: name.to_string(),
@@ -118,12 +128,21 @@ impl ResourceSchema {
         self.attributes.iter().find(|a| a.name == name)
     }
 
-    /// Top-level attributes whose change forces a replacement.
+    /// The attributes (names or dotted paths) whose change forces a replacement.
     pub fn force_new_attributes(&self) -> impl Iterator<Item = &str> {
         self.attributes
             .iter()
             .filter(|a| a.force_new)
             .map(|a| a.name.as_str())
+    }
+
+    /// The paths whose change forces a replacement (`*` segments not expanded).
+    pub fn force_new_paths(&self) -> Vec<AttrPath> {
+        self.attributes
+            .iter()
+            .filter(|a| a.force_new)
+            .map(AttributeSchema::path)
+            .collect()
     }
 }
 
