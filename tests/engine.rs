@@ -495,3 +495,200 @@ impl CreateForTest for MemoryProvider {
         .unwrap()
     }
 }
+
+fn protected(mut r: ResourceInstance) -> ResourceInstance {
+    r.prevent_destroy = true;
+    r
+}
+
+/// The planner's errors for `desired` against the state, as one text.
+fn plan_error(s: &Setup, desired: &[ResourceInstance], opts: PlanOptions) -> String {
+    let state = s.backend.read_unlocked().unwrap();
+    let input = PlanInput {
+        desired: desired.to_vec(),
+        outputs: &[],
+        prior: state.as_ref(),
+        config_hash: "hash".into(),
+        git_commit: None,
+    };
+    match rt().block_on(plan(input, &s.providers, &opts)) {
+        Ok(p) => panic!("the plan should fail: {:?}", actions(&p)),
+        Err(errors) => errors.join("\n"),
+    }
+}
+
+#[test]
+fn apply_records_prevent_destroy_in_state() {
+    let s = setup();
+    s.apply(&s.plan(&[
+        protected(thing("a", "k", "1", &[])),
+        thing("b", "k", "1", &[]),
+    ]));
+    let state = s.state();
+    assert_eq!(state.resources["thing.a"].private["prevent_destroy"], true);
+    assert!(
+        state.resources["thing.b"]
+            .private
+            .get("prevent_destroy")
+            .is_none()
+    );
+}
+
+#[test]
+fn destroy_of_protected_resources_is_refused_naming_each() {
+    let s = setup();
+    let desired = vec![
+        protected(thing("a", "k", "1", &[])),
+        protected(thing("b", "k", "1", &[])),
+        thing("c", "k", "1", &[]),
+    ];
+    s.apply(&s.plan(&desired));
+    let destroy = PlanOptions {
+        destroy: true,
+        ..PlanOptions::default()
+    };
+    let error = plan_error(&s, &desired, destroy);
+    assert!(error.contains("thing.a would be destroyed"), "{error}");
+    assert!(error.contains("thing.b would be destroyed"), "{error}");
+    assert!(!error.contains("thing.c"), "{error}");
+    assert!(error.contains("prevent_destroy = false"), "{error}");
+    assert!(error.contains("weir apply"), "{error}");
+    assert!(s.provider.calls().iter().all(|c| !c.starts_with("delete")));
+}
+
+#[test]
+fn replacing_a_protected_resource_is_refused() {
+    let s = setup();
+    s.apply(&s.plan(&[protected(thing("a", "k", "1", &[]))]));
+    let error = plan_error(
+        &s,
+        &[protected(thing("a", "other", "1", &[]))],
+        PlanOptions::default(),
+    );
+    assert!(error.contains("thing.a would be replaced"), "{error}");
+    // An update in place destroys nothing.
+    let p = s.plan(&[protected(thing("a", "k", "2", &[]))]);
+    assert_eq!(p.change("thing.a").unwrap().action, Action::Update);
+}
+
+#[test]
+fn removing_a_protected_resource_from_the_configuration_is_refused() {
+    let s = setup();
+    s.apply(&s.plan(&[
+        protected(thing("a", "k", "1", &[])),
+        thing("b", "k", "1", &[]),
+    ]));
+    // Its configuration is gone: what state recorded protects it.
+    let error = plan_error(&s, &[thing("b", "k", "1", &[])], PlanOptions::default());
+    assert!(error.contains("thing.a would be destroyed"), "{error}");
+    assert!(error.contains("prevent_destroy = false"), "{error}");
+}
+
+#[test]
+fn prevent_destroy_set_to_false_is_recorded_by_apply_then_removal_and_destroy_work() {
+    let s = setup();
+    s.apply(&s.plan(&[
+        protected(thing("a", "k", "1", &[])),
+        thing("b", "k", "1", &[]),
+    ]));
+    let serial = s.state().serial;
+    // Only the lifecycle changes: the plan says so, and apply records it in state only.
+    let unprotected = vec![thing("a", "k", "1", &[]), thing("b", "k", "1", &[])];
+    let p = s.plan(&unprotected);
+    assert!(p.has_changes());
+    let a = p.change("thing.a").unwrap();
+    assert_eq!(a.action, Action::NoOp);
+    assert!(a.lifecycle_changed);
+    assert!(!p.change("thing.b").unwrap().lifecycle_changed);
+    assert!(
+        p.notes
+            .iter()
+            .any(|n| n.contains("thing.a") && n.contains("prevent_destroy")),
+        "{:?}",
+        p.notes
+    );
+    assert!(s.apply(&p).success());
+    let state = s.state();
+    assert!(state.serial > serial);
+    assert!(
+        state.resources["thing.a"]
+            .private
+            .get("prevent_destroy")
+            .is_none()
+    );
+    assert!(s.provider.calls().iter().all(|c| !c.starts_with("update")));
+    assert!(!s.plan(&unprotected).has_changes());
+    // Now its removal from the configuration, then destroy, go through.
+    let p = s.plan(&[thing("b", "k", "1", &[])]);
+    assert_eq!(p.change("thing.a").unwrap().action, Action::Delete);
+    assert!(s.apply(&p).success());
+    let p = s.plan_with(
+        &[thing("b", "k", "1", &[])],
+        PlanOptions {
+            destroy: true,
+            ..PlanOptions::default()
+        },
+    );
+    assert!(s.apply(&p).success());
+    assert!(s.state().resources.is_empty());
+}
+
+fn server(location: &str, tier: &str, size: &str, networks: &[&str]) -> ResourceInstance {
+    let interfaces: Vec<_> = networks
+        .iter()
+        .map(|n| json!({"network": n, "name": format!("nic-{n}")}))
+        .collect();
+    ResourceInstance::new(
+        "server",
+        "s",
+        "memory",
+        json!({
+            "location": location,
+            "settings": {"tier": tier, "size": size},
+            "interfaces": interfaces,
+        }),
+    )
+}
+
+#[test]
+fn a_change_under_a_nested_force_new_path_is_a_replace_naming_that_path() {
+    let s = setup();
+    s.apply(&s.plan(&[server("eu", "small", "10", &["default"])]));
+    let p = s.plan(&[server("eu", "large", "10", &["default"])]);
+    let c = p.change("server.s").unwrap();
+    assert_eq!(c.action, Action::Replace);
+    assert_eq!(c.reason, Some(Reason::ReplaceBecauseCannotUpdate));
+    assert_eq!(c.replace_paths, vec![vec!["settings", "tier"]]);
+    // A `*` segment matches every index.
+    let p = s.plan(&[server("eu", "small", "10", &["other"])]);
+    let c = p.change("server.s").unwrap();
+    assert_eq!(c.action, Action::Replace);
+    assert_eq!(c.replace_paths, vec![vec!["interfaces", "0", "network"]]);
+    // The JSON plan shows the nested path.
+    let json = weir::render::json::render_json(&p);
+    let change = json["resource_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["address"] == "server.s")
+        .unwrap();
+    assert_eq!(
+        change["change"]["replace_paths"],
+        json!([["interfaces", 0, "network"]])
+    );
+}
+
+#[test]
+fn a_change_elsewhere_in_an_object_with_a_nested_force_new_path_is_an_update() {
+    let s = setup();
+    s.apply(&s.plan(&[server("eu", "small", "10", &["default"])]));
+    let p = s.plan(&[server("eu", "small", "20", &["default"])]);
+    let c = p.change("server.s").unwrap();
+    assert_eq!(c.action, Action::Update);
+    assert!(c.replace_paths.is_empty());
+    // So is a change beside the force-new key inside a list element.
+    let mut renamed = server("eu", "small", "10", &["default"]);
+    renamed.attributes["interfaces"][0]["name"] = json!("eth0");
+    let p = s.plan(&[renamed]);
+    assert_eq!(p.change("server.s").unwrap().action, Action::Update);
+}

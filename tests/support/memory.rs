@@ -40,6 +40,14 @@ impl Provider for MemoryProvider {
                 .force_new("kind")
                 .attribute("value")
                 .computed("id"),
+            // Force-new on nested paths, as cloud resources have them.
+            ResourceSchema::new("server", "an object with nested attributes")
+                .force_new("location")
+                .force_new("settings.tier")
+                .force_new("interfaces.*.network")
+                .attribute("settings")
+                .attribute("interfaces")
+                .computed("id"),
         ]
     }
 
