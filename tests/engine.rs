@@ -659,6 +659,9 @@ fn a_change_under_a_nested_force_new_path_is_a_replace_naming_that_path() {
     assert_eq!(c.action, Action::Replace);
     assert_eq!(c.reason, Some(Reason::ReplaceBecauseCannotUpdate));
     assert_eq!(c.replace_paths, vec![vec!["settings", "tier"]]);
+    let text = weir::render::render(&p, weir::render::Format::Text, false);
+    let tier = text.lines().find(|l| l.contains("tier")).unwrap();
+    assert!(tier.contains("# forces replacement"), "{text}");
     // A `*` segment matches every index.
     let p = s.plan(&[server("eu", "small", "10", &["other"])]);
     let c = p.change("server.s").unwrap();

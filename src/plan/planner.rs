@@ -656,3 +656,40 @@ fn plan_outputs(outputs: &[Output], prior: &State, destroy: bool) -> Vec<OutputC
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::forcing_paths;
+    use serde_json::json;
+    use weir_provider_sdk::AttrPath;
+
+    fn paths(list: &[&str]) -> Vec<AttrPath> {
+        list.iter()
+            .map(|p| p.split('.').map(str::to_string).collect())
+            .collect()
+    }
+
+    #[test]
+    fn force_new_paths_compare_nested_values_on_both_sides() {
+        let patterns = paths(&["location", "settings.tier", "nics.*.network"]);
+        let now = json!({"location": "eu", "settings": {"tier": "a", "size": 1},
+            "nics": [{"network": "n0", "name": "x"}]});
+        // Elsewhere in the same objects: nothing forces a replacement.
+        let planned = json!({"location": "eu", "settings": {"tier": "a", "size": 2},
+            "nics": [{"network": "n0", "name": "y"}]});
+        assert!(forcing_paths(&patterns, &now, &planned).is_empty());
+        // An element added, a nested key removed: the paths of either side count.
+        let planned = json!({"location": "eu", "settings": {"size": 1},
+            "nics": [{"network": "n0", "name": "x"}, {"network": "n1"}]});
+        assert_eq!(
+            forcing_paths(&patterns, &now, &planned),
+            paths(&["settings.tier", "nics.1.network"])
+        );
+        // A whole object gone: every path under it that had a value.
+        let planned = json!({"location": "us"});
+        assert_eq!(
+            forcing_paths(&patterns, &now, &planned),
+            paths(&["location", "settings.tier", "nics.0.network"])
+        );
+    }
+}
