@@ -566,6 +566,8 @@ fn replacing_a_protected_resource_is_refused() {
         PlanOptions::default(),
     );
     assert!(error.contains("thing.a would be replaced"), "{error}");
+    assert!(error.contains("prevent_destroy = false"), "{error}");
+    assert!(error.contains("weir apply"), "{error}");
     // An update in place destroys nothing.
     let p = s.plan(&[protected(thing("a", "k", "2", &[]))]);
     assert_eq!(p.change("thing.a").unwrap().action, Action::Update);

@@ -22,7 +22,9 @@ pub struct ResourceInstance {
     /// Addresses this instance directly depends on.
     pub dependencies: Vec<String>,
     pub sensitive_paths: Vec<AttrPath>,
-    /// A plan that destroys this instance is an error.
+    /// `lifecycle { prevent_destroy }`: a plan that destroys or replaces this instance is an
+    /// error. Apply records it in state, which keeps protecting the object once this instance
+    /// is gone from the configuration.
     pub prevent_destroy: bool,
     /// What a plan that changes this instance should also say (e.g. a schedule's next runs).
     pub notes: Vec<Note>,
