@@ -186,7 +186,10 @@ pub async fn plan(
 ) -> Result<Plan, Vec<String>> {
     let empty = State::new();
     let prior = input.prior.unwrap_or(&empty);
-    providers.set_state_lineage(input.prior.map(|s| s.lineage.as_str()));
+    providers
+        .configure(input.prior.map(|s| s.lineage.as_str()))
+        .await
+        .map_err(|e| vec![e])?;
     let live = if opts.refresh {
         refresh(prior, providers, opts.parallelism).await?
     } else {
