@@ -652,3 +652,62 @@ fn a_stop_cancels_waiting_operations_and_records_what_exists() {
     assert!(s.apply(&p).success());
     assert!(!s.plan(&desired).has_changes());
 }
+
+#[test]
+fn outputs_of_values_known_after_apply_are_recorded_from_what_create_returned() {
+    let s = setup();
+    let desired = vec![thing("web", "k", "1", &[])];
+    let outputs = [weir::model::Output {
+        name: "webserver_url".into(),
+        value: serde_json::Value::Null,
+        description: String::new(),
+        sensitive: false,
+        unknown: true,
+        from: Some(weir::model::OutputSource {
+            address: "thing.web".into(),
+            path: vec!["url".into()],
+        }),
+    }];
+    let plan_outputs = |desired: &[ResourceInstance]| {
+        let state = s.backend.read_unlocked().unwrap();
+        let input = PlanInput {
+            desired: desired.to_vec(),
+            outputs: &outputs,
+            prior: state.as_ref(),
+            config_hash: state
+                .as_ref()
+                .map_or("hash".into(), |s| config_digest(&s.key, "hash")),
+            git_commit: None,
+        };
+        rt().block_on(plan(input, &s.providers, &PlanOptions::default()))
+            .unwrap()
+    };
+    let first = plan_outputs(&desired);
+    assert!(first.outputs[0].unknown && first.outputs[0].after.is_none());
+    let text = weir::render::text::render_text(&first, false);
+    assert!(
+        text.contains("webserver_url = (known after apply)"),
+        "{text}"
+    );
+    assert!(s.apply(&first).success());
+    // The URL the create returned is in state, and the output shows it.
+    let state = s.state();
+    assert_eq!(
+        state.resources["thing.web"].attributes["url"],
+        "https://thing.web.example"
+    );
+    assert_eq!(
+        state.outputs["webserver_url"].value,
+        "https://thing.web.example"
+    );
+    // Known from state from now on: nothing to do.
+    let again = plan_outputs(&desired);
+    assert!(!again.has_changes(), "{:?}", again.outputs);
+    assert_eq!(
+        again.outputs[0].after,
+        Some(json!("https://thing.web.example"))
+    );
+    // A replacement makes it unknown again.
+    let replaced = plan_outputs(&[thing("web", "other", "1", &[])]);
+    assert!(replaced.outputs[0].unknown);
+}

@@ -11,7 +11,7 @@
 
 pub mod reporter;
 
-use crate::plan::sensitive::{marker, seal};
+use crate::plan::sensitive::{get_path, marker, seal};
 use crate::plan::{Action, Change, Plan};
 use crate::providers::Providers;
 use crate::state::{OutputState, Recorded, ResourceState, State, StateLock, output_address};
@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
-use weir_provider_sdk::{Cancel, ProviderError, ResourceRef};
+use weir_provider_sdk::{Cancel, ProviderError, ResourceRef, contains_sensitive_marker};
 
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
@@ -343,6 +343,13 @@ pub async fn apply(
     });
 
     loop {
+        // A stop raised by the caller while the last operations were finishing.
+        if cancel.is_cancelled() && !outcome.interrupted {
+            outcome.interrupted = true;
+            reporter.event(Event::Interrupted {
+                in_flight: tasks.len(),
+            });
+        }
         while !outcome.interrupted && tasks.len() < opts.parallelism.max(1) {
             let Some(i) = ready.pop_front() else { break };
             if blocked[i] {
@@ -466,7 +473,20 @@ pub async fn apply(
     // Outputs change only when the resources they describe were applied.
     if outcome.failed.is_empty() && !outcome.interrupted {
         for o in &plan.outputs {
-            match (&o.action, &o.after) {
+            // A value known only after apply is read from the resource it comes from, now
+            // recorded (a secret there is recorded only as its digest: never an output's value).
+            let known = o
+                .from
+                .as_ref()
+                .filter(|_| o.after.is_none())
+                .and_then(|source| {
+                    let value = get_path(
+                        &state.resources.get(&source.address)?.attributes,
+                        &source.path,
+                    )?;
+                    (!value.is_null() && !contains_sensitive_marker(value)).then(|| value.clone())
+                });
+            match (&o.action, known.as_ref().or(o.after.as_ref())) {
                 (Action::Delete, _) => {
                     changed |= state.outputs.remove(&o.name).is_some();
                 }

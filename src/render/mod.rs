@@ -305,6 +305,7 @@ pub(crate) mod fixtures {
                 after: None,
                 sensitive: false,
                 unknown: true,
+                from: None,
             },
             OutputChange {
                 name: "bucket".into(),
@@ -313,6 +314,7 @@ pub(crate) mod fixtures {
                 after: Some(json!("acme-mage")),
                 sensitive: false,
                 unknown: false,
+                from: None,
             },
             OutputChange {
                 name: "db_password".into(),
@@ -321,6 +323,7 @@ pub(crate) mod fixtures {
                 after: Some(json!(SECRET)),
                 sensitive: true,
                 unknown: false,
+                from: None,
             },
             OutputChange {
                 name: "region".into(),
@@ -329,6 +332,7 @@ pub(crate) mod fixtures {
                 after: Some(json!("us-central1")),
                 sensitive: false,
                 unknown: false,
+                from: None,
             },
         ];
         plan.notes = vec![
