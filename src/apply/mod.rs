@@ -25,7 +25,7 @@ use weir_provider_sdk::{Cancel, ProviderError, ResourceRef, contains_sensitive_m
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
     pub parallelism: usize,
-    /// Stops the apply as Ctrl-C or SIGTERM do, for a caller that embeds it; raised by them too.
+    /// Stops the apply as Ctrl-C or SIGTERM do, for a caller that embeds it.
     pub stop: Cancel,
 }
 
@@ -336,16 +336,18 @@ pub async fn apply(
     let mut blocked = vec![false; changes.len()];
     let mut tasks = tokio::task::JoinSet::new();
     let mut signals = StopSignals::listen();
-    // Raised on a stop: operations in flight stop waiting and report what exists.
-    let cancel = opts.stop.clone();
+    // Raised on a stop (a signal, or the caller's `opts.stop`): operations in flight stop
+    // waiting and report what exists.
+    let cancel = Cancel::new();
     reporter.event(Event::Begin {
         total: changes.len(),
     });
 
     loop {
         // A stop raised by the caller while the last operations were finishing.
-        if cancel.is_cancelled() && !outcome.interrupted {
+        if opts.stop.is_cancelled() && !outcome.interrupted {
             outcome.interrupted = true;
+            cancel.cancel();
             reporter.event(Event::Interrupted {
                 in_flight: tasks.len(),
             });
@@ -377,7 +379,7 @@ pub async fn apply(
             _ = async {
                 tokio::select! {
                     _ = signals.recv() => {}
-                    _ = cancel.cancelled() => {}
+                    _ = opts.stop.cancelled() => {}
                 }
             }, if !outcome.interrupted => {
                 outcome.interrupted = true;
