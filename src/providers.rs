@@ -1,7 +1,7 @@
 //! The providers the engine talks to, by name, their resource schemas by type, and the
 //! configuration they are given before anything else ([`ProviderConfig`]).
 
-use crate::model::Configuration;
+use crate::model::{Configuration, Target};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -82,13 +82,32 @@ pub const STORAGE_EMULATOR_VAR: &str = "STORAGE_EMULATOR_HOST";
 /// The environment variable naming a Google credentials file.
 pub const CREDENTIALS_FILE_VAR: &str = "GOOGLE_APPLICATION_CREDENTIALS";
 
-/// The providers' configuration for `model`, reading the environment through `env` (an empty
-/// variable counts as unset). Refuses an endpoint that is not a plain `http(s)://host[:port]`
-/// base URL.
+/// The providers' configuration for `model`, reading the environment through `env`. Where
+/// Google's credentials and endpoints are read only for a `gcp` deployment: another target has
+/// no use for them, and a stray variable must not stop it.
 pub fn provider_config(
     model: &Configuration,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<ProviderConfig, String> {
+    let (credentials, endpoints) = match model.deployment.target {
+        Target::Gcp => google_access(env)?,
+        _ => (CredentialsSource::default(), Endpoints::default()),
+    };
+    Ok(ProviderConfig {
+        state_lineage: None,
+        project: model.deployment.project.clone(),
+        region: model.deployment.region.clone(),
+        credentials,
+        endpoints,
+    })
+}
+
+/// Where Google's credentials are and which endpoints replace Google's APIs, from the
+/// environment (an empty variable counts as unset). Refuses an endpoint that is not a plain
+/// `http(s)://host[:port]` base URL.
+fn google_access(
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(CredentialsSource, Endpoints), String> {
     let var = |name: &str| env(name).filter(|v| !v.trim().is_empty());
     let credentials = match var(CREDENTIALS_FILE_VAR) {
         Some(path) => CredentialsSource::File {
@@ -102,13 +121,7 @@ pub fn provider_config(
     let storage = var(STORAGE_EMULATOR_VAR)
         .map(|v| endpoint(STORAGE_EMULATOR_VAR, &v, true))
         .transpose()?;
-    Ok(ProviderConfig {
-        state_lineage: None,
-        project: model.deployment.project.clone(),
-        region: model.deployment.region.clone(),
-        credentials,
-        endpoints: Endpoints { google, storage },
-    })
+    Ok((credentials, Endpoints { google, storage }))
 }
 
 /// `value` as a base URL without a trailing slash. With `bare_host`, a value without a scheme
@@ -148,6 +161,42 @@ fn endpoint(var: &str, value: &str, bare_host: bool) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| vars.get(name).cloned()
+    }
+
+    #[test]
+    fn google_credentials_and_endpoints_come_from_the_environment() {
+        let (credentials, endpoints) = google_access(&env(&[
+            (CREDENTIALS_FILE_VAR, "/keys/sa.json"),
+            (GOOGLE_ENDPOINT_VAR, "http://127.0.0.1:8080"),
+            (STORAGE_EMULATOR_VAR, "localhost:4443"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            credentials,
+            CredentialsSource::File {
+                path: "/keys/sa.json".into()
+            }
+        );
+        assert_eq!(endpoints.google.as_deref(), Some("http://127.0.0.1:8080"));
+        assert_eq!(endpoints.storage.as_deref(), Some("http://localhost:4443"));
+        // Unset or empty: the default credentials chain and Google's own endpoints.
+        let (credentials, endpoints) = google_access(&env(&[
+            (GOOGLE_ENDPOINT_VAR, " "),
+            (CREDENTIALS_FILE_VAR, ""),
+        ]))
+        .unwrap();
+        assert_eq!(credentials, CredentialsSource::Default);
+        assert_eq!(endpoints, Endpoints::default());
+        let err = google_access(&env(&[(STORAGE_EMULATOR_VAR, "ftp://x")])).unwrap_err();
+        assert!(err.starts_with(STORAGE_EMULATOR_VAR), "{err}");
+    }
 
     #[test]
     fn endpoints_are_normalised_base_urls_and_anything_else_is_refused() {
