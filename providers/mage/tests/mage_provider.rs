@@ -730,7 +730,7 @@ async fn refuses_to_overwrite_a_file_it_does_not_own() {
         Ok(value) => panic!("create over a user file succeeded: {value}"),
         Err(e) => e,
     };
-    assert_eq!(err.kind, ErrorKind::Permanent);
+    assert_eq!(err.kind, ErrorKind::Conflict);
     assert!(
         err.message.contains(&user_file.display().to_string()),
         "the message names the file: {}",
