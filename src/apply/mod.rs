@@ -135,7 +135,7 @@ impl Ran {
                     } else {
                         e.to_string()
                     }),
-                    record: e.existing.map(Some),
+                    record: e.existing.map(|attributes| Some(*attributes)),
                 }
             }
         }

@@ -200,8 +200,9 @@ pub struct ProviderError {
     pub help: Option<String>,
     /// The object's attributes when a create or update failed (or was cancelled) after the
     /// object came to exist: the engine records them in state, so that the object is never
-    /// orphaned and the next run updates it instead of creating it again. Never shown.
-    pub existing: Option<Value>,
+    /// orphaned and the next run updates it instead of creating it again. Never shown. (Boxed:
+    /// rare, and it keeps every `Result` small.)
+    pub existing: Option<Box<Value>>,
     /// How long the target asked to wait before the next attempt (`Retry-After`).
     pub retry_after: Option<Duration>,
 }
@@ -248,7 +249,7 @@ impl ProviderError {
 
     /// Says that the object exists despite the error, with these attributes.
     pub fn with_existing(mut self, attributes: Value) -> Self {
-        self.existing = Some(attributes);
+        self.existing = Some(Box::new(attributes));
         self
     }
 

@@ -144,9 +144,9 @@ where
                     "stopped while waiting to retry: {}",
                     error.message
                 ));
-                return Err(match error.existing {
-                    Some(existing) => stopped.with_existing(existing),
-                    None => stopped,
+                return Err(ProviderError {
+                    existing: error.existing,
+                    ..stopped
                 });
             }
         }
@@ -383,6 +383,9 @@ mod tests {
         cancel.cancel();
         let error = waiting.await.unwrap().unwrap_err();
         assert_eq!(error.kind, ErrorKind::Cancelled);
-        assert_eq!(error.existing, Some(serde_json::json!({"id": "x"})));
+        assert_eq!(
+            error.existing.as_deref(),
+            Some(&serde_json::json!({"id": "x"}))
+        );
     }
 }
