@@ -1,13 +1,17 @@
-//! The providers the engine talks to, by name, and their resource schemas by type.
+//! The providers the engine talks to, by name, their resource schemas by type, and the
+//! configuration they are given before anything else ([`ProviderConfig`]).
 
+use crate::model::{Configuration, Target};
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use weir_provider_sdk::{Provider, ResourceSchema};
+use weir_provider_sdk::{CredentialsSource, Endpoints, Provider, ProviderConfig, ResourceSchema};
 
 pub struct Providers {
     by_name: HashMap<String, Arc<dyn Provider>>,
     schemas: HashMap<String, ResourceSchema>,
+    /// What every provider is configured with; [`Providers::configure`] adds the lineage.
+    config: ProviderConfig,
 }
 
 impl Providers {
@@ -20,13 +24,24 @@ impl Providers {
             }
             by_name.insert(p.name().to_string(), p);
         }
-        Providers { by_name, schemas }
+        Providers {
+            by_name,
+            schemas,
+            config: ProviderConfig::default(),
+        }
+    }
+
+    /// The same providers, to be configured with `config`.
+    pub fn with_config(mut self, config: ProviderConfig) -> Providers {
+        self.config = config;
+        self
     }
 
     /// The providers of a configuration in `dir`.
-    pub fn for_config(dir: &Path) -> Providers {
+    pub fn for_config(dir: &Path, config: ProviderConfig) -> Providers {
         let base = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
         Providers::new(vec![Arc::new(weir_provider_mage::MageProvider::new(base))])
+            .with_config(config)
     }
 
     pub fn get(&self, name: &str) -> Result<&Arc<dyn Provider>, String> {
@@ -35,14 +50,177 @@ impl Providers {
             .ok_or_else(|| format!("no provider named `{name}` in this build of weir"))
     }
 
-    /// Tells every provider the lineage of the state it works for (`None`: no state yet).
-    pub fn set_state_lineage(&self, lineage: Option<&str>) {
-        for provider in self.by_name.values() {
-            provider.set_state_lineage(lineage);
+    /// Configures every provider for the state of `lineage` (`None`: no state yet), before it
+    /// plans, reads or applies.
+    pub async fn configure(&self, lineage: Option<&str>) -> Result<(), String> {
+        let config = ProviderConfig {
+            state_lineage: lineage.map(str::to_string),
+            ..self.config.clone()
+        };
+        let mut names: Vec<&String> = self.by_name.keys().collect();
+        names.sort();
+        for name in names {
+            self.by_name[name]
+                .configure(&config)
+                .await
+                .map_err(|e| format!("provider `{name}`: {e}"))?;
         }
+        Ok(())
     }
 
     pub fn schema(&self, type_name: &str) -> Option<&ResourceSchema> {
         self.schemas.get(type_name)
+    }
+}
+
+/// The environment variable that sends every Google API call but Cloud Storage's to another
+/// endpoint (a sandbox).
+pub const GOOGLE_ENDPOINT_VAR: &str = "WEIR_GOOGLE_ENDPOINT";
+/// The environment variable that sends Cloud Storage calls to an emulator (the convention of
+/// Google's client libraries: a host and port, or a URL).
+pub const STORAGE_EMULATOR_VAR: &str = "STORAGE_EMULATOR_HOST";
+/// The environment variable naming a Google credentials file.
+pub const CREDENTIALS_FILE_VAR: &str = "GOOGLE_APPLICATION_CREDENTIALS";
+
+/// The providers' configuration for `model`, reading the environment through `env`. Where
+/// Google's credentials and endpoints are read only for a `gcp` deployment: another target has
+/// no use for them, and a stray variable must not stop it.
+pub fn provider_config(
+    model: &Configuration,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<ProviderConfig, String> {
+    let (credentials, endpoints) = match model.deployment.target {
+        Target::Gcp => google_access(env)?,
+        _ => (CredentialsSource::default(), Endpoints::default()),
+    };
+    Ok(ProviderConfig {
+        state_lineage: None,
+        project: model.deployment.project.clone(),
+        region: model.deployment.region.clone(),
+        credentials,
+        endpoints,
+    })
+}
+
+/// Where Google's credentials are and which endpoints replace Google's APIs, from the
+/// environment (an empty variable counts as unset). Refuses an endpoint that is not a plain
+/// `http(s)://host[:port]` base URL.
+fn google_access(
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(CredentialsSource, Endpoints), String> {
+    let var = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+    let credentials = match var(CREDENTIALS_FILE_VAR) {
+        Some(path) => CredentialsSource::File {
+            path: PathBuf::from(path),
+        },
+        None => CredentialsSource::Default,
+    };
+    let google = var(GOOGLE_ENDPOINT_VAR)
+        .map(|v| endpoint(GOOGLE_ENDPOINT_VAR, &v, false))
+        .transpose()?;
+    let storage = var(STORAGE_EMULATOR_VAR)
+        .map(|v| endpoint(STORAGE_EMULATOR_VAR, &v, true))
+        .transpose()?;
+    Ok((credentials, Endpoints { google, storage }))
+}
+
+/// `value` as a base URL without a trailing slash. With `bare_host`, a value without a scheme
+/// (`localhost:4443`) means `http://` (as Google's client libraries read
+/// `STORAGE_EMULATOR_HOST`).
+fn endpoint(var: &str, value: &str, bare_host: bool) -> Result<String, String> {
+    let value = value.trim();
+    let (scheme, rest) = match value.split_once("://") {
+        Some((scheme, rest)) => (scheme, rest),
+        None if bare_host => ("http", value),
+        None => ("", value),
+    };
+    let authority = rest.trim_end_matches('/');
+    let bad = |why: &str| {
+        format!(
+            "{var}: `{value}` is not an endpoint: {why} (expected e.g. `http://127.0.0.1:8080`)"
+        )
+    };
+    if scheme != "http" && scheme != "https" {
+        return Err(bad("it must start with http:// or https://"));
+    }
+    if authority.is_empty() {
+        return Err(bad("it names no host"));
+    }
+    if authority.contains('@') {
+        // Not echoed: the value holds a secret.
+        return Err(format!(
+            "{var}: the endpoint must not carry credentials (expected e.g. `http://127.0.0.1:8080`)"
+        ));
+    }
+    if authority.contains(['/', '?', '#']) || authority.chars().any(char::is_whitespace) {
+        return Err(bad("it must be a host and port only, with no path"));
+    }
+    Ok(format!("{scheme}://{authority}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| vars.get(name).cloned()
+    }
+
+    #[test]
+    fn google_credentials_and_endpoints_come_from_the_environment() {
+        let (credentials, endpoints) = google_access(&env(&[
+            (CREDENTIALS_FILE_VAR, "/keys/sa.json"),
+            (GOOGLE_ENDPOINT_VAR, "http://127.0.0.1:8080"),
+            (STORAGE_EMULATOR_VAR, "localhost:4443"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            credentials,
+            CredentialsSource::File {
+                path: "/keys/sa.json".into()
+            }
+        );
+        assert_eq!(endpoints.google.as_deref(), Some("http://127.0.0.1:8080"));
+        assert_eq!(endpoints.storage.as_deref(), Some("http://localhost:4443"));
+        // Unset or empty: the default credentials chain and Google's own endpoints.
+        let (credentials, endpoints) = google_access(&env(&[
+            (GOOGLE_ENDPOINT_VAR, " "),
+            (CREDENTIALS_FILE_VAR, ""),
+        ]))
+        .unwrap();
+        assert_eq!(credentials, CredentialsSource::Default);
+        assert_eq!(endpoints, Endpoints::default());
+        let err = google_access(&env(&[(STORAGE_EMULATOR_VAR, "ftp://x")])).unwrap_err();
+        assert!(err.starts_with(STORAGE_EMULATOR_VAR), "{err}");
+    }
+
+    #[test]
+    fn endpoints_are_normalised_base_urls_and_anything_else_is_refused() {
+        assert_eq!(
+            endpoint(GOOGLE_ENDPOINT_VAR, "http://127.0.0.1:8080/", false),
+            Ok("http://127.0.0.1:8080".into())
+        );
+        assert_eq!(
+            endpoint(STORAGE_EMULATOR_VAR, "localhost:4443", true),
+            Ok("http://localhost:4443".into())
+        );
+        for (value, why) in [
+            ("127.0.0.1:8080", "http:// or https://"),
+            ("ftp://host", "http:// or https://"),
+            ("http://user:secret@host", "must not carry credentials"),
+            ("http://host/v1", "no path"),
+            ("http://", "no host"),
+        ] {
+            let err = endpoint(GOOGLE_ENDPOINT_VAR, value, false).unwrap_err();
+            assert!(
+                err.contains(why) && err.contains(GOOGLE_ENDPOINT_VAR),
+                "{err}"
+            );
+            assert!(!err.contains("secret"), "{err}");
+        }
     }
 }

@@ -91,7 +91,7 @@ impl Setup {
             self.providers.clone(),
             &mut lock,
             &mut state,
-            &ApplyOptions { parallelism: 4 },
+            &ApplyOptions::new(4),
             &Quiet,
         ))
     }
@@ -485,15 +485,231 @@ impl CreateForTest for MemoryProvider {
         attributes: serde_json::Value,
     ) -> serde_json::Value {
         use weir_provider_sdk::Provider;
-        self.create(&weir_provider_sdk::ResourceRef {
-            address: address.into(),
-            type_name: "thing".into(),
-            attributes,
-            sensitive_paths: Vec::new(),
-        })
+        self.create(
+            &weir_provider_sdk::ResourceRef {
+                address: address.into(),
+                type_name: "thing".into(),
+                attributes,
+                sensitive_paths: Vec::new(),
+            },
+            &weir_provider_sdk::Cancel::new(),
+        )
         .await
         .unwrap()
     }
+}
+
+#[test]
+fn providers_are_configured_with_the_state_lineage_before_they_read() {
+    let s = setup();
+    let config = weir_provider_sdk::ProviderConfig {
+        project: Some("acme-dev".into()),
+        region: Some("europe-west1".into()),
+        ..Default::default()
+    };
+    let providers = Arc::new(
+        Providers::new(vec![
+            s.provider.clone() as Arc<dyn weir_provider_sdk::Provider>
+        ])
+        .with_config(config.clone()),
+    );
+    let s = Setup { providers, ..s };
+    let desired = vec![thing("a", "k", "1", &[])];
+    s.apply(&s.plan(&desired));
+    let lineage = s.state().lineage;
+    s.plan(&desired);
+    let configs = s.provider.configs.lock().unwrap().clone();
+    let lineages: Vec<Option<&str>> = configs.iter().map(|c| c.state_lineage.as_deref()).collect();
+    // The first plan has no state; apply and the next plan work for the state's lineage.
+    assert_eq!(
+        lineages,
+        [None, Some(lineage.as_str()), Some(lineage.as_str())]
+    );
+    assert!(
+        configs
+            .iter()
+            .all(|c| c.project == config.project && c.region == config.region)
+    );
+    // The second plan configures, then reads.
+    let calls = s.provider.calls();
+    assert!(
+        calls.ends_with(&["configure".into(), "read".into()]),
+        "{calls:?}"
+    );
+}
+
+#[test]
+fn a_create_that_fails_after_the_object_exists_records_it_and_the_rerun_adopts_it() {
+    let s = setup();
+    s.provider
+        .fail_after_create
+        .lock()
+        .unwrap()
+        .insert("thing.a".into());
+    let desired = vec![thing("a", "k", "1", &[]), thing("b", "k", "1", &["a"])];
+    let outcome = s.apply(&s.plan(&desired));
+    assert!(!outcome.success());
+    assert_eq!(outcome.failed.len(), 1);
+    assert!(
+        outcome.failed[0].2.contains("state records it"),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        outcome.skipped,
+        [("thing.b".to_string(), "thing.a".to_string())]
+    );
+    // The half-made object is in state, with what only the create could know.
+    let recorded = &s.state().resources["thing.a"];
+    assert_eq!(recorded.attributes["id"], "id-thing.a");
+    assert_eq!(recorded.attributes["value"], serde_json::Value::Null);
+    // The next run updates it (a second create would be refused as a conflict).
+    s.provider.fail_after_create.lock().unwrap().clear();
+    let p = s.plan(&desired);
+    assert_eq!(
+        actions(&p),
+        [
+            ("thing.a".to_string(), Action::Update),
+            ("thing.b".to_string(), Action::Create)
+        ]
+    );
+    let outcome = s.apply(&p);
+    assert!(outcome.success(), "{outcome:?}");
+    assert_eq!(
+        s.provider
+            .calls()
+            .iter()
+            .filter(|c| *c == "create thing.a")
+            .count(),
+        1
+    );
+    assert!(!s.plan(&desired).has_changes());
+}
+
+#[test]
+fn a_stop_cancels_waiting_operations_and_records_what_exists() {
+    let s = setup();
+    s.provider.hang.lock().unwrap().insert("thing.slow".into());
+    let desired = vec![
+        thing("slow", "k", "1", &[]),
+        thing("after_slow", "k", "1", &["slow"]),
+        thing("quick", "k", "1", &[]),
+    ];
+    let p = s.plan(&desired);
+    let opts = ApplyOptions::new(4);
+    let stop = opts.stop.clone();
+    let mut lock = s.backend.lock("apply", Duration::ZERO).unwrap();
+    let mut state = lock.read().unwrap().unwrap_or_default();
+    let provider = s.provider.clone();
+    let outcome = rt().block_on(async {
+        let applying = apply(
+            &p,
+            s.providers.clone(),
+            &mut lock,
+            &mut state,
+            &opts,
+            &Quiet,
+        );
+        let stopping = async {
+            // Stop once the slow create is waiting and the quick one is done.
+            while !(provider.calls().contains(&"create thing.slow".to_string())
+                && provider.objects.lock().unwrap().contains_key("thing.quick"))
+            {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            stop.cancel();
+        };
+        let (outcome, ()) = tokio::time::timeout(Duration::from_secs(60), async {
+            tokio::join!(applying, stopping)
+        })
+        .await
+        .expect("apply stopped waiting when told to stop");
+        outcome
+    });
+    drop(lock);
+    assert!(outcome.interrupted);
+    assert!(
+        outcome
+            .failed
+            .iter()
+            .any(|(a, _, e)| a == "thing.slow" && e.contains("stopped waiting")),
+        "{outcome:?}"
+    );
+    let state = s.state();
+    assert_eq!(
+        state.resources["thing.slow"].attributes["id"],
+        "id-thing.slow"
+    );
+    assert!(state.resources.contains_key("thing.quick"));
+    assert!(!state.resources.contains_key("thing.after_slow"));
+    // The next run goes on from what was recorded: no second create of the slow object.
+    s.provider.hang.lock().unwrap().clear();
+    let p = s.plan(&desired);
+    let changes: Vec<_> = actions(&p)
+        .into_iter()
+        .filter(|(_, a)| a.is_change())
+        .collect();
+    assert_eq!(changes, [("thing.after_slow".to_string(), Action::Create)]);
+    assert!(s.apply(&p).success());
+    assert!(!s.plan(&desired).has_changes());
+}
+
+#[test]
+fn outputs_of_values_known_after_apply_are_recorded_from_what_create_returned() {
+    let s = setup();
+    let desired = vec![thing("web", "k", "1", &[])];
+    let outputs = [weir::model::Output {
+        name: "webserver_url".into(),
+        value: serde_json::Value::Null,
+        description: String::new(),
+        sensitive: false,
+        unknown: true,
+        from: Some(weir::model::OutputSource {
+            address: "thing.web".into(),
+            path: vec!["url".into()],
+        }),
+    }];
+    let plan_outputs = |desired: &[ResourceInstance]| {
+        let state = s.backend.read_unlocked().unwrap();
+        let input = PlanInput {
+            desired: desired.to_vec(),
+            outputs: &outputs,
+            prior: state.as_ref(),
+            config_hash: state
+                .as_ref()
+                .map_or("hash".into(), |s| config_digest(&s.key, "hash")),
+            git_commit: None,
+        };
+        rt().block_on(plan(input, &s.providers, &PlanOptions::default()))
+            .unwrap()
+    };
+    let first = plan_outputs(&desired);
+    assert!(first.outputs[0].unknown && first.outputs[0].after.is_none());
+    let text = weir::render::text::render_text(&first, false);
+    assert!(
+        text.contains("webserver_url = (known after apply)"),
+        "{text}"
+    );
+    assert!(s.apply(&first).success());
+    // The URL the create returned is in state, and the output shows it.
+    let state = s.state();
+    assert_eq!(
+        state.resources["thing.web"].attributes["url"],
+        "https://thing.web.example"
+    );
+    assert_eq!(
+        state.outputs["webserver_url"].value,
+        "https://thing.web.example"
+    );
+    // Known from state from now on: nothing to do.
+    let again = plan_outputs(&desired);
+    assert!(!again.has_changes(), "{:?}", again.outputs);
+    assert_eq!(
+        again.outputs[0].after,
+        Some(json!("https://thing.web.example"))
+    );
+    // A replacement makes it unknown again.
+    let replaced = plan_outputs(&[thing("web", "other", "1", &[])]);
+    assert!(replaced.outputs[0].unknown);
 }
 
 fn protected(mut r: ResourceInstance) -> ResourceInstance {

@@ -2,13 +2,16 @@
 //! `parallelism` provider calls at once, dependents after their dependencies, deletes before
 //! the deletion of what they depended on. Every finished operation is recorded in state at once
 //! (a journal line), so a crash loses nothing that was done and a re-run converges. A failure
-//! stops the failed change's dependents; independent branches finish. Ctrl-C (SIGINT) or SIGTERM
-//! (what CI systems send to cancel a job) stops starting new operations, lets the ones in flight
-//! finish, and saves state.
+//! stops the failed change's dependents; independent branches finish. A create or update that
+//! fails after its object came to exist records the object (the provider returns its
+//! attributes with the error), so nothing is orphaned. Each operation runs once: retries are
+//! the provider's. Ctrl-C (SIGINT) or SIGTERM (what CI systems send to cancel a job) stops
+//! starting new operations and raises the operations' cancel signal: those in flight stop
+//! waiting, return what they know, and state records it.
 
 pub mod reporter;
 
-use crate::plan::sensitive::{marker, seal};
+use crate::plan::sensitive::{get_path, marker, seal};
 use crate::plan::{Action, Change, Plan};
 use crate::providers::Providers;
 use crate::state::{OutputState, Recorded, ResourceState, State, StateLock, output_address};
@@ -16,12 +19,23 @@ use reporter::{Event, Reporter};
 use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use weir_provider_sdk::{ProviderError, ResourceRef};
+use std::time::Instant;
+use weir_provider_sdk::{Cancel, ProviderError, ResourceRef, contains_sensitive_marker};
 
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
     pub parallelism: usize,
+    /// Stops the apply as Ctrl-C or SIGTERM do, for a caller that embeds it.
+    pub stop: Cancel,
+}
+
+impl ApplyOptions {
+    pub fn new(parallelism: usize) -> ApplyOptions {
+        ApplyOptions {
+            parallelism,
+            stop: Cancel::new(),
+        }
+    }
 }
 
 /// How an apply ended.
@@ -87,31 +101,59 @@ fn operation_order(changes: &[&Change], state: &State) -> Vec<Vec<usize>> {
     after
 }
 
-async fn with_retries<F, Fut, T>(mut op: F) -> Result<T, ProviderError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, ProviderError>>,
-{
-    let mut delay = Duration::from_millis(200);
-    for attempt in 0.. {
-        match op().await {
-            Err(e) if e.retryable_error() && attempt < 4 => {
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-            }
-            other => return other,
-        }
-    }
-    unreachable!("the retry loop returns")
+/// What one change did: its error, if it failed, and what state must record.
+struct Ran {
+    error: Option<String>,
+    /// `Some(Some(attributes))`: the object as it now is; `Some(None)`: it is gone; `None`:
+    /// nothing changed that state must know.
+    record: Option<Option<Value>>,
 }
 
-/// Runs one change against its provider. Returns the new attributes (None for a delete).
+impl Ran {
+    fn failed(error: String) -> Ran {
+        Ran {
+            error: Some(error),
+            record: None,
+        }
+    }
+
+    /// The outcome of a create or update: a failure that left the object behind records it,
+    /// so that it is never orphaned and the next run updates it instead of creating another.
+    fn written(result: Result<Value, ProviderError>) -> Ran {
+        match result {
+            Ok(attributes) => Ran {
+                error: None,
+                record: Some(Some(attributes)),
+            },
+            Err(e) => {
+                let kept = e.existing.is_some();
+                Ran {
+                    error: Some(if kept {
+                        format!(
+                            "{e} (the object exists: state records it, and the next apply updates it)"
+                        )
+                    } else {
+                        e.to_string()
+                    }),
+                    record: e.existing.map(|attributes| Some(*attributes)),
+                }
+            }
+        }
+    }
+}
+
+/// Runs one change against its provider, once: retrying is the provider's decision (it knows
+/// which calls may be repeated). `cancel` is raised when weir is asked to stop.
 async fn run_change(
     providers: Arc<Providers>,
     change: Change,
     prior: Option<ResourceState>,
-) -> Result<Option<Value>, String> {
-    let provider = Arc::clone(providers.get(&change.provider)?);
+    cancel: Cancel,
+) -> Ran {
+    let provider = match providers.get(&change.provider) {
+        Ok(p) => Arc::clone(p),
+        Err(e) => return Ran::failed(e),
+    };
     let desired = ResourceRef {
         address: change.address.clone(),
         type_name: change.type_name.clone(),
@@ -124,34 +166,44 @@ async fn run_change(
         attributes: p.attributes.clone(),
         sensitive_paths: p.sensitive_paths.clone(),
     });
-    let result = match change.action {
-        Action::NoOp => return Ok(prior.map(|p| p.attributes)),
-        Action::Create => with_retries(|| provider.create(&desired)).await.map(Some),
+    match change.action {
+        Action::NoOp => Ran {
+            error: None,
+            record: None,
+        },
+        Action::Create => Ran::written(provider.create(&desired, &cancel).await),
         Action::Update => {
             let before = prior
                 .map(|p| p.attributes)
                 .or(change.before.clone())
                 .unwrap_or(Value::Null);
-            with_retries(|| provider.update(&before, &desired))
-                .await
-                .map(Some)
+            Ran::written(provider.update(&before, &desired, &cancel).await)
         }
         Action::Replace => {
-            if let Some(existing) = &existing {
-                with_retries(|| provider.delete(existing))
-                    .await
-                    .map_err(|e| e.to_string())?;
+            if let Some(existing) = &existing
+                && let Err(e) = provider.delete(existing, &cancel).await
+            {
+                return Ran::failed(e.to_string());
             }
-            with_retries(|| provider.create(&desired)).await.map(Some)
+            // The old object is gone: state forgets it unless the new one exists.
+            let mut ran = Ran::written(provider.create(&desired, &cancel).await);
+            ran.record.get_or_insert(None);
+            ran
         }
         Action::Delete => match &existing {
-            Some(existing) => with_retries(|| provider.delete(existing))
-                .await
-                .map(|_| None),
-            None => Ok(None),
+            Some(existing) => match provider.delete(existing, &cancel).await {
+                Ok(()) => Ran {
+                    error: None,
+                    record: Some(None),
+                },
+                Err(e) => Ran::failed(e.to_string()),
+            },
+            None => Ran {
+                error: None,
+                record: Some(None),
+            },
         },
-    };
-    result.map_err(|e| e.to_string())
+    }
 }
 
 /// Ctrl-C (SIGINT) and, on Unix, SIGTERM: what a user or a CI system sends to stop an apply.
@@ -285,8 +337,13 @@ pub async fn apply(
     }
     // Providers record this lineage as the owner of what they create; a crash must not
     // recover the state under another one.
+    if let Err(e) = providers.configure(Some(&state.lineage)).await {
+        outcome
+            .failed
+            .push(("provider configuration".into(), Action::NoOp, e));
+        return outcome;
+    }
     lock.begin(state);
-    providers.set_state_lineage(Some(&state.lineage));
     let lifecycle = lifecycle_records(plan, state);
     if !lifecycle.is_empty() {
         if let Err(e) = lock.record_batch(&lifecycle) {
@@ -312,12 +369,23 @@ pub async fn apply(
     let mut ready: VecDeque<usize> = (0..changes.len()).filter(|&i| waiting_on[i] == 0).collect();
     let mut blocked = vec![false; changes.len()];
     let mut tasks = tokio::task::JoinSet::new();
-    let mut stop = StopSignals::listen();
+    let mut signals = StopSignals::listen();
+    // Raised on a stop (a signal, or the caller's `opts.stop`): operations in flight stop
+    // waiting and report what exists.
+    let cancel = Cancel::new();
     reporter.event(Event::Begin {
         total: changes.len(),
     });
 
     loop {
+        // A stop raised by the caller while the last operations were finishing.
+        if opts.stop.is_cancelled() && !outcome.interrupted {
+            outcome.interrupted = true;
+            cancel.cancel();
+            reporter.event(Event::Interrupted {
+                in_flight: tasks.len(),
+            });
+        }
         while !outcome.interrupted && tasks.len() < opts.parallelism.max(1) {
             let Some(i) = ready.pop_front() else { break };
             if blocked[i] {
@@ -330,10 +398,11 @@ pub async fn apply(
             });
             let prior = state.resources.get(&change.address).cloned();
             let providers = Arc::clone(&providers);
+            let cancel = cancel.clone();
             tasks.spawn(async move {
                 let started = Instant::now();
-                let result = run_change(providers, change, prior).await;
-                (i, result, started.elapsed())
+                let ran = run_change(providers, change, prior, cancel).await;
+                (i, ran, started.elapsed())
             });
         }
         if tasks.is_empty() {
@@ -341,8 +410,14 @@ pub async fn apply(
         }
         let joined = tokio::select! {
             joined = tasks.join_next() => joined,
-            _ = stop.recv(), if !outcome.interrupted => {
+            _ = async {
+                tokio::select! {
+                    _ = signals.recv() => {}
+                    _ = opts.stop.cancelled() => {}
+                }
+            }, if !outcome.interrupted => {
                 outcome.interrupted = true;
+                cancel.cancel();
                 reporter.event(Event::Interrupted { in_flight: tasks.len() });
                 continue;
             }
@@ -361,10 +436,10 @@ pub async fn apply(
             }
         }
         let records: Vec<Recorded> = results
-            .iter()
-            .filter_map(|(i, result, _)| match result {
-                Ok(attributes) => Some(record_for(changes[*i], attributes.clone(), state)),
-                Err(_) => None,
+            .iter_mut()
+            .filter_map(|(i, ran, _)| {
+                let attributes = ran.record.take()?;
+                Some(record_for(changes[*i], attributes, state))
             })
             .collect();
         if let Err(e) = lock.record_batch(&records) {
@@ -374,10 +449,10 @@ pub async fn apply(
             state.apply_change(record);
             changed = true;
         }
-        for (i, result, elapsed) in results {
+        for (i, ran, elapsed) in results {
             let change = changes[i];
-            match result {
-                Ok(_) => {
+            match ran.error {
+                None => {
                     outcome.done.push((change.address.clone(), change.action));
                     reporter.event(Event::Finished {
                         address: &change.address,
@@ -391,7 +466,7 @@ pub async fn apply(
                         }
                     }
                 }
-                Err(message) => {
+                Some(message) => {
                     reporter.event(Event::Failed {
                         address: &change.address,
                         action: change.action,
@@ -434,7 +509,20 @@ pub async fn apply(
     // Outputs change only when the resources they describe were applied.
     if outcome.failed.is_empty() && !outcome.interrupted {
         for o in &plan.outputs {
-            match (&o.action, &o.after) {
+            // A value known only after apply is read from the resource it comes from, now
+            // recorded (a secret there is recorded only as its digest: never an output's value).
+            let known = o
+                .from
+                .as_ref()
+                .filter(|_| o.after.is_none())
+                .and_then(|source| {
+                    let value = get_path(
+                        &state.resources.get(&source.address)?.attributes,
+                        &source.path,
+                    )?;
+                    (!value.is_null() && !contains_sensitive_marker(value)).then(|| value.clone())
+                });
+            match (&o.action, known.as_ref().or(o.after.as_ref())) {
                 (Action::Delete, _) => {
                     changed |= state.outputs.remove(&o.name).is_some();
                 }

@@ -38,7 +38,8 @@ pub fn open(dir: &Path, vars: &VarArgs, color: bool) -> Result<Workspace, String
         }
     };
     let backend = backend_for(dir, &model)?;
-    let providers = Arc::new(Providers::for_config(dir));
+    let config = crate::providers::provider_config(&model, &|name| std::env::var(name).ok())?;
+    let providers = Arc::new(Providers::for_config(dir, config));
     let config_hash = crate::lower::fingerprint(&model, &instances);
     Ok(Workspace {
         model,

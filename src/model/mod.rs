@@ -155,6 +155,18 @@ pub struct Output {
     pub sensitive: bool,
     /// The value is only known after apply.
     pub unknown: bool,
+    /// Where the value is read once it is known: an attribute of a resource (lowering knows
+    /// which resource holds, e.g., the web server's URL).
+    pub from: Option<OutputSource>,
+}
+
+/// An attribute of a resource that an output shows: known once that resource is applied.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OutputSource {
+    /// The resource's address, e.g. `google_cloud_run_v2_service.webserver`.
+    pub address: String,
+    /// The attribute's path in the resource's attributes, e.g. `["uri"]`.
+    pub path: Vec<String>,
 }
 
 /// Loads and validates a configuration: the whole of `weir validate`.

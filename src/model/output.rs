@@ -180,6 +180,7 @@ pub(super) fn outputs(
                     .unwrap_or_default(),
                 sensitive: declared_sensitive || derived_sensitive,
                 unknown,
+                from: None,
             },
             label_loc,
         ));

@@ -14,6 +14,9 @@ pub struct OutputChange {
     pub after: Option<Value>,
     pub sensitive: bool,
     pub unknown: bool,
+    /// Where apply reads the value when it is only known after apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<crate::model::OutputSource>,
 }
 
 /// Counts by action.

@@ -7,7 +7,7 @@ use super::plan::{OutputChange, Plan};
 use super::sensitive::{expand, expand_keeping_patterns, get_path, marker, reveal};
 use crate::graph::ResourceGraph;
 use crate::lower::ResourceInstance;
-use crate::model::Output;
+use crate::model::{Output, OutputSource};
 use crate::providers::Providers;
 use crate::state::State;
 use serde_json::Value;
@@ -186,7 +186,10 @@ pub async fn plan(
 ) -> Result<Plan, Vec<String>> {
     let empty = State::new();
     let prior = input.prior.unwrap_or(&empty);
-    providers.set_state_lineage(input.prior.map(|s| s.lineage.as_str()));
+    providers
+        .configure(input.prior.map(|s| s.lineage.as_str()))
+        .await
+        .map_err(|e| vec![e])?;
     let live = if opts.refresh {
         refresh(prior, providers, opts.parallelism).await?
     } else {
@@ -469,7 +472,7 @@ pub async fn plan(
         errors.push(protected_error(&protected));
     }
 
-    let outputs = plan_outputs(input.outputs, prior, opts.destroy);
+    let outputs = plan_outputs(input.outputs, prior, &changes, opts.destroy);
     errors.extend(grouped("planning", failed_plans));
     if !errors.is_empty() {
         return Err(errors);
@@ -605,10 +608,48 @@ fn name_of(address: &str, type_name: &str) -> String {
         .to_string()
 }
 
-fn plan_outputs(outputs: &[Output], prior: &State, destroy: bool) -> Vec<OutputChange> {
+/// The value of an output read from a resource attribute, when the plan knows it: the resource
+/// stays (a created or replaced object gets its values at apply), and the attribute is not
+/// among those known only after apply.
+fn known_from(source: &OutputSource, changes: &[Change]) -> Option<Value> {
+    let change = changes.iter().find(|c| {
+        c.address == source.address && matches!(c.action, Action::NoOp | Action::Update)
+    })?;
+    let overlaps = |p: &AttrPath| {
+        let n = p.len().min(source.path.len());
+        p[..n] == source.path[..n]
+    };
+    if change.after_unknown.iter().any(overlaps) {
+        return None;
+    }
+    get_path(change.after.as_ref()?, &source.path)
+        .filter(|v| !v.is_null() && !contains_sensitive_marker(v))
+        .cloned()
+}
+
+fn plan_outputs(
+    outputs: &[Output],
+    prior: &State,
+    changes: &[Change],
+    destroy: bool,
+) -> Vec<OutputChange> {
     let mut out = Vec::new();
     if !destroy {
         for o in outputs {
+            // Known now when the resource it comes from is known.
+            let resolved = o
+                .from
+                .as_ref()
+                .filter(|_| o.unknown)
+                .and_then(|source| known_from(source, changes));
+            let o = &match resolved {
+                Some(value) => Output {
+                    value,
+                    unknown: false,
+                    ..o.clone()
+                },
+                None => o.clone(),
+            };
             let before = prior.outputs.get(&o.name).map(|s| {
                 // A secret is in state as its keyed digest: the same secret compares equal.
                 let address = crate::state::output_address(&o.name);
@@ -639,6 +680,7 @@ fn plan_outputs(outputs: &[Output], prior: &State, destroy: bool) -> Vec<OutputC
                 after,
                 sensitive: o.sensitive,
                 unknown: o.unknown,
+                from: o.from.clone(),
             });
         }
     }
@@ -651,6 +693,7 @@ fn plan_outputs(outputs: &[Output], prior: &State, destroy: bool) -> Vec<OutputC
                 after: None,
                 sensitive: s.sensitive,
                 unknown: false,
+                from: None,
             });
         }
     }

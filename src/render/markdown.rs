@@ -769,6 +769,7 @@ mod tests {
             after: Some(json!(1)),
             sensitive: false,
             unknown: false,
+            from: None,
         });
         insta::assert_snapshot!(render_markdown(&plan), @r"
         ### weir plan

@@ -307,6 +307,7 @@ pub(crate) mod fixtures {
                 after: None,
                 sensitive: false,
                 unknown: true,
+                from: None,
             },
             OutputChange {
                 name: "bucket".into(),
@@ -315,6 +316,7 @@ pub(crate) mod fixtures {
                 after: Some(json!("acme-mage")),
                 sensitive: false,
                 unknown: false,
+                from: None,
             },
             OutputChange {
                 name: "db_password".into(),
@@ -323,6 +325,7 @@ pub(crate) mod fixtures {
                 after: Some(json!(SECRET)),
                 sensitive: true,
                 unknown: false,
+                from: None,
             },
             OutputChange {
                 name: "region".into(),
@@ -331,6 +334,7 @@ pub(crate) mod fixtures {
                 after: Some(json!("us-central1")),
                 sensitive: false,
                 unknown: false,
+                from: None,
             },
         ];
         plan.notes = vec![

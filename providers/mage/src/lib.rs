@@ -118,7 +118,7 @@
 //!   from the manifest, then removes the directories weir created (`dirs`, an addition to the
 //!   `version`/`files` shape, left out when empty) that end up empty.
 //! - The manifest records the lineage of the weir state that owns the project (told by the
-//!   engine through [`Provider::set_state_lineage`]); the first claim records it. Another
+//!   engine through [`Provider::configure`]); the first claim records it. Another
 //!   state (a second configuration pointed at the same `project_dir`, or a lost state) is
 //!   refused at plan, read, write and delete, with an error naming the owner's lineage.
 //! - [`Provider::plan`] refuses what apply would: a file that exists and weir does not own, a
@@ -158,11 +158,14 @@ mod yaml;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
+use weir_provider_sdk::retry::{Idempotency, RetryPolicy, retry};
 use weir_provider_sdk::{
-    PlannedValue, Provider, ProviderError, ResourceRef, ResourceSchema, contains_sensitive_marker,
+    Cancel, PlannedValue, Provider, ProviderConfig, ProviderError, ResourceRef, ResourceSchema,
+    contains_sensitive_marker,
 };
 
 use crate::attrs::{str_attr, unparseable};
@@ -186,7 +189,7 @@ pub struct MageProvider {
 struct Inner {
     base_dir: PathBuf,
     /// The lineage of the weir state this provider works for (`None`: no state yet); see
-    /// [`Provider::set_state_lineage`].
+    /// [`MageProvider::set_state_lineage`].
     lineage: Mutex<Option<String>>,
     /// Every project this provider touched, with its manifest in memory. The lock serializes
     /// each claim or release (and the file write that follows it).
@@ -209,6 +212,29 @@ impl MageProvider {
     /// The directory relative `project_dir`s are resolved against.
     pub fn base_dir(&self) -> &Path {
         &self.inner.base_dir
+    }
+
+    /// Tells the provider which weir state it works for (what [`Provider::configure`] takes
+    /// from [`ProviderConfig::state_lineage`]): the state's lineage, or `None` while no state
+    /// exists yet.
+    pub fn set_state_lineage(&self, lineage: Option<&str>) {
+        *self
+            .inner
+            .lineage
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = lineage.map(str::to_string);
+    }
+}
+
+/// A write or delete that failed on an interrupted or timed-out file operation is repeated:
+/// each one converges from whatever the last attempt left (the manifest claims first, files are
+/// replaced whole).
+fn retry_policy() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 5,
+        initial_backoff: Duration::from_millis(200),
+        max_backoff: Duration::from_secs(2),
+        deadline: None,
     }
 }
 
@@ -661,12 +687,9 @@ impl Provider for MageProvider {
         }
     }
 
-    fn set_state_lineage(&self, lineage: Option<&str>) {
-        *self
-            .inner
-            .lineage
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = lineage.map(str::to_string);
+    async fn configure(&self, config: &ProviderConfig) -> Result<(), ProviderError> {
+        self.set_state_lineage(config.state_lineage.as_deref());
+        Ok(())
     }
 
     /// Plans the value, then checks what apply would refuse (a project of another state, a
@@ -697,22 +720,40 @@ impl Provider for MageProvider {
         }
     }
 
-    async fn create(&self, resource: &ResourceRef) -> Result<Value, ProviderError> {
-        let inner = Arc::clone(&self.inner);
-        let resource = resource.clone();
-        blocking(move || inner.apply(&resource, None)).await?
+    async fn create(
+        &self,
+        resource: &ResourceRef,
+        cancel: &Cancel,
+    ) -> Result<Value, ProviderError> {
+        retry(&retry_policy(), Idempotency::Idempotent, cancel, |_| {
+            let inner = Arc::clone(&self.inner);
+            let resource = resource.clone();
+            async move { blocking(move || inner.apply(&resource, None)).await? }
+        })
+        .await
     }
 
-    async fn update(&self, prior: &Value, resource: &ResourceRef) -> Result<Value, ProviderError> {
-        let inner = Arc::clone(&self.inner);
-        let resource = resource.clone();
-        let prior = prior.clone();
-        blocking(move || inner.apply(&resource, Some(&prior))).await?
+    async fn update(
+        &self,
+        prior: &Value,
+        resource: &ResourceRef,
+        cancel: &Cancel,
+    ) -> Result<Value, ProviderError> {
+        retry(&retry_policy(), Idempotency::Idempotent, cancel, |_| {
+            let inner = Arc::clone(&self.inner);
+            let resource = resource.clone();
+            let prior = prior.clone();
+            async move { blocking(move || inner.apply(&resource, Some(&prior))).await? }
+        })
+        .await
     }
 
-    async fn delete(&self, resource: &ResourceRef) -> Result<(), ProviderError> {
-        let inner = Arc::clone(&self.inner);
-        let resource = resource.clone();
-        blocking(move || inner.delete(&resource)).await?
+    async fn delete(&self, resource: &ResourceRef, cancel: &Cancel) -> Result<(), ProviderError> {
+        retry(&retry_policy(), Idempotency::Idempotent, cancel, |_| {
+            let inner = Arc::clone(&self.inner);
+            let resource = resource.clone();
+            async move { blocking(move || inner.delete(&resource)).await? }
+        })
+        .await
     }
 }

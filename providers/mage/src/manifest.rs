@@ -236,7 +236,7 @@ impl Project {
                     Some(ours) => format!("this configuration's state has lineage {ours}"),
                     None => "this configuration has no state yet".to_string(),
                 };
-                Err(ProviderError::permanent(format!(
+                Err(ProviderError::conflict(format!(
                     "the Mage project {} belongs to another weir state (lineage {owner}, recorded in {}); {ours}. Two configurations deploying to one project would overwrite and delete each other's files",
                     self.path.display(),
                     self.manifest_path().display()
@@ -266,7 +266,7 @@ impl Project {
             ))
             .with_help("move the directory away, then run weir again")),
             Some(Kind::Other(kind)) => Err(FsError::NotFile(full.clone(), kind).to_provider("write", &full)),
-            Some(_) => Err(ProviderError::permanent(format!(
+            Some(_) => Err(ProviderError::conflict(format!(
                 "refusing to write {}: the file exists and weir does not own it (it is not in weir's manifest {})",
                 full.display(),
                 self.manifest_path().display()

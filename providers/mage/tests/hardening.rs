@@ -125,7 +125,7 @@ fn link(target: &Path, at: &Path) {
 
 async fn create(provider: &MageProvider, r: &ResourceRef) -> Value {
     provider
-        .create(r)
+        .create(r, &weir_provider_sdk::Cancel::new())
         .await
         .unwrap_or_else(|e| panic!("create of {} failed: {e}", r.address))
 }
@@ -189,9 +189,16 @@ async fn symlinked_pipeline_folder_is_refused_on_update_and_delete() {
 
     let p = s.provider(None);
     let folder = s.project("pipelines/orders");
-    let message = refused(p.update(&r.attributes, &r).await, &folder);
+    let message = refused(
+        p.update(&r.attributes, &r, &weir_provider_sdk::Cancel::new())
+            .await,
+        &folder,
+    );
     assert!(message.contains("symbolic link"), "{message}");
-    refused(p.delete(&r).await, &folder);
+    refused(
+        p.delete(&r, &weir_provider_sdk::Cancel::new()).await,
+        &folder,
+    );
     refused(read_result(&p, &r).await, &folder);
     assert_eq!(read(&s.outside("orders/metadata.yaml")), "not weir's\n");
 }
@@ -205,8 +212,15 @@ async fn symlinked_pipelines_folder_is_refused() {
     link(&s.outside("pipes"), &s.project("pipelines"));
 
     let p = s.provider(None);
-    refused(p.update(&r.attributes, &r).await, &s.project("pipelines"));
-    refused(p.delete(&r).await, &s.project("pipelines"));
+    refused(
+        p.update(&r.attributes, &r, &weir_provider_sdk::Cancel::new())
+            .await,
+        &s.project("pipelines"),
+    );
+    refused(
+        p.delete(&r, &weir_provider_sdk::Cancel::new()).await,
+        &s.project("pipelines"),
+    );
     assert_eq!(
         read(&s.outside("pipes/orders/metadata.yaml")),
         "not weir's\n"
@@ -225,7 +239,11 @@ async fn symlinked_block_file_is_not_read_or_written() {
     let file = s.project("data_loaders/load.py");
     let message = refused(read_result(&p, &r).await, &file);
     assert!(!message.contains("password"), "{message}");
-    refused(p.update(&r.attributes, &r).await, &file);
+    refused(
+        p.update(&r.attributes, &r, &weir_provider_sdk::Cancel::new())
+            .await,
+        &file,
+    );
     assert_eq!(read(&s.outside("secret.txt")), "password\n");
 }
 
@@ -243,7 +261,14 @@ async fn symlinked_weir_folder_and_journal_are_not_followed() {
     write(&s.outside("precious"), "keep me\n");
     link(&s.outside("precious"), &journal);
     let p = s.provider(None);
-    refused(p.create(&block("data_loaders/b.py", "b\n")).await, &journal);
+    refused(
+        p.create(
+            &block("data_loaders/b.py", "b\n"),
+            &weir_provider_sdk::Cancel::new(),
+        )
+        .await,
+        &journal,
+    );
     assert_eq!(read(&s.outside("precious")), "keep me\n");
     assert!(!s.project("data_loaders/b.py").exists());
 
@@ -253,7 +278,11 @@ async fn symlinked_weir_folder_and_journal_are_not_followed() {
     link(&s.outside("weir"), &s.project(".weir"));
     let p = s.provider(None);
     refused(
-        p.create(&block("data_loaders/b.py", "b\n")).await,
+        p.create(
+            &block("data_loaders/b.py", "b\n"),
+            &weir_provider_sdk::Cancel::new(),
+        )
+        .await,
         &s.project(".weir"),
     );
     assert!(!s.project("data_loaders/b.py").exists());
@@ -273,7 +302,10 @@ async fn symlinked_manifest_is_not_read() {
     );
     refused(
         s.provider
-            .create(&block("data_loaders/load.py", "x\n"))
+            .create(
+                &block("data_loaders/load.py", "x\n"),
+                &weir_provider_sdk::Cancel::new(),
+            )
             .await,
         &s.project(".weir/manifest.json"),
     );
@@ -286,7 +318,12 @@ async fn symlinked_project_dir_is_refused() {
     link(&s.outside(""), &s.tmp.path().join("config/mage_project"));
     let r = block("data_loaders/load.py", "x\n");
     let root = s.tmp.path().join("config/mage_project");
-    refused(s.provider.create(&r).await, &root);
+    refused(
+        s.provider
+            .create(&r, &weir_provider_sdk::Cancel::new())
+            .await,
+        &root,
+    );
     refused(
         s.provider.plan(&r.type_name, None, r.attributes.clone()),
         &root,
@@ -309,7 +346,12 @@ async fn project_dir_that_is_the_configuration_directory_is_refused() {
             .err()
             .unwrap_or_else(|| panic!("project_dir `{dir}` was accepted"));
         assert!(err.message.contains("directory of its own"), "{err}");
-        assert!(s.provider.create(&r).await.is_err());
+        assert!(
+            s.provider
+                .create(&r, &weir_provider_sdk::Cancel::new())
+                .await
+                .is_err()
+        );
     }
     assert!(!s.tmp.path().join("config/data_loaders").exists());
 }
@@ -347,7 +389,11 @@ async fn fifo_scenario() {
     let p = s.provider(None);
     let message = refused(read_result(&p, &r).await, &file);
     assert!(message.contains("FIFO"), "{message}");
-    refused(p.update(&r.attributes, &r).await, &file);
+    refused(
+        p.update(&r.attributes, &r, &weir_provider_sdk::Cancel::new())
+            .await,
+        &file,
+    );
 
     // The journal as a FIFO: opening it for appending must not wait for a reader.
     let journal = s.project(".weir/manifest.journal");
@@ -356,7 +402,10 @@ async fn fifo_scenario() {
     let p = s.provider(None);
     let result = tokio::time::timeout(
         Duration::from_secs(10),
-        p.create(&block("data_loaders/other.py", "y\n")),
+        p.create(
+            &block("data_loaders/other.py", "y\n"),
+            &weir_provider_sdk::Cancel::new(),
+        ),
     )
     .await
     .unwrap_or_else(|_| panic!("writing through a FIFO journal hangs"));
@@ -410,7 +459,10 @@ async fn damaged_journal_is_an_error_naming_it() {
     text.push_str("{\"op\":\"claim\",\"file\":garbage}\n");
     write(&journal, &text);
     let p = s.provider(None);
-    let message = refused(p.delete(&r).await, &journal);
+    let message = refused(
+        p.delete(&r, &weir_provider_sdk::Cancel::new()).await,
+        &journal,
+    );
     assert!(message.contains("line 2"), "{message}");
     assert!(s.project("data_loaders/load.py").exists());
     refused(p.plan(&r.type_name, None, r.attributes.clone()), &journal);
@@ -418,7 +470,12 @@ async fn damaged_journal_is_an_error_naming_it() {
     // A journal whose only line is garbage, even torn, is not an empty manifest either when
     // it ends with a newline.
     write(&journal, "garbage\n");
-    refused(s.provider(None).delete(&r).await, &journal);
+    refused(
+        s.provider(None)
+            .delete(&r, &weir_provider_sdk::Cancel::new())
+            .await,
+        &journal,
+    );
 }
 
 #[tokio::test]
@@ -431,7 +488,7 @@ async fn torn_last_journal_line_is_tolerated() {
     text.push_str("{\"op\":\"claim\",\"file\":\"data_loaders/x.py\",\"ent");
     write(&journal, &text);
     s.provider(None)
-        .delete(&r)
+        .delete(&r, &weir_provider_sdk::Cancel::new())
         .await
         .unwrap_or_else(|e| panic!("delete after a torn append: {e}"));
     assert!(!s.project("data_loaders/load.py").exists());
@@ -454,10 +511,23 @@ async fn project_of_another_state_is_refused() {
         );
         assert!(message.contains("lineage-first"), "{message}");
         let other_file = block("data_loaders/other.py", "second\n");
-        let message = refused(other.create(&other_file).await, &s.root());
+        let message = refused(
+            other
+                .create(&other_file, &weir_provider_sdk::Cancel::new())
+                .await,
+            &s.root(),
+        );
         assert!(message.contains("lineage-first"), "{message}");
-        refused(other.update(&r.attributes, &mine).await, &s.root());
-        refused(other.delete(&r).await, &s.root());
+        refused(
+            other
+                .update(&r.attributes, &mine, &weir_provider_sdk::Cancel::new())
+                .await,
+            &s.root(),
+        );
+        refused(
+            other.delete(&r, &weir_provider_sdk::Cancel::new()).await,
+            &s.root(),
+        );
         refused(read_result(&other, &r).await, &s.root());
     }
     assert_eq!(read(&s.project("data_loaders/load.py")), "first\n");
@@ -466,9 +536,12 @@ async fn project_of_another_state_is_refused() {
 
     // The owner still works, and once it deleted everything the project is free.
     let first = s.provider(Some("lineage-first"));
-    first.delete(&r).await.unwrap_or_else(|e| panic!("{e}"));
     first
-        .delete(&pipeline(Value::Null))
+        .delete(&r, &weir_provider_sdk::Cancel::new())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    first
+        .delete(&pipeline(Value::Null), &weir_provider_sdk::Cancel::new())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     create(
@@ -486,7 +559,12 @@ async fn project_without_an_owner_is_claimed_by_the_first_state_that_writes() {
     let owner = s.provider(Some("lineage-a"));
     create(&owner, &block("data_loaders/load.py", "y\n")).await;
     let r = block("data_loaders/load.py", "z\n");
-    let message = refused(s.provider(Some("lineage-b")).create(&r).await, &s.root());
+    let message = refused(
+        s.provider(Some("lineage-b"))
+            .create(&r, &weir_provider_sdk::Cancel::new())
+            .await,
+        &s.root(),
+    );
     assert!(message.contains("lineage-a"), "{message}");
     assert_eq!(read(&s.project("data_loaders/load.py")), "y\n");
 }
@@ -540,7 +618,11 @@ async fn files_holding_secrets_are_written_owner_only() {
     // Without a secret the files stay readable by Mage running as another user.
     let plain = pipeline(Value::Null);
     s.provider
-        .update(&with_webhook.attributes, &plain)
+        .update(
+            &with_webhook.attributes,
+            &plain,
+            &weir_provider_sdk::Cancel::new(),
+        )
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(mode(&metadata), 0o644);
@@ -552,7 +634,11 @@ async fn files_holding_secrets_are_written_owner_only() {
     with_variables.attributes["variables"] = json!({"api_key": "s3cr3t"});
     with_variables.sensitive_paths = vec![vec!["variables".into()]];
     s.provider
-        .update(&plain.attributes, &with_variables)
+        .update(
+            &plain.attributes,
+            &with_variables,
+            &weir_provider_sdk::Cancel::new(),
+        )
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(mode(&metadata), 0o600);

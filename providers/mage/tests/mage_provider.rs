@@ -101,7 +101,7 @@ fn plan(provider: &MageProvider, r: &ResourceRef, prior: Option<&Value>) -> Plan
 }
 
 async fn create(provider: &MageProvider, r: &ResourceRef) -> Value {
-    match provider.create(r).await {
+    match provider.create(r, &weir_provider_sdk::Cancel::new()).await {
         Ok(value) => value,
         Err(e) => panic!("create of {} failed: {e}", r.address),
     }
@@ -251,7 +251,9 @@ logging_config:
     bare["remote_variables_dir"] = Value::Null;
     bare["logging"] = Value::Null;
     let bare = resource("mage_project.main", "mage_project", bare);
-    let updated = provider.update(&created, &bare).await;
+    let updated = provider
+        .update(&created, &bare, &weir_provider_sdk::Cancel::new())
+        .await;
     assert_eq!(updated.as_ref().ok(), Some(&bare.attributes));
     assert_eq!(
         read_text(&project_path(&dir, "metadata.yaml")),
@@ -497,7 +499,9 @@ async fn block_round_trip() {
         drifted.as_ref().map(|v| v["code"].clone()),
         Some(json!("print('edited')\n"))
     );
-    let updated = provider.update(&created, &r).await;
+    let updated = provider
+        .update(&created, &r, &weir_provider_sdk::Cancel::new())
+        .await;
     assert_eq!(updated.ok(), Some(r.attributes.clone()));
     assert_eq!(read_text(&project_path(&dir, "data_loaders/load.py")), code);
 }
@@ -662,6 +666,7 @@ async fn triggers_mage_would_skip_read_as_unparseable() {
         .update(
             &created,
             &resource(&r.address, &r.type_name, created.clone()),
+            &weir_provider_sdk::Cancel::new(),
         )
         .await;
     assert_eq!(updated.ok(), Some(created.clone()));
@@ -721,11 +726,11 @@ async fn refuses_to_overwrite_a_file_it_does_not_own() {
         "mage_block",
         json!({"project_dir": "mage_project", "path": "data_loaders/load.py", "code": "print(1)\n"}),
     );
-    let err = match provider.create(&r).await {
+    let err = match provider.create(&r, &weir_provider_sdk::Cancel::new()).await {
         Ok(value) => panic!("create over a user file succeeded: {value}"),
         Err(e) => e,
     };
-    assert_eq!(err.kind, ErrorKind::Permanent);
+    assert_eq!(err.kind, ErrorKind::Conflict);
     assert!(
         err.message.contains(&user_file.display().to_string()),
         "the message names the file: {}",
@@ -745,11 +750,10 @@ async fn refuses_to_overwrite_a_file_it_does_not_own() {
     let mage_init = project_path(&dir, "metadata.yaml");
     write_text(&mage_init, "project_uuid: abc\nhelp_improve_mage: true\n");
     let err = provider
-        .create(&resource(
-            "mage_project.main",
-            "mage_project",
-            project_attrs(),
-        ))
+        .create(
+            &resource("mage_project.main", "mage_project", project_attrs()),
+            &weir_provider_sdk::Cancel::new(),
+        )
         .await
         .err();
     assert!(err.is_some_and(|e| e.message.contains(&mage_init.display().to_string())));
@@ -814,7 +818,10 @@ async fn delete_removes_only_owned_files() {
     write_text(&user_note, "# notes\n");
 
     for r in [&load, &export, &triggers, &pipeline] {
-        assert_eq!(provider.delete(r).await, Ok(()));
+        assert_eq!(
+            provider.delete(r, &weir_provider_sdk::Cancel::new()).await,
+            Ok(())
+        );
     }
     assert!(!project_path(&dir, "data_loaders/load.py").exists());
     assert!(!project_path(&dir, "pipelines/orders/metadata.yaml").exists());
@@ -833,14 +840,24 @@ async fn delete_removes_only_owned_files() {
     );
 
     // Deleting again (already gone) succeeds and touches nothing.
-    assert_eq!(provider.delete(&load).await, Ok(()));
+    assert_eq!(
+        provider
+            .delete(&load, &weir_provider_sdk::Cancel::new())
+            .await,
+        Ok(())
+    );
     assert_eq!(read_text(&user_file), "# mine\n");
 
     // Once the user's files are gone, the next delete in the project tidies up.
     fs::remove_file(&user_file).unwrap_or_else(|e| panic!("{e}"));
     fs::remove_file(&user_note).unwrap_or_else(|e| panic!("{e}"));
     create(&provider, &load).await;
-    assert_eq!(provider.delete(&load).await, Ok(()));
+    assert_eq!(
+        provider
+            .delete(&load, &weir_provider_sdk::Cancel::new())
+            .await,
+        Ok(())
+    );
     assert!(!project_path(&dir, "data_loaders").exists());
 }
 
@@ -854,7 +871,10 @@ async fn delete_leaves_a_file_that_is_not_in_the_manifest() {
         "mage_block",
         json!({"project_dir": "mage_project", "path": "data_loaders/load.py", "code": "x\n"}),
     );
-    assert_eq!(provider.delete(&r).await, Ok(()));
+    assert_eq!(
+        provider.delete(&r, &weir_provider_sdk::Cancel::new()).await,
+        Ok(())
+    );
     assert_eq!(read_text(&user_file), "# the user's\n");
 }
 
@@ -863,7 +883,10 @@ async fn delete_all_removes_the_empty_manifest() {
     let (dir, provider) = setup();
     let r = resource("mage_project.main", "mage_project", project_attrs());
     create(&provider, &r).await;
-    assert_eq!(provider.delete(&r).await, Ok(()));
+    assert_eq!(
+        provider.delete(&r, &weir_provider_sdk::Cancel::new()).await,
+        Ok(())
+    );
     assert!(!project_path(&dir, "metadata.yaml").exists());
     assert!(!project_path(&dir, ".weir").exists());
     assert!(project_path(&dir, "").is_dir());
@@ -900,7 +923,10 @@ async fn an_unreadable_manifest_stops_writes() {
         "mage_block",
         json!({"project_dir": "mage_project", "path": "data_loaders/load.py", "code": "x\n"}),
     );
-    let err = provider.create(&r).await.err();
+    let err = provider
+        .create(&r, &weir_provider_sdk::Cancel::new())
+        .await
+        .err();
     assert!(err.is_some_and(|e| e.kind == ErrorKind::Permanent && e.message.contains("manifest")));
     assert!(!project_path(&dir, "data_loaders/load.py").exists());
 }
@@ -917,7 +943,7 @@ async fn concurrent_creates_all_land_in_the_manifest() {
                 "mage_block",
                 json!({"project_dir": "mage_project", "path": format!("transformers/b{i}.py"), "code": format!("x = {i}\n")}),
             );
-            provider.create(&r).await
+            provider.create(&r, &weir_provider_sdk::Cancel::new()).await
         }));
     }
     for task in tasks {
@@ -954,7 +980,10 @@ async fn absolute_project_dirs_and_bad_paths() {
             "mage_block",
             json!({"project_dir": "mage_project", "path": path, "code": "x\n"}),
         );
-        let err = provider.create(&r).await.err();
+        let err = provider
+            .create(&r, &weir_provider_sdk::Cancel::new())
+            .await
+            .err();
         assert!(
             err.is_some_and(|e| e.kind == ErrorKind::Permanent),
             "{path} was accepted"
@@ -1067,7 +1096,11 @@ async fn plan_keeps_start_time_token_and_last_enabled_at_from_prior() {
     );
     assert!(planned.unknown.is_empty(), "{:?}", planned.unknown);
     let updated = provider
-        .update(&created, &resource(&r.address, &r.type_name, planned.value))
+        .update(
+            &created,
+            &resource(&r.address, &r.type_name, planned.value),
+            &weir_provider_sdk::Cancel::new(),
+        )
         .await;
     let updated = updated.unwrap_or_else(|e| panic!("update failed: {e}"));
     assert_eq!(
@@ -1121,6 +1154,7 @@ async fn removed_schedules_are_retired_as_inactive_with_a_note() {
         .update(
             &created,
             &resource(&r.address, &r.type_name, planned.value.clone()),
+            &weir_provider_sdk::Cancel::new(),
         )
         .await
         .unwrap_or_else(|e| panic!("update failed: {e}"));
@@ -1244,7 +1278,9 @@ async fn a_journal_left_by_a_killed_run_is_folded_in_by_the_next() {
         "mage_block",
         json!({"project_dir": "mage_project", "path": "data_loaders/x.py", "code": "x\n"}),
     );
-    let refused = provider.create(&again).await;
+    let refused = provider
+        .create(&again, &weir_provider_sdk::Cancel::new())
+        .await;
     assert!(
         refused.is_err(),
         "the torn claim did not make the user's file weir's"
@@ -1260,7 +1296,10 @@ async fn a_journal_left_by_a_killed_run_is_folded_in_by_the_next() {
         on_disk["files"]["pipelines/orders/metadata.yaml"]["owner"],
         json!("mage_pipeline.orders")
     );
-    provider.delete(&r).await.unwrap();
+    provider
+        .delete(&r, &weir_provider_sdk::Cancel::new())
+        .await
+        .unwrap();
     assert!(!project_path(&dir, "pipelines/orders/metadata.yaml").exists());
 }
 
@@ -1309,7 +1348,10 @@ async fn tokens_known_only_by_their_digest_are_taken_from_the_live_file() {
         planned.unknown
     );
     let applied = resource("mage_triggers.orders", "mage_triggers", planned.value);
-    let updated = match provider.update(&sealed, &applied).await {
+    let updated = match provider
+        .update(&sealed, &applied, &weir_provider_sdk::Cancel::new())
+        .await
+    {
         Ok(v) => v,
         Err(e) => panic!("update failed: {e}"),
     };
@@ -1323,7 +1365,10 @@ async fn tokens_known_only_by_their_digest_are_taken_from_the_live_file() {
 
     // Without the file, a new token (never the digest).
     fs::remove_file(&yaml).unwrap_or_else(|e| panic!("{e}"));
-    let updated = match provider.update(&sealed, &applied).await {
+    let updated = match provider
+        .update(&sealed, &applied, &weir_provider_sdk::Cancel::new())
+        .await
+    {
         Ok(v) => v,
         Err(e) => panic!("update failed: {e}"),
     };
@@ -1340,7 +1385,7 @@ async fn a_value_known_only_by_its_digest_is_never_written() {
     let mut attrs = pipeline_attrs();
     attrs["variables"]["source"] = token_digest();
     let r = resource("mage_pipeline.orders", "mage_pipeline", attrs);
-    let err = match provider.create(&r).await {
+    let err = match provider.create(&r, &weir_provider_sdk::Cancel::new()).await {
         Ok(v) => panic!("a digest was written: {v}"),
         Err(e) => e.to_string(),
     };

@@ -109,7 +109,7 @@ async fn needs_pyyaml_reads_rendered_files_as_mage_would() {
         ], "retired": []}),
     );
     for r in [&project, &pipeline, &triggers] {
-        if let Err(e) = provider.create(r).await {
+        if let Err(e) = provider.create(r, &weir_provider_sdk::Cancel::new()).await {
             panic!("create {}: {e}", r.address);
         }
     }

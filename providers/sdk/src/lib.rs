@@ -10,14 +10,25 @@
 //! - read the live objects, in batches ([`Provider::read`]);
 //! - create, update and delete objects.
 //!
-//! Errors say whether retrying may help ([`ProviderError::retryable`]).
+//! Before anything else the engine calls [`Provider::configure`] with a [`ProviderConfig`].
+//! Errors have a kind ([`ErrorKind`]); an error from a create or update that leaves an object
+//! behind carries its attributes ([`ProviderError::existing`]), which the engine records.
+//! Create, update and delete get a [`Cancel`] signal, raised when the user stops weir.
+//! Retries are the provider's own business ([`retry`]).
 
+mod cancel;
+mod config;
 pub mod fs;
+pub mod retry;
+
+pub use cancel::Cancel;
+pub use config::{CredentialsSource, Endpoints, ProviderConfig};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;
+use std::time::Duration;
 
 /// A path to a value inside a resource's attributes, e.g. `["webhook_url"]` or
 /// `["blocks", "0", "code"]`. Array indices are written as decimal strings.
@@ -180,39 +191,74 @@ impl PlannedValue {
     }
 }
 
-/// Whether an error may go away when the operation is retried.
+/// What kind of failure an error is: what the engine and a retry loop may do about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ErrorKind {
-    /// Throttling, a timeout, a 5xx: worth retrying.
+    /// The object is not there (HTTP 404).
+    NotFound,
+    /// The object already exists, or another change got there first (HTTP 409).
+    Conflict,
+    /// The object changed since it was read: its etag or fingerprint no longer matches (HTTP
+    /// 412). Read it again and retry.
+    PreconditionFailed,
+    /// Throttling, a timeout, a 5xx: the same call may succeed later.
     Retryable,
-    /// Bad input, a conflict, missing permission: retrying will not help.
+    /// Bad input, missing permission, a refusal: retrying will not help.
     Permanent,
+    /// The operation stopped waiting because weir was asked to stop ([`Cancel`]); it may
+    /// still finish on the target.
+    Cancelled,
 }
 
 /// An error from a provider operation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ProviderError {
     pub kind: ErrorKind,
     pub message: String,
     /// What the user could do about it.
     pub help: Option<String>,
+    /// The object's attributes when a create or update failed (or was cancelled) after the
+    /// object came to exist: the engine records them in state, so that the object is never
+    /// orphaned and the next run updates it instead of creating it again. Never shown. (Boxed:
+    /// rare, and it keeps every `Result` small.)
+    pub existing: Option<Box<Value>>,
+    /// How long the target asked to wait before the next attempt (`Retry-After`).
+    pub retry_after: Option<Duration>,
 }
 
 impl ProviderError {
-    pub fn permanent(message: impl Into<String>) -> Self {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         ProviderError {
-            kind: ErrorKind::Permanent,
+            kind,
             message: message.into(),
             help: None,
+            existing: None,
+            retry_after: None,
         }
     }
 
+    pub fn permanent(message: impl Into<String>) -> Self {
+        ProviderError::new(ErrorKind::Permanent, message)
+    }
+
     pub fn retryable(message: impl Into<String>) -> Self {
-        ProviderError {
-            kind: ErrorKind::Retryable,
-            message: message.into(),
-            help: None,
-        }
+        ProviderError::new(ErrorKind::Retryable, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ProviderError::new(ErrorKind::NotFound, message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        ProviderError::new(ErrorKind::Conflict, message)
+    }
+
+    pub fn precondition_failed(message: impl Into<String>) -> Self {
+        ProviderError::new(ErrorKind::PreconditionFailed, message)
+    }
+
+    pub fn cancelled(message: impl Into<String>) -> Self {
+        ProviderError::new(ErrorKind::Cancelled, message)
     }
 
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
@@ -220,8 +266,38 @@ impl ProviderError {
         self
     }
 
-    pub fn retryable_error(&self) -> bool {
+    /// Says that the object exists despite the error, with these attributes.
+    pub fn with_existing(mut self, attributes: Value) -> Self {
+        self.existing = Some(Box::new(attributes));
+        self
+    }
+
+    pub fn with_retry_after(mut self, wait: Duration) -> Self {
+        self.retry_after = Some(wait);
+        self
+    }
+
+    pub fn is_retryable(&self) -> bool {
         self.kind == ErrorKind::Retryable
+    }
+
+    /// The same error, saying that retries gave up after `attempts` attempts.
+    pub(crate) fn gave_up(mut self, attempts: u32) -> Self {
+        self.message = format!("{} (gave up after {attempts} attempts)", self.message);
+        self
+    }
+}
+
+/// Leaves out the attributes of [`ProviderError::existing`], which may hold secrets.
+impl fmt::Debug for ProviderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProviderError")
+            .field("kind", &self.kind)
+            .field("message", &self.message)
+            .field("help", &self.help)
+            .field("existing", &self.existing.as_ref().map(|_| "<attributes>"))
+            .field("retry_after", &self.retry_after)
+            .finish()
     }
 }
 
@@ -246,11 +322,13 @@ pub trait Provider: Send + Sync {
     /// The schemas of every resource type this provider manages.
     fn schemas(&self) -> Vec<ResourceSchema>;
 
-    /// Tells the provider which weir state it works for, before it plans, reads or applies:
-    /// the state's lineage, or `None` while no state exists yet. A provider that records on
-    /// the target which state owns an object uses it to refuse objects another state owns.
-    /// The default ignores it.
-    fn set_state_lineage(&self, _lineage: Option<&str>) {}
+    /// Takes the configuration of this run, before the provider plans, reads or applies (and
+    /// again when it changes, e.g. once apply has created the state). It must not need
+    /// credentials: a plan with no prior state calls nothing else. An error stops the run. The
+    /// default ignores the configuration.
+    async fn configure(&self, _config: &ProviderConfig) -> Result<(), ProviderError> {
+        Ok(())
+    }
 
     /// Adjusts the desired attributes of a resource given its prior attributes (from state),
     /// before the engine diffs them: fill in computed values that are kept once chosen, carry
@@ -276,13 +354,25 @@ pub trait Provider: Send + Sync {
     /// Providers read in batches where the target can list.
     async fn read(&self, resources: &[ResourceRef]) -> Vec<Result<Option<Value>, ProviderError>>;
 
-    /// Creates the object and returns its attributes as they now are.
-    async fn create(&self, resource: &ResourceRef) -> Result<Value, ProviderError>;
+    /// Creates the object and returns its attributes as they now are, values known only after
+    /// apply included. When it fails after the object came to exist (a long operation that
+    /// timed out or failed, a cancel), the error carries the object's attributes
+    /// ([`ProviderError::with_existing`]). A provider waiting on the target stops waiting when
+    /// `cancel` is raised. The engine calls it once: a retry is the provider's decision
+    /// ([`retry`]).
+    async fn create(&self, resource: &ResourceRef, cancel: &Cancel)
+    -> Result<Value, ProviderError>;
 
-    /// Updates the object in place from `prior` to `resource.attributes`.
-    async fn update(&self, prior: &Value, resource: &ResourceRef) -> Result<Value, ProviderError>;
+    /// Updates the object in place from `prior` to `resource.attributes`; errors and `cancel`
+    /// as for [`Provider::create`].
+    async fn update(
+        &self,
+        prior: &Value,
+        resource: &ResourceRef,
+        cancel: &Cancel,
+    ) -> Result<Value, ProviderError>;
 
     /// Deletes the object; `resource.attributes` are the last recorded ones. Deleting an object
     /// that is already gone is a success.
-    async fn delete(&self, resource: &ResourceRef) -> Result<(), ProviderError>;
+    async fn delete(&self, resource: &ResourceRef, cancel: &Cancel) -> Result<(), ProviderError>;
 }

@@ -105,9 +105,7 @@ fn execute(
             })
         };
     let rt = workspace::runtime()?;
-    let opts = ApplyOptions {
-        parallelism: args.parallelism.max(1),
-    };
+    let opts = ApplyOptions::new(args.parallelism.max(1));
     let outcome = rt.block_on(apply(
         plan,
         ws.providers.clone(),
