@@ -1,5 +1,6 @@
 //! Hardening tests: see `tests/hardening.rs`. Saved plans that cannot be tampered with, the
-//! state lock held from plan to apply, signals.
+//! state lock held from plan to apply, signals, the state's files kept inside the
+//! configuration directory.
 
 use crate::cli::{self, apply, plan_exit, weir};
 use std::path::{Path, PathBuf};
