@@ -127,17 +127,17 @@ impl LocalBackend {
 
     /// `<state>.journal`: changes recorded since the last persist.
     pub fn journal_path(&self) -> PathBuf {
-        self.sibling(".journal").under(self.root.path())
+        self.journal().under(self.root.path())
     }
 
     /// `<state>.lock`: the file the OS lock is taken on.
     pub fn lock_path(&self) -> PathBuf {
-        self.sibling(".lock").under(self.root.path())
+        self.lock_file().under(self.root.path())
     }
 
     /// `<state>.lock.info`: who holds the lock.
     pub fn lock_info_path(&self) -> PathBuf {
-        self.sibling(".lock.info").under(self.root.path())
+        self.lock_info().under(self.root.path())
     }
 
     /// Reads the state (with the journal replayed) without taking the lock, for read-only
@@ -156,7 +156,7 @@ impl LocalBackend {
     }
 
     /// The state file with `suffix` appended to its name, below the configuration directory.
-    pub(crate) fn sibling(&self, suffix: &str) -> RelPath {
+    fn sibling(&self, suffix: &str) -> RelPath {
         RelPath::from_key(&format!("{}{suffix}", self.state.key()))
     }
 
