@@ -4,7 +4,7 @@
 
 use serde_json::json;
 use std::time::{Duration, Instant};
-use weir::state::{LocalBackend, Recorded, ResourceState, State};
+use weir::state::{LocalBackend, Recorded, ResourceState, State, default_path};
 
 fn resource(n: u64) -> ResourceState {
     let mut r = ResourceState::new(
@@ -18,7 +18,7 @@ fn resource(n: u64) -> ResourceState {
 
 fn main() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let backend = LocalBackend::new(dir.path().join(".weir").join("state.json"));
+    let backend = LocalBackend::open(dir.path(), &default_path()).expect("the state backend");
     let mut lock = backend
         .lock("apply", Duration::ZERO)
         .expect("the state lock");

@@ -14,7 +14,7 @@ use weir::plan::file::config_digest;
 use weir::plan::planner::{PlanInput, PlanOptions, plan};
 use weir::plan::{Action, Plan, Reason};
 use weir::providers::Providers;
-use weir::state::{LocalBackend, State};
+use weir::state::{LocalBackend, State, default_path};
 
 struct Quiet;
 impl Reporter for Quiet {
@@ -43,7 +43,7 @@ struct Setup {
 
 fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let backend = LocalBackend::new(dir.path().join(".weir/state.json"));
+    let backend = LocalBackend::open(dir.path(), &default_path()).unwrap();
     let provider = Arc::new(MemoryProvider::default());
     let providers = Arc::new(Providers::new(vec![
         provider.clone() as Arc<dyn weir_provider_sdk::Provider>

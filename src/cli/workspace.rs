@@ -5,7 +5,7 @@ use crate::cli::{VarArgs, output};
 use crate::lower::ResourceInstance;
 use crate::model::{Backend, Configuration};
 use crate::providers::Providers;
-use crate::state::LocalBackend;
+use crate::state::{LocalBackend, default_path};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -52,7 +52,7 @@ pub fn open(dir: &Path, vars: &VarArgs, color: bool) -> Result<Workspace, String
 
 pub fn backend_for(dir: &Path, model: &Configuration) -> Result<LocalBackend, String> {
     match &model.settings.backend {
-        Backend::Local { path } => Ok(LocalBackend::new(dir.join(path))),
+        Backend::Local { path } => LocalBackend::open(dir, path).map_err(|e| e.to_string()),
         Backend::Gcs { bucket, .. } => Err(format!(
             "the gcs backend (bucket `{bucket}`) is not in this build of weir; use the local backend (remove the `backend \"gcs\"` block)"
         )),
@@ -62,7 +62,7 @@ pub fn backend_for(dir: &Path, model: &Configuration) -> Result<LocalBackend, St
 /// The state backend of a directory without evaluating the whole configuration (for `state`
 /// and `output`): the default path unless a `backend "local"` block says otherwise.
 pub fn backend_only(dir: &Path, vars: &VarArgs, color: bool) -> Result<LocalBackend, String> {
-    let default = LocalBackend::new(dir.join(".weir/state.json"));
+    let default = || LocalBackend::open(dir, &default_path()).map_err(|e| e.to_string());
     let opts = crate::cli::commands::validate::load_options(dir, vars);
     let (model, diags) = crate::model::load(&opts);
     match model {
@@ -71,7 +71,7 @@ pub fn backend_only(dir: &Path, vars: &VarArgs, color: bool) -> Result<LocalBack
             output::print_diagnostics(&diags, color);
             Err(REPORTED.into())
         }
-        None => Ok(default),
+        None => default(),
     }
 }
 

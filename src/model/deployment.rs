@@ -9,7 +9,8 @@ use crate::config::body::{BodyReader, Spanned, block_header};
 use crate::config::{Config, labels};
 use crate::diagnostics::{Diagnostic, Diagnostics, Location};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use weir_provider_sdk::fs::RelPath;
 
 pub(super) fn settings(config: &Config, diags: &mut Diagnostics) -> Option<Settings> {
     let mut blocks = config.blocks("weir");
@@ -17,7 +18,7 @@ pub(super) fn settings(config: &Config, diags: &mut Diagnostics) -> Option<Setti
         return Some(Settings {
             required_version: None,
             backend: Backend::Local {
-                path: PathBuf::from(".weir/state.json"),
+                path: crate::state::default_path(),
             },
         });
     };
@@ -56,7 +57,7 @@ pub(super) fn settings(config: &Config, diags: &mut Diagnostics) -> Option<Setti
         }
     }
     let mut backend = Backend::Local {
-        path: PathBuf::from(".weir/state.json"),
+        path: crate::state::default_path(),
     };
     if let Some(b) = r.single_block("backend", diags) {
         let header = block_header(top.file, b);
@@ -73,9 +74,13 @@ pub(super) fn settings(config: &Config, diags: &mut Diagnostics) -> Option<Setti
                         diags,
                     );
                     if let Some(p) = br.string(ev, "path", diags) {
-                        backend = Backend::Local {
-                            path: PathBuf::from(p.value),
-                        };
+                        match RelPath::parse(&p.value) {
+                            Ok(path) => backend = Backend::Local { path },
+                            Err(why) => diags.push(
+                                value_error(&p, format!("the state's `path` must stay inside the configuration directory: {why}"), "a path inside the configuration directory")
+                                    .help("write a path relative to the configuration directory, e.g. `path = \".weir/state.json\"`"),
+                            ),
+                        }
                     }
                 }
                 "gcs" => {

@@ -60,9 +60,9 @@ pub struct Settings {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Backend {
-    /// Path relative to the configuration directory.
+    /// The state file, below the configuration directory.
     Local {
-        path: PathBuf,
+        path: weir_provider_sdk::fs::RelPath,
     },
     Gcs {
         bucket: String,

@@ -6,6 +6,11 @@
 //! | `<state>.journal`     | changes recorded since the last persist, one JSON line each       |
 //! | `<state>.lock`        | empty; holds the OS lock (see [`super::lock`])                    |
 //! | `<state>.lock.info`   | who holds the lock                                                |
+//! | `.weir-tmp-*`         | a state or lock info being written (removed at the next lock)     |
+//!
+//! The state's path is below the configuration directory, and every one of these files is
+//! reached from that directory's descriptor without following a link
+//! ([`weir_provider_sdk::fs::Root`]); writes are atomic ([`Root::write_atomic`]).
 //!
 //! # Why a journal
 //!
@@ -46,10 +51,11 @@
 use super::StateLock;
 use super::{ResourceState, State, StateError};
 use serde::{Deserialize, Serialize};
-use std::ffi::OsString;
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use weir_provider_sdk::fs::{FsError, MODE_PRIVATE, RelPath, Root};
 
 /// One change to a resource, as recorded in the journal by [`StateLock::record`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,18 +71,53 @@ pub enum Recorded {
     Remove { address: String },
 }
 
-/// A state stored in a local file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the state is kept when no `backend "local"` block says otherwise, below the
+/// configuration directory.
+pub fn default_path() -> RelPath {
+    RelPath::from_key(".weir/state.json")
+}
+
+/// A state stored in a local file below the configuration directory.
+///
+/// Every file of the backend (state, journal, lock, lock information, temporary files) is
+/// reached from the configuration directory's own descriptor, one component at a time,
+/// without following a link ([`weir_provider_sdk::fs`]): a folder on the way to the state or
+/// one of its files replaced by a symbolic link is refused with an error naming it, never
+/// read, written or deleted through.
+#[derive(Debug, Clone)]
 pub struct LocalBackend {
+    /// The configuration directory, open.
+    root: Arc<Root>,
+    /// The state file, below `root`.
+    state: RelPath,
+    /// The state file's path, for messages.
     path: PathBuf,
 }
 
 impl LocalBackend {
-    /// A backend for the state file at `path` (conventionally `<config dir>/.weir/state.json`).
-    /// Nothing is touched until the backend is used; the directory is created when missing by
-    /// [`LocalBackend::lock`] (and by [`StateLock::persist`]).
-    pub fn new(path: PathBuf) -> Self {
-        LocalBackend { path }
+    /// A backend for the state file at `state` below the configuration directory
+    /// `config_dir` (conventionally `.weir/state.json`), which is opened now: everything
+    /// below it is reached through it. Nothing else is touched until the backend is used;
+    /// the state's directory is created when missing by [`LocalBackend::lock`] (and by
+    /// [`StateLock::persist`]).
+    pub fn open(config_dir: &Path, state: &RelPath) -> Result<Self, StateError> {
+        let action = "open the configuration directory";
+        let root = match Root::open_trusted(config_dir) {
+            Ok(Some(root)) => root,
+            Ok(None) => {
+                return Err(StateError::io(
+                    action,
+                    config_dir,
+                    io::ErrorKind::NotFound.into(),
+                ));
+            }
+            Err(err) => return Err(fs_error(action, config_dir, err)),
+        };
+        Ok(LocalBackend {
+            path: state.under(root.path()),
+            root: Arc::new(root),
+            state: state.clone(),
+        })
     }
 
     /// The state file.
@@ -86,168 +127,135 @@ impl LocalBackend {
 
     /// `<state>.journal`: changes recorded since the last persist.
     pub fn journal_path(&self) -> PathBuf {
-        sibling(&self.path, ".journal")
+        self.journal().under(self.root.path())
     }
 
     /// `<state>.lock`: the file the OS lock is taken on.
     pub fn lock_path(&self) -> PathBuf {
-        sibling(&self.path, ".lock")
+        self.lock_file().under(self.root.path())
     }
 
     /// `<state>.lock.info`: who holds the lock.
     pub fn lock_info_path(&self) -> PathBuf {
-        sibling(&self.path, ".lock.info")
+        self.lock_info().under(self.root.path())
     }
 
     /// Reads the state (with the journal replayed) without taking the lock, for read-only
     /// commands such as `weir state list`. `None` when there is no state yet.
     pub fn read_unlocked(&self) -> Result<Option<State>, StateError> {
-        read_state(&self.path, &self.journal_path())
+        read_state(self)
     }
 
+    /// The directory of the state file.
+    #[cfg(test)]
     pub(crate) fn dir(&self) -> PathBuf {
-        parent_dir(&self.path)
+        self.state.ancestor_keys().last().map_or_else(
+            || self.root.path().to_path_buf(),
+            |key| RelPath::from_key(key).under(self.root.path()),
+        )
+    }
+
+    /// The state file with `suffix` appended to its name, below the configuration directory.
+    fn sibling(&self, suffix: &str) -> RelPath {
+        RelPath::from_key(&format!("{}{suffix}", self.state.key()))
+    }
+
+    pub(crate) fn journal(&self) -> RelPath {
+        self.sibling(".journal")
+    }
+
+    pub(crate) fn lock_file(&self) -> RelPath {
+        self.sibling(".lock")
+    }
+
+    pub(crate) fn lock_info(&self) -> RelPath {
+        self.sibling(".lock.info")
+    }
+
+    /// Opens the journal for appending, creating it (mode 0600, like the state file: entries
+    /// may hold secrets) when missing.
+    fn open_journal(&self) -> Result<File, StateError> {
+        self.root
+            .open_append(&self.journal(), MODE_PRIVATE)
+            .map_err(|err| fs_error("open state journal", &self.journal_path(), err))
+    }
+
+    /// The configuration directory, open.
+    pub(crate) fn root(&self) -> &Root {
+        &self.root
+    }
+
+    /// The key of the state's directory for [`Root::remove_stale_temps`] (`""`: the
+    /// configuration directory itself).
+    pub(crate) fn dir_key(&self) -> String {
+        self.state.ancestor_keys().pop().unwrap_or_default()
+    }
+
+    /// The contents of the backend's file `rel`, `None` when it does not exist.
+    pub(crate) fn read_file(
+        &self,
+        rel: &RelPath,
+        action: &'static str,
+    ) -> Result<Option<Vec<u8>>, StateError> {
+        let full = rel.under(self.root.path());
+        self.root
+            .read(rel)
+            .map_err(|err| fs_error(action, &full, err))
+    }
+
+    /// Opens the backend's file `rel` read-write (created with `mode` when missing and
+    /// `create` is set; else `None` when missing).
+    pub(crate) fn open_file(
+        &self,
+        rel: &RelPath,
+        mode: u32,
+        create: bool,
+        action: &'static str,
+    ) -> Result<Option<File>, StateError> {
+        let full = rel.under(self.root.path());
+        self.root
+            .open_rw(rel, mode, create)
+            .map_err(|err| fs_error(action, &full, err))
     }
 }
 
-/// `path` with `suffix` appended to its file name.
-fn sibling(path: &Path, suffix: &str) -> PathBuf {
-    let mut s: OsString = path.as_os_str().to_owned();
-    s.push(suffix);
-    PathBuf::from(s)
-}
-
-fn parent_dir(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
-/// Whether the state's directory exists, refusing a symbolic link or anything but a directory
-/// there: weir never reads or writes its state through a link.
-pub(crate) fn check_dir(dir: &Path) -> Result<bool, StateError> {
-    match fs::symlink_metadata(dir) {
-        Ok(m) if m.file_type().is_symlink() => Err(StateError::io(
-            "use state directory",
-            dir,
-            io::Error::other(
-                "it is a symbolic link, and weir never follows links in its state directory: replace it with a real directory",
-            ),
-        )),
-        Ok(m) if m.is_dir() => Ok(true),
-        Ok(_) => Err(StateError::io(
-            "use state directory",
-            dir,
-            io::Error::other("it is not a directory"),
-        )),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(StateError::io("use state directory", dir, e)),
-    }
-}
-
-/// Creates `dir` (and its parents) when missing; refuses a link or a non-directory there.
-pub(crate) fn ensure_dir(dir: &Path) -> Result<(), StateError> {
-    if check_dir(dir)? {
-        return Ok(());
-    }
-    fs::create_dir_all(dir).map_err(|e| StateError::io("create directory", dir, e))?;
-    // Make the new directory entry durable (best effort: the parent may not be ours).
-    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        let _ = sync_dir(parent);
-    }
-    Ok(())
-}
-
-/// Opens a file of the state backend without following a symbolic link (`O_NOFOLLOW`) and
-/// without blocking on a FIFO (`O_NONBLOCK`), and refuses anything but a regular file: a link
-/// planted there must not make weir read, truncate or write another file, and a FIFO or device
-/// must be an error, not a hang.
-pub(crate) fn open_regular(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC);
-    }
-    let file = match options.open(path) {
-        Ok(f) => f,
-        Err(e) => {
-            let link = fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
-            return Err(if link { symlink_error() } else { e });
+/// The error of `action` on the backend's file `target`, from the shared file access: names
+/// the path that is wrong (the file itself, or a folder on the way to it).
+pub(crate) fn fs_error(action: &'static str, target: &Path, err: FsError) -> StateError {
+    let why = match err {
+        FsError::Io(path, source) if path == target => {
+            return StateError::io(action, target, source);
+        }
+        FsError::Io(path, source) => format!("{}: {source}", path.display()),
+        FsError::Symlink(path) => format!(
+            "{} is a symbolic link, and weir never follows links below the configuration directory (one could point anywhere): replace it with a real {}",
+            if path == target {
+                "it".to_string()
+            } else {
+                path.display().to_string()
+            },
+            if path == target { "file" } else { "directory" }
+        ),
+        FsError::NotDir(path) => format!("{} is not a directory", path.display()),
+        FsError::NotFile(path, kind) if path == target => {
+            format!("it is a {kind}, not a regular file")
+        }
+        FsError::NotFile(path, kind) => {
+            format!("{} is a {kind}, not a regular file", path.display())
         }
     };
-    let meta = file.metadata()?;
-    if meta.is_file() {
-        Ok(file)
-    } else {
-        Err(io::Error::other(format!(
-            "it is a {}, not a regular file",
-            weir_provider_sdk::fs::describe(&meta)
-        )))
-    }
-}
-
-fn symlink_error() -> io::Error {
-    io::Error::other(
-        "it is a symbolic link, and weir never follows links in its state directory: remove the link",
-    )
-}
-
-/// Refuses a path where the backend will put a file by renaming (state, lock info) when
-/// something other than a regular file is there.
-pub(crate) fn check_replaceable(path: &Path, action: &'static str) -> Result<(), StateError> {
-    match fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() => Err(StateError::io(action, path, symlink_error())),
-        Ok(m) if !m.is_file() => Err(StateError::io(
-            action,
-            path,
-            io::Error::other(format!(
-                "it is a {}, not a regular file",
-                weir_provider_sdk::fs::describe(&m)
-            )),
-        )),
-        _ => Ok(()),
-    }
-}
-
-/// fsync of a directory, so that a rename or a new file in it survives a crash.
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> io::Result<()> {
-    // Windows cannot open a directory as a file; NTFS journals metadata itself.
-    Ok(())
-}
-
-/// The contents of a file of the backend, `None` when it does not exist (see [`open_regular`]).
-pub(crate) fn read_optional(
-    path: &Path,
-    action: &'static str,
-) -> Result<Option<Vec<u8>>, StateError> {
-    let mut file = match open_regular(path, OpenOptions::new().read(true)) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(StateError::io(action, path, e)),
-    };
-    let mut bytes = Vec::new();
-    io::Read::read_to_end(&mut file, &mut bytes).map_err(|e| StateError::io(action, path, e))?;
-    Ok(Some(bytes))
+    StateError::io(action, target, io::Error::other(why))
 }
 
 /// Reads the state file with the journal replayed on top (see the module docs).
-pub(crate) fn read_state(
-    state_path: &Path,
-    journal_path: &Path,
-) -> Result<Option<State>, StateError> {
-    if !check_dir(&parent_dir(state_path))? {
-        return Ok(None);
-    }
+pub(crate) fn read_state(backend: &LocalBackend) -> Result<Option<State>, StateError> {
+    let state_path = backend.path();
+    let journal_path = backend.journal_path();
+    let journal_path = journal_path.as_path();
     // The journal first: see "Reading" in the module docs.
-    let journal = read_optional(journal_path, "read state journal")?;
-    let state = read_optional(state_path, "read state file")?
+    let journal = backend.read_file(&backend.journal(), "read state journal")?;
+    let state = backend
+        .read_file(&backend.state, "read state file")?
         .map(|bytes| State::parse(&bytes, state_path))
         .transpose()?;
     let Some(journal) = journal else {
@@ -424,14 +432,14 @@ fn applies(
 }
 
 /// Reads just the lineage and serial of the state file (cheaply: the rest is skipped).
-fn read_state_head(state_path: &Path) -> Result<Option<StateHead>, StateError> {
+fn read_state_head(backend: &LocalBackend) -> Result<Option<StateHead>, StateError> {
     #[derive(Deserialize)]
     struct Head {
         version: u64,
         lineage: String,
         serial: u64,
     }
-    let Some(bytes) = read_optional(state_path, "read state file")? else {
+    let Some(bytes) = backend.read_file(&backend.state, "read state file")? else {
         return Ok(None);
     };
     match serde_json::from_slice::<Head>(&bytes) {
@@ -440,7 +448,7 @@ fn read_state_head(state_path: &Path) -> Result<Option<StateHead>, StateError> {
             serial: h.serial,
         })),
         // Anything else: the full parse gives the precise error.
-        _ => State::parse(&bytes, state_path).map(|s| {
+        _ => State::parse(&bytes, backend.path()).map(|s| {
             Some(StateHead {
                 lineage: s.lineage,
                 serial: s.serial,
@@ -449,9 +457,10 @@ fn read_state_head(state_path: &Path) -> Result<Option<StateHead>, StateError> {
     }
 }
 
-/// Writes `state` to `path` atomically: a temp file in the same directory, fsync, rename over
-/// `path`, fsync of the directory. Readers see the old or the new file, never a mix.
-pub(crate) fn write_state_atomic(path: &Path, state: &State) -> Result<(), StateError> {
+/// Writes `state` to the backend's state file atomically (see [`Root::write_atomic`]): a
+/// temporary file in the same directory, fsync, rename over the state file, fsync of the
+/// directory. Readers see the old or the new file, never a mix.
+pub(crate) fn write_state_atomic(backend: &LocalBackend, state: &State) -> Result<(), StateError> {
     // Secrets still in clear (a state written by an older weir) are written as keyed digests.
     let mut sealed = None;
     if !state.key.is_empty() && state.holds_clear_secrets() {
@@ -460,69 +469,29 @@ pub(crate) fn write_state_atomic(path: &Path, state: &State) -> Result<(), State
         sealed = Some(copy);
     }
     let state = sealed.as_ref().unwrap_or(state);
-    let dir = parent_dir(path);
-    ensure_dir(&dir)?;
-    check_replaceable(path, "replace state file")?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "state".to_string());
-    // tempfile creates the file with mode 0600: state may hold secrets.
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".tmp")
-        .tempfile_in(&dir)
-        .map_err(|e| StateError::io("create a temporary file in", &dir, e))?;
-    let tmp_path = tmp.path().to_path_buf();
-    {
-        let mut w = BufWriter::with_capacity(1 << 16, tmp.as_file_mut());
-        serde_json::to_writer_pretty(&mut w, state).map_err(|e| {
-            if e.is_io() {
-                StateError::io("write", &tmp_path, io::Error::other(e))
-            } else {
-                StateError::Encode {
-                    path: path.to_path_buf(),
-                    source: e,
-                }
+    // Mode 0600: state may hold secrets (sealed, and the key that seals them).
+    backend
+        .root
+        .write_atomic_with(&backend.state, MODE_PRIVATE, &mut Vec::new(), |file| {
+            let mut w = BufWriter::with_capacity(1 << 16, file);
+            serde_json::to_writer_pretty(&mut w, state)?;
+            w.write_all(b"\n")?;
+            w.flush()?;
+            #[cfg(test)]
+            if tests::FAIL_BEFORE_RENAME.with(std::cell::Cell::take) {
+                return Err(io::Error::other("injected failure"));
             }
-        })?;
-        w.write_all(b"\n")
-            .and_then(|()| w.flush())
-            .map_err(|e| StateError::io("write", &tmp_path, e))?;
-    }
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| StateError::io("fsync", &tmp_path, e))?;
-    #[cfg(test)]
-    if tests::FAIL_BEFORE_RENAME.with(std::cell::Cell::take) {
-        return Err(StateError::io(
-            "replace state file",
-            path,
-            io::Error::other("injected failure"),
-        ));
-    }
-    tmp.persist(path)
-        .map_err(|e| StateError::io("replace state file", path, e.error))?;
-    sync_dir(&dir).map_err(|e| StateError::io("fsync directory", &dir, e))?;
-    Ok(())
-}
-
-fn open_journal(path: &Path) -> io::Result<File> {
-    let mut options = OpenOptions::new();
-    options.create(true).append(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600); // like the state file: entries may hold secrets
-    }
-    open_regular(path, &mut options)
+            Ok(())
+        })
+        .map_err(|err| fs_error("replace state file", backend.path(), err))
 }
 
 /// The writing side of the journal, owned by a [`StateLock`].
 #[derive(Debug)]
 pub(crate) struct JournalWriter {
+    backend: LocalBackend,
+    /// The journal's path, for messages.
     path: PathBuf,
-    state_path: PathBuf,
     mode: Mode,
     buf: Vec<u8>,
     /// The lineage of the new state being applied when there is no state file yet: a journal
@@ -549,8 +518,8 @@ enum Mode {
 impl JournalWriter {
     pub(crate) fn new(backend: &LocalBackend) -> Self {
         JournalWriter {
+            backend: backend.clone(),
             path: backend.journal_path(),
-            state_path: backend.path().to_path_buf(),
             mode: Mode::Unknown,
             buf: Vec::with_capacity(4096),
             new_lineage: None,
@@ -585,11 +554,9 @@ impl JournalWriter {
             self.mode = self.prepare()?;
         }
         if let Mode::Pending { header, file } = &mut self.mode {
-            let created = file.is_none() && !self.path.exists();
             let mut f = match file.take() {
                 Some(f) => f,
-                None => open_journal(&self.path)
-                    .map_err(|e| StateError::io("open state journal", &self.path, e))?,
+                None => self.backend.open_journal()?,
             };
             let mut line = serde_json::to_vec(header).expect("journal header serialises");
             line.push(b'\n');
@@ -597,10 +564,6 @@ impl JournalWriter {
                 .and_then(|()| f.write_all(&line))
                 .and_then(|()| f.sync_data())
                 .map_err(|e| StateError::io("write state journal", &self.path, e))?;
-            if created {
-                let dir = parent_dir(&self.path);
-                sync_dir(&dir).map_err(|e| StateError::io("fsync directory", &dir, e))?;
-            }
             self.mode = Mode::Open { file: f };
         }
         let Mode::Open { file } = &mut self.mode else {
@@ -614,15 +577,18 @@ impl JournalWriter {
     /// Decides, from what is on disk, whether to append to the existing journal (a crashed run's
     /// entries that the state file does not have yet) or to start a new one.
     fn prepare(&self) -> Result<Mode, StateError> {
-        let bytes = read_optional(&self.path, "read state journal")?.unwrap_or_default();
-        let head = read_state_head(&self.state_path)?;
+        let bytes = self
+            .backend
+            .read_file(&self.backend.journal(), "read state journal")?
+            .unwrap_or_default();
+        let head = read_state_head(&self.backend)?;
+        let state_path = self.backend.path();
         if let Some((header, header_end)) = scan_header(&bytes, &self.path)?
             && !is_blank(&bytes[header_end..])
-            && applies(head.as_ref(), &header, &self.path, &self.state_path)?
+            && applies(head.as_ref(), &header, &self.path, state_path)?
         {
             let (_, valid_len) = scan_entries(&bytes, header_end, &self.path)?;
-            let file = open_journal(&self.path)
-                .map_err(|e| StateError::io("open state journal", &self.path, e))?;
+            let file = self.backend.open_journal()?;
             if valid_len < bytes.len() {
                 // Cut off a torn last line so the next entry does not land after it.
                 file.set_len(valid_len as u64)
@@ -659,13 +625,12 @@ impl JournalWriter {
             | Mode::Pending {
                 file: Some(file), ..
             } => Some(file),
-            Mode::Pending { file: None, .. } | Mode::Unknown => {
-                match open_regular(&self.path, OpenOptions::new().write(true)) {
-                    Ok(f) => Some(f),
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-                    Err(e) => return Err(StateError::io("open state journal", &self.path, e)),
-                }
-            }
+            Mode::Pending { file: None, .. } | Mode::Unknown => self.backend.open_file(
+                &self.backend.journal(),
+                MODE_PRIVATE,
+                false,
+                "open state journal",
+            )?,
         };
         if let Some(f) = &file {
             f.set_len(0)
@@ -686,14 +651,30 @@ impl JournalWriter {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::super::lock::StateLock;
     use super::*;
     use serde_json::json;
+    use std::fs::{self, OpenOptions};
     use std::time::Duration;
+    use weir_provider_sdk::fs::TEMP_PREFIX;
 
-    fn backend(dir: &tempfile::TempDir) -> LocalBackend {
-        LocalBackend::new(dir.path().join(".weir").join("state.json"))
+    /// The backend of the configuration directory `dir` with the default state path.
+    pub(crate) fn backend(dir: &tempfile::TempDir) -> LocalBackend {
+        LocalBackend::open(dir.path(), &default_path()).unwrap()
+    }
+
+    fn backend_at(dir: &tempfile::TempDir, state: &str) -> LocalBackend {
+        LocalBackend::open(dir.path(), &RelPath::parse(state).unwrap()).unwrap()
+    }
+
+    /// The names in the state's directory that are weir's temporary files.
+    fn temp_files(b: &LocalBackend) -> Vec<String> {
+        fs::read_dir(b.dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(TEMP_PREFIX))
+            .collect()
     }
 
     fn lock(b: &LocalBackend) -> StateLock {
@@ -739,14 +720,19 @@ mod tests {
 
     #[test]
     fn sidecar_paths() {
-        let b = LocalBackend::new(PathBuf::from("/c/.weir/state.json"));
-        assert_eq!(b.journal_path(), Path::new("/c/.weir/state.json.journal"));
-        assert_eq!(b.lock_path(), Path::new("/c/.weir/state.json.lock"));
-        assert_eq!(
-            b.lock_info_path(),
-            Path::new("/c/.weir/state.json.lock.info")
-        );
-        assert_eq!(LocalBackend::new("state.json".into()).dir(), Path::new("."));
+        let dir = tempfile::tempdir().unwrap();
+        let c = dir.path();
+        let b = backend(&dir);
+        assert_eq!(b.path(), c.join(".weir/state.json"));
+        assert_eq!(b.journal_path(), c.join(".weir/state.json.journal"));
+        assert_eq!(b.lock_path(), c.join(".weir/state.json.lock"));
+        assert_eq!(b.lock_info_path(), c.join(".weir/state.json.lock.info"));
+        assert_eq!(b.dir(), c.join(".weir"));
+        let top = backend_at(&dir, "state.json");
+        assert_eq!((top.dir(), top.dir_key()), (c.to_path_buf(), String::new()));
+        let deep = backend_at(&dir, "./states/prod/s.json");
+        assert_eq!(deep.path(), c.join("states/prod/s.json"));
+        assert_eq!(deep.dir_key(), "states/prod");
     }
 
     #[test]
@@ -766,14 +752,7 @@ mod tests {
         s.bump();
         l.persist(&s).unwrap();
         assert_eq!(l.read().unwrap().as_ref(), Some(&s));
-        let names: Vec<String> = fs::read_dir(b.dir())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        assert!(
-            names.iter().all(|n| !n.ends_with(".tmp")),
-            "temp files left: {names:?}"
-        );
+        assert_eq!(temp_files(&b), Vec::<String>::new(), "temp files left");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -783,9 +762,9 @@ mod tests {
     }
 
     thread_local! {
-        /// Makes the next [`write_state_atomic`] on this thread fail after writing and fsyncing
-        /// the temporary file, just before the rename (a full disk, an I/O error): a failure no
-        /// file permission can simulate when the tests run as root.
+        /// Makes the next [`write_state_atomic`] on this thread fail after writing the whole
+        /// temporary file, before its rename (a full disk, an I/O error): a failure no file
+        /// permission can simulate when the tests run as root.
         pub(super) static FAIL_BEFORE_RENAME: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     }
 
@@ -851,13 +830,10 @@ mod tests {
             "old state kept"
         );
         assert_eq!(fs::read_to_string(b.path()).unwrap(), s.to_json());
-        let names: Vec<String> = fs::read_dir(b.dir())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        assert!(
-            names.iter().all(|n| !n.ends_with(".tmp")),
-            "the temporary file is removed: {names:?}"
+        assert_eq!(
+            temp_files(&b),
+            Vec::<String>::new(),
+            "the temporary file is removed"
         );
         // The next persist works.
         l.persist(&s2).unwrap();
@@ -964,7 +940,7 @@ mod tests {
         let mut fresh = State::new();
         fresh.resources.insert("z.z".into(), res(9));
         fresh.bump();
-        write_state_atomic(b.path(), &fresh).unwrap(); // rename happened, truncate did not
+        write_state_atomic(&b, &fresh).unwrap(); // rename happened, truncate did not
         assert_eq!(l.read().unwrap().unwrap(), fresh);
         l.record(set("y.y", 2)).unwrap(); // the stale journal is replaced, not appended to
         let s = l.read().unwrap().unwrap();
@@ -984,7 +960,7 @@ mod tests {
         s.apply_change(&set("b.b", 1));
         s.resources.insert("b.b".into(), res(7)); // changed again, not recorded
         s.bump();
-        write_state_atomic(b.path(), &s).unwrap();
+        write_state_atomic(&b, &s).unwrap();
         drop(l);
         assert_eq!(
             b.read_unlocked().unwrap().unwrap(),
@@ -1266,6 +1242,45 @@ mod tests {
         assert_refuses_link(b.lock("apply", Duration::ZERO).unwrap_err(), &b.dir());
         let names: Vec<_> = fs::read_dir(&elsewhere).unwrap().collect();
         assert_eq!(names.len(), 1, "nothing was written through the link");
+    }
+
+    /// `path = "states/prod/state.json"` with `states` swapped for a link to a folder outside:
+    /// every use of the backend is refused naming `states`, and nothing is read, written or
+    /// created outside.
+    #[cfg(unix)]
+    #[test]
+    fn symlinked_folder_on_the_way_to_the_state_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let prod = outside.path().join("prod");
+        fs::create_dir(&prod).unwrap();
+        let theirs = state_with(7, &["x.x"]).to_json();
+        fs::write(prod.join("state.json"), &theirs).unwrap();
+        fs::write(prod.join(".weir-tmp-theirs"), "theirs").unwrap();
+        let b = backend_at(&dir, "states/prod/state.json");
+        let link = dir.path().join("states");
+        std::os::unix::fs::symlink(outside.path(), &link).unwrap();
+
+        assert_refuses_link(b.read_unlocked().unwrap_err(), &link);
+        assert_refuses_link(b.lock("apply", Duration::ZERO).unwrap_err(), &link);
+        assert_eq!(b.lock_holder(), None);
+        // Swapped after the lock was taken: the next write is refused all the same.
+        fs::remove_file(&link).unwrap();
+        let mut l = lock(&b);
+        fs::rename(dir.path().join("states"), dir.path().join("ours")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), &link).unwrap();
+        assert_refuses_link(l.persist(&state_with(1, &[])).unwrap_err(), &link);
+        assert_refuses_link(l.record(set("a.a", 1)).unwrap_err(), &link);
+        assert_refuses_link(l.read().unwrap_err(), &link);
+        drop(l);
+
+        let mut names: Vec<String> = fs::read_dir(&prod)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, [".weir-tmp-theirs", "state.json"], "written outside");
+        assert_eq!(fs::read_to_string(prod.join("state.json")).unwrap(), theirs);
     }
 
     /// A FIFO where the state file, the journal or the lock file is expected is an error at

@@ -13,15 +13,13 @@
 //! file would let two processes each hold "the" lock.
 
 use super::local::{
-    JournalWriter, LocalBackend, Recorded, check_replaceable, ensure_dir, open_regular,
-    read_optional, read_state, write_state_atomic,
+    JournalWriter, LocalBackend, Recorded, fs_error, read_state, write_state_atomic,
 };
 use super::{State, StateError, WEIR_VERSION};
 use serde::{Deserialize, Serialize};
-use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io;
-use std::path::Path;
+use std::fs::{self, File, TryLockError};
 use std::time::{Duration, Instant};
+use weir_provider_sdk::fs::{MODE_PRIVATE, MODE_PUBLIC};
 
 /// How often a waiting [`LocalBackend::lock`] retries.
 const RETRY_EVERY: Duration = Duration::from_millis(200);
@@ -84,17 +82,16 @@ impl LocalBackend {
     /// `--lock-timeout`; otherwise retries every 200 ms until `timeout` has passed. Blocks the
     /// calling thread while waiting (from async code, call it via `spawn_blocking`).
     pub fn lock(&self, operation: &str, timeout: Duration) -> Result<StateLock, StateError> {
-        ensure_dir(&self.dir())?;
         let lock_path = self.lock_path();
-        let file = open_regular(
-            &lock_path,
-            OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false),
-        )
-        .map_err(|e| StateError::io("open lock file", &lock_path, e))?;
+        let file = self
+            .open_file(&self.lock_file(), MODE_PUBLIC, true, "open lock file")?
+            .ok_or_else(|| {
+                StateError::io(
+                    "open lock file",
+                    &lock_path,
+                    std::io::ErrorKind::NotFound.into(),
+                )
+            })?;
         let start = Instant::now();
         loop {
             match file.try_lock() {
@@ -120,11 +117,13 @@ impl LocalBackend {
                 }
             }
         }
-        // Only the lock holder writes temporary files here: any left now are a killed weir's.
-        self.remove_leftover_temp_files();
+        // Only the lock holder writes temporary files here: any left now are a killed weir's
+        // (a full copy of the state, secrets included). Best effort: one that cannot be
+        // removed stays.
+        let _ = self.root().remove_stale_temps([self.dir_key().as_str()]);
         let info = LockInfo::new(operation);
         // On error `file` is dropped here, which releases the OS lock.
-        write_info(&self.lock_info_path(), &info)?;
+        self.write_lock_info(&info)?;
         Ok(StateLock {
             journal: JournalWriter::new(self),
             backend: self.clone(),
@@ -134,58 +133,23 @@ impl LocalBackend {
         })
     }
 
-    /// Removes the temporary files a weir killed mid-write left in the state directory (a
-    /// full copy of the state, secrets included): regular files named as the backend names
-    /// its temporary files, nothing else. Best effort: a file that cannot be removed stays.
-    fn remove_leftover_temp_files(&self) {
-        let name = self
-            .path()
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let prefixes = [format!(".{name}."), ".lock.info.".to_string()];
-        let Ok(entries) = fs::read_dir(self.dir()) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let file_name = entry.file_name();
-            let file_name = file_name.to_string_lossy();
-            let ours = file_name.ends_with(".tmp")
-                && prefixes.iter().any(|p| file_name.starts_with(p.as_str()));
-            // `file_type` does not follow links: a link or anything else is left alone.
-            if ours && entry.file_type().is_ok_and(|t| t.is_file()) {
-                let _ = fs::remove_file(entry.path());
-            }
-        }
-    }
-
     /// Who holds (or last held) the lock, from `<state>.lock.info`; `None` when the file is
     /// missing or unreadable. A stale file may remain after a killed weir: it only means
     /// something while the lock is actually held.
     pub fn lock_holder(&self) -> Option<LockInfo> {
-        let bytes = read_optional(&self.lock_info_path(), "read lock info file").ok()??;
+        let bytes = self
+            .read_file(&self.lock_info(), "read lock info file")
+            .ok()??;
         serde_json::from_slice(&bytes).ok()
     }
-}
 
-/// Writes the info file atomically (a waiting process may read it at any moment).
-fn write_info(path: &Path, info: &LockInfo) -> Result<(), StateError> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    check_replaceable(path, "write lock info file")?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".lock.info.")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| StateError::io("create a temporary file in", dir, e))?;
-    let json = serde_json::to_vec_pretty(info).expect("lock info serialises");
-    io::Write::write_all(tmp.as_file_mut(), &json)
-        .map_err(|e| StateError::io("write lock info file", tmp.path(), e))?;
-    tmp.persist(path)
-        .map_err(|e| StateError::io("write lock info file", path, e.error))?;
-    Ok(())
+    /// Writes the info file atomically (a waiting process may read it at any moment).
+    fn write_lock_info(&self, info: &LockInfo) -> Result<(), StateError> {
+        let json = serde_json::to_vec_pretty(info).expect("lock info serialises");
+        self.root()
+            .write_atomic(&self.lock_info(), &json, MODE_PRIVATE, &mut Vec::new())
+            .map_err(|err| fs_error("write lock info file", &self.lock_info_path(), err))
+    }
 }
 
 /// The state lock, held until dropped (or [`StateLock::unlock`]). All reads and writes of an
@@ -213,7 +177,7 @@ impl StateLock {
     /// The current state: the state file with the journal replayed on top (its serial one
     /// higher than the file's when the journal held entries). `None` when there is no state yet.
     pub fn read(&self) -> Result<Option<State>, StateError> {
-        read_state(self.backend.path(), &self.backend.journal_path())
+        read_state(&self.backend)
     }
 
     /// The current state, given a key ([`State::key`]) when it has none: an empty state of
@@ -262,7 +226,7 @@ impl StateLock {
     /// [`State::bump`] first when it changed. Records after a persist start a new journal on
     /// top of this state.
     pub fn persist(&mut self, state: &State) -> Result<(), StateError> {
-        write_state_atomic(self.backend.path(), state)?;
+        write_state_atomic(&self.backend, state)?;
         self.journal.reset(state)
     }
 
@@ -278,12 +242,11 @@ impl StateLock {
         }
         self.released = true;
         // Remove the info file while still holding the lock, so it never names a later holder.
-        let info_path = self.backend.lock_info_path();
-        let removed = match fs::remove_file(&info_path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(StateError::io("remove lock info file", &info_path, e)),
-        };
+        let removed = self
+            .backend
+            .root()
+            .remove_file(&self.backend.lock_info())
+            .map_err(|err| fs_error("remove lock info file", &self.backend.lock_info_path(), err));
         let unlocked = self
             .file
             .unlock()
@@ -303,9 +266,7 @@ mod tests {
     use super::*;
     use std::path::PathBuf;
 
-    fn backend(dir: &tempfile::TempDir) -> LocalBackend {
-        LocalBackend::new(dir.path().join(".weir").join("state.json"))
-    }
+    use crate::state::local::tests::backend;
 
     #[test]
     fn lock_writes_and_removes_info() {
@@ -346,7 +307,7 @@ mod tests {
         let b = backend(&dir);
         let held = b.lock("apply", Duration::ZERO).unwrap();
         // A second handle in the same process conflicts (flock is per open file description).
-        let other = LocalBackend::new(b.path().to_path_buf());
+        let other = backend(&dir);
         let t = Instant::now();
         let err = other.lock("plan", Duration::ZERO).unwrap_err();
         assert!(
@@ -510,19 +471,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let b = backend(&dir);
         fs::create_dir_all(b.dir()).unwrap();
-        let leftovers = [".state.json.AbC123.tmp", ".lock.info.XyZ789.tmp"];
+        let leftovers = [".weir-tmp-0123abcd", ".weir-tmp-4567ef01"];
         for name in leftovers {
             fs::write(b.dir().join(name), "{\"secret\": 1}").unwrap();
         }
-        let kept = ["state.json.tmp", ".other.json.AbC.tmp", ".state.json.notes"];
+        let kept = ["state.json.tmp", "weir-tmp-x", ".state.json.notes"];
         for name in kept {
             fs::write(b.dir().join(name), "mine").unwrap();
         }
+        // Only in the state's directory.
+        fs::write(dir.path().join(".weir-tmp-elsewhere"), "mine").unwrap();
         #[cfg(unix)]
         {
             let target = dir.path().join("target.txt");
             fs::write(&target, "x").unwrap();
-            std::os::unix::fs::symlink(&target, b.dir().join(".state.json.link.tmp")).unwrap();
+            std::os::unix::fs::symlink(&target, b.dir().join(".weir-tmp-link")).unwrap();
         }
         let _l = b.lock("apply", Duration::ZERO).unwrap();
         for name in leftovers {
@@ -531,9 +494,10 @@ mod tests {
         for name in kept {
             assert!(b.dir().join(name).exists(), "{name} removed");
         }
+        assert!(dir.path().join(".weir-tmp-elsewhere").exists());
         #[cfg(unix)]
         assert!(
-            fs::symlink_metadata(b.dir().join(".state.json.link.tmp")).is_ok(),
+            fs::symlink_metadata(b.dir().join(".weir-tmp-link")).is_ok(),
             "a link is not ours to remove"
         );
     }

@@ -32,7 +32,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use local::{LocalBackend, Recorded};
+pub use local::{LocalBackend, Recorded, default_path};
 pub use lock::{LockInfo, StateLock};
 
 /// The only state format version this weir reads and writes.

@@ -1,5 +1,6 @@
 //! Hardening tests: see `tests/hardening.rs`. Saved plans that cannot be tampered with, the
-//! state lock held from plan to apply, signals.
+//! state lock held from plan to apply, signals, the state's files kept inside the
+//! configuration directory.
 
 use crate::cli::{self, apply, plan_exit, weir};
 use std::path::{Path, PathBuf};
@@ -421,4 +422,80 @@ fn a_symlinked_state_journal_is_refused_and_its_target_untouched() {
         "{stderr}"
     );
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious\n");
+}
+
+/// `main.hcl` of `dir` with a `weir { backend "local" { path = … } }` block in front (the
+/// `path` attribute is on line 3, column 5).
+fn with_state_path(dir: &Path, path: &str) {
+    let main = dir.join("main.hcl");
+    let text = std::fs::read_to_string(&main).unwrap();
+    let block = format!("weir {{\n  backend \"local\" {{\n    path = {path:?}\n  }}\n}}\n\n");
+    std::fs::write(&main, block + &text).unwrap();
+}
+
+/// A folder on the way to the state (`path = "states/prod/state.json"`) replaced by a link to
+/// a folder outside the configuration: plan and apply are refused naming the link, and
+/// nothing is read or written through it.
+#[cfg(unix)]
+#[test]
+fn a_symlinked_folder_on_the_way_to_the_state_is_refused() {
+    let (tmp, dir) = example();
+    with_state_path(&dir, "states/prod/state.json");
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir_all(outside.join("prod")).unwrap();
+    std::fs::write(outside.join("prod/notes.txt"), "theirs\n").unwrap();
+    let link = dir.join("states");
+    std::os::unix::fs::symlink(&outside, &link).unwrap();
+    for args in [
+        &["plan"][..],
+        &["apply", "--auto-approve"],
+        &["state", "list"],
+    ] {
+        let out = weir(&dir).args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{} is a symbolic link", link.display())),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert_eq!(cli::files_under(&outside), ["prod/notes.txt"]);
+    assert!(
+        !dir.join("mage_project").exists(),
+        "applied without a state"
+    );
+    // With a real folder there, the same configuration applies.
+    std::fs::remove_file(&link).unwrap();
+    apply(&dir);
+    assert!(dir.join("states/prod/state.json").is_file());
+}
+
+/// A state `path` that leaves the configuration directory (`..`, absolute) is an error at its
+/// line and column, from `validate` on, and nothing is written there.
+#[test]
+fn a_state_path_outside_the_configuration_directory_is_refused() {
+    let (tmp, dir) = example();
+    let original = std::fs::read_to_string(dir.join("main.hcl")).unwrap();
+    let absolute = tmp.path().join("elsewhere/state.json");
+    for path in [
+        "../state.json",
+        "states/../../state.json",
+        absolute.to_str().unwrap(),
+    ] {
+        std::fs::write(dir.join("main.hcl"), &original).unwrap();
+        with_state_path(&dir, path);
+        for args in [&["validate"][..], &["plan"], &["apply", "--auto-approve"]] {
+            let out = weir(&dir).args(args).output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{path} {args:?}: {stderr}");
+            assert!(stderr.contains("main.hcl:3:"), "{path} {args:?}: {stderr}");
+            assert!(
+                stderr.contains("inside the configuration directory"),
+                "{path} {args:?}: {stderr}"
+            );
+        }
+    }
+    assert!(!tmp.path().join("state.json").exists());
+    assert!(!tmp.path().join("elsewhere").exists());
+    assert!(!dir.join("mage_project").exists());
 }

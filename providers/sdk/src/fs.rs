@@ -300,6 +300,19 @@ impl Root {
         mode: u32,
         created: &mut Vec<String>,
     ) -> FsResult<()> {
+        self.write_atomic_with(rel, mode, created, |file| file.write_all(bytes))
+    }
+
+    /// Like [`Root::write_atomic`], with the content written by `write` into the temporary
+    /// file (so a large document can be streamed into it). When `write` fails, the temporary
+    /// file is removed and the file at `rel` is left as it was.
+    pub fn write_atomic_with(
+        &self,
+        rel: &RelPath,
+        mode: u32,
+        created: &mut Vec<String>,
+        write: impl FnOnce(&mut fs::File) -> io::Result<()>,
+    ) -> FsResult<()> {
         let full = rel.under(&self.path);
         let dir = self
             .open_dir(rel.dir_parts(), true, Some(created))?
@@ -317,7 +330,7 @@ impl Root {
             rfs::fchmod(&fd, Mode::from_raw_mode(mode))
                 .map_err(|e| FsError::Io(tmp_path.clone(), e.into()))?;
             let mut file = fs::File::from(fd);
-            file.write_all(bytes)
+            write(&mut file)
                 .and_then(|()| file.sync_all())
                 .map_err(|e| FsError::Io(tmp_path.clone(), e))?;
             rfs::renameat(&dir, tmp_name.as_str(), &dir, name)
@@ -329,6 +342,34 @@ impl Root {
         written?;
         let _ = rfs::fsync(&dir);
         Ok(())
+    }
+
+    /// Opens the regular file at `rel` for reading and writing, without truncating it and
+    /// never through a link (e.g. a file to take an OS lock on). When nothing is there: created
+    /// with `mode` (and the directories on the way) if `create` is set, else `None`.
+    pub fn open_rw(&self, rel: &RelPath, mode: u32, create: bool) -> FsResult<Option<fs::File>> {
+        let full = rel.under(&self.path);
+        let Some(dir) = self.open_dir(rel.dir_parts(), create, None)? else {
+            return Ok(None);
+        };
+        let name = rel.file_name();
+        check_replaceable(dir.as_fd(), name, &full)?;
+        let mut flags =
+            OFlags::RDWR | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+        if create {
+            flags |= OFlags::CREATE;
+        }
+        let fd = match rfs::openat(&dir, name, flags, Mode::from_raw_mode(mode)) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) if !create => return Ok(None),
+            Err(Errno::LOOP) => return Err(FsError::Symlink(full)),
+            Err(e) => return Err(FsError::Io(full, e.into())),
+        };
+        let file = regular_file(fd, &full)?;
+        if create {
+            let _ = rfs::fsync(&dir);
+        }
+        Ok(Some(file))
     }
 
     /// Opens `rel` for appending (created with `mode` when missing), never through a link and
