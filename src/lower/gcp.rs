@@ -153,6 +153,12 @@ pub(super) fn output_source(d: &Deployment, attr: &str) -> Option<OutputSource> 
     })
 }
 
+/// A memory size as Cloud Run spells it (`2Gi`, `1536Mi`).
+fn memory(mib: u64) -> String {
+    let text = format!("{mib}Mi");
+    weir_provider_google::memory_quantity(&text).unwrap_or(text)
+}
+
 /// A name as Google takes it: lower case, `-` for `_`.
 fn google_name(name: &str) -> String {
     name.to_ascii_lowercase().replace('_', "-")
@@ -588,7 +594,7 @@ impl Lowering<'_> {
                         "image": self.d.image,
                         "ports": [{"containerPort": MAGE_PORT}],
                         "resources": {
-                            "limits": {"cpu": w.cpu.to_string(), "memory": format!("{}Mi", w.memory_mib)},
+                            "limits": {"cpu": w.cpu.to_string(), "memory": memory(w.memory_mib)},
                             // Request-based billing: without it an idle instance is billed.
                             "cpuIdle": true,
                         },
@@ -645,7 +651,7 @@ impl Lowering<'_> {
                             // The image's entry point runs its arguments: the scheduler gives
                             // each run the block to run.
                             "command": ["/app/run_app.sh"],
-                            "resources": {"limits": {"cpu": p.cpu.to_string(), "memory": format!("{}Mi", p.memory_mib)}},
+                            "resources": {"limits": {"cpu": p.cpu.to_string(), "memory": memory(p.memory_mib)}},
                             "env": self.env("job", &extra),
                             "volumeMounts": mounts,
                         }],
@@ -797,5 +803,347 @@ docker run -d --name mage-scheduler --restart=always --env-file "$env_file" -v {
                     .map(|w| Note::Text(format!("warning: {w}"))),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::LoadOptions;
+    use std::path::Path;
+
+    fn load(dir: &Path) -> Configuration {
+        let opts = LoadOptions {
+            dir: dir.to_path_buf(),
+            ..Default::default()
+        };
+        let (model, diags) = crate::model::load(&opts);
+        assert!(!diags.has_errors(), "{diags:?}");
+        model.unwrap()
+    }
+
+    fn quickstart() -> (Configuration, Vec<ResourceInstance>) {
+        let mut model = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart"));
+        let instances = super::super::lower(&mut model).unwrap();
+        (model, instances)
+    }
+
+    /// A small gcp configuration with `extra` appended.
+    fn small(extra: &str) -> (Configuration, Vec<ResourceInstance>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            r#"variable "token" {{
+  type      = string
+  sensitive = true
+  default   = "tok-3f9a-secret"
+}}
+
+deployment "prod" {{
+  target  = "gcp"
+  project = "my-project-123"
+  region  = "us-central1"
+  image   = "mageai/mageai:0.9.80"
+
+  scheduler {{
+    zone = "us-central1-a"
+  }}
+
+  storage {{
+    bucket = "my-project-123-mage"
+  }}
+}}
+{extra}"#
+        );
+        std::fs::write(dir.path().join("main.hcl"), text).unwrap();
+        let mut model = load(dir.path());
+        let instances = super::super::lower(&mut model).unwrap();
+        (model, instances, dir)
+    }
+
+    fn find<'a>(instances: &'a [ResourceInstance], address: &str) -> &'a ResourceInstance {
+        instances
+            .iter()
+            .find(|i| i.address == address)
+            .unwrap_or_else(|| panic!("no {address}"))
+    }
+
+    /// Every container of the service, the jobs and (as its env file) the VM.
+    fn containers(instances: &[ResourceInstance]) -> Vec<&Value> {
+        let mut out = Vec::new();
+        for i in instances {
+            let list = match i.type_name.as_str() {
+                CLOUD_RUN_SERVICE => i.attributes.pointer("/template/containers"),
+                CLOUD_RUN_JOB => i.attributes.pointer("/template/template/containers"),
+                _ => None,
+            };
+            out.extend(list.and_then(Value::as_array).into_iter().flatten());
+        }
+        out
+    }
+
+    #[test]
+    fn the_quickstart_needs_every_google_resource_named_after_the_deployment() {
+        let (_, instances) = quickstart();
+        for t in [
+            PROJECT_SERVICE,
+            SERVICE_ACCOUNT,
+            PROJECT_IAM_MEMBER,
+            SERVICE_ACCOUNT_IAM_MEMBER,
+            SECRET,
+            SECRET_VERSION,
+            SECRET_IAM_MEMBER,
+            STORAGE_BUCKET,
+            STORAGE_BUCKET_IAM_MEMBER,
+            SQL_INSTANCE,
+            SQL_DATABASE,
+            SQL_USER,
+            CLOUD_RUN_SERVICE,
+            CLOUD_RUN_JOB,
+            COMPUTE_INSTANCE,
+        ] {
+            assert!(instances.iter().any(|i| i.type_name == t), "no {t}");
+        }
+        assert!(instances.iter().all(|i| i.provider == "google"));
+        let name = |a: &str| find(&instances, a).attributes["name"].clone();
+        assert_eq!(
+            name("google_cloud_run_v2_service.webserver"),
+            "mage-prod-web"
+        );
+        assert_eq!(
+            name("google_cloud_run_v2_job.standard"),
+            "mage-prod-standard"
+        );
+        assert_eq!(name("google_cloud_run_v2_job.highmem"), "mage-prod-highmem");
+        assert_eq!(
+            name("google_compute_instance.scheduler"),
+            "mage-prod-scheduler"
+        );
+        assert_eq!(name("google_sql_database_instance.prod"), "mage-prod-db");
+        // Every dependency is a resource of the deployment.
+        for i in &instances {
+            for d in &i.dependencies {
+                assert!(
+                    instances.iter().any(|j| &j.address == d),
+                    "{}: {d}",
+                    i.address
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_web_server_scales_to_zero_and_the_scheduler_runs_from_a_startup_script() {
+        let (_, instances) = quickstart();
+        let web = &find(&instances, "google_cloud_run_v2_service.webserver").attributes;
+        let c = &web["template"]["containers"][0];
+        assert_eq!(c["resources"]["cpuIdle"], true);
+        assert_eq!(c["ports"][0]["containerPort"], 6789);
+        assert_eq!(web["template"]["scaling"]["minInstanceCount"], 0);
+        assert!(
+            c["env"]
+                .as_array()
+                .unwrap()
+                .contains(&json!({"name": "INSTANCE_TYPE", "value": "web_server"}))
+        );
+        assert_eq!(
+            web["template"]["volumes"][0]["cloudSqlInstance"]["instances"][0],
+            "acme-data-prod:us-central1:mage-prod-db"
+        );
+        let vm = &find(&instances, "google_compute_instance.scheduler").attributes;
+        assert_eq!(vm["zone"], "us-central1-a");
+        assert_eq!(
+            vm["machineType"],
+            "zones/us-central1-a/machineTypes/e2-micro"
+        );
+        assert!(
+            vm["disks"][0]["initializeParams"]["sourceImage"]
+                .as_str()
+                .unwrap()
+                .contains("cos-cloud")
+        );
+        let items = vm["metadata"]["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0]["key"], "startup-script");
+        assert!(
+            items[0]["value"]
+                .as_str()
+                .unwrap()
+                .contains("INSTANCE_TYPE=scheduler")
+        );
+        // Not the deprecated container declaration.
+        assert!(!vm.to_string().contains("gce-container-declaration"));
+        let job = &find(&instances, "google_cloud_run_v2_job.highmem").attributes;
+        let t = &job["template"]["template"];
+        assert_eq!(t["timeout"], "7200s");
+        assert_eq!(t["maxRetries"], 0);
+        assert_eq!(
+            t["containers"][0]["resources"]["limits"],
+            json!({"cpu": "4", "memory": "16Gi"})
+        );
+    }
+
+    #[test]
+    fn everything_that_takes_labels_is_labelled_managed_by_weir() {
+        let (_, instances) = quickstart();
+        let mut labelled = 0;
+        for i in &instances {
+            let labels = i
+                .attributes
+                .get("labels")
+                .or_else(|| i.attributes.pointer("/settings/userLabels"));
+            let takes_labels = matches!(
+                i.type_name.as_str(),
+                SECRET
+                    | STORAGE_BUCKET
+                    | SQL_INSTANCE
+                    | CLOUD_RUN_SERVICE
+                    | CLOUD_RUN_JOB
+                    | COMPUTE_INSTANCE
+            );
+            if takes_labels {
+                let labels = labels.unwrap_or_else(|| panic!("{} has no labels", i.address));
+                assert_eq!(labels["managed-by"], "weir", "{}", i.address);
+                assert_eq!(labels["team"], "data", "{}", i.address);
+                labelled += 1;
+            }
+        }
+        assert!(labelled >= 8);
+    }
+
+    #[test]
+    fn secrets_reach_containers_only_as_secret_key_refs() {
+        let (_, instances, _dir) = small(
+            r#"resource_profile "etl" {
+  cpu    = 1
+  memory = "2Gi"
+  env = {
+    API_TOKEN = var.token
+  }
+}
+
+notification "alerts" {
+  channel     = "slack"
+  webhook_url = "https://hooks.slack.com/services/T1/B1/abc"
+}
+"#,
+        );
+        let containers = containers(&instances);
+        assert_eq!(containers.len(), 2);
+        for c in containers {
+            let env = c["env"].as_array().unwrap();
+            for name in ["MAGE_DATABASE_CONNECTION_URL", "WEIR_NOTIFICATION_ALERTS"] {
+                let e = env.iter().find(|e| e["name"] == name).unwrap();
+                assert!(e.get("value").is_none(), "{e}");
+                assert_eq!(e["valueSource"]["secretKeyRef"]["version"], "latest");
+            }
+            assert!(!c.to_string().contains("tok-3f9a-secret"));
+            assert!(!c.to_string().contains("hooks.slack.com"));
+        }
+        let job = &find(&instances, "google_cloud_run_v2_job.etl").attributes;
+        let env = job.pointer("/template/template/containers/0/env").unwrap();
+        let token = env
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == "API_TOKEN")
+            .unwrap();
+        assert_eq!(
+            token["valueSource"]["secretKeyRef"]["secret"],
+            "mage-prod-profile-etl-api-token"
+        );
+        // The values are in secret versions, marked sensitive; the VM fetches them at boot.
+        for i in &instances {
+            let text = i.attributes.to_string();
+            if text.contains("tok-3f9a-secret") || text.contains("hooks.slack.com") {
+                assert_eq!(i.type_name, SECRET_VERSION, "{}", i.address);
+                assert!(
+                    i.sensitive_paths
+                        .contains(&vec!["payload".to_string(), "data".to_string()])
+                );
+            }
+        }
+        // The database password is generated by the provider, never lowered.
+        let password = &find(
+            &instances,
+            "google_secret_manager_secret_version.db_password",
+        )
+        .attributes;
+        assert!(password.get("payload").is_none());
+        assert_eq!(password["generate"]["length"], 32);
+    }
+
+    #[test]
+    fn a_shared_core_database_uses_the_enterprise_edition() {
+        let (_, instances) = quickstart();
+        let sql = &find(&instances, "google_sql_database_instance.prod").attributes;
+        assert_eq!(sql["settings"]["tier"], "db-f1-micro");
+        assert_eq!(sql["settings"]["edition"], "ENTERPRISE");
+        assert_eq!(sql["databaseVersion"], "POSTGRES_16");
+        let bucket = &find(&instances, "google_storage_bucket.prod").attributes;
+        assert_eq!(
+            bucket["iamConfiguration"]["uniformBucketLevelAccess"]["enabled"],
+            true
+        );
+        assert_eq!(
+            bucket["iamConfiguration"]["publicAccessPrevention"],
+            "enforced"
+        );
+    }
+
+    #[test]
+    fn prevent_destroy_protects_the_database_and_the_bucket() {
+        let (_, instances) = quickstart();
+        let protected: Vec<&str> = instances
+            .iter()
+            .filter(|i| i.prevent_destroy)
+            .map(|i| i.address.as_str())
+            .collect();
+        assert_eq!(
+            protected,
+            [
+                "google_storage_bucket.prod",
+                "google_sql_database_instance.prod"
+            ]
+        );
+        let (_, instances, _dir) = small("");
+        assert!(
+            find(&instances, "google_sql_database_instance.prod").prevent_destroy,
+            "on by default"
+        );
+    }
+
+    #[test]
+    fn outputs_point_at_the_resource_attributes_that_hold_them() {
+        let (model, _) = quickstart();
+        let from = |name: &str| {
+            let o = model.outputs.iter().find(|o| o.name == name).unwrap();
+            let f = o.from.clone().unwrap();
+            (f.address, f.path.join("."))
+        };
+        assert_eq!(
+            from("webserver_url"),
+            ("google_cloud_run_v2_service.webserver".into(), "uri".into())
+        );
+        assert_eq!(
+            from("scheduler_ip"),
+            (
+                "google_compute_instance.scheduler".into(),
+                "networkInterfaces.0.accessConfigs.0.natIP".into()
+            )
+        );
+        assert_eq!(
+            from("bucket"),
+            ("google_storage_bucket.prod".into(), "name".into())
+        );
+    }
+
+    #[test]
+    fn the_web_server_notes_the_idle_cost_and_what_keeps_it_from_zero() {
+        let (_, instances) = quickstart();
+        let notes = &find(&instances, "google_cloud_run_v2_service.webserver").notes;
+        assert!(
+            matches!(&notes[..], [Note::Text(t)] if t.starts_with("estimated idle cost: $12.")),
+            "{notes:?}"
+        );
     }
 }
