@@ -81,6 +81,8 @@ struct Lowering<'a> {
     out: Vec<ResourceInstance>,
     /// Secrets every container gets.
     container_secrets: Vec<ContainerSecret>,
+    /// Whether the configuration has no pipeline (nothing to upload).
+    pipelines_empty: bool,
     diags: Diagnostics,
 }
 
@@ -115,6 +117,7 @@ pub(super) fn lower_gcp(model: &Configuration) -> Result<Vec<ResourceInstance>, 
         labels,
         out: Vec::new(),
         container_secrets: Vec::new(),
+        pipelines_empty: model.pipelines.is_empty(),
         diags,
     };
     l.check_names(model);
@@ -290,7 +293,10 @@ impl Lowering<'_> {
     }
 
     fn project_member(&mut self, w: Workload, role: &str) {
-        let short = role.trim_start_matches("roles/").replace('.', "_");
+        let short = role
+            .trim_start_matches("roles/")
+            .replace('.', "_")
+            .to_ascii_lowercase();
         let instance = ResourceInstance::new(
             PROJECT_IAM_MEMBER,
             &format!("{}_{short}", w.suffix()),
@@ -797,6 +803,11 @@ docker run -d --name mage-scheduler --restart=always --env-file "$env_file" -v {
             .find(|i| i.type_name == CLOUD_RUN_SERVICE)
         {
             service.notes.push(Note::Text(idle.summary()));
+            if !self.pipelines_empty {
+                service.notes.push(Note::Text(
+                    "this build does not yet upload the Mage project (pipelines, blocks, triggers) to a gcp deployment: the web server starts with an empty project".into(),
+                ));
+            }
             service.notes.extend(
                 idle.warnings
                     .into_iter()
@@ -1138,11 +1149,12 @@ notification "alerts" {
     }
 
     #[test]
-    fn the_web_server_notes_the_idle_cost_and_what_keeps_it_from_zero() {
+    fn the_web_server_notes_the_idle_cost_and_that_the_project_is_not_uploaded() {
         let (_, instances) = quickstart();
         let notes = &find(&instances, "google_cloud_run_v2_service.webserver").notes;
         assert!(
-            matches!(&notes[..], [Note::Text(t)] if t.starts_with("estimated idle cost: $12.")),
+            matches!(&notes[..], [Note::Text(t), Note::Text(upload)]
+                if t.starts_with("estimated idle cost: $12.") && upload.contains("does not yet upload")),
             "{notes:?}"
         );
     }
