@@ -169,6 +169,19 @@ fn google_name(name: &str) -> String {
 
 impl Lowering<'_> {
     fn check_names(&mut self, model: &Configuration) {
+        // Google shows resource names, labels and request bodies to anyone who can view the
+        // project: only the bucket's name can be kept out of weir's output (not out of Google).
+        for (attr, _) in self.d.sensitive.iter() {
+            if attr != "storage.bucket" {
+                self.diags.push(
+                    Diagnostic::error(format!(
+                        "deployment `{}`: `{attr}` comes from a sensitive value, but a gcp deployment writes it into resource names, labels or settings that anyone who can view the project reads",
+                        self.d.name
+                    ))
+                    .help(format!("give `{attr}` a value that is not sensitive")),
+                );
+            }
+        }
         // Service account ids are the tightest: 6 to 30 characters.
         let longest = format!("{}-{}", self.prefix, Workload::Scheduler.suffix());
         if longest.len() > 30 {
@@ -1081,6 +1094,43 @@ notification "alerts" {
         .attributes;
         assert!(password.get("payload").is_none());
         assert_eq!(password["generate"]["length"], 32);
+    }
+
+    #[test]
+    fn a_sensitive_deployment_setting_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("main.hcl"),
+            r#"variable "image" {
+  type      = string
+  sensitive = true
+  default   = "mageai/mageai:0.9.80"
+}
+
+deployment "prod" {
+  target  = "gcp"
+  project = "my-project-123"
+  region  = "us-central1"
+  image   = var.image
+
+  scheduler {
+    zone = "us-central1-a"
+  }
+
+  storage {
+    bucket = "my-project-123-mage"
+  }
+}
+"#,
+        )
+        .unwrap();
+        let mut model = load(dir.path());
+        let diags = super::super::lower(&mut model).unwrap_err();
+        let text = format!("{diags:?}");
+        assert!(
+            text.contains("`image` comes from a sensitive value"),
+            "{text}"
+        );
     }
 
     #[test]
