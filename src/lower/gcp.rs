@@ -481,7 +481,7 @@ impl Lowering<'_> {
         // The password: generated once by the provider, kept only in Secret Manager. The
         // user takes it from there; so does the connection URL the containers get.
         let password_id = format!("{}-db-password", self.prefix);
-        let password_address = self.secret(
+        self.secret(
             "db_password",
             &password_id,
             json!({"generate": {"length": 32}}),
@@ -501,7 +501,6 @@ impl Lowering<'_> {
         .depends_on(&instance_address)
         .depends_on(&format!("{SECRET_VERSION}.db_password"));
         self.add(user);
-        let _ = password_address;
         let url = format!(
             "postgresql://{DB_USER}:{{password}}@/{DB_NAME}?host={CLOUDSQL_DIR}/{}",
             self.sql_connection()
@@ -742,7 +741,7 @@ impl Lowering<'_> {
     /// own identity into a file only root reads, then runs the Cloud SQL Auth Proxy and Mage.
     /// No secret is in the script (it is instance metadata, readable by project viewers).
     fn startup_script(&self) -> String {
-        let mut env_lines = vec![
+        let env_lines = [
             "INSTANCE_TYPE=scheduler".to_string(),
             format!("GCP_PROJECT_ID={}", self.project),
             format!("GCP_REGION={}", self.region),
@@ -755,7 +754,6 @@ impl Lowering<'_> {
                 s.env, s.secret_id
             ));
         }
-        env_lines.sort();
         format!(
             r#"#!/bin/bash
 # Written by weir: runs the Mage scheduler on Container-Optimized OS.

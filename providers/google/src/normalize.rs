@@ -82,11 +82,10 @@ pub(crate) fn plan(
                 None => {}
             }
         }
-        COMPUTE_INSTANCE => {
-            if prior.is_some_and(|p| p.get("machineType") != desired.get("machineType")) {
-                notes
-                    .push("changing the machine type stops the VM and starts it again".to_string());
-            }
+        COMPUTE_INSTANCE
+            if prior.is_some_and(|p| p.get("machineType") != desired.get("machineType")) =>
+        {
+            notes.push("changing the machine type stops the VM and starts it again".to_string());
         }
         _ => {}
     }
@@ -204,7 +203,7 @@ pub fn cpu_quantity(text: &str) -> Result<String, String> {
         let frac: u64 = format!("{frac:0<3}").parse().unwrap_or(0);
         whole * 1000 + frac
     };
-    Ok(if milli % 1000 == 0 {
+    Ok(if milli.is_multiple_of(1000) {
         (milli / 1000).to_string()
     } else {
         format!("{milli}m")
@@ -245,7 +244,7 @@ pub fn memory_quantity(text: &str) -> Result<String, String> {
     // The unit that divides it into the smallest number; binary first on a tie.
     Ok(UNITS
         .iter()
-        .filter(|(_, s)| bytes % s == 0)
+        .filter(|(_, s)| bytes.is_multiple_of(*s))
         .min_by_key(|(_, s)| bytes / s)
         .map(|(name, s)| format!("{}{name}", bytes / s))
         .unwrap_or_else(|| bytes.to_string()))
