@@ -148,3 +148,256 @@ fn applying_a_gcp_deployment_is_refused_as_not_yet_possible() {
     assert!(text.contains("cannot call Google Cloud yet"), "{text}");
     assert!(!text.contains("hooks.slack.com"), "{text}");
 }
+
+/// The engine with the Google provider's schemas and planning, over objects kept in memory
+/// (this build cannot call Google): what a plan after an apply decides.
+mod after_apply {
+    use async_trait::async_trait;
+    use serde_json::Value;
+    use std::collections::BTreeMap;
+    use std::path::Path;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+    use weir::apply::reporter::{Event, Reporter};
+    use weir::apply::{ApplyOptions, apply};
+    use weir::lower::ResourceInstance;
+    use weir::plan::file::config_digest;
+    use weir::plan::planner::{PlanInput, PlanOptions, plan};
+    use weir::plan::{Action, Plan};
+    use weir::providers::Providers;
+    use weir::state::LocalBackend;
+    use weir_provider_google::GoogleProvider;
+    use weir_provider_sdk::{
+        Cancel, PlannedValue, Provider, ProviderError, ResourceRef, ResourceSchema,
+    };
+
+    /// Google's schemas and `plan`; objects in a map, with what the API would set filled in.
+    struct Recorded {
+        google: GoogleProvider,
+        objects: Mutex<BTreeMap<String, Value>>,
+    }
+
+    /// Every null (a value the API sets) as a made-up value.
+    fn fill(value: &mut Value) {
+        match value {
+            Value::Null => *value = Value::String("set-by-google-5e1d".into()),
+            Value::Object(m) => m.values_mut().for_each(fill),
+            Value::Array(a) => a.iter_mut().for_each(fill),
+            _ => {}
+        }
+    }
+
+    #[async_trait]
+    impl Provider for Recorded {
+        fn name(&self) -> &str {
+            "google"
+        }
+        fn schemas(&self) -> Vec<ResourceSchema> {
+            self.google.schemas()
+        }
+        fn plan(
+            &self,
+            type_name: &str,
+            prior: Option<&Value>,
+            desired: Value,
+        ) -> Result<PlannedValue, ProviderError> {
+            self.google.plan(type_name, prior, desired)
+        }
+        async fn read(
+            &self,
+            resources: &[ResourceRef],
+        ) -> Vec<Result<Option<Value>, ProviderError>> {
+            let objects = self.objects.lock().unwrap();
+            resources
+                .iter()
+                .map(|r| Ok(objects.get(&r.address).cloned()))
+                .collect()
+        }
+        async fn create(&self, r: &ResourceRef, _: &Cancel) -> Result<Value, ProviderError> {
+            let mut v = r.attributes.clone();
+            fill(&mut v);
+            self.objects
+                .lock()
+                .unwrap()
+                .insert(r.address.clone(), v.clone());
+            Ok(v)
+        }
+        async fn update(
+            &self,
+            _: &Value,
+            r: &ResourceRef,
+            c: &Cancel,
+        ) -> Result<Value, ProviderError> {
+            self.create(r, c).await
+        }
+        async fn delete(&self, r: &ResourceRef, _: &Cancel) -> Result<(), ProviderError> {
+            self.objects.lock().unwrap().remove(&r.address);
+            Ok(())
+        }
+    }
+
+    struct Quiet;
+    impl Reporter for Quiet {
+        fn event(&self, _: Event<'_>) {}
+    }
+
+    struct Setup {
+        _dir: tempfile::TempDir,
+        backend: LocalBackend,
+        providers: Arc<Providers>,
+    }
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    fn quickstart() -> Vec<ResourceInstance> {
+        let opts = weir::config::LoadOptions {
+            dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart"),
+            ..Default::default()
+        };
+        let (model, diags) = weir::model::load(&opts);
+        assert!(!diags.has_errors(), "{diags:?}");
+        weir::lower::lower(&mut model.unwrap()).unwrap()
+    }
+
+    impl Setup {
+        fn new() -> Setup {
+            let dir = tempfile::tempdir().unwrap();
+            let provider = Arc::new(Recorded {
+                google: GoogleProvider::new(),
+                objects: Mutex::new(BTreeMap::new()),
+            });
+            Setup {
+                backend: LocalBackend::new(dir.path().join(".weir/state.json")),
+                _dir: dir,
+                providers: Arc::new(Providers::new(vec![provider as Arc<dyn Provider>])),
+            }
+        }
+
+        fn plan(&self, desired: &[ResourceInstance]) -> Result<Plan, String> {
+            let state = self.backend.read_unlocked().unwrap();
+            let input = PlanInput {
+                desired: desired.to_vec(),
+                outputs: &[],
+                prior: state.as_ref(),
+                config_hash: state
+                    .as_ref()
+                    .map_or("hash".into(), |s| config_digest(&s.key, "hash")),
+                git_commit: None,
+            };
+            rt().block_on(plan(input, &self.providers, &PlanOptions::default()))
+                .map_err(|e| e.join("\n"))
+        }
+
+        fn apply(&self, plan: &Plan) {
+            let mut lock = self.backend.lock("apply", Duration::ZERO).unwrap();
+            let mut state = lock.read().unwrap().unwrap_or_default();
+            rt().block_on(apply(
+                plan,
+                self.providers.clone(),
+                &mut lock,
+                &mut state,
+                &ApplyOptions::new(4),
+                &Quiet,
+            ));
+        }
+    }
+
+    fn changed(plan: &Plan) -> Vec<(String, Action)> {
+        plan.changes
+            .iter()
+            .filter(|c| c.action != Action::NoOp)
+            .map(|c| (c.address.clone(), c.action))
+            .collect()
+    }
+
+    fn with(
+        mut desired: Vec<ResourceInstance>,
+        address: &str,
+        pointer: &str,
+        value: Value,
+    ) -> Vec<ResourceInstance> {
+        let i = desired.iter_mut().find(|i| i.address == address).unwrap();
+        *i.attributes.pointer_mut(pointer).unwrap() = value;
+        desired
+    }
+
+    #[test]
+    fn after_apply_the_quickstart_plans_no_change_and_each_change_is_update_or_replace() {
+        let s = Setup::new();
+        let desired = quickstart();
+        s.apply(&s.plan(&desired).unwrap());
+        let again = s.plan(&desired).unwrap();
+        assert_eq!(changed(&again), vec![], "a plan right after apply is empty");
+
+        // One profile's memory: that job, in place.
+        let more = with(
+            desired.clone(),
+            "google_cloud_run_v2_job.standard",
+            "/template/template/containers/0/resources/limits/memory",
+            "4096Mi".into(),
+        );
+        let p = s.plan(&more).unwrap();
+        assert_eq!(
+            changed(&p),
+            vec![("google_cloud_run_v2_job.standard".into(), Action::Update)]
+        );
+        // The scheduler's machine type: in place (stop and start); its zone: a new VM.
+        let bigger = with(
+            desired.clone(),
+            "google_compute_instance.scheduler",
+            "/machineType",
+            "zones/us-central1-a/machineTypes/e2-small".into(),
+        );
+        let p = s.plan(&bigger).unwrap();
+        assert_eq!(
+            changed(&p),
+            vec![("google_compute_instance.scheduler".into(), Action::Update)]
+        );
+        assert!(
+            p.changes
+                .iter()
+                .any(|c| c.notes.iter().any(|n| n.contains("stops the VM")))
+        );
+        let moved = with(
+            desired.clone(),
+            "google_compute_instance.scheduler",
+            "/zone",
+            "us-central1-b".into(),
+        );
+        let p = s.plan(&moved).unwrap();
+        assert_eq!(
+            changed(&p),
+            vec![("google_compute_instance.scheduler".into(), Action::Replace)]
+        );
+        let image = with(
+            desired.clone(),
+            "google_compute_instance.scheduler",
+            "/disks/0/initializeParams/sourceImage",
+            "projects/cos-cloud/global/images/family/cos-beta".into(),
+        );
+        let c = s.plan(&image).unwrap();
+        let c = c.change("google_compute_instance.scheduler").unwrap();
+        assert_eq!(c.action, Action::Replace);
+        assert_eq!(
+            c.replace_paths,
+            vec![vec!["disks", "0", "initializeParams", "sourceImage"]]
+        );
+        // The database in another region would be a new one: prevent_destroy stops the plan.
+        let elsewhere = with(
+            desired,
+            "google_sql_database_instance.prod",
+            "/region",
+            "us-east1".into(),
+        );
+        let error = s.plan(&elsewhere).unwrap_err();
+        assert!(
+            error.contains("google_sql_database_instance.prod would be replaced"),
+            "{error}"
+        );
+    }
+}
