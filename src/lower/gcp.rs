@@ -529,7 +529,12 @@ impl Lowering<'_> {
             let env = format!("WEIR_NOTIFICATION_{}", n.name.to_ascii_uppercase());
             self.container_secret(&name, &env, json!({"payload": {"data": settings}}));
             let from = format!("notification.{}", n.name);
-            for i in self.out.iter_mut().filter(|i| i.name.starts_with(&name)) {
+            let readers = format!("{name}_");
+            for i in self
+                .out
+                .iter_mut()
+                .filter(|i| i.name == name || i.name.starts_with(&readers))
+            {
                 i.lowered_from.push(from.clone());
             }
         }
