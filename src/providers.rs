@@ -40,8 +40,11 @@ impl Providers {
     /// The providers of a configuration in `dir`.
     pub fn for_config(dir: &Path, config: ProviderConfig) -> Providers {
         let base = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
-        Providers::new(vec![Arc::new(weir_provider_mage::MageProvider::new(base))])
-            .with_config(config)
+        Providers::new(vec![
+            Arc::new(weir_provider_mage::MageProvider::new(base)),
+            Arc::new(weir_provider_google::GoogleProvider::new()),
+        ])
+        .with_config(config)
     }
 
     pub fn get(&self, name: &str) -> Result<&Arc<dyn Provider>, String> {

@@ -83,7 +83,7 @@ fn examples_validate_json_is_an_empty_array() {
             .args(["validate", "--json"]));
         assert_eq!(r.code, 0, "{name}: {}{}", r.stdout, r.stderr);
         let json: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
-        // Only the note that this build cannot plan the quickstart's `gcp` deployment.
+        // Only the note that this build cannot apply the quickstart's `gcp` deployment.
         let mut items = json.as_array().unwrap().clone();
         items.retain(|d| {
             !d["message"]

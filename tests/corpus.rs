@@ -89,7 +89,7 @@ fn run_case(dir: &Path) -> Outcome {
 /// checks it).
 fn is_build_note(d: &weir::diagnostics::Diagnostic) -> bool {
     d.message
-        .starts_with("this build of weir can validate a `gcp` deployment")
+        .starts_with("this build of weir can plan a `gcp` deployment")
 }
 
 #[test]

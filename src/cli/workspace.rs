@@ -27,10 +27,10 @@ pub fn open(dir: &Path, vars: &VarArgs, color: bool) -> Result<Workspace, String
     if !diags.is_empty() {
         output::print_diagnostics(&diags, color);
     }
-    let Some(model) = model else {
+    let Some(mut model) = model else {
         return Err(REPORTED.into());
     };
-    let instances = match crate::lower::lower(&model) {
+    let instances = match crate::lower::lower(&mut model) {
         Ok(i) => i,
         Err(diags) => {
             output::print_diagnostics(&diags, color);

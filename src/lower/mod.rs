@@ -3,9 +3,10 @@
 //! dependencies and the paths of its sensitive values. This is the only place that knows which
 //! resources a domain object needs.
 
+mod gcp;
 mod mage;
 
-use crate::diagnostics::{Diagnostic, Diagnostics};
+use crate::diagnostics::Diagnostics;
 use crate::model::{Configuration, Target};
 use serde_json::Value;
 use weir_provider_sdk::AttrPath;
@@ -140,22 +141,32 @@ impl ResourceInstance {
 }
 
 /// Lowers a validated configuration. Errors are problems only visible once resources are laid
-/// out (e.g. two blocks that Mage would keep in the same file).
-pub fn lower(model: &Configuration) -> Result<Vec<ResourceInstance>, Diagnostics> {
-    match model.deployment.target {
-        Target::Local => mage::lower_local(model),
-        Target::Gcp => {
-            let mut diags = Diagnostics::new();
-            diags.push(
-                Diagnostic::error(format!(
-                    "deployment `{}` has `target = \"gcp\"`, which this version of weir can validate but not yet plan or apply",
-                    model.deployment.name
-                ))
-                .help("the Google provider (Cloud Run, Compute Engine, Cloud SQL, the GCS bundle) is not in this build; use `target = \"local\"` to write a Mage project directory"),
-            );
-            Err(diags)
+/// out (e.g. two blocks that Mage would keep in the same file). Outputs that show a
+/// deployment's value known only after apply are pointed at the resource attribute that holds
+/// it.
+pub fn lower(model: &mut Configuration) -> Result<Vec<ResourceInstance>, Diagnostics> {
+    let instances = match model.deployment.target {
+        Target::Local => mage::lower_local(model)?,
+        Target::Gcp => gcp::lower_gcp(model)?,
+    };
+    let deployment = format!("deployment.{}", model.deployment.name);
+    for o in &mut model.outputs {
+        let Some(from) = o.from.take() else {
+            continue;
+        };
+        if from.address != deployment {
+            o.from = Some(from);
+            continue;
         }
+        o.from = match model.deployment.target {
+            Target::Gcp => from
+                .path
+                .first()
+                .and_then(|attr| gcp::output_source(&model.deployment, attr)),
+            Target::Local => None,
+        };
     }
+    Ok(instances)
 }
 
 /// A fingerprint of everything a plan depends on from the configuration side: the inputs

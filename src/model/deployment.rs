@@ -174,9 +174,9 @@ pub(super) fn deployment(config: &Config, diags: &mut Diagnostics) -> Option<Dep
         Some(t) => match t.value.as_str() {
             "gcp" => {
                 diags.push(
-                    Diagnostic::warning("this build of weir can validate a `gcp` deployment, but cannot plan or apply it yet")
+                    Diagnostic::warning("this build of weir can plan a `gcp` deployment, but cannot apply it yet")
                         .at(&t.loc)
-                        .help("`weir plan` refuses it until the Google provider (Cloud Run, Compute Engine, Cloud SQL, the GCS bundle) ships; use `target = \"local\"` to write a Mage project directory"),
+                        .help("`weir plan` shows every Google resource it needs; `weir apply` refuses until the Google provider can call Google Cloud"),
                 );
                 Some(Target::Gcp)
             }

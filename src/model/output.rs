@@ -69,6 +69,9 @@ pub(super) fn outputs(
         // Check `deployment.<name>.<attr>` references precisely.
         let mut unknown = false;
         let mut ok = true;
+        // The deployment attribute the value is, when it is exactly one (for lowering to say
+        // which resource attribute holds it).
+        let mut whole_attr = None;
         for reference in references(&attr.value) {
             if reference.root != "deployment" {
                 continue;
@@ -89,6 +92,9 @@ pub(super) fn outputs(
                 continue;
             }
             let text = attr_after(&top.file.text, reference.span.end);
+            if matches!(attr.value, hcl_edit::expr::Expression::Traversal(_)) {
+                whole_attr = text.clone().map(|a| (d.name.clone(), a));
+            }
             match text {
                 Some(a)
                     if DEPLOYMENT_ATTRIBUTES.contains(&a.as_str())
@@ -180,7 +186,11 @@ pub(super) fn outputs(
                     .unwrap_or_default(),
                 sensitive: declared_sensitive || derived_sensitive,
                 unknown,
-                from: None,
+                // `deployment.<name>.<attr>` until lowering names the resource attribute.
+                from: whole_attr.map(|(d, a)| super::OutputSource {
+                    address: format!("deployment.{d}"),
+                    path: vec![a],
+                }),
             },
             label_loc,
         ));

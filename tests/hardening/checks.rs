@@ -39,7 +39,7 @@ const LOCAL: &str = r#"deployment "dev" {
 "#;
 
 #[test]
-fn validate_warns_that_a_gcp_deployment_cannot_be_planned() {
+fn validate_warns_that_a_gcp_deployment_can_be_planned_but_not_applied() {
     let dir = config(&[(
         "main.hcl",
         r#"deployment "prod" {
@@ -68,12 +68,12 @@ pipeline "etl" {
     let (code, out) = validate(dir.path());
     assert_eq!(code, 0, "a warning is not an error:\n{out}");
     assert!(
-        out.contains("main.hcl:2:13: warning: this build of weir can validate a `gcp` deployment, but cannot plan or apply it yet"),
+        out.contains("main.hcl:2:13: warning: this build of weir can plan a `gcp` deployment, but cannot apply it yet"),
         "{out}"
     );
-    // And plan refuses it, as the warning says.
+    // And plan shows it (exit 2: changes), as the warning says.
     let (code, out) = cli::plan_exit(dir.path());
-    assert_eq!(code, 1, "{out}");
+    assert_eq!(code, 2, "{out}");
 }
 
 /// A file outside the configuration directory that a link inside it could point at: it stands

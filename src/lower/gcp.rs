@@ -1,0 +1,1214 @@
+//! Lowering of a `gcp` deployment to the Google provider's resources: the only place that
+//! knows which Google resources a deployment needs.
+//!
+//! - the web server: a Cloud Run v2 service (`INSTANCE_TYPE=web_server`), request-based
+//!   billing so that it scales to zero;
+//! - one Cloud Run v2 job per `resource_profile`;
+//! - the scheduler: a Compute Engine VM on Container-Optimized OS whose startup script runs
+//!   the Mage image (`INSTANCE_TYPE=scheduler`) next to the Cloud SQL Auth Proxy;
+//! - Mage's database: a Cloud SQL for PostgreSQL instance, its database and user, the
+//!   password generated once by the provider and kept in Secret Manager;
+//! - the bucket, with uniform bucket-level access and public access prevention;
+//! - the APIs to enable, one service account per workload and the IAM bindings each needs.
+//!
+//! Attributes are the REST bodies of the APIs (see `providers/google`). Google names derive
+//! from the deployment (`mage-<deployment>-…`), so that a re-run finds what it created. Every
+//! secret a container needs is in Secret Manager and reaches it as a `secretKeyRef` (the VM's
+//! startup script reads it from Secret Manager at boot): never as a plain value.
+
+use super::{Note, ResourceInstance};
+use crate::diagnostics::{Diagnostic, Diagnostics};
+use crate::model::{Configuration, Deployment, OutputSource, ResourceProfile};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use weir_provider_google::types::*;
+
+const PROVIDER: &str = weir_provider_google::NAME;
+/// The port Mage's web server listens on.
+const MAGE_PORT: u16 = 6789;
+/// Where the Cloud SQL socket is mounted in every container.
+const CLOUDSQL_DIR: &str = "/cloudsql";
+/// The Mage database and its user.
+const DB_NAME: &str = "mage";
+const DB_USER: &str = "mage";
+/// The boot image of the scheduler VM: Container-Optimized OS, which runs containers.
+const SCHEDULER_IMAGE: &str = "projects/cos-cloud/global/images/family/cos-stable";
+/// The Cloud SQL Auth Proxy that gives the scheduler VM the same socket Cloud Run mounts.
+const SQL_PROXY_IMAGE: &str = "gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.14.1";
+/// The APIs a deployment uses.
+const APIS: &[&str] = &[
+    "compute.googleapis.com",
+    "iam.googleapis.com",
+    "run.googleapis.com",
+    "secretmanager.googleapis.com",
+    "sqladmin.googleapis.com",
+    "storage.googleapis.com",
+];
+
+/// What a deployment's workloads run as.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Workload {
+    Web,
+    Scheduler,
+    Job,
+}
+
+impl Workload {
+    const ALL: [Workload; 3] = [Workload::Web, Workload::Scheduler, Workload::Job];
+
+    fn suffix(self) -> &'static str {
+        match self {
+            Workload::Web => "web",
+            Workload::Scheduler => "sched",
+            Workload::Job => "job",
+        }
+    }
+}
+
+/// A secret a container needs: its Secret Manager id and the environment variable it fills.
+struct ContainerSecret {
+    secret_id: String,
+    env: String,
+}
+
+struct Lowering<'a> {
+    d: &'a Deployment,
+    project: String,
+    region: String,
+    /// `mage-<deployment>`: the start of every Google name.
+    prefix: String,
+    labels: BTreeMap<String, String>,
+    out: Vec<ResourceInstance>,
+    /// Secrets every container gets.
+    container_secrets: Vec<ContainerSecret>,
+    /// Whether the configuration has no pipeline (nothing to upload).
+    pipelines_empty: bool,
+    diags: Diagnostics,
+}
+
+pub(super) fn lower_gcp(model: &Configuration) -> Result<Vec<ResourceInstance>, Diagnostics> {
+    let d = &model.deployment;
+    let mut diags = Diagnostics::new();
+    let required = |what: &str, v: &Option<String>, diags: &mut Diagnostics| {
+        v.clone().filter(|s| !s.is_empty()).or_else(|| {
+            diags.push(
+                Diagnostic::error(format!(
+                    "deployment `{}` has `target = \"gcp\"` but no `{what}`",
+                    d.name
+                ))
+                .help(format!("add `{what} = \"...\"` to the deployment")),
+            );
+            None
+        })
+    };
+    let project = required("project", &d.project, &mut diags);
+    let region = required("region", &d.region, &mut diags);
+    let (Some(project), Some(region)) = (project, region) else {
+        return Err(diags);
+    };
+    let mut labels = d.labels.clone();
+    labels.insert("managed-by".into(), "weir".into());
+    labels.insert("weir-deployment".into(), google_name(&d.name));
+    let mut l = Lowering {
+        d,
+        project,
+        region,
+        prefix: format!("mage-{}", google_name(&d.name)),
+        labels,
+        out: Vec::new(),
+        container_secrets: Vec::new(),
+        pipelines_empty: model.pipelines.is_empty(),
+        diags,
+    };
+    l.check_names(model);
+    if l.diags.has_errors() {
+        return Err(l.diags);
+    }
+    l.apis();
+    l.service_accounts();
+    l.bucket();
+    l.database();
+    l.notification_secrets(model);
+    l.webserver(model);
+    for p in &model.profiles {
+        l.job(p);
+    }
+    l.scheduler();
+    l.idle_cost();
+    Ok(l.out)
+}
+
+/// Where the deployment's values known only after apply are: `webserver_url`,
+/// `scheduler_ip` and `bucket` of `deployment.<name>`.
+pub(super) fn output_source(d: &Deployment, attr: &str) -> Option<OutputSource> {
+    let (address, path): (String, &[&str]) = match attr {
+        "webserver_url" => (format!("{CLOUD_RUN_SERVICE}.webserver"), &["uri"]),
+        "scheduler_ip" => (
+            format!("{COMPUTE_INSTANCE}.scheduler"),
+            &["networkInterfaces", "0", "accessConfigs", "0", "natIP"],
+        ),
+        "bucket" if d.storage.is_some() => (format!("{STORAGE_BUCKET}.{}", d.name), &["name"]),
+        _ => return None,
+    };
+    Some(OutputSource {
+        address,
+        path: path.iter().map(|s| s.to_string()).collect(),
+    })
+}
+
+/// A memory size as Cloud Run spells it (`2Gi`, `1536Mi`).
+fn memory(mib: u64) -> String {
+    let text = format!("{mib}Mi");
+    weir_provider_google::memory_quantity(&text).unwrap_or(text)
+}
+
+/// A name as Google takes it: lower case, `-` for `_`.
+fn google_name(name: &str) -> String {
+    name.to_ascii_lowercase().replace('_', "-")
+}
+
+impl Lowering<'_> {
+    fn check_names(&mut self, model: &Configuration) {
+        // Google shows resource names, labels and request bodies to anyone who can view the
+        // project: only the bucket's name can be kept out of weir's output (not out of Google).
+        for (attr, _) in self.d.sensitive.iter() {
+            if attr != "storage.bucket" {
+                self.diags.push(
+                    Diagnostic::error(format!(
+                        "deployment `{}`: `{attr}` comes from a sensitive value, but a gcp deployment writes it into resource names, labels or settings that anyone who can view the project reads",
+                        self.d.name
+                    ))
+                    .help(format!("give `{attr}` a value that is not sensitive")),
+                );
+            }
+        }
+        // Service account ids are the tightest: 6 to 30 characters.
+        let longest = format!("{}-{}", self.prefix, Workload::Scheduler.suffix());
+        if longest.len() > 30 {
+            self.diags.push(
+                Diagnostic::error(format!(
+                    "deployment `{}`: its Google service account `{longest}` would be longer than the 30 characters Google allows",
+                    self.d.name
+                ))
+                .help("give the deployment a name of at most 15 characters"),
+            );
+        }
+        let mut jobs: BTreeMap<String, &str> = BTreeMap::new();
+        for p in &model.profiles {
+            let job = self.job_name(p);
+            if job.len() > 49 {
+                self.diags.push(
+                    Diagnostic::error(format!(
+                        "resource_profile `{}`: its Cloud Run job `{job}` would be longer than 49 characters",
+                        p.name
+                    ))
+                    .help("give the profile (or the deployment) a shorter name"),
+                );
+            }
+            if let Some(other) = jobs.insert(job.clone(), &p.name) {
+                self.diags.push(
+                    Diagnostic::error(format!(
+                        "resource_profiles `{other}` and `{}` would both be the Cloud Run job `{job}`",
+                        p.name
+                    ))
+                    .help("Google names have no `_`: rename one of them"),
+                );
+            }
+        }
+    }
+
+    fn job_name(&self, p: &ResourceProfile) -> String {
+        format!("{}-{}", self.prefix, google_name(&p.name))
+    }
+
+    fn sa_address(w: Workload) -> String {
+        format!("{SERVICE_ACCOUNT}.{}", w.suffix())
+    }
+
+    fn sa_email(&self, w: Workload) -> String {
+        format!(
+            "{}-{}@{}.iam.gserviceaccount.com",
+            self.prefix,
+            w.suffix(),
+            self.project
+        )
+    }
+
+    fn labels(&self) -> Value {
+        json!(self.labels)
+    }
+
+    fn add(&mut self, instance: ResourceInstance) {
+        let from = format!("deployment.{}", self.d.name);
+        self.out.push(instance.lowered_from(&from));
+    }
+
+    fn api_address(api: &str) -> String {
+        format!(
+            "{PROJECT_SERVICE}.{}",
+            api.trim_end_matches(".googleapis.com")
+        )
+    }
+
+    fn apis(&mut self) {
+        for api in APIS {
+            let instance = ResourceInstance::new(
+                PROJECT_SERVICE,
+                api.trim_end_matches(".googleapis.com"),
+                PROVIDER,
+                json!({"project": self.project, "service": api}),
+            );
+            self.add(instance);
+        }
+    }
+
+    fn service_accounts(&mut self) {
+        for w in Workload::ALL {
+            let display = match w {
+                Workload::Web => "Mage web server",
+                Workload::Scheduler => "Mage scheduler",
+                Workload::Job => "Mage resource profile jobs",
+            };
+            let sa = ResourceInstance::new(
+                SERVICE_ACCOUNT,
+                w.suffix(),
+                PROVIDER,
+                json!({
+                    "project": self.project,
+                    "accountId": format!("{}-{}", self.prefix, w.suffix()),
+                    "displayName": format!("{display} ({})", self.d.name),
+                }),
+            )
+            .depends_on(&Self::api_address("iam.googleapis.com"));
+            self.add(sa);
+            // Every workload talks to the database and writes logs.
+            for role in ["roles/cloudsql.client", "roles/logging.logWriter"] {
+                self.project_member(w, role);
+            }
+        }
+        // The scheduler starts the profiles' jobs with per-run arguments, which takes running
+        // with overrides, and acting as the jobs' service account.
+        self.project_member(Workload::Scheduler, "roles/run.developer");
+        let member = format!("serviceAccount:{}", self.sa_email(Workload::Scheduler));
+        let act_as = ResourceInstance::new(
+            SERVICE_ACCOUNT_IAM_MEMBER,
+            "scheduler_runs_jobs",
+            PROVIDER,
+            json!({
+                "serviceAccount": format!("projects/{}/serviceAccounts/{}", self.project, self.sa_email(Workload::Job)),
+                "role": "roles/iam.serviceAccountUser",
+                "member": member,
+            }),
+        )
+        .depends_on(&Self::sa_address(Workload::Job))
+        .depends_on(&Self::sa_address(Workload::Scheduler));
+        self.add(act_as);
+    }
+
+    fn project_member(&mut self, w: Workload, role: &str) {
+        let short = role
+            .trim_start_matches("roles/")
+            .replace('.', "_")
+            .to_ascii_lowercase();
+        let instance = ResourceInstance::new(
+            PROJECT_IAM_MEMBER,
+            &format!("{}_{short}", w.suffix()),
+            PROVIDER,
+            json!({
+                "project": self.project,
+                "role": role,
+                "member": format!("serviceAccount:{}", self.sa_email(w)),
+            }),
+        )
+        .depends_on(&Self::sa_address(w));
+        self.add(instance);
+    }
+
+    fn bucket(&mut self) {
+        let Some(storage) = &self.d.storage else {
+            return;
+        };
+        let mut bucket = ResourceInstance::new(
+            STORAGE_BUCKET,
+            &self.d.name,
+            PROVIDER,
+            json!({
+                "project": self.project,
+                "name": storage.bucket,
+                "location": storage.location.to_ascii_uppercase(),
+                "storageClass": "STANDARD",
+                "iamConfiguration": {
+                    "uniformBucketLevelAccess": {"enabled": true},
+                    "publicAccessPrevention": "enforced",
+                },
+                "labels": self.labels(),
+            }),
+        )
+        .depends_on(&Self::api_address("storage.googleapis.com"));
+        bucket.prevent_destroy = self.d.prevent_destroy;
+        if self.d.sensitive.has("storage.bucket") {
+            bucket = bucket.sensitive(&["name"]);
+        }
+        let bucket_address = bucket.address.clone();
+        let bucket_name = storage.bucket.clone();
+        self.add(bucket);
+        for w in Workload::ALL {
+            let mut member = ResourceInstance::new(
+                STORAGE_BUCKET_IAM_MEMBER,
+                w.suffix(),
+                PROVIDER,
+                json!({
+                    "bucket": bucket_name,
+                    "role": "roles/storage.objectUser",
+                    "member": format!("serviceAccount:{}", self.sa_email(w)),
+                }),
+            )
+            .depends_on(&bucket_address)
+            .depends_on(&Self::sa_address(w));
+            if self.d.sensitive.has("storage.bucket") {
+                member = member.sensitive(&["bucket"]);
+            }
+            self.add(member);
+        }
+    }
+
+    /// A secret and its version; `version` is the version's own attributes (`payload`,
+    /// `generate` or `template`). Returns the secret's address.
+    fn secret(&mut self, name: &str, secret_id: &str, version: Value) -> String {
+        let secret = ResourceInstance::new(
+            SECRET,
+            name,
+            PROVIDER,
+            json!({
+                "project": self.project,
+                "secretId": secret_id,
+                "replication": {"automatic": {}},
+                "labels": self.labels(),
+            }),
+        )
+        .depends_on(&Self::api_address("secretmanager.googleapis.com"));
+        let secret_address = secret.address.clone();
+        self.add(secret);
+        let mut attrs = Map::new();
+        attrs.insert(
+            "secret".into(),
+            json!(format!("projects/{}/secrets/{secret_id}", self.project)),
+        );
+        if let Value::Object(v) = version {
+            attrs.extend(v);
+        }
+        let version = ResourceInstance::new(SECRET_VERSION, name, PROVIDER, Value::Object(attrs))
+            .depends_on(&secret_address)
+            .sensitive(&["payload", "data"]);
+        self.add(version);
+        secret_address
+    }
+
+    /// Lets every workload read the secret `secret_id`.
+    fn secret_readers(&mut self, name: &str, secret_id: &str, secret_address: &str) {
+        for w in Workload::ALL {
+            let member = ResourceInstance::new(
+                SECRET_IAM_MEMBER,
+                &format!("{name}_{}", w.suffix()),
+                PROVIDER,
+                json!({
+                    "secret": format!("projects/{}/secrets/{secret_id}", self.project),
+                    "role": "roles/secretmanager.secretAccessor",
+                    "member": format!("serviceAccount:{}", self.sa_email(w)),
+                }),
+            )
+            .depends_on(secret_address)
+            .depends_on(&Self::sa_address(w));
+            self.add(member);
+        }
+    }
+
+    /// A secret every container gets as the environment variable `env`.
+    fn container_secret(&mut self, name: &str, env: &str, version: Value) {
+        let secret_id = format!("{}-{}", self.prefix, google_name(name));
+        let address = self.secret(name, &secret_id, version);
+        self.secret_readers(name, &secret_id, &address);
+        self.container_secrets.push(ContainerSecret {
+            secret_id,
+            env: env.to_string(),
+        });
+    }
+
+    fn sql_connection(&self) -> String {
+        format!("{}:{}:{}-db", self.project, self.region, self.prefix)
+    }
+
+    fn database(&mut self) {
+        let db = &self.d.database;
+        let instance_name = format!("{}-db", self.prefix);
+        let mut instance = ResourceInstance::new(
+            SQL_INSTANCE,
+            &self.d.name,
+            PROVIDER,
+            json!({
+                "project": self.project,
+                "name": instance_name,
+                "region": self.region,
+                "databaseVersion": db.version,
+                "settings": {
+                    // Shared-core tiers exist only in the ENTERPRISE edition, which recent
+                    // PostgreSQL versions no longer default to.
+                    "edition": "ENTERPRISE",
+                    "tier": db.tier,
+                    "availabilityType": "ZONAL",
+                    "dataDiskType": "PD_HDD",
+                    "dataDiskSizeGb": db.disk_size_gb.to_string(),
+                    "storageAutoResize": false,
+                    "ipConfiguration": {"ipv4Enabled": true},
+                    "backupConfiguration": {"enabled": true},
+                    "deletionProtectionEnabled": self.d.prevent_destroy,
+                    "userLabels": self.labels(),
+                },
+            }),
+        )
+        .depends_on(&Self::api_address("sqladmin.googleapis.com"));
+        instance.prevent_destroy = self.d.prevent_destroy;
+        let instance_address = instance.address.clone();
+        self.add(instance);
+        let database = ResourceInstance::new(
+            SQL_DATABASE,
+            DB_NAME,
+            PROVIDER,
+            json!({"project": self.project, "instance": instance_name, "name": DB_NAME}),
+        )
+        .depends_on(&instance_address);
+        self.add(database);
+        // The password: generated once by the provider, kept only in Secret Manager. The
+        // user takes it from there; so does the connection URL the containers get.
+        let password_id = format!("{}-db-password", self.prefix);
+        self.secret(
+            "db_password",
+            &password_id,
+            json!({"generate": {"length": 32}}),
+        );
+        let password_secret = format!("projects/{}/secrets/{password_id}", self.project);
+        let user = ResourceInstance::new(
+            SQL_USER,
+            DB_USER,
+            PROVIDER,
+            json!({
+                "project": self.project,
+                "instance": instance_name,
+                "name": DB_USER,
+                "passwordSecret": password_secret,
+            }),
+        )
+        .depends_on(&instance_address)
+        .depends_on(&format!("{SECRET_VERSION}.db_password"));
+        self.add(user);
+        let url = format!(
+            "postgresql://{DB_USER}:{{password}}@/{DB_NAME}?host={CLOUDSQL_DIR}/{}",
+            self.sql_connection()
+        );
+        self.container_secret(
+            "db_url",
+            "MAGE_DATABASE_CONNECTION_URL",
+            json!({"template": url, "templateSecrets": {"password": password_secret}}),
+        );
+        // The URL is built from the password at apply.
+        if let Some(v) = self
+            .out
+            .iter_mut()
+            .find(|i| i.address == format!("{SECRET_VERSION}.db_url"))
+        {
+            v.dependencies.push(format!("{SECRET_VERSION}.db_password"));
+        }
+    }
+
+    /// Each notification's channel settings (webhooks, keys) as a secret, to the containers
+    /// as `WEIR_NOTIFICATION_<NAME>` (JSON).
+    fn notification_secrets(&mut self, model: &Configuration) {
+        for n in &model.notifications {
+            let settings = serde_json::to_string(&n.settings).unwrap_or_default();
+            let name = format!("notification_{}", n.name);
+            let env = format!("WEIR_NOTIFICATION_{}", n.name.to_ascii_uppercase());
+            self.container_secret(&name, &env, json!({"payload": {"data": settings}}));
+            let from = format!("notification.{}", n.name);
+            let readers = format!("{name}_");
+            for i in self
+                .out
+                .iter_mut()
+                .filter(|i| i.name == name || i.name.starts_with(&readers))
+            {
+                i.lowered_from.push(from.clone());
+            }
+        }
+    }
+
+    /// The environment of every container: `INSTANCE_TYPE`, the project, and every secret as
+    /// a `secretKeyRef`.
+    fn env(&self, instance_type: &str, extra: &[(String, Value)]) -> Vec<Value> {
+        let mut env = vec![
+            json!({"name": "INSTANCE_TYPE", "value": instance_type}),
+            json!({"name": "GCP_PROJECT_ID", "value": self.project}),
+            json!({"name": "GCP_REGION", "value": self.region}),
+            json!({"name": "ULIMIT_NO_FILE", "value": "16384"}),
+        ];
+        for s in &self.container_secrets {
+            env.push(json!({"name": s.env, "valueSource": {"secretKeyRef": {"secret": s.secret_id, "version": "latest"}}}));
+        }
+        env.extend(extra.iter().map(|(name, v)| {
+            let mut e = json!({"name": name});
+            if let (Value::Object(e), Value::Object(v)) = (&mut e, v) {
+                e.extend(v.clone());
+            }
+            e
+        }));
+        env
+    }
+
+    /// What every container depends on: the database, its URL and the secrets, the bucket,
+    /// its service account's access.
+    fn workload_dependencies(&self, w: Workload) -> Vec<String> {
+        let mut deps = vec![
+            format!("{SQL_INSTANCE}.{}", self.d.name),
+            format!("{SQL_DATABASE}.{DB_NAME}"),
+            format!("{SQL_USER}.{DB_USER}"),
+            Self::sa_address(w),
+        ];
+        deps.extend(
+            self.out
+                .iter()
+                .filter(|i| {
+                    (i.type_name == SECRET_VERSION && i.name != "db_password")
+                        || (matches!(
+                            i.type_name.as_str(),
+                            SECRET_IAM_MEMBER | STORAGE_BUCKET_IAM_MEMBER | PROJECT_IAM_MEMBER
+                        ) && i.name.ends_with(w.suffix()))
+                })
+                .map(|i| i.address.clone()),
+        );
+        deps
+    }
+
+    fn cloudsql_volume(&self) -> (Value, Value) {
+        (
+            json!([{"name": "cloudsql", "cloudSqlInstance": {"instances": [self.sql_connection()]}}]),
+            json!([{"name": "cloudsql", "mountPath": CLOUDSQL_DIR}]),
+        )
+    }
+
+    fn webserver(&mut self, _model: &Configuration) {
+        let w = &self.d.webserver;
+        let (volumes, mounts) = self.cloudsql_volume();
+        let mut service = ResourceInstance::new(
+            CLOUD_RUN_SERVICE,
+            "webserver",
+            PROVIDER,
+            json!({
+                "project": self.project,
+                "location": self.region,
+                "name": format!("{}-web", self.prefix),
+                "labels": self.labels(),
+                "ingress": "INGRESS_TRAFFIC_ALL",
+                // Mage asks for a login itself (REQUIRE_USER_AUTHENTICATION).
+                "invokerIamDisabled": true,
+                "template": {
+                    "serviceAccount": self.sa_email(Workload::Web),
+                    "executionEnvironment": "EXECUTION_ENVIRONMENT_GEN2",
+                    "scaling": {"minInstanceCount": w.min_instances, "maxInstanceCount": w.max_instances},
+                    "containers": [{
+                        "name": "mage",
+                        "image": self.d.image,
+                        "ports": [{"containerPort": MAGE_PORT}],
+                        "resources": {
+                            "limits": {"cpu": w.cpu.to_string(), "memory": memory(w.memory_mib)},
+                            // Request-based billing: without it an idle instance is billed.
+                            "cpuIdle": true,
+                        },
+                        "env": self.env("web_server", &[]),
+                        "volumeMounts": mounts,
+                    }],
+                    "volumes": volumes,
+                },
+            }),
+        )
+        .depends_on(&Self::api_address("run.googleapis.com"));
+        for dep in self.workload_dependencies(Workload::Web) {
+            service = service.depends_on(&dep);
+        }
+        self.add(service);
+    }
+
+    fn job(&mut self, p: &ResourceProfile) {
+        let (volumes, mounts) = self.cloudsql_volume();
+        // Sensitive env values go through Secret Manager like every other secret.
+        let mut extra = Vec::new();
+        let mut secret_versions = Vec::new();
+        for (name, value) in &p.env {
+            if p.env_sensitive {
+                let key = format!("profile_{}_{}", p.name, name.to_ascii_lowercase());
+                let secret_id = format!("{}-{}", self.prefix, google_name(&key));
+                let address = self.secret(&key, &secret_id, json!({"payload": {"data": value}}));
+                self.secret_readers(&key, &secret_id, &address);
+                secret_versions.push(format!("{SECRET_VERSION}.{key}"));
+                extra.push((name.clone(), json!({"valueSource": {"secretKeyRef": {"secret": secret_id, "version": "latest"}}})));
+            } else {
+                extra.push((name.clone(), json!({"value": value})));
+            }
+        }
+        let mut job = ResourceInstance::new(
+            CLOUD_RUN_JOB,
+            &p.name,
+            PROVIDER,
+            json!({
+                "project": self.project,
+                "location": p.region,
+                "name": self.job_name(p),
+                "labels": self.labels(),
+                "template": {
+                    "taskCount": 1,
+                    "template": {
+                        "serviceAccount": self.sa_email(Workload::Job),
+                        "executionEnvironment": "EXECUTION_ENVIRONMENT_GEN2",
+                        "timeout": format!("{}s", p.timeout_secs),
+                        "maxRetries": p.max_retries,
+                        "containers": [{
+                            "name": "mage",
+                            "image": self.d.image,
+                            // The image's entry point runs its arguments: the scheduler gives
+                            // each run the block to run.
+                            "command": ["/app/run_app.sh"],
+                            "resources": {"limits": {"cpu": p.cpu.to_string(), "memory": memory(p.memory_mib)}},
+                            "env": self.env("job", &extra),
+                            "volumeMounts": mounts,
+                        }],
+                        "volumes": volumes,
+                    },
+                },
+            }),
+        )
+        .depends_on(&Self::api_address("run.googleapis.com"))
+        .lowered_from(&format!("resource_profile.{}", p.name));
+        for dep in self
+            .workload_dependencies(Workload::Job)
+            .into_iter()
+            .chain(secret_versions)
+        {
+            job = job.depends_on(&dep);
+        }
+        self.add(job);
+    }
+
+    fn scheduler(&mut self) {
+        let s = &self.d.scheduler;
+        let zone = s
+            .zone
+            .clone()
+            .unwrap_or_else(|| format!("{}-a", self.region));
+        let mut instance = ResourceInstance::new(
+            COMPUTE_INSTANCE,
+            "scheduler",
+            PROVIDER,
+            json!({
+                "project": self.project,
+                "zone": zone,
+                "name": format!("{}-scheduler", self.prefix),
+                "machineType": format!("zones/{zone}/machineTypes/{}", s.machine_type),
+                "labels": self.labels(),
+                "disks": [{
+                    "boot": true,
+                    "autoDelete": true,
+                    "initializeParams": {
+                        "sourceImage": SCHEDULER_IMAGE,
+                        "diskSizeGb": s.disk_size_gb.to_string(),
+                        // The free tier covers standard disks only.
+                        "diskType": format!("zones/{zone}/diskTypes/pd-standard"),
+                    },
+                }],
+                "networkInterfaces": [{
+                    "network": "global/networks/default",
+                    "accessConfigs": [{"type": "ONE_TO_ONE_NAT", "name": "External NAT", "networkTier": "PREMIUM"}],
+                }],
+                "serviceAccounts": [{
+                    "email": self.sa_email(Workload::Scheduler),
+                    "scopes": ["https://www.googleapis.com/auth/cloud-platform"],
+                }],
+                "metadata": {"items": [{"key": "startup-script", "value": self.startup_script()}]},
+                "scheduling": {"onHostMaintenance": "MIGRATE", "automaticRestart": true, "preemptible": false},
+            }),
+        )
+        .depends_on(&Self::api_address("compute.googleapis.com"));
+        for dep in self.workload_dependencies(Workload::Scheduler) {
+            instance = instance.depends_on(&dep);
+        }
+        instance =
+            instance.depends_on(&format!("{SERVICE_ACCOUNT_IAM_MEMBER}.scheduler_runs_jobs"));
+        self.add(instance);
+    }
+
+    /// The scheduler VM's startup script: reads the secrets from Secret Manager with the VM's
+    /// own identity into a file only root reads, then runs the Cloud SQL Auth Proxy and Mage.
+    /// No secret is in the script (it is instance metadata, readable by project viewers).
+    fn startup_script(&self) -> String {
+        let env_lines = [
+            "INSTANCE_TYPE=scheduler".to_string(),
+            format!("GCP_PROJECT_ID={}", self.project),
+            format!("GCP_REGION={}", self.region),
+            "ULIMIT_NO_FILE=16384".to_string(),
+        ];
+        let mut secret_lines = Vec::new();
+        for s in &self.container_secrets {
+            secret_lines.push(format!(
+                "printf '%s=%s\\n' {} \"$(secret {})\" >> \"$env_file\"",
+                s.env, s.secret_id
+            ));
+        }
+        format!(
+            r#"#!/bin/bash
+# Written by weir: runs the Mage scheduler on Container-Optimized OS.
+set -euo pipefail
+meta=http://metadata.google.internal/computeMetadata/v1
+token=$(curl -sf -H 'Metadata-Flavor: Google' "$meta/instance/service-accounts/default/token" | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
+secret() {{
+  curl -sf -H "Authorization: Bearer $token" "https://secretmanager.googleapis.com/v1/projects/{project}/secrets/$1/versions/latest:access" | sed -E 's/.*"data":"([^"]+)".*/\1/' | base64 -d
+}}
+env_file=/run/mage.env
+umask 077
+cat > "$env_file" <<'EOF'
+{env}
+EOF
+{secrets}
+docker rm -f cloudsql-proxy mage-scheduler >/dev/null 2>&1 || true
+mkdir -p {sock}
+docker run -d --name cloudsql-proxy --restart=always -v {sock}:{sock} {proxy} --unix-socket {sock} {conn}
+docker run -d --name mage-scheduler --restart=always --env-file "$env_file" -v {sock}:{sock} {image}
+"#,
+            project = self.project,
+            env = env_lines.join("\n"),
+            secrets = secret_lines.join("\n"),
+            sock = CLOUDSQL_DIR,
+            proxy = SQL_PROXY_IMAGE,
+            conn = self.sql_connection(),
+            image = self.d.image,
+        )
+    }
+
+    /// The estimated idle cost, and what keeps the deployment from scaling to zero, as notes
+    /// of the web server's service (the plan shows them when it changes).
+    fn idle_cost(&mut self) {
+        use weir_provider_google::cost;
+        let d = self.d;
+        let mut idle = cost::IdleCost::default();
+        cost::webserver(
+            &mut idle,
+            d.webserver.min_instances,
+            f64::from(d.webserver.cpu),
+            d.webserver.memory_mib as f64 / 1024.0,
+        );
+        cost::scheduler(
+            &mut idle,
+            &d.scheduler.machine_type,
+            &self.region,
+            f64::from(d.scheduler.disk_size_gb),
+        );
+        cost::database(
+            &mut idle,
+            &d.database.tier,
+            f64::from(d.database.disk_size_gb),
+            false,
+        );
+        if let Some(service) = self
+            .out
+            .iter_mut()
+            .find(|i| i.type_name == CLOUD_RUN_SERVICE)
+        {
+            service.notes.push(Note::Text(idle.summary()));
+            if !self.pipelines_empty {
+                service.notes.push(Note::Text(
+                    "this build does not yet upload the Mage project (pipelines, blocks, triggers) to a gcp deployment: the web server starts with an empty project".into(),
+                ));
+            }
+            service.notes.extend(
+                idle.warnings
+                    .into_iter()
+                    .map(|w| Note::Text(format!("warning: {w}"))),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::LoadOptions;
+    use std::path::Path;
+
+    fn load(dir: &Path) -> Configuration {
+        let opts = LoadOptions {
+            dir: dir.to_path_buf(),
+            ..Default::default()
+        };
+        let (model, diags) = crate::model::load(&opts);
+        assert!(!diags.has_errors(), "{diags:?}");
+        model.unwrap()
+    }
+
+    fn quickstart() -> (Configuration, Vec<ResourceInstance>) {
+        let mut model = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart"));
+        let instances = super::super::lower(&mut model).unwrap();
+        (model, instances)
+    }
+
+    /// A small gcp configuration with `extra` appended.
+    fn small(extra: &str) -> (Configuration, Vec<ResourceInstance>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            r#"variable "token" {{
+  type      = string
+  sensitive = true
+  default   = "tok-3f9a-secret"
+}}
+
+deployment "prod" {{
+  target  = "gcp"
+  project = "my-project-123"
+  region  = "us-central1"
+  image   = "mageai/mageai:0.9.80"
+
+  scheduler {{
+    zone = "us-central1-a"
+  }}
+
+  storage {{
+    bucket = "my-project-123-mage"
+  }}
+}}
+{extra}"#
+        );
+        std::fs::write(dir.path().join("main.hcl"), text).unwrap();
+        let mut model = load(dir.path());
+        let instances = super::super::lower(&mut model).unwrap();
+        (model, instances, dir)
+    }
+
+    fn find<'a>(instances: &'a [ResourceInstance], address: &str) -> &'a ResourceInstance {
+        instances
+            .iter()
+            .find(|i| i.address == address)
+            .unwrap_or_else(|| panic!("no {address}"))
+    }
+
+    /// Every container of the service, the jobs and (as its env file) the VM.
+    fn containers(instances: &[ResourceInstance]) -> Vec<&Value> {
+        let mut out = Vec::new();
+        for i in instances {
+            let list = match i.type_name.as_str() {
+                CLOUD_RUN_SERVICE => i.attributes.pointer("/template/containers"),
+                CLOUD_RUN_JOB => i.attributes.pointer("/template/template/containers"),
+                _ => None,
+            };
+            out.extend(list.and_then(Value::as_array).into_iter().flatten());
+        }
+        out
+    }
+
+    #[test]
+    fn the_quickstart_needs_every_google_resource_named_after_the_deployment() {
+        let (_, instances) = quickstart();
+        for t in [
+            PROJECT_SERVICE,
+            SERVICE_ACCOUNT,
+            PROJECT_IAM_MEMBER,
+            SERVICE_ACCOUNT_IAM_MEMBER,
+            SECRET,
+            SECRET_VERSION,
+            SECRET_IAM_MEMBER,
+            STORAGE_BUCKET,
+            STORAGE_BUCKET_IAM_MEMBER,
+            SQL_INSTANCE,
+            SQL_DATABASE,
+            SQL_USER,
+            CLOUD_RUN_SERVICE,
+            CLOUD_RUN_JOB,
+            COMPUTE_INSTANCE,
+        ] {
+            assert!(instances.iter().any(|i| i.type_name == t), "no {t}");
+        }
+        assert!(instances.iter().all(|i| i.provider == "google"));
+        let name = |a: &str| find(&instances, a).attributes["name"].clone();
+        assert_eq!(
+            name("google_cloud_run_v2_service.webserver"),
+            "mage-prod-web"
+        );
+        assert_eq!(
+            name("google_cloud_run_v2_job.standard"),
+            "mage-prod-standard"
+        );
+        assert_eq!(name("google_cloud_run_v2_job.highmem"), "mage-prod-highmem");
+        assert_eq!(
+            name("google_compute_instance.scheduler"),
+            "mage-prod-scheduler"
+        );
+        assert_eq!(name("google_sql_database_instance.prod"), "mage-prod-db");
+        // Every dependency is a resource of the deployment.
+        for i in &instances {
+            for d in &i.dependencies {
+                assert!(
+                    instances.iter().any(|j| &j.address == d),
+                    "{}: {d}",
+                    i.address
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_web_server_scales_to_zero_and_the_scheduler_runs_from_a_startup_script() {
+        let (_, instances) = quickstart();
+        let web = &find(&instances, "google_cloud_run_v2_service.webserver").attributes;
+        let c = &web["template"]["containers"][0];
+        assert_eq!(c["resources"]["cpuIdle"], true);
+        assert_eq!(c["ports"][0]["containerPort"], 6789);
+        assert_eq!(web["template"]["scaling"]["minInstanceCount"], 0);
+        assert!(
+            c["env"]
+                .as_array()
+                .unwrap()
+                .contains(&json!({"name": "INSTANCE_TYPE", "value": "web_server"}))
+        );
+        assert_eq!(
+            web["template"]["volumes"][0]["cloudSqlInstance"]["instances"][0],
+            "acme-data-prod:us-central1:mage-prod-db"
+        );
+        let vm = &find(&instances, "google_compute_instance.scheduler").attributes;
+        assert_eq!(vm["zone"], "us-central1-a");
+        assert_eq!(
+            vm["machineType"],
+            "zones/us-central1-a/machineTypes/e2-micro"
+        );
+        assert!(
+            vm["disks"][0]["initializeParams"]["sourceImage"]
+                .as_str()
+                .unwrap()
+                .contains("cos-cloud")
+        );
+        let items = vm["metadata"]["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0]["key"], "startup-script");
+        assert!(
+            items[0]["value"]
+                .as_str()
+                .unwrap()
+                .contains("INSTANCE_TYPE=scheduler")
+        );
+        // Not the deprecated container declaration.
+        assert!(!vm.to_string().contains("gce-container-declaration"));
+        let job = &find(&instances, "google_cloud_run_v2_job.highmem").attributes;
+        let t = &job["template"]["template"];
+        assert_eq!(t["timeout"], "7200s");
+        assert_eq!(t["maxRetries"], 0);
+        assert_eq!(
+            t["containers"][0]["resources"]["limits"],
+            json!({"cpu": "4", "memory": "16Gi"})
+        );
+    }
+
+    #[test]
+    fn everything_that_takes_labels_is_labelled_managed_by_weir() {
+        let (_, instances) = quickstart();
+        let mut labelled = 0;
+        for i in &instances {
+            let labels = i
+                .attributes
+                .get("labels")
+                .or_else(|| i.attributes.pointer("/settings/userLabels"));
+            let takes_labels = matches!(
+                i.type_name.as_str(),
+                SECRET
+                    | STORAGE_BUCKET
+                    | SQL_INSTANCE
+                    | CLOUD_RUN_SERVICE
+                    | CLOUD_RUN_JOB
+                    | COMPUTE_INSTANCE
+            );
+            if takes_labels {
+                let labels = labels.unwrap_or_else(|| panic!("{} has no labels", i.address));
+                assert_eq!(labels["managed-by"], "weir", "{}", i.address);
+                assert_eq!(labels["team"], "data", "{}", i.address);
+                labelled += 1;
+            }
+        }
+        assert!(labelled >= 8);
+    }
+
+    #[test]
+    fn secrets_reach_containers_only_as_secret_key_refs() {
+        let (_, instances, _dir) = small(
+            r#"resource_profile "etl" {
+  cpu    = 1
+  memory = "2Gi"
+  env = {
+    API_TOKEN = var.token
+  }
+}
+
+notification "alerts" {
+  channel     = "slack"
+  webhook_url = "https://hooks.slack.com/services/T1/B1/abc"
+}
+"#,
+        );
+        let containers = containers(&instances);
+        assert_eq!(containers.len(), 2);
+        for c in containers {
+            let env = c["env"].as_array().unwrap();
+            for name in ["MAGE_DATABASE_CONNECTION_URL", "WEIR_NOTIFICATION_ALERTS"] {
+                let e = env.iter().find(|e| e["name"] == name).unwrap();
+                assert!(e.get("value").is_none(), "{e}");
+                assert_eq!(e["valueSource"]["secretKeyRef"]["version"], "latest");
+            }
+            assert!(!c.to_string().contains("tok-3f9a-secret"));
+            assert!(!c.to_string().contains("hooks.slack.com"));
+        }
+        let job = &find(&instances, "google_cloud_run_v2_job.etl").attributes;
+        let env = job.pointer("/template/template/containers/0/env").unwrap();
+        let token = env
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == "API_TOKEN")
+            .unwrap();
+        assert_eq!(
+            token["valueSource"]["secretKeyRef"]["secret"],
+            "mage-prod-profile-etl-api-token"
+        );
+        // The values are in secret versions, marked sensitive; the VM fetches them at boot.
+        for i in &instances {
+            let text = i.attributes.to_string();
+            if text.contains("tok-3f9a-secret") || text.contains("hooks.slack.com") {
+                assert_eq!(i.type_name, SECRET_VERSION, "{}", i.address);
+                assert!(
+                    i.sensitive_paths
+                        .contains(&vec!["payload".to_string(), "data".to_string()])
+                );
+            }
+        }
+        // The database password is generated by the provider, never lowered.
+        let password = &find(
+            &instances,
+            "google_secret_manager_secret_version.db_password",
+        )
+        .attributes;
+        assert!(password.get("payload").is_none());
+        assert_eq!(password["generate"]["length"], 32);
+    }
+
+    #[test]
+    fn a_sensitive_deployment_setting_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("main.hcl"),
+            r#"variable "image" {
+  type      = string
+  sensitive = true
+  default   = "mageai/mageai:0.9.80"
+}
+
+deployment "prod" {
+  target  = "gcp"
+  project = "my-project-123"
+  region  = "us-central1"
+  image   = var.image
+
+  scheduler {
+    zone = "us-central1-a"
+  }
+
+  storage {
+    bucket = "my-project-123-mage"
+  }
+}
+"#,
+        )
+        .unwrap();
+        let mut model = load(dir.path());
+        let diags = super::super::lower(&mut model).unwrap_err();
+        let text = format!("{diags:?}");
+        assert!(
+            text.contains("`image` comes from a sensitive value"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_shared_core_database_uses_the_enterprise_edition() {
+        let (_, instances) = quickstart();
+        let sql = &find(&instances, "google_sql_database_instance.prod").attributes;
+        assert_eq!(sql["settings"]["tier"], "db-f1-micro");
+        assert_eq!(sql["settings"]["edition"], "ENTERPRISE");
+        assert_eq!(sql["databaseVersion"], "POSTGRES_16");
+        let bucket = &find(&instances, "google_storage_bucket.prod").attributes;
+        assert_eq!(
+            bucket["iamConfiguration"]["uniformBucketLevelAccess"]["enabled"],
+            true
+        );
+        assert_eq!(
+            bucket["iamConfiguration"]["publicAccessPrevention"],
+            "enforced"
+        );
+    }
+
+    #[test]
+    fn prevent_destroy_protects_the_database_and_the_bucket() {
+        let (_, instances) = quickstart();
+        let protected: Vec<&str> = instances
+            .iter()
+            .filter(|i| i.prevent_destroy)
+            .map(|i| i.address.as_str())
+            .collect();
+        assert_eq!(
+            protected,
+            [
+                "google_storage_bucket.prod",
+                "google_sql_database_instance.prod"
+            ]
+        );
+        let (_, instances, _dir) = small("");
+        assert!(
+            find(&instances, "google_sql_database_instance.prod").prevent_destroy,
+            "on by default"
+        );
+    }
+
+    #[test]
+    fn outputs_point_at_the_resource_attributes_that_hold_them() {
+        let (model, _) = quickstart();
+        let from = |name: &str| {
+            let o = model.outputs.iter().find(|o| o.name == name).unwrap();
+            let f = o.from.clone().unwrap();
+            (f.address, f.path.join("."))
+        };
+        assert_eq!(
+            from("webserver_url"),
+            ("google_cloud_run_v2_service.webserver".into(), "uri".into())
+        );
+        assert_eq!(
+            from("scheduler_ip"),
+            (
+                "google_compute_instance.scheduler".into(),
+                "networkInterfaces.0.accessConfigs.0.natIP".into()
+            )
+        );
+        assert_eq!(
+            from("bucket"),
+            ("google_storage_bucket.prod".into(), "name".into())
+        );
+    }
+
+    #[test]
+    fn the_web_server_notes_the_idle_cost_and_that_the_project_is_not_uploaded() {
+        let (_, instances) = quickstart();
+        let notes = &find(&instances, "google_cloud_run_v2_service.webserver").notes;
+        assert!(
+            matches!(&notes[..], [Note::Text(t), Note::Text(upload)]
+                if t.starts_with("estimated idle cost: $12.") && upload.contains("does not yet upload")),
+            "{notes:?}"
+        );
+    }
+}
