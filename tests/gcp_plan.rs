@@ -272,7 +272,7 @@ mod after_apply {
                 objects: Mutex::new(BTreeMap::new()),
             });
             Setup {
-                backend: LocalBackend::new(dir.path().join(".weir/state.json")),
+                backend: LocalBackend::open(dir.path(), &weir::state::default_path()).unwrap(),
                 _dir: dir,
                 providers: Arc::new(Providers::new(vec![provider as Arc<dyn Provider>])),
             }
