@@ -13,3 +13,6 @@ pub mod validate;
 
 pub use discovery::{Catalog, Document, LoadError};
 pub use validate::{Accepted, FieldViolation, GoogleError, Request};
+
+#[cfg(test)]
+mod tests;
