@@ -183,7 +183,7 @@ impl Document {
             };
             GoogleError::not_found(format!(
                 "The requested URL {} was not found on this server: no method of {} is documented at {} {}{documented}.",
-                request.path, self.id, request.method, request.path
+                cut(&request.path), self.id, cut(&request.method), cut(&request.path)
             ))
         })?;
         let mut check = Check::new(self, &route.id, Mode::Request);
@@ -286,10 +286,14 @@ fn is_empty_object(v: &Value) -> bool {
 
 /// A value as it appears in a message, cut short.
 fn short(v: &Value) -> String {
-    let s = v.to_string();
+    cut(&v.to_string())
+}
+
+/// Text from the request, cut short for a message (a hostile request can be large).
+fn cut(s: &str) -> String {
     match s.char_indices().nth(80) {
         Some((i, _)) => format!("{}...", &s[..i]),
-        None => s,
+        None => s.to_owned(),
     }
 }
 
@@ -371,7 +375,10 @@ impl<'d> Check<'d> {
             {
                 self.violation(
                     name.clone(),
-                    format!("Invalid value for path parameter '{name}': {value:?}. Must be a match of regex '{pattern}'."),
+                    format!(
+                        "Invalid value for path parameter '{name}': {}. Must be a match of regex '{pattern}'.",
+                        short(&Value::String(value.clone()))
+                    ),
                 );
             }
         }
@@ -389,6 +396,7 @@ impl<'d> Check<'d> {
         let mut seen: Vec<&str> = Vec::new();
         for (name, value) in query {
             let Some(param) = in_query(name) else {
+                let name = &cut(name);
                 self.violation(
                     name.clone(),
                     format!(
@@ -407,12 +415,14 @@ impl<'d> Check<'d> {
                 );
             }
             seen.push(name);
-            if let Some(problem) = scalar_problem(param, &Value::String(value.clone())) {
+            let value = Value::String(value.clone());
+            if let Some(problem) = scalar_problem(param, &value) {
                 self.violation(
                     name.clone(),
                     format!(
-                        "Invalid value at '{name}' ({}), {value:?}: {problem}",
-                        proto_type(param)
+                        "Invalid value at '{name}' ({}), {}: {problem}",
+                        proto_type(param),
+                        short(&value)
                     ),
                 );
             }
@@ -509,6 +519,7 @@ impl<'d> Check<'d> {
             } else if let Some(additional) = additional {
                 self.value(additional, field_value, &format!("{location}[{name:?}]"));
             } else {
+                let name = cut(name);
                 self.violation(
                     location.to_owned(),
                     format!("Invalid JSON payload received. Unknown name \"{name}\" at '{location}': Cannot find field."),
