@@ -585,3 +585,40 @@ fn the_other_apis_weir_calls_resolve() {
         assert_eq!(accepted.method_id, id);
     }
 }
+
+#[test]
+fn secrets_never_reach_the_record_and_it_still_validates() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("record.jsonl");
+    let password = "hunter2-db-pass";
+    // base64 of the password, and its CRC32C.
+    let data = "aHVudGVyMi1kYi1wYXNz";
+    record::append(&path, &Exchange {
+        service: "secretmanager.googleapis.com".into(),
+        method: "POST".into(),
+        path: "/v1/projects/p/secrets/weir-db-password:addVersion".into(),
+        query: vec![],
+        body: Some(json!({"payload": {"data": data, "dataCrc32c": "2718281828"}})),
+        status: 200,
+        response: Some(json!({"name": "projects/p/secrets/weir-db-password/versions/1", "state": "ENABLED"})),
+    })
+    .unwrap();
+    record::append(&path, &Exchange {
+        service: SQL.into(),
+        method: "POST".into(),
+        path: "/v1/projects/p/instances/weir-db/users".into(),
+        query: vec![],
+        body: Some(json!({"name": "mage", "password": password})),
+        status: 200,
+        response: Some(json!({"kind": "sql#operation", "status": "PENDING", "operationType": "CREATE_USER"})),
+    })
+    .unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    for secret in [password, data, "2718281828"] {
+        assert!(!text.contains(secret), "{secret} is in the record:\n{text}");
+    }
+    assert_eq!(
+        record::validate_file(&path, catalog()).unwrap().exchanges,
+        2
+    );
+}
