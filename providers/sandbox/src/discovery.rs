@@ -424,6 +424,29 @@ impl Catalog {
     pub fn documents(&self) -> &[Document] {
         &self.documents
     }
+
+    /// The host of the one API that documents `http_method` on `path`, for a server that gets
+    /// every API's calls at one address. `Err` lists the candidates when none or several
+    /// document it equally specifically.
+    pub fn service_of(&self, http_method: &str, path: &str) -> Result<&str, Vec<&str>> {
+        let mut best: Vec<(&str, usize)> = Vec::new();
+        for doc in &self.documents {
+            let Ok(route) = doc.route(http_method, path) else {
+                continue;
+            };
+            match best.first() {
+                Some((_, len)) if *len > route.literal_len => {}
+                Some((_, len)) if *len == route.literal_len => {
+                    best.push((&doc.host, route.literal_len))
+                }
+                _ => best = vec![(&doc.host, route.literal_len)],
+            }
+        }
+        match best.as_slice() {
+            [(host, _)] => Ok(host),
+            _ => Err(best.into_iter().map(|(h, _)| h).collect()),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -46,6 +46,50 @@ impl Exchange {
     }
 }
 
+/// Fields that hold secrets in the APIs weir calls (Cloud SQL users and instances, service
+/// account keys); Secret Manager's `payload.data` and its checksum are handled apart.
+const SECRET_FIELDS: [&str; 3] = ["password", "rootPassword", "privateKeyData"];
+
+/// What a secret is replaced with: still valid for its field's type (`REDACTED` is base64 too).
+const REDACTED: &str = "REDACTED";
+
+impl Exchange {
+    /// Replaces every secret in the bodies with a placeholder of the same type, so the exchange
+    /// still validates but holds no secret.
+    pub fn redact_secrets(&mut self) {
+        for body in [&mut self.body, &mut self.response].into_iter().flatten() {
+            redact(body);
+        }
+    }
+}
+
+fn redact(value: &mut Value) {
+    match value {
+        Value::Object(fields) => {
+            for (name, field) in fields.iter_mut() {
+                if SECRET_FIELDS.contains(&name.as_str()) && field.is_string() {
+                    *field = Value::String(REDACTED.into());
+                } else if name == "payload"
+                    && let Value::Object(payload) = field
+                {
+                    // Secret Manager's SecretPayload: the secret (base64) and its CRC32C, which
+                    // would let anyone check a guess offline.
+                    if let Some(data) = payload.get_mut("data") {
+                        *data = Value::String(REDACTED.into());
+                    }
+                    if let Some(crc) = payload.get_mut("dataCrc32c") {
+                        *crc = Value::String("0".into());
+                    }
+                } else {
+                    redact(field);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact),
+        _ => {}
+    }
+}
+
 mod query_json {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
     use serde_json::{Map, Value};
@@ -109,11 +153,14 @@ pub enum RecordError {
     },
 }
 
-/// Appends `exchange` as one line to the record at `path` (created if missing). The line is
+/// Appends `exchange`, its secrets redacted ([`Exchange::redact_secrets`]), as one line to the
+/// record at `path` (created if missing). The line is
 /// written with one `write` on a file opened for appending, so concurrent writers do not
 /// interleave lines.
 pub fn append(path: &Path, exchange: &Exchange) -> std::io::Result<()> {
-    let mut line = serde_json::to_vec(exchange).map_err(std::io::Error::other)?;
+    let mut exchange = exchange.clone();
+    exchange.redact_secrets();
+    let mut line = serde_json::to_vec(&exchange).map_err(std::io::Error::other)?;
     line.push(b'\n');
     let mut file = std::fs::OpenOptions::new()
         .create(true)

@@ -583,6 +583,10 @@ fn the_other_apis_weir_calls_resolve() {
             .check_request(service, &request)
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(accepted.method_id, id);
+        assert_eq!(
+            catalog().service_of(&request.method, &request.path),
+            Ok(service)
+        );
     }
 }
 
@@ -621,4 +625,20 @@ fn secrets_never_reach_the_record_and_it_still_validates() {
         record::validate_file(&path, catalog()).unwrap().exchanges,
         2
     );
+}
+
+#[test]
+fn the_service_of_a_call_is_found_from_its_path_alone() {
+    let job = create_job(job());
+    assert_eq!(catalog().service_of(&job.method, &job.path), Ok(RUN));
+    assert_eq!(
+        catalog().service_of("POST", "/compute/v1/projects/p/zones/z/instances"),
+        Ok(COMPUTE)
+    );
+    assert_eq!(
+        catalog().service_of("POST", "/v1/projects/p/instances"),
+        Ok(SQL)
+    );
+    assert_eq!(catalog().service_of("POST", "/storage/v1/b"), Ok(STORAGE));
+    assert_eq!(catalog().service_of("GET", "/nowhere"), Err(vec![]));
 }
