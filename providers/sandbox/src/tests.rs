@@ -164,6 +164,12 @@ fn wrong_types_are_refused() {
             "TYPE_STRING",
         ),
         (
+            "/template/template/gpuZonalRedundancyDisabled",
+            json!("true"),
+            "job.template.template.gpu_zonal_redundancy_disabled",
+            "TYPE_BOOL",
+        ),
+        (
             "/labels",
             json!(["managed-by"]),
             "job.labels",
@@ -177,7 +183,8 @@ fn wrong_types_are_refused() {
         ),
     ] {
         let mut body = job();
-        *body.pointer_mut(pointer).unwrap() = value.clone();
+        let (parent, field) = pointer.rsplit_once('/').unwrap();
+        body.pointer_mut(parent).unwrap()[field] = value.clone();
         let e = refused(RUN, &create_job(body));
         assert!(
             e.message

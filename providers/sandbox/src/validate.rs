@@ -416,7 +416,7 @@ impl<'d> Check<'d> {
             }
             seen.push(name);
             let value = Value::String(value.clone());
-            if let Some(problem) = scalar_problem(param, &value) {
+            if let Some(problem) = scalar_problem(param, &value, Place::Query) {
                 self.violation(
                     name.clone(),
                     format!(
@@ -473,7 +473,7 @@ impl<'d> Check<'d> {
             },
             Some("any") | None => {}
             Some(_) => {
-                if let Some(problem) = scalar_problem(schema, value) {
+                if let Some(problem) = scalar_problem(schema, value, Place::Body) {
                     self.violation(
                         location.to_owned(),
                         format!(
@@ -621,10 +621,17 @@ fn proto_type(schema: &Value) -> &'static str {
     }
 }
 
+/// Where a scalar is: a query parameter's value is always text.
+#[derive(Clone, Copy, PartialEq)]
+enum Place {
+    Query,
+    Body,
+}
+
 /// What is wrong with a scalar `value` for `schema` (`type`, `format`, `enum`), if anything.
 /// Query parameter values arrive as strings and are checked the same way: proto3 JSON accepts
 /// a 64-bit integer, and any integer, as a string.
-fn scalar_problem(schema: &Value, value: &Value) -> Option<String> {
+fn scalar_problem(schema: &Value, value: &Value, place: Place) -> Option<String> {
     let format = schema.get("format").and_then(Value::as_str).unwrap_or("");
     let kind = schema
         .get("type")
@@ -656,7 +663,7 @@ fn scalar_problem(schema: &Value, value: &Value) -> Option<String> {
     match kind {
         "boolean" => match value {
             Value::Bool(_) => None,
-            Value::String(s) if s == "true" || s == "false" => None,
+            Value::String(s) if place == Place::Query && (s == "true" || s == "false") => None,
             _ => Some("expected true or false".into()),
         },
         "integer" => (!integer(value)).then(|| format!("expected {range}")),
