@@ -649,3 +649,17 @@ fn the_service_of_a_call_is_found_from_its_path_alone() {
     assert_eq!(catalog().service_of("POST", "/storage/v1/b"), Ok(STORAGE));
     assert_eq!(catalog().service_of("GET", "/nowhere"), Err(vec![]));
 }
+
+#[test]
+fn dot_segments_and_empty_segments_in_a_path_are_refused() {
+    for path in [
+        "/v2/projects/p/locations/us-central1/jobs/..",
+        "/v2/projects/p/locations/us-central1/jobs/%2e%2E",
+        "/v2/projects/./locations/us-central1/jobs/j",
+        "/v2/projects/p/locations//jobs/j",
+    ] {
+        let e = refused(RUN, &Request::new("GET", path));
+        assert_eq!(e.code, 400, "{path}: {e}");
+        assert!(e.message.contains("is not allowed"), "{path}: {e}");
+    }
+}

@@ -175,6 +175,23 @@ impl Document {
     /// documented for the method (or be a standard one) with a value of its type, required ones
     /// present, and the body must fit the request schema (no unknown field, types, enum values).
     pub fn check_request(&self, request: &Request) -> Result<Accepted, GoogleError> {
+        // `.` and `..` would name another resource once a server normalises the path; Google
+        // refuses them, and so does the sandbox (a name may become a file in its state directory).
+        if let Some(segment) = request
+            .path
+            .split('/')
+            .skip(1)
+            .map(percent_decode)
+            .find(|s| s.is_empty() || s == "." || s == "..")
+        {
+            return Err(GoogleError::invalid(vec![FieldViolation {
+                field: String::new(),
+                description: format!(
+                    "Invalid request path {}: the segment {segment:?} is not allowed.",
+                    cut(&request.path)
+                ),
+            }]));
+        }
         let route = self.route(&request.method, &request.path).map_err(|others| {
             let documented = if others.is_empty() {
                 String::new()
@@ -566,6 +583,13 @@ impl<'d> Check<'d> {
                 }
             }
         }
+        self.violation(
+            location.to_owned(),
+            format!(
+                "{} has a `$ref` chain too long to follow at '{location}'",
+                self.doc.id
+            ),
+        );
         None
     }
 }
