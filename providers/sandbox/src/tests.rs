@@ -663,3 +663,66 @@ fn dot_segments_and_empty_segments_in_a_path_are_refused() {
         assert!(e.message.contains("is not allowed"), "{path}: {e}");
     }
 }
+
+mod hostile {
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    use super::{JOBS, RUN, catalog, job};
+    use crate::validate::Request;
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            ".{0,12}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map(
+                    "(template|containers|env|name|value|[a-zA-Z]{1,8}|.{0,6})",
+                    inner,
+                    0..4
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn any_path_and_query_get_an_answer_never_a_panic(
+            method in "(GET|POST|PATCH|DELETE|PUT|é)",
+            path in "(/v2/projects/[^/]{0,4}/locations/.{0,6}/jobs.{0,8}|(/v2|/compute/v1|/storage/v1)?/([a-z0-9]{1,4}|%|%2[eEfF]|[.][.]|/|:|[{]|.){0,12}|/compute/v1/projects/.{0,10}/zones/.{0,6}/instances)",
+            query in prop::collection::vec((".{0,6}", ".{0,6}"), 0..4),
+        ) {
+            let request = Request { method, path, query, body: None };
+            let _ = catalog().check_request(RUN, &request);
+            let _ = catalog().check_request("compute.googleapis.com", &request);
+            let _ = catalog().service_of(&request.method, &request.path);
+        }
+
+        #[test]
+        fn any_body_gets_an_answer_never_a_panic(
+            value in json_value(),
+            pointer in "(|/template|/template/template|/template/template/containers/0|/labels)",
+            key in "(taskCount|timeout|env|resources|launchStage|[a-z]{1,6})",
+        ) {
+            let mut body = job();
+            if let Some(Value::Object(target)) = body.pointer_mut(&pointer) {
+                target.insert(key, value.clone());
+            }
+            let request = Request::new("POST", JOBS).body(body);
+            if let Err(e) = catalog().check_request(RUN, &request) {
+                prop_assert!(!e.violations.is_empty());
+                prop_assert_eq!(e.code, 400);
+            }
+            let _ = catalog().check_response(RUN, "run.projects.locations.jobs.create", 200, Some(&value));
+        }
+    }
+}
