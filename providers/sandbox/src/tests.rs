@@ -726,3 +726,127 @@ mod hostile {
         }
     }
 }
+
+mod served {
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpStream};
+
+    use serde_json::{Value, json};
+
+    use super::{JOBS, job};
+    use crate::discovery::{Catalog, documents_dir_for_tests};
+    use crate::record;
+    use crate::server::{Running, Sandbox};
+
+    fn start(record: Option<std::path::PathBuf>) -> Running {
+        let dir = documents_dir_for_tests().unwrap_or_else(|e| panic!("{e}"));
+        let catalog = Catalog::load_dir(&dir).unwrap_or_else(|e| panic!("{e}"));
+        Sandbox { catalog, record }
+            .spawn("127.0.0.1:0".parse().unwrap())
+            .unwrap()
+    }
+
+    /// One HTTP/1.1 exchange over a fresh connection: (status, JSON body).
+    fn call(addr: SocketAddr, host: &str, method: &str, target: &str, body: &str) -> (u16, Value) {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        write!(
+            stream,
+            "{method} {target} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        let status = answer[9..12].parse().unwrap();
+        let (_, json) = answer.split_once("\r\n\r\n").unwrap();
+        (status, serde_json::from_str(json).unwrap())
+    }
+
+    #[test]
+    fn the_server_refuses_as_google_does_and_records_every_exchange() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("record.jsonl");
+        let sandbox = start(Some(file.clone()));
+        let addr = sandbox.addr();
+        let target = format!("{JOBS}?jobId=weir-etl");
+
+        let (status, answer) = call(addr, "localhost", "POST", &target, &job().to_string());
+        assert_eq!(status, 501, "{answer}");
+        assert_eq!(answer["error"]["status"], json!("UNIMPLEMENTED"));
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("run.projects.locations.jobs.create"),
+            "{answer}"
+        );
+
+        let mut bad = job();
+        bad["memoryLimit"] = json!("2Gi");
+        let (status, answer) = call(addr, "localhost", "POST", &target, &bad.to_string());
+        assert_eq!(status, 400, "{answer}");
+        assert_eq!(
+            answer["error"]["message"],
+            json!(
+                "Invalid JSON payload received. Unknown name \"memoryLimit\" at 'job': Cannot find field."
+            )
+        );
+
+        let (status, answer) = call(addr, "localhost", "POST", &target, "{not json");
+        assert_eq!(status, 400, "{answer}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("Invalid JSON payload received.")
+        );
+
+        let (status, _) = call(addr, "localhost", "GET", "/v9/nothing/here", "");
+        assert_eq!(status, 404);
+
+        // The Host header names the API, as Google's client libraries send it.
+        let bucket = json!({"name": "weir-p-mage"}).to_string();
+        let (status, answer) = call(
+            addr,
+            "storage.googleapis.com",
+            "POST",
+            "/storage/v1/b?project=p",
+            &bucket,
+        );
+        assert_eq!(status, 501, "{answer}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("storage.buckets.insert")
+        );
+
+        drop(sandbox);
+        let exchanges = record::read(&file).unwrap();
+        let seen: Vec<(&str, u16)> = exchanges
+            .iter()
+            .map(|e| (e.service.as_str(), e.status))
+            .collect();
+        // Every exchange is recorded, so that checking the record catches a bad one.
+        assert_eq!(
+            seen,
+            vec![
+                ("run.googleapis.com", 501),
+                ("run.googleapis.com", 400),
+                ("run.googleapis.com", 400),
+                ("localhost", 404),
+                ("storage.googleapis.com", 501)
+            ]
+        );
+        assert_eq!(exchanges[2].body, Some(json!("{not json")));
+        let problems = record::validate_file(&file, super::catalog()).unwrap_err();
+        let lines: Vec<usize> = problems.iter().map(|p| p.line).collect();
+        assert_eq!(lines, vec![2, 3, 4], "{problems:?}");
+        assert_eq!(
+            exchanges[0].query,
+            vec![("jobId".to_owned(), "weir-etl".to_owned())]
+        );
+        assert_eq!(exchanges[0].body, Some(job()));
+    }
+}
