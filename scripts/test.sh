@@ -2,8 +2,8 @@
 # THE test command for weir (CI runs it via .ci/run).
 #
 # 1. installs the external test dependencies when missing (scripts/test-deps.sh: the real mage-ai 0.9.80 and
-#    fake-gcs-server, in venvs under ${WEIR_TEST_DEPS:-<repo>/.test-deps}; ~3 min the first time, instant after);
-# 2. exports WEIR_TEST_MAGE / WEIR_TEST_FAKE_GCS from <deps>/env.sh;
+#    fake-gcs-server, and Google's API discovery documents, in venvs under ${WEIR_TEST_DEPS:-<repo>/.test-deps}; ~3 min the first time, instant after);
+# 2. exports WEIR_TEST_MAGE / WEIR_TEST_FAKE_GCS / WEIR_TEST_DISCOVERY_DIR from <deps>/env.sh;
 # 3. runs every test of the workspace: all targets (lib, bins, integration tests, examples, benches) + doctests,
 #    with --no-fail-fast so one failing test binary does not hide the others (exit code is still non-zero).
 #
@@ -17,7 +17,7 @@ cd "$REPO"
 "$REPO/scripts/test-deps.sh"
 # shellcheck source=/dev/null
 source "${WEIR_TEST_DEPS:-$REPO/.test-deps}/env.sh"
-export WEIR_TEST_MAGE WEIR_TEST_FAKE_GCS
+export WEIR_TEST_MAGE WEIR_TEST_FAKE_GCS WEIR_TEST_DISCOVERY_DIR
 
 if [[ $# -gt 0 ]]; then
   echo "+ cargo test --workspace $*" >&2

@@ -1,0 +1,21 @@
+//! weir's sandbox: a local stand-in for the Google Cloud REST APIs weir calls, held to Google's
+//! own discovery documents (the REST contracts that `google-api-python-client` ships).
+//!
+//! This crate holds its foundation, usable as a library from tests:
+//! - [`discovery`]: loads the documents and resolves their methods into routes;
+//! - [`validate`]: checks a request (method, path, query parameters, JSON body) and a response
+//!   against them, refusing the way Google does (400 `INVALID_ARGUMENT`);
+//! - [`record`]: the JSON-lines record of exchanges, and its validation against the documents;
+//! - [`server`]: the HTTP front (also the `weir-sandbox` binary), which holds every request to
+//!   the documents and records it; it serves no resource yet.
+
+pub mod discovery;
+pub mod record;
+pub mod server;
+pub mod validate;
+
+pub use discovery::{Catalog, Document, LoadError};
+pub use validate::{Accepted, FieldViolation, GoogleError, Request};
+
+#[cfg(test)]
+mod tests;

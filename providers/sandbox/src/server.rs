@@ -1,0 +1,264 @@
+//! The sandbox's HTTP front: every request is held to the discovery documents and recorded.
+//! It serves no resource yet: a request the documents accept is answered 501 `UNIMPLEMENTED`
+//! naming the method, one they refuse gets Google's own refusal.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{CONTENT_TYPE, HOST};
+use hyper::{Response, StatusCode};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use crate::discovery::Catalog;
+use crate::record::{self, Exchange};
+use crate::validate::{Request, parse_query};
+
+/// The largest request body read; Google's own limits are of this order.
+const MAX_BODY: usize = 32 * 1024 * 1024;
+
+/// What the server needs.
+pub struct Sandbox {
+    pub catalog: Catalog,
+    /// Where to append every exchange (`--record`).
+    pub record: Option<PathBuf>,
+}
+
+/// A sandbox serving on its own thread; dropping it stops the server.
+pub struct Running {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Running {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr>`: what `WEIR_GOOGLE_ENDPOINT` should be set to.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Sandbox {
+    /// Serves on `addr` (port 0 picks a free one) from a thread of its own, for tests.
+    pub fn spawn(self, addr: SocketAddr) -> std::io::Result<Running> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let listener = runtime.block_on(TcpListener::bind(addr))?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name("weir-sandbox".into())
+            .spawn(move || {
+                runtime.block_on(self.serve(listener, async {
+                    let _ = stopped.await;
+                }))
+            })?;
+        Ok(Running {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// Serves connections from `listener` until `stop` completes.
+    pub async fn serve(self, listener: TcpListener, stop: impl Future<Output = ()>) {
+        let sandbox = Arc::new(self);
+        tokio::pin!(stop);
+        loop {
+            let (stream, _) = tokio::select! {
+                _ = &mut stop => return,
+                accepted = listener.accept() => match accepted {
+                    Ok(conn) => conn,
+                    // A connection that failed before it was accepted (reset, out of descriptors): go on.
+                    Err(_) => continue,
+                },
+            };
+            let sandbox = sandbox.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |request| {
+                    let sandbox = sandbox.clone();
+                    async move { Ok::<_, Infallible>(sandbox.answer(request).await) }
+                });
+                let io = hyper_util::rt::TokioIo::new(stream);
+                // A client that hangs up mid-request is its own problem, not the server's.
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await;
+            });
+        }
+    }
+
+    async fn answer(&self, request: hyper::Request<Incoming>) -> Response<Full<Bytes>> {
+        let (parts, body) = request.into_parts();
+        let query = parse_query(parts.uri.query().unwrap_or(""));
+        let host = parts
+            .headers
+            .get(HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(|h| h.rsplit_once(':').map_or(h, |(name, _)| name).to_owned());
+        let body = match Limited::new(body, MAX_BODY).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(_) => {
+                return reply(
+                    413,
+                    &error(
+                        413,
+                        "FAILED_PRECONDITION",
+                        format!("the request body is over {MAX_BODY} bytes or was cut off"),
+                    ),
+                );
+            }
+        };
+        let exchange = self.exchange(host, parts.method.as_str(), parts.uri.path(), query, &body);
+        if let Some(file) = &self.record {
+            // A record that silently misses exchanges would make its check vacuous: fail loudly.
+            if let Err(e) = record::append(file, &exchange) {
+                let answer = error(
+                    500,
+                    "INTERNAL",
+                    format!(
+                        "the sandbox cannot append to its record {}: {e}",
+                        file.display()
+                    ),
+                );
+                return reply(500, &answer);
+            }
+        }
+        reply(
+            exchange.status,
+            exchange.response.as_ref().unwrap_or(&Value::Null),
+        )
+    }
+
+    /// The answer to one request, as the exchange to record. Every request is recorded, even
+    /// one that reached no API or whose body is not JSON (kept as a string), so that checking
+    /// the record catches it.
+    fn exchange(
+        &self,
+        host: Option<String>,
+        method: &str,
+        path: &str,
+        query: Vec<(String, String)>,
+        raw: &[u8],
+    ) -> Exchange {
+        let (body, unreadable) = if raw.iter().all(u8::is_ascii_whitespace) {
+            (None, None)
+        } else {
+            match serde_json::from_slice(raw) {
+                Ok(value) => (Some(value), None),
+                Err(e) => (
+                    Some(Value::String(String::from_utf8_lossy(raw).into_owned())),
+                    Some(e),
+                ),
+            }
+        };
+        // The Host header names the API when the client kept it (as `STORAGE_EMULATOR_HOST`
+        // clients do not); otherwise the path alone must.
+        let service = match host.clone().filter(|h| self.catalog.document(h).is_some()) {
+            Some(host) => Ok(host),
+            None => match self.catalog.service_of(method, path) {
+                Ok(host) => Ok(host.to_owned()),
+                Err(candidates) if candidates.is_empty() => Err((
+                    404,
+                    error(
+                        404,
+                        "NOT_FOUND",
+                        format!(
+                            "The requested URL {path} was not found on this server: no API weir calls documents {method} {path}."
+                        ),
+                    ),
+                )),
+                Err(candidates) => Err((
+                    400,
+                    error(
+                        400,
+                        "INVALID_ARGUMENT",
+                        format!(
+                            "{method} {path} is documented by several APIs ({}): send the Host header of the one meant",
+                            candidates.join(", ")
+                        ),
+                    ),
+                )),
+            },
+        };
+        let request = Request {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            query,
+            body,
+        };
+        let (service, status, response) = match (service, unreadable) {
+            (service, Some(e)) => (
+                service.ok().or(host).unwrap_or_default(),
+                400,
+                error(
+                    400,
+                    "INVALID_ARGUMENT",
+                    format!("Invalid JSON payload received. {e}"),
+                ),
+            ),
+            (Err((status, response)), None) => (host.unwrap_or_default(), status, response),
+            (Ok(service), None) => match self.catalog.check_request(&service, &request) {
+                Err(refusal) => (service, refusal.code, refusal.to_json()),
+                Ok(accepted) => (
+                    service,
+                    501,
+                    error(
+                        501,
+                        "UNIMPLEMENTED",
+                        format!(
+                            "the request is valid for {}, which the sandbox does not serve yet",
+                            accepted.method_id
+                        ),
+                    ),
+                ),
+            },
+        };
+        Exchange {
+            service,
+            method: request.method,
+            path: request.path,
+            query: request.query,
+            body: request.body,
+            status,
+            response: Some(response),
+        }
+    }
+}
+
+fn error(code: u16, status: &str, message: String) -> Value {
+    json!({"error": {"code": code, "message": message, "status": status}})
+}
+
+fn reply(status: u16, body: &Value) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json; charset=UTF-8"),
+    );
+    response
+}
