@@ -53,10 +53,8 @@ fn main() -> ExitCode {
             Ok(addr) => println!("weir-sandbox: listening on http://{addr}"),
             Err(e) => eprintln!("weir-sandbox: listening (address unknown: {e})"),
         }
-        let sandbox = Sandbox {
-            catalog,
-            record: args.record,
-        };
+        let mut sandbox = Sandbox::new(catalog);
+        sandbox.record = args.record;
         sandbox
             .serve(listener, async {
                 let _ = tokio::signal::ctrl_c().await;
