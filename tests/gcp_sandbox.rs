@@ -262,9 +262,10 @@ fn quickstart_jobs_are_created_updated_in_place_and_deleted_against_the_sandbox(
 }
 
 #[test]
-fn a_job_left_by_a_lost_state_is_adopted_and_a_stranger_is_a_conflict() {
+fn a_job_left_by_a_lost_state_is_adopted_a_stale_etag_is_read_again_and_a_stranger_is_a_conflict() {
     let tmp = tempfile::tempdir().unwrap();
-    let sandbox = start(None, Behaviour::default());
+    let file = tmp.path().join("record.jsonl");
+    let sandbox = start(Some(file.clone()), Behaviour::default());
     let dir = quickstart(tmp.path(), |t| t);
     let (desired, config) = jobs(&dir, &sandbox.url());
 
@@ -282,6 +283,27 @@ fn a_job_left_by_a_lost_state_is_adopted_and_a_stranger_is_a_conflict() {
         "the same job, adopted"
     );
     assert!(!second.plan(&desired).has_changes());
+
+    // The adoption changed the jobs' etags: the first state's are stale. Its update is refused
+    // (412), reads the job again and succeeds with the new etag.
+    let mut bigger = desired.clone();
+    for job in &mut bigger {
+        job.attributes["template"]["template"]["maxRetries"] = json!(7);
+    }
+    let update = first.plan(&bigger);
+    assert_eq!(actions(&update).len(), 2, "{:?}", actions(&update));
+    let outcome = first.apply(&update);
+    assert!(outcome.success(), "{:?}", outcome.failed);
+    assert!(!first.plan(&bigger).has_changes());
+    let refused = record::read(&file)
+        .unwrap()
+        .iter()
+        .filter(|e| e.method == "PATCH" && e.status == 412)
+        .count();
+    assert_eq!(
+        refused, 2,
+        "each stale update was refused once, then retried"
+    );
 
     // A job of the same name that another deployment made is not taken over.
     let mut strangers = desired.clone();
