@@ -342,6 +342,7 @@ fn an_operation_that_ends_in_error_is_a_failure_with_the_job_recorded() {
         Behaviour {
             operation_delay: Duration::from_millis(300),
             failing_jobs: HashSet::from([failing]),
+            ..Behaviour::default()
         },
     );
     let (desired, config) = jobs(&dir, &sandbox.url());
@@ -366,4 +367,43 @@ fn an_operation_that_ends_in_error_is_a_failure_with_the_job_recorded() {
         "{:?}",
         actions(&next)
     );
+}
+
+#[test]
+fn with_a_fifth_of_calls_throttled_or_failing_and_added_latency_the_jobs_still_converge() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = quickstart(tmp.path(), |t| t);
+    for seed in 1..=3 {
+        let file = tmp.path().join(format!("record-{seed}.jsonl"));
+        let sandbox = start(
+            Some(file.clone()),
+            Behaviour {
+                latency: Duration::from_millis(5),
+                unavailable_rate: 0.2,
+                seed,
+                ..Behaviour::default()
+            },
+        );
+        let (desired, config) = jobs(&dir, &sandbox.url());
+        let engine = Engine::new(config);
+        let outcome = engine.apply(&engine.plan(&desired));
+        assert!(outcome.success(), "seed {seed}: {:?}", outcome.failed);
+        assert!(!engine.plan(&desired).has_changes(), "seed {seed}");
+        let fewer = &desired[..1];
+        let outcome = engine.apply(&engine.plan(fewer));
+        assert!(outcome.success(), "seed {seed}: {:?}", outcome.failed);
+        assert!(!engine.plan(fewer).has_changes(), "seed {seed}");
+        drop(sandbox);
+        let statuses: Vec<u16> = record::read(&file)
+            .unwrap()
+            .iter()
+            .map(|e| e.status)
+            .collect();
+        assert!(
+            statuses.iter().any(|s| *s == 429 || *s == 503),
+            "seed {seed}: no fault was injected: {statuses:?}"
+        );
+        let report = record::validate_file(&file, &catalog());
+        assert!(report.is_ok(), "{report:?}");
+    }
 }

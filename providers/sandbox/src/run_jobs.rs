@@ -28,6 +28,40 @@ pub struct Behaviour {
     /// Job ids whose create leaves the job behind but ends its operation in error (as a job
     /// whose reconciliation fails does).
     pub failing_jobs: HashSet<String>,
+    /// Added to every answer.
+    pub latency: Duration,
+    /// The share (0 to 1) of requests to a served method answered, before anything is done,
+    /// 429 `RESOURCE_EXHAUSTED` (with `Retry-After: 0`) or 503 `UNAVAILABLE`, half each.
+    pub unavailable_rate: f64,
+    /// The seed of the random choice of those answers, so a failing run can be repeated.
+    pub seed: u64,
+}
+
+/// The throttling or outage answer a request gets instead of being served, if any.
+pub(crate) fn fault(store: &mut Store, behaviour: &Behaviour) -> Option<(u16, Value)> {
+    if behaviour.unavailable_rate <= 0.0 {
+        return None;
+    }
+    let rng = store
+        .rng
+        .get_or_insert_with(|| fastrand::Rng::with_seed(behaviour.seed));
+    if rng.f64() >= behaviour.unavailable_rate {
+        return None;
+    }
+    Some(if rng.bool() {
+        error(
+            429,
+            "RESOURCE_EXHAUSTED",
+            "Quota exceeded (the sandbox throttles this request on purpose).".into(),
+        )
+    } else {
+        error(
+            503,
+            "UNAVAILABLE",
+            "The service is currently unavailable (the sandbox fails this request on purpose)."
+                .into(),
+        )
+    })
 }
 
 /// The jobs and operations the sandbox keeps.
@@ -38,6 +72,8 @@ pub(crate) struct Store {
     operations: HashMap<String, Operation>,
     /// Counts writes: etags, uids and operation names come from it.
     writes: u64,
+    /// Chooses the injected faults ([`Behaviour::unavailable_rate`]).
+    rng: Option<fastrand::Rng>,
 }
 
 struct Operation {

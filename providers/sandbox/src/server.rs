@@ -159,6 +159,9 @@ impl Sandbox {
                 );
             }
         };
+        if !self.behaviour.latency.is_zero() {
+            tokio::time::sleep(self.behaviour.latency).await;
+        }
         let exchange = self.exchange(host, parts.method.as_str(), parts.uri.path(), query, &body);
         if let Some(file) = &self.record {
             // A record that silently misses exchanges would make its check vacuous: fail loudly.
@@ -174,10 +177,18 @@ impl Sandbox {
                 return reply(500, &answer);
             }
         }
-        reply(
+        let mut answer = reply(
             exchange.status,
             exchange.response.as_ref().unwrap_or(&Value::Null),
-        )
+        );
+        if exchange.status == 429 {
+            // Throttling says when to come back, as Google's front ends do.
+            answer.headers_mut().insert(
+                hyper::header::RETRY_AFTER,
+                hyper::header::HeaderValue::from_static("0"),
+            );
+        }
+        answer
     }
 
     /// The answer to one request, as the exchange to record. Every request is recorded, even
@@ -276,7 +287,8 @@ impl Sandbox {
             "run.googleapis.com" => {
                 // A poisoned lock only means another request panicked; the jobs are still whole.
                 let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
-                run_jobs::answer(&mut store, &self.behaviour, method_id, request)
+                run_jobs::fault(&mut store, &self.behaviour)
+                    .or_else(|| run_jobs::answer(&mut store, &self.behaviour, method_id, request))
             }
             _ => None,
         };
