@@ -139,6 +139,10 @@ impl Engine {
     }
 
     fn apply(&self, plan: &Plan) -> ApplyOutcome {
+        self.apply_with(plan, &ApplyOptions::new(4))
+    }
+
+    fn apply_with(&self, plan: &Plan, options: &ApplyOptions) -> ApplyOutcome {
         let mut lock = self.backend.lock("apply", Duration::ZERO).unwrap();
         let mut state = lock.read().unwrap().unwrap_or_default();
         rt().block_on(apply(
@@ -146,7 +150,7 @@ impl Engine {
             self.providers.clone(),
             &mut lock,
             &mut state,
-            &ApplyOptions::new(4),
+            options,
             &Quiet,
         ))
     }
@@ -406,4 +410,40 @@ fn with_a_fifth_of_calls_throttled_or_failing_and_added_latency_the_jobs_still_c
         let report = record::validate_file(&file, &catalog());
         assert!(report.is_ok(), "{report:?}");
     }
+}
+
+#[test]
+fn a_stop_while_operations_run_records_the_jobs_and_the_next_run_does_not_create_them_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sandbox = start(
+        None,
+        Behaviour {
+            operation_delay: Duration::from_secs(60),
+            ..Behaviour::default()
+        },
+    );
+    let dir = quickstart(tmp.path(), |t| t);
+    let (desired, config) = jobs(&dir, &sandbox.url());
+    let engine = Engine::new(config);
+    let options = ApplyOptions::new(4);
+    let stop = options.stop.clone();
+    let stopper = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(700));
+        stop.cancel();
+    });
+    let started = std::time::Instant::now();
+    let outcome = engine.apply_with(&engine.plan(&desired), &options);
+    stopper.join().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the stop did not end the wait"
+    );
+    assert!(!outcome.success());
+    let state = engine.state();
+    for job in ["standard", "highmem"] {
+        let recorded = &state.resources[&format!("{JOB}.{job}")].attributes;
+        assert!(recorded["uid"].is_string(), "{job}: {recorded}");
+    }
+    let next = engine.plan(&desired);
+    assert!(!next.has_changes(), "{:?}", actions(&next));
 }
