@@ -193,3 +193,79 @@ fn without_url(e: &reqwest::Error) -> String {
         text
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// A server that answers each connection with the next of `answers` (status, extra
+    /// header lines, body), then stops.
+    fn serve(answers: Vec<(u16, &'static str, String)>) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for (status, headers, body) in answers {
+                let (mut stream, _) = listener.accept().unwrap();
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                let answer = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n{headers}content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(answer.as_bytes());
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    fn once(base: &str) -> Result<Value, ProviderError> {
+        let client = Client::new(base).unwrap();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(client.once(Method::GET, "/v2/x", &[], None))
+    }
+
+    #[test]
+    fn http_errors_become_the_sdk_kinds_with_googles_message_and_retry_after() {
+        let google = |code: u16| {
+            format!(r#"{{"error": {{"code": {code}, "message": "m{code}", "status": "S"}}}}"#)
+        };
+        let cases = [
+            (404, "", ErrorKind::NotFound, None),
+            (409, "", ErrorKind::Conflict, None),
+            (412, "", ErrorKind::PreconditionFailed, None),
+            (429, "retry-after: 7\r\n", ErrorKind::Retryable, Some(7)),
+            (503, "", ErrorKind::Retryable, None),
+            (400, "", ErrorKind::Permanent, None),
+            (403, "", ErrorKind::Permanent, None),
+        ];
+        for (code, headers, kind, wait) in cases {
+            let base = serve(vec![(code, headers, google(code))]);
+            let e = once(&base).unwrap_err();
+            assert_eq!(e.kind, kind, "{code}: {e}");
+            assert_eq!(e.retry_after, wait.map(Duration::from_secs), "{code}");
+            assert!(e.message.contains(&format!("{code} m{code}")), "{e}");
+            assert!(e.message.starts_with("GET /v2/x"), "{e}");
+        }
+        let base = serve(vec![(200, "", r#"{"done": true}"#.to_owned())]);
+        assert_eq!(once(&base).unwrap(), serde_json::json!({"done": true}));
+    }
+
+    #[test]
+    fn an_operation_done_with_an_error_is_a_failure() {
+        let client = Client::new("http://127.0.0.1:9").unwrap();
+        let op = serde_json::json!({"name": "projects/p/locations/l/operations/o", "done": true,
+            "error": {"code": 9, "message": "it broke"}});
+        let e = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(client.wait(op, &Cancel::new()))
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Permanent);
+        assert!(e.message.contains("it broke"), "{e}");
+    }
+}
