@@ -77,20 +77,13 @@ fn jobs(dir: &Path, endpoint: &str) -> (Vec<ResourceInstance>, weir_provider_sdk
         })
         .collect();
     assert_eq!(jobs.len(), 2, "the quickstart has two resource profiles");
-    let endpoint = endpoint.to_owned();
+    let given = endpoint.to_owned();
     let config = weir::providers::provider_config(&model, &move |name| {
-        (name == "WEIR_GOOGLE_ENDPOINT").then(|| endpoint.clone())
+        (name == "WEIR_GOOGLE_ENDPOINT").then(|| given.clone())
     })
     .unwrap();
-    assert_eq!(
-        config.endpoints.google.as_deref(),
-        Some(endpoint_of(&config))
-    );
+    assert_eq!(config.endpoints.google.as_deref(), Some(endpoint));
     (jobs, config)
-}
-
-fn endpoint_of(config: &weir_provider_sdk::ProviderConfig) -> &str {
-    config.endpoints.google.as_deref().unwrap_or_default()
 }
 
 fn rt() -> tokio::runtime::Runtime {

@@ -74,6 +74,8 @@ pub(crate) struct Store {
     writes: u64,
     /// Chooses the injected faults ([`Behaviour::unavailable_rate`]).
     rng: Option<fastrand::Rng>,
+    /// Until when a written job is `reconciling` (its operation not done yet).
+    reconciling: HashMap<String, Instant>,
 }
 
 struct Operation {
@@ -140,7 +142,7 @@ pub(crate) fn answer(
             store.operation(behaviour, parent, n, job, failure)
         }
         "run.projects.locations.jobs.get" => match store.jobs.get(&name) {
-            Some(job) => (200, job.clone()),
+            Some(job) => (200, store.as_seen(job)),
             None => not_found(&name),
         },
         "run.projects.locations.jobs.list" => {
@@ -150,7 +152,7 @@ pub(crate) fn answer(
                 .jobs
                 .range(prefix.clone()..)
                 .take_while(|(k, _)| k.starts_with(&prefix))
-                .map(|(_, v)| v.clone())
+                .map(|(_, v)| store.as_seen(v))
                 .collect();
             (
                 200,
@@ -234,6 +236,18 @@ impl Store {
         self.writes
     }
 
+    /// The job as a read sees it now: `reconciling` while its last write's operation runs.
+    fn as_seen(&self, job: &Value) -> Value {
+        let mut job = job.clone();
+        let name = job.get("name").and_then(Value::as_str).unwrap_or_default();
+        let busy = self
+            .reconciling
+            .get(name)
+            .is_some_and(|until| Instant::now() < *until);
+        job["reconciling"] = json!(busy);
+        job
+    }
+
     /// Starts an operation on `job` under `parent` (`projects/p/locations/l`) and answers it.
     fn operation(
         &mut self,
@@ -249,6 +263,9 @@ impl Store {
             ready_at: Instant::now() + behaviour.operation_delay,
             error,
         };
+        if let Some(job) = op.job.get("name").and_then(Value::as_str) {
+            self.reconciling.insert(job.to_owned(), op.ready_at);
+        }
         let answer = op.to_json(&name);
         self.operations.insert(name, op);
         (200, answer)

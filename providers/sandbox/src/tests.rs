@@ -911,4 +911,39 @@ mod served {
         let report = record::validate_file(&file, super::catalog());
         assert!(report.is_ok(), "{report:?}");
     }
+
+    #[test]
+    fn an_operation_with_a_delay_is_pending_then_done_and_the_job_reconciles_meanwhile() {
+        let dir = documents_dir_for_tests().unwrap_or_else(|e| panic!("{e}"));
+        let catalog = Catalog::load_dir(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let sandbox = Sandbox::new(catalog)
+            .behaviour(crate::run_jobs::Behaviour {
+                operation_delay: std::time::Duration::from_millis(400),
+                ..Default::default()
+            })
+            .spawn("127.0.0.1:0".parse().unwrap())
+            .unwrap();
+        let addr = sandbox.addr();
+        let name = format!("{JOBS}/weir-etl");
+        let (status, op) = call(
+            addr,
+            "localhost",
+            "POST",
+            &format!("{JOBS}?jobId=weir-etl"),
+            &job().to_string(),
+        );
+        assert_eq!(status, 200, "{op}");
+        assert_eq!(op["done"], json!(false), "{op}");
+        assert!(op.get("response").is_none(), "{op}");
+        let (_, live) = call(addr, "localhost", "GET", &name, "");
+        assert_eq!(live["reconciling"], json!(true), "{live}");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let op_path = format!("/v2/{}", op["name"].as_str().unwrap());
+        let (status, done) = call(addr, "localhost", "GET", &op_path, "");
+        assert_eq!(status, 200, "{done}");
+        assert_eq!(done["done"], json!(true), "{done}");
+        assert_eq!(done["response"]["uid"], live["uid"], "{done}");
+        let (_, live) = call(addr, "localhost", "GET", &name, "");
+        assert_eq!(live["reconciling"], json!(false), "{live}");
+    }
 }
