@@ -1,5 +1,5 @@
 //! Cloud Run Admin v2 jobs with state: `projects.locations.jobs.{create,get,list,patch,delete}`
-//! and `projects.locations.operations.get`, kept in memory.
+//! and `projects.locations.operations.{get,wait}`, kept in memory.
 //!
 //! As Google does: every write answers a long-running Operation (`name`, `done`, `metadata`,
 //! then `response` or `error`) that finishes after [`Behaviour::operation_delay`]; the job's
@@ -226,6 +226,15 @@ pub(crate) fn answer(
             Some(op) => (200, op.to_json(&name)),
             None => not_found(&name),
         },
+        // Google's wait is best effort and "may return the latest state before the specified
+        // timeout (including immediately)": the sandbox answers at once.
+        "run.projects.locations.operations.wait" => {
+            let name = name.strip_suffix(":wait")?;
+            match store.operations.get(name) {
+                Some(op) => (200, op.to_json(name)),
+                None => not_found(name),
+            }
+        }
         _ => return None,
     })
 }

@@ -939,6 +939,15 @@ mod served {
         assert_eq!(live["reconciling"], json!(true), "{live}");
         std::thread::sleep(std::time::Duration::from_millis(500));
         let op_path = format!("/v2/{}", op["name"].as_str().unwrap());
+        let (status, done) = call(
+            addr,
+            "localhost",
+            "POST",
+            &format!("{op_path}:wait"),
+            r#"{"timeout": "1s"}"#,
+        );
+        assert_eq!(status, 200, "{done}");
+        assert_eq!(done["done"], json!(true), "{done}");
         let (status, done) = call(addr, "localhost", "GET", &op_path, "");
         assert_eq!(status, 200, "{done}");
         assert_eq!(done["done"], json!(true), "{done}");
