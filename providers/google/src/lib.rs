@@ -8,17 +8,22 @@
 //! This build can plan: it knows every type's schema (what replaces, what the API computes,
 //! what is secret) and normalises desired values the way the API will store them (defaults it
 //! fills in, quantities such as `2048Mi` written as `2Gi`, output-only fields known only after
-//! apply). It cannot call Google Cloud yet: reading, creating, updating and deleting refuse with
-//! a permanent error, so that nothing pretends to have happened.
+//! apply). It applies Cloud Run jobs ([`run_job`]) to an endpoint set by `WEIR_GOOGLE_ENDPOINT`
+//! (the sandbox), which needs no credentials. Every other call refuses with a permanent error —
+//! without that endpoint because authentication is not built yet, for the other types because
+//! they are not applied yet — so that nothing pretends to have happened.
 
 pub mod cost;
 mod normalize;
+mod rest;
+mod run_job;
 mod schemas;
 
 pub use normalize::{cpu_quantity, memory_quantity};
 pub use schemas::types;
 
 use async_trait::async_trait;
+use futures_util::StreamExt;
 use serde_json::Value;
 use std::sync::Mutex;
 use weir_provider_sdk::{
@@ -28,13 +33,14 @@ use weir_provider_sdk::{
 /// The provider's name, as recorded in state.
 pub const NAME: &str = "google";
 
-/// What every call to Google answers in this build.
-const NO_API_CALLS: &str = "this build of weir cannot call Google Cloud yet";
+/// How many objects are read at once.
+const READ_PARALLELISM: usize = 8;
 
 pub struct GoogleProvider {
-    /// The configuration of this run (project, region, credentials, endpoints): kept for the
-    /// calls a later build makes.
+    /// The configuration of this run (project, region, credentials, endpoints).
     config: Mutex<Option<ProviderConfig>>,
+    /// The client of `WEIR_GOOGLE_ENDPOINT`, when it is set.
+    client: Mutex<Option<rest::Client>>,
 }
 
 impl Default for GoogleProvider {
@@ -47,6 +53,7 @@ impl GoogleProvider {
     pub fn new() -> Self {
         GoogleProvider {
             config: Mutex::new(None),
+            client: Mutex::new(None),
         }
     }
 
@@ -55,9 +62,27 @@ impl GoogleProvider {
         self.config.lock().map(|c| c.clone()).unwrap_or_default()
     }
 
-    fn refuse(what: &str, address: &str) -> ProviderError {
-        ProviderError::permanent(format!("{address}: cannot {what} it: {NO_API_CALLS}"))
-            .with_help("`weir plan` shows what a gcp deployment needs; applying it is not possible with this build")
+    /// The client for a call on `r`, or why there is none: no endpoint (no authentication
+    /// yet), or a type this build does not apply.
+    fn client_for(&self, what: &str, r: &ResourceRef) -> Result<rest::Client, ProviderError> {
+        let client = self.client.lock().ok().and_then(|c| c.clone());
+        let Some(client) = client else {
+            return Err(ProviderError::permanent(format!(
+                "{}: cannot {what} it: {}",
+                r.address,
+                rest::NO_AUTH
+            ))
+            .with_help("`weir plan` shows what a gcp deployment needs without calling Google"));
+        };
+        if r.type_name != types::CLOUD_RUN_JOB {
+            return Err(ProviderError::permanent(format!(
+                "{}: cannot {what} it: this build of weir applies only `{}` resources, not `{}` yet",
+                r.address,
+                types::CLOUD_RUN_JOB,
+                r.type_name
+            )));
+        }
+        Ok(client)
     }
 }
 
@@ -74,6 +99,13 @@ impl Provider for GoogleProvider {
     async fn configure(&self, config: &ProviderConfig) -> Result<(), ProviderError> {
         // Credentials are looked for only when a call needs them: a plan with no prior state
         // makes none.
+        let client = match &config.endpoints.google {
+            Some(base) => Some(rest::Client::new(base)?),
+            None => None,
+        };
+        if let Ok(mut c) = self.client.lock() {
+            *c = client;
+        }
         if let Ok(mut c) = self.config.lock() {
             *c = Some(config.clone());
         }
@@ -99,31 +131,39 @@ impl Provider for GoogleProvider {
     }
 
     async fn read(&self, resources: &[ResourceRef]) -> Vec<Result<Option<Value>, ProviderError>> {
-        resources
+        let calls: Vec<_> = resources
             .iter()
-            .map(|r| Err(GoogleProvider::refuse("read", &r.address)))
+            .map(|r| (self.client_for("read", r), r.clone()))
+            .collect();
+        futures_util::stream::iter(calls)
+            .map(|(client, r)| async move { run_job::read(&client?, &r).await })
+            .buffered(READ_PARALLELISM)
             .collect()
+            .await
     }
 
     async fn create(
         &self,
         resource: &ResourceRef,
-        _cancel: &Cancel,
+        cancel: &Cancel,
     ) -> Result<Value, ProviderError> {
-        Err(GoogleProvider::refuse("create", &resource.address))
+        let client = self.client_for("create", resource)?;
+        run_job::create(&client, resource, cancel).await
     }
 
     async fn update(
         &self,
-        _prior: &Value,
+        prior: &Value,
         resource: &ResourceRef,
-        _cancel: &Cancel,
+        cancel: &Cancel,
     ) -> Result<Value, ProviderError> {
-        Err(GoogleProvider::refuse("update", &resource.address))
+        let client = self.client_for("update", resource)?;
+        run_job::update(&client, prior, resource, cancel).await
     }
 
-    async fn delete(&self, resource: &ResourceRef, _cancel: &Cancel) -> Result<(), ProviderError> {
-        Err(GoogleProvider::refuse("delete", &resource.address))
+    async fn delete(&self, resource: &ResourceRef, cancel: &Cancel) -> Result<(), ProviderError> {
+        let client = self.client_for("delete", resource)?;
+        run_job::delete(&client, resource, cancel).await
     }
 }
 
@@ -145,7 +185,7 @@ mod tests {
     }
 
     #[test]
-    fn every_call_to_google_is_refused_as_permanent() {
+    fn without_an_endpoint_every_call_is_refused_as_permanent() {
         let p = GoogleProvider::new();
         let r = ResourceRef {
             address: "google_storage_bucket.prod".into(),
@@ -164,7 +204,10 @@ mod tests {
         ];
         for e in errors {
             assert_eq!(e.kind, ErrorKind::Permanent);
-            assert!(e.message.contains("cannot call Google Cloud yet"), "{e}");
+            assert!(
+                e.message.contains("set WEIR_GOOGLE_ENDPOINT to a sandbox"),
+                "{e}"
+            );
             assert!(e.message.starts_with("google_storage_bucket.prod"), "{e}");
         }
     }

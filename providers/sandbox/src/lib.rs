@@ -7,10 +7,12 @@
 //!   against them, refusing the way Google does (400 `INVALID_ARGUMENT`);
 //! - [`record`]: the JSON-lines record of exchanges, and its validation against the documents;
 //! - [`server`]: the HTTP front (also the `weir-sandbox` binary), which holds every request to
-//!   the documents and records it; it serves no resource yet.
+//!   the documents and records it;
+//! - [`run_jobs`]: Cloud Run v2 jobs and their operations, kept in memory.
 
 pub mod discovery;
 pub mod record;
+pub mod run_jobs;
 pub mod server;
 pub mod validate;
 

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use std::time::Duration;
 use weir_sandbox::Catalog;
+use weir_sandbox::run_jobs::Behaviour;
 use weir_sandbox::server::Sandbox;
 
 /// A local stand-in for the Google Cloud APIs weir calls, holding every request to Google's own
@@ -23,6 +25,26 @@ struct Args {
     /// Append every exchange to FILE, one JSON object per line.
     #[arg(long, value_name = "FILE")]
     record: Option<PathBuf>,
+    /// How long each long-running operation takes before it is done, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    operation_delay_ms: u64,
+    /// Milliseconds added to every answer.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    latency_ms: u64,
+    /// The share of requests (0 to 1) answered 429 or 503 instead of being served.
+    #[arg(long, value_name = "SHARE", default_value_t = 0.0, value_parser = share)]
+    unavailable_rate: f64,
+    /// The seed of the random choice of the 429/503 answers.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+/// A share: a number from 0 to 1.
+fn share(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("{text:?} is not a number from 0 to 1")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -53,10 +75,14 @@ fn main() -> ExitCode {
             Ok(addr) => println!("weir-sandbox: listening on http://{addr}"),
             Err(e) => eprintln!("weir-sandbox: listening (address unknown: {e})"),
         }
-        let sandbox = Sandbox {
-            catalog,
-            record: args.record,
-        };
+        let mut sandbox = Sandbox::new(catalog).behaviour(Behaviour {
+            operation_delay: Duration::from_millis(args.operation_delay_ms),
+            latency: Duration::from_millis(args.latency_ms),
+            unavailable_rate: args.unavailable_rate,
+            seed: args.seed,
+            ..Behaviour::default()
+        });
+        sandbox.record = args.record;
         sandbox
             .serve(listener, async {
                 let _ = tokio::signal::ctrl_c().await;

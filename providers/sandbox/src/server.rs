@@ -1,11 +1,13 @@
 //! The sandbox's HTTP front: every request is held to the discovery documents and recorded.
-//! It serves no resource yet: a request the documents accept is answered 501 `UNIMPLEMENTED`
-//! naming the method, one they refuse gets Google's own refusal.
+//! A request the documents refuse gets Google's own refusal; an accepted one is served when the
+//! sandbox keeps that resource (Cloud Run jobs, see [`crate::run_jobs`]) and answered 501
+//! `UNIMPLEMENTED` naming the method otherwise. In debug builds every answer is also held to
+//! the method's response schema: one that breaks it becomes a 500 naming the problems.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
@@ -17,6 +19,7 @@ use tokio::sync::oneshot;
 
 use crate::discovery::Catalog;
 use crate::record::{self, Exchange};
+use crate::run_jobs::{self, Behaviour, Store};
 use crate::validate::{Request, parse_query};
 
 /// The largest request body read; Google's own limits are of this order.
@@ -27,6 +30,10 @@ pub struct Sandbox {
     pub catalog: Catalog,
     /// Where to append every exchange (`--record`).
     pub record: Option<PathBuf>,
+    /// Operation delays and injected faults.
+    pub behaviour: Behaviour,
+    /// The resources kept, in memory.
+    store: Mutex<Store>,
 }
 
 /// A sandbox serving on its own thread; dropping it stops the server.
@@ -59,6 +66,27 @@ impl Drop for Running {
 }
 
 impl Sandbox {
+    /// A sandbox holding requests to `catalog`, keeping no record and injecting no fault.
+    pub fn new(catalog: Catalog) -> Sandbox {
+        Sandbox {
+            catalog,
+            record: None,
+            behaviour: Behaviour::default(),
+            store: Mutex::default(),
+        }
+    }
+
+    /// Appends every exchange to `file`.
+    pub fn record(mut self, file: PathBuf) -> Sandbox {
+        self.record = Some(file);
+        self
+    }
+
+    pub fn behaviour(mut self, behaviour: Behaviour) -> Sandbox {
+        self.behaviour = behaviour;
+        self
+    }
+
     /// Serves on `addr` (port 0 picks a free one) from a thread of its own, for tests.
     pub fn spawn(self, addr: SocketAddr) -> std::io::Result<Running> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -131,6 +159,9 @@ impl Sandbox {
                 );
             }
         };
+        if !self.behaviour.latency.is_zero() {
+            tokio::time::sleep(self.behaviour.latency).await;
+        }
         let exchange = self.exchange(host, parts.method.as_str(), parts.uri.path(), query, &body);
         if let Some(file) = &self.record {
             // A record that silently misses exchanges would make its check vacuous: fail loudly.
@@ -146,10 +177,18 @@ impl Sandbox {
                 return reply(500, &answer);
             }
         }
-        reply(
+        let mut answer = reply(
             exchange.status,
             exchange.response.as_ref().unwrap_or(&Value::Null),
-        )
+        );
+        if exchange.status == 429 {
+            // Throttling says when to come back, as Google's front ends do.
+            answer.headers_mut().insert(
+                hyper::header::RETRY_AFTER,
+                hyper::header::HeaderValue::from_static("0"),
+            );
+        }
+        answer
     }
 
     /// The answer to one request, as the exchange to record. Every request is recorded, even
@@ -222,18 +261,11 @@ impl Sandbox {
             (Err((status, response)), None) => (host.unwrap_or_default(), status, response),
             (Ok(service), None) => match self.catalog.check_request(&service, &request) {
                 Err(refusal) => (service, refusal.code, refusal.to_json()),
-                Ok(accepted) => (
-                    service,
-                    501,
-                    error(
-                        501,
-                        "UNIMPLEMENTED",
-                        format!(
-                            "the request is valid for {}, which the sandbox does not serve yet",
-                            accepted.method_id
-                        ),
-                    ),
-                ),
+                Ok(accepted) => {
+                    let (status, response) =
+                        self.serve_method(&service, &accepted.method_id, &request);
+                    (service, status, response)
+                }
             },
         };
         Exchange {
@@ -245,6 +277,55 @@ impl Sandbox {
             status,
             response: Some(response),
         }
+    }
+}
+
+impl Sandbox {
+    /// Serves a request the documents accepted as `method_id`.
+    fn serve_method(&self, service: &str, method_id: &str, request: &Request) -> (u16, Value) {
+        let served = match service {
+            "run.googleapis.com" => {
+                // A poisoned lock only means another request panicked; the jobs are still whole.
+                let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+                run_jobs::fault(&mut store, &self.behaviour)
+                    .or_else(|| run_jobs::answer(&mut store, &self.behaviour, method_id, request))
+            }
+            _ => None,
+        };
+        let Some((status, response)) = served else {
+            return (
+                501,
+                error(
+                    501,
+                    "UNIMPLEMENTED",
+                    format!(
+                        "the request is valid for {method_id}, which the sandbox does not serve yet"
+                    ),
+                ),
+            );
+        };
+        if cfg!(debug_assertions)
+            && let Err(violations) =
+                self.catalog
+                    .check_response(service, method_id, status, Some(&response))
+        {
+            let problems: Vec<String> = violations
+                .iter()
+                .map(|v| format!("{}: {}", v.field, v.description))
+                .collect();
+            return (
+                500,
+                error(
+                    500,
+                    "INTERNAL",
+                    format!(
+                        "the sandbox's answer to {method_id} breaks its documented response: {}",
+                        problems.join("; ")
+                    ),
+                ),
+            );
+        }
+        (status, response)
     }
 }
 

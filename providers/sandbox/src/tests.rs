@@ -741,9 +741,9 @@ mod served {
     fn start(record: Option<std::path::PathBuf>) -> Running {
         let dir = documents_dir_for_tests().unwrap_or_else(|e| panic!("{e}"));
         let catalog = Catalog::load_dir(&dir).unwrap_or_else(|e| panic!("{e}"));
-        Sandbox { catalog, record }
-            .spawn("127.0.0.1:0".parse().unwrap())
-            .unwrap()
+        let mut sandbox = Sandbox::new(catalog);
+        sandbox.record = record;
+        sandbox.spawn("127.0.0.1:0".parse().unwrap()).unwrap()
     }
 
     /// One HTTP/1.1 exchange over a fresh connection: (status, JSON body).
@@ -772,15 +772,8 @@ mod served {
         let target = format!("{JOBS}?jobId=weir-etl");
 
         let (status, answer) = call(addr, "localhost", "POST", &target, &job().to_string());
-        assert_eq!(status, 501, "{answer}");
-        assert_eq!(answer["error"]["status"], json!("UNIMPLEMENTED"));
-        assert!(
-            answer["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("run.projects.locations.jobs.create"),
-            "{answer}"
-        );
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["done"], json!(true), "{answer}");
 
         let mut bad = job();
         bad["memoryLimit"] = json!("2Gi");
@@ -832,7 +825,7 @@ mod served {
         assert_eq!(
             seen,
             vec![
-                ("run.googleapis.com", 501),
+                ("run.googleapis.com", 200),
                 ("run.googleapis.com", 400),
                 ("run.googleapis.com", 400),
                 ("localhost", 404),
@@ -848,5 +841,118 @@ mod served {
             vec![("jobId".to_owned(), "weir-etl".to_owned())]
         );
         assert_eq!(exchanges[0].body, Some(job()));
+    }
+
+    #[test]
+    fn cloud_run_jobs_are_kept_with_etags_operations_and_googles_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("record.jsonl");
+        let sandbox = start(Some(file.clone()));
+        let addr = sandbox.addr();
+        let name = format!("{JOBS}/weir-etl");
+        let create = format!("{JOBS}?jobId=weir-etl");
+
+        let (status, op) = call(addr, "localhost", "POST", &create, &job().to_string());
+        assert_eq!(status, 200, "{op}");
+        assert_eq!(op["done"], json!(true));
+        assert_eq!(op["response"]["name"], json!(&name[4..]));
+        let (status, again) = call(addr, "localhost", "POST", &create, &job().to_string());
+        assert_eq!(
+            (status, &again["error"]["status"]),
+            (409, &json!("ALREADY_EXISTS"))
+        );
+
+        let (status, live) = call(addr, "localhost", "GET", &name, "");
+        assert_eq!(status, 200, "{live}");
+        for field in ["uid", "etag", "createTime", "updateTime", "creator"] {
+            assert!(live[field].is_string(), "{field} missing in {live}");
+        }
+        assert_eq!(live["generation"], json!("1"));
+        assert_eq!(live["template"], job()["template"]);
+        let (status, polled) = call(
+            addr,
+            "localhost",
+            "GET",
+            &format!("/v2/{}", op["name"].as_str().unwrap()),
+            "",
+        );
+        assert_eq!((status, &polled["done"]), (200, &json!(true)), "{polled}");
+
+        let mut stale = job();
+        stale["etag"] = json!("\"not-it\"");
+        let (status, answer) = call(addr, "localhost", "PATCH", &name, &stale.to_string());
+        assert_eq!(status, 412, "{answer}");
+        let mut fresh = job();
+        fresh["etag"] = live["etag"].clone();
+        fresh["template"]["template"]["maxRetries"] = json!(5);
+        let (status, answer) = call(addr, "localhost", "PATCH", &name, &fresh.to_string());
+        assert_eq!(status, 200, "{answer}");
+        let (_, updated) = call(addr, "localhost", "GET", &name, "");
+        assert_eq!(updated["generation"], json!("2"));
+        assert_ne!(updated["etag"], live["etag"]);
+        assert_eq!(updated["uid"], live["uid"]);
+        assert_eq!(updated["template"]["template"]["maxRetries"], json!(5));
+
+        let (status, list) = call(addr, "localhost", "GET", JOBS, "");
+        assert_eq!(status, 200);
+        assert_eq!(list["jobs"].as_array().map(Vec::len), Some(1), "{list}");
+        let (status, _) = call(addr, "localhost", "DELETE", &name, "");
+        assert_eq!(status, 200);
+        let (status, gone) = call(addr, "localhost", "GET", &name, "");
+        assert_eq!(
+            (status, &gone["error"]["status"]),
+            (404, &json!("NOT_FOUND"))
+        );
+        let (status, _) = call(addr, "localhost", "DELETE", &name, "");
+        assert_eq!(status, 404);
+
+        drop(sandbox);
+        // Every answer, errors included, fits the documents.
+        let report = record::validate_file(&file, super::catalog());
+        assert!(report.is_ok(), "{report:?}");
+    }
+
+    #[test]
+    fn an_operation_with_a_delay_is_pending_then_done_and_the_job_reconciles_meanwhile() {
+        let dir = documents_dir_for_tests().unwrap_or_else(|e| panic!("{e}"));
+        let catalog = Catalog::load_dir(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let sandbox = Sandbox::new(catalog)
+            .behaviour(crate::run_jobs::Behaviour {
+                operation_delay: std::time::Duration::from_millis(400),
+                ..Default::default()
+            })
+            .spawn("127.0.0.1:0".parse().unwrap())
+            .unwrap();
+        let addr = sandbox.addr();
+        let name = format!("{JOBS}/weir-etl");
+        let (status, op) = call(
+            addr,
+            "localhost",
+            "POST",
+            &format!("{JOBS}?jobId=weir-etl"),
+            &job().to_string(),
+        );
+        assert_eq!(status, 200, "{op}");
+        assert_eq!(op["done"], json!(false), "{op}");
+        assert!(op.get("response").is_none(), "{op}");
+        let (_, live) = call(addr, "localhost", "GET", &name, "");
+        assert_eq!(live["reconciling"], json!(true), "{live}");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let op_path = format!("/v2/{}", op["name"].as_str().unwrap());
+        let (status, done) = call(
+            addr,
+            "localhost",
+            "POST",
+            &format!("{op_path}:wait"),
+            r#"{"timeout": "1s"}"#,
+        );
+        assert_eq!(status, 200, "{done}");
+        assert_eq!(done["done"], json!(true), "{done}");
+        let (status, done) = call(addr, "localhost", "GET", &op_path, "");
+        assert_eq!(status, 200, "{done}");
+        assert_eq!(done["done"], json!(true), "{done}");
+        assert_eq!(done["response"]["uid"], live["uid"], "{done}");
+        let (_, live) = call(addr, "localhost", "GET", &name, "");
+        assert_eq!(live["reconciling"], json!(false), "{live}");
     }
 }

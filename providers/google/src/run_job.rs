@@ -1,0 +1,399 @@
+//! Cloud Run Admin v2 jobs (`google_cloud_run_v2_job`): create, read, update, delete.
+//!
+//! The attributes are the API's `Job` body plus `project` and `location` (path parameters) and
+//! the short `name` (the API's `name` is `projects/<p>/locations/<l>/jobs/<name>`). What the API
+//! answers is brought back to that shape ([`to_attributes`]), so that a plan right after apply
+//! compares equal.
+
+use reqwest::Method;
+use serde_json::{Map, Value, json};
+use std::sync::Mutex;
+use weir_provider_sdk::retry::{Idempotency, retry};
+use weir_provider_sdk::{Cancel, ErrorKind, ProviderError, ResourceRef};
+
+use crate::rest::Client;
+use crate::schemas::{output_only, types::CLOUD_RUN_JOB};
+
+/// The attributes that are path parameters, not fields of the API's body.
+const PATH_ATTRIBUTES: &[&str] = &["project", "location", "name"];
+
+/// Where a job lives, from its attributes.
+struct JobName {
+    project: String,
+    location: String,
+    id: String,
+}
+
+impl JobName {
+    fn of(r: &ResourceRef) -> Result<JobName, ProviderError> {
+        let part = |key: &str| -> Result<String, ProviderError> {
+            let value = r.attributes.get(key).and_then(Value::as_str).unwrap_or("");
+            // These become URL path segments: refuse anything that could name another path.
+            let safe = !value.is_empty()
+                && value != "."
+                && value != ".."
+                && value
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
+            if safe {
+                Ok(value.to_owned())
+            } else {
+                Err(ProviderError::permanent(format!(
+                    "{}: `{key}` is {value:?}, not a name Cloud Run accepts (letters, digits, `-`, `_`, `.`, `:`)",
+                    r.address
+                )))
+            }
+        };
+        Ok(JobName {
+            project: part("project")?,
+            location: part("location")?,
+            id: part("name")?,
+        })
+    }
+
+    fn parent(&self) -> String {
+        format!("projects/{}/locations/{}", self.project, self.location)
+    }
+
+    fn full(&self) -> String {
+        format!("{}/jobs/{}", self.parent(), self.id)
+    }
+
+    fn path(&self) -> String {
+        format!("/v2/{}", self.full())
+    }
+}
+
+/// The live job, in the shape of `r`'s attributes; `None` when it is gone.
+pub(crate) async fn read(client: &Client, r: &ResourceRef) -> Result<Option<Value>, ProviderError> {
+    let name = JobName::of(r)?;
+    Ok(get(client, &name, &Cancel::new())
+        .await?
+        .map(|live| to_attributes(&live, &r.attributes)))
+}
+
+pub(crate) async fn create(
+    client: &Client,
+    r: &ResourceRef,
+    cancel: &Cancel,
+) -> Result<Value, ProviderError> {
+    let name = JobName::of(r)?;
+    let body = body(&r.attributes);
+    // A repeated create is safe: a job already made by an attempt whose answer was lost
+    // answers 409, and that job carries weir's labels, so it is adopted below.
+    let created = client
+        .call(
+            Method::POST,
+            &format!("/v2/{}/jobs", name.parent()),
+            &[("jobId", name.id.as_str())],
+            Some(&body),
+            Idempotency::Idempotent,
+            cancel,
+        )
+        .await;
+    match created {
+        Ok(op) => finish(client, r, &name, op, cancel).await,
+        Err(e) if e.kind == ErrorKind::Conflict => adopt(client, r, &name, cancel, e).await,
+        Err(e) => Err(at(r, e)),
+    }
+}
+
+pub(crate) async fn update(
+    client: &Client,
+    prior: &Value,
+    r: &ResourceRef,
+    cancel: &Cancel,
+) -> Result<Value, ProviderError> {
+    let name = JobName::of(r)?;
+    patch(client, r, &name, etag_of(prior), cancel).await
+}
+
+pub(crate) async fn delete(
+    client: &Client,
+    r: &ResourceRef,
+    cancel: &Cancel,
+) -> Result<(), ProviderError> {
+    let name = JobName::of(r)?;
+    let deleted = client
+        .call(
+            Method::DELETE,
+            &name.path(),
+            &[],
+            None,
+            Idempotency::Idempotent,
+            cancel,
+        )
+        .await;
+    match deleted {
+        Ok(op) => client
+            .wait(op, cancel)
+            .await
+            .map(|_| ())
+            .map_err(|e| at(r, e)),
+        Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(at(r, e)),
+    }
+}
+
+/// The job that a create met (409): adopted and brought to the desired value when it carries
+/// weir's `managed-by` label and the same `weir-deployment` label (its name derives from the
+/// deployment and the profile, so the same name in the same deployment is the same address);
+/// refused otherwise.
+async fn adopt(
+    client: &Client,
+    r: &ResourceRef,
+    name: &JobName,
+    cancel: &Cancel,
+    conflict: ProviderError,
+) -> Result<Value, ProviderError> {
+    let Some(live) = get(client, name, cancel).await? else {
+        return Err(at(r, conflict));
+    };
+    let label = |v: &Value, key: &str| {
+        v.pointer(&format!("/labels/{key}"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let ours = label(&live, "managed-by").as_deref() == Some("weir")
+        && label(&r.attributes, "weir-deployment").is_some()
+        && label(&live, "weir-deployment") == label(&r.attributes, "weir-deployment");
+    if !ours {
+        return Err(ProviderError::conflict(format!(
+            "{}: the Cloud Run job {} already exists and weir did not create it for this deployment (its labels `managed-by` and `weir-deployment` do not say so)",
+            r.address,
+            name.full()
+        ))
+        .with_help("delete or rename that job, or give this resource profile another name"));
+    }
+    patch(client, r, name, etag_of(&live), cancel).await
+}
+
+/// PATCHes the job to `r`'s attributes with `etag`; on 412 reads the job again and retries
+/// with its new etag.
+async fn patch(
+    client: &Client,
+    r: &ResourceRef,
+    name: &JobName,
+    etag: Option<String>,
+    cancel: &Cancel,
+) -> Result<Value, ProviderError> {
+    let etag = Mutex::new(etag);
+    let op = retry(
+        client.policy(),
+        Idempotency::Idempotent,
+        cancel,
+        |_| async {
+            let mut body = body(&r.attributes);
+            body["name"] = json!(name.full());
+            if let Some(etag) = etag.lock().ok().and_then(|e| e.clone()) {
+                body["etag"] = json!(etag);
+            }
+            let answer = client
+                .call(
+                    Method::PATCH,
+                    &name.path(),
+                    &[],
+                    Some(&body),
+                    Idempotency::Idempotent,
+                    cancel,
+                )
+                .await;
+            match answer {
+                Err(e) if e.kind == ErrorKind::PreconditionFailed => {
+                    let live = get(client, name, cancel).await?.ok_or_else(|| {
+                        ProviderError::not_found(format!("{} was deleted meanwhile", name.full()))
+                    })?;
+                    if let Ok(mut e) = etag.lock() {
+                        *e = etag_of(&live);
+                    }
+                    Err(ProviderError::retryable(format!(
+                        "{}; read it again",
+                        e.message
+                    )))
+                }
+                other => other,
+            }
+        },
+    )
+    .await
+    .map_err(|e| at(r, e))?;
+    finish(client, r, name, op, cancel).await
+}
+
+/// Waits for a write's operation, then reads the job. When the operation failed or the wait
+/// stopped but the job exists, the error carries its attributes.
+async fn finish(
+    client: &Client,
+    r: &ResourceRef,
+    name: &JobName,
+    op: Value,
+    cancel: &Cancel,
+) -> Result<Value, ProviderError> {
+    let waited = client.wait(op, cancel).await;
+    // Read even when cancelled: one short call, so that what exists gets recorded.
+    let live = get(client, name, &Cancel::new()).await;
+    match (waited, live) {
+        (Ok(_), Ok(Some(live))) => Ok(to_attributes(&live, &r.attributes)),
+        (Ok(_), Ok(None)) => Err(ProviderError::retryable(format!(
+            "{}: the operation finished but the job {} is not there",
+            r.address,
+            name.full()
+        ))),
+        (Ok(_), Err(e)) => Err(at(r, e)),
+        (Err(e), Ok(Some(live))) => {
+            Err(at(r, e).with_existing(to_attributes(&live, &r.attributes)))
+        }
+        (Err(e), _) => Err(at(r, e)),
+    }
+}
+
+async fn get(
+    client: &Client,
+    name: &JobName,
+    cancel: &Cancel,
+) -> Result<Option<Value>, ProviderError> {
+    match client
+        .call(
+            Method::GET,
+            &name.path(),
+            &[],
+            None,
+            Idempotency::Idempotent,
+            cancel,
+        )
+        .await
+    {
+        Ok(live) => Ok(Some(live)),
+        Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The API's body for the attributes: without the path parameters and the output-only fields.
+fn body(attributes: &Value) -> Value {
+    let mut body = attributes.clone();
+    if let Some(fields) = body.as_object_mut() {
+        for key in PATH_ATTRIBUTES.iter().chain(output_only(CLOUD_RUN_JOB)) {
+            fields.remove(*key);
+        }
+    }
+    body
+}
+
+fn etag_of(value: &Value) -> Option<String> {
+    value.get("etag").and_then(Value::as_str).map(str::to_owned)
+}
+
+/// The error, naming the resource.
+fn at(r: &ResourceRef, e: ProviderError) -> ProviderError {
+    ProviderError {
+        message: format!("{}: {}", r.address, e.message),
+        ..e
+    }
+}
+
+/// The live job in the shape of `shape` (the attributes weir recorded or plans): only the fields
+/// weir manages (those of `shape`, at every depth) and the output-only ones the schema names,
+/// with `project`, `location` and the short `name`. A field the API leaves out when it is empty
+/// (an empty list or object) counts as empty. So the API's own defaults and bookkeeping are not
+/// drift, and a change to a field weir manages is.
+pub(crate) fn to_attributes(live: &Value, shape: &Value) -> Value {
+    let mut out = match project(live, shape) {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    for key in output_only(CLOUD_RUN_JOB) {
+        if let Some(v) = live.get(*key) {
+            out.insert((*key).to_owned(), v.clone());
+        }
+    }
+    for key in ["project", "location"] {
+        if let Some(v) = shape.get(key) {
+            out.insert(key.to_owned(), v.clone());
+        }
+    }
+    if let Some(full) = live.get("name").and_then(Value::as_str) {
+        let short = full.rsplit('/').next().unwrap_or(full);
+        out.insert("name".into(), json!(short));
+    }
+    Value::Object(out)
+}
+
+/// `live` cut down to the keys of `shape`, recursively (see [`to_attributes`]).
+fn project(live: &Value, shape: &Value) -> Value {
+    match (live, shape) {
+        (Value::Object(l), Value::Object(s)) => {
+            let mut out = Map::new();
+            for (key, s) in s {
+                match l.get(key) {
+                    Some(l) => {
+                        out.insert(key.clone(), project(l, s));
+                    }
+                    None if is_empty(s) => {
+                        out.insert(key.clone(), s.clone());
+                    }
+                    None => {}
+                }
+            }
+            Value::Object(out)
+        }
+        (Value::Array(l), Value::Array(s)) => Value::Array(
+            l.iter()
+                .enumerate()
+                .map(|(i, l)| s.get(i).map_or_else(|| l.clone(), |s| project(l, s)))
+                .collect(),
+        ),
+        _ => live.clone(),
+    }
+}
+
+fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_live_job_is_cut_to_the_recorded_shape() {
+        let shape = json!({
+            "project": "p", "location": "l", "name": "j", "uid": null,
+            "labels": {"managed-by": "weir"},
+            "template": {"template": {"maxRetries": 3, "volumes": []}},
+        });
+        let live = json!({
+            "name": "projects/p/locations/l/jobs/j", "uid": "u", "etag": "e", "generation": "2",
+            "launchStage": "GA", "createTime": "2026-01-01T00:00:00Z",
+            "labels": {"managed-by": "weir"},
+            "template": {"parallelism": 1, "template": {"maxRetries": 4}},
+        });
+        assert_eq!(
+            to_attributes(&live, &shape),
+            json!({
+                "project": "p", "location": "l", "name": "j",
+                "uid": "u", "etag": "e", "generation": "2",
+                "labels": {"managed-by": "weir"},
+                "template": {"template": {"maxRetries": 4, "volumes": []}},
+            })
+        );
+    }
+
+    #[test]
+    fn a_name_that_could_reach_another_path_is_refused() {
+        for bad in ["", "..", "a/b", "a?x=1", "a%2f"] {
+            let r = ResourceRef {
+                address: "google_cloud_run_v2_job.x".into(),
+                type_name: CLOUD_RUN_JOB.into(),
+                attributes: json!({"project": "p", "location": "l", "name": bad}),
+                sensitive_paths: Vec::new(),
+            };
+            let e = JobName::of(&r).err().expect(bad);
+            assert_eq!(e.kind, ErrorKind::Permanent);
+        }
+    }
+}
