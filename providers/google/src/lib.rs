@@ -18,6 +18,7 @@ mod normalize;
 mod rest;
 mod run_job;
 mod schemas;
+mod secret;
 
 pub use normalize::{cpu_quantity, memory_quantity};
 pub use schemas::types;
@@ -62,9 +63,13 @@ impl GoogleProvider {
         self.config.lock().map(|c| c.clone()).unwrap_or_default()
     }
 
-    /// The client for a call on `r`, or why there is none: no endpoint (no authentication
-    /// yet), or a type this build does not apply.
-    fn client_for(&self, what: &str, r: &ResourceRef) -> Result<rest::Client, ProviderError> {
+    /// The client for a call on `r` and the module that applies its type, or why there is
+    /// none: no endpoint (no authentication yet), or a type this build does not apply.
+    fn client_for(
+        &self,
+        what: &str,
+        r: &ResourceRef,
+    ) -> Result<(rest::Client, &'static dyn Applier), ProviderError> {
         let client = self.client.lock().ok().and_then(|c| c.clone());
         let Some(client) = client else {
             return Err(ProviderError::permanent(format!(
@@ -74,15 +79,63 @@ impl GoogleProvider {
             ))
             .with_help("`weir plan` shows what a gcp deployment needs without calling Google"));
         };
-        if r.type_name != types::CLOUD_RUN_JOB {
+        let Some(applier) = applier(&r.type_name) else {
             return Err(ProviderError::permanent(format!(
-                "{}: cannot {what} it: this build of weir applies only `{}` resources, not `{}` yet",
+                "{}: cannot {what} it: this build of weir applies only {}, not `{}` yet",
                 r.address,
-                types::CLOUD_RUN_JOB,
+                APPLIED
+                    .iter()
+                    .map(|t| format!("`{t}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 r.type_name
             )));
-        }
-        Ok(client)
+        };
+        Ok((client, applier))
+    }
+}
+
+/// How one resource type is created, read, updated and deleted over REST.
+#[async_trait]
+pub(crate) trait Applier: Sync {
+    /// The live object in the shape of `r`'s attributes; `None` when it is gone.
+    async fn read(
+        &self,
+        client: &rest::Client,
+        r: &ResourceRef,
+    ) -> Result<Option<Value>, ProviderError>;
+    async fn create(
+        &self,
+        client: &rest::Client,
+        r: &ResourceRef,
+        cancel: &Cancel,
+    ) -> Result<Value, ProviderError>;
+    async fn update(
+        &self,
+        client: &rest::Client,
+        prior: &Value,
+        r: &ResourceRef,
+        cancel: &Cancel,
+    ) -> Result<Value, ProviderError>;
+    async fn delete(
+        &self,
+        client: &rest::Client,
+        r: &ResourceRef,
+        cancel: &Cancel,
+    ) -> Result<(), ProviderError>;
+}
+
+/// The types this build applies.
+const APPLIED: &[&str] = &[types::CLOUD_RUN_JOB, types::SECRET, types::SECRET_VERSION];
+
+/// The module that applies `type_name`: adding a type is one module and one line here (and
+/// its name in [`APPLIED`]).
+fn applier(type_name: &str) -> Option<&'static dyn Applier> {
+    match type_name {
+        types::CLOUD_RUN_JOB => Some(&run_job::RunJob),
+        types::SECRET => Some(&secret::Secret),
+        types::SECRET_VERSION => Some(&secret::SecretVersion),
+        _ => None,
     }
 }
 
@@ -133,10 +186,16 @@ impl Provider for GoogleProvider {
     async fn read(&self, resources: &[ResourceRef]) -> Vec<Result<Option<Value>, ProviderError>> {
         let calls: Vec<_> = resources
             .iter()
-            .map(|r| (self.client_for("read", r), r.clone()))
+            .map(|r| {
+                let applied = self.client_for("read", r);
+                let r = r.clone();
+                async move {
+                    let (client, applier) = applied?;
+                    applier.read(&client, &r).await
+                }
+            })
             .collect();
         futures_util::stream::iter(calls)
-            .map(|(client, r)| async move { run_job::read(&client?, &r).await })
             .buffered(READ_PARALLELISM)
             .collect()
             .await
@@ -147,8 +206,8 @@ impl Provider for GoogleProvider {
         resource: &ResourceRef,
         cancel: &Cancel,
     ) -> Result<Value, ProviderError> {
-        let client = self.client_for("create", resource)?;
-        run_job::create(&client, resource, cancel).await
+        let (client, applier) = self.client_for("create", resource)?;
+        applier.create(&client, resource, cancel).await
     }
 
     async fn update(
@@ -157,13 +216,13 @@ impl Provider for GoogleProvider {
         resource: &ResourceRef,
         cancel: &Cancel,
     ) -> Result<Value, ProviderError> {
-        let client = self.client_for("update", resource)?;
-        run_job::update(&client, prior, resource, cancel).await
+        let (client, applier) = self.client_for("update", resource)?;
+        applier.update(&client, prior, resource, cancel).await
     }
 
     async fn delete(&self, resource: &ResourceRef, cancel: &Cancel) -> Result<(), ProviderError> {
-        let client = self.client_for("delete", resource)?;
-        run_job::delete(&client, resource, cancel).await
+        let (client, applier) = self.client_for("delete", resource)?;
+        applier.delete(&client, resource, cancel).await
     }
 }
 

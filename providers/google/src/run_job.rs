@@ -64,6 +64,41 @@ impl JobName {
     }
 }
 
+/// Applies `google_cloud_run_v2_job`.
+pub(crate) struct RunJob;
+
+#[async_trait::async_trait]
+impl crate::Applier for RunJob {
+    async fn read(&self, client: &Client, r: &ResourceRef) -> Result<Option<Value>, ProviderError> {
+        read(client, r).await
+    }
+    async fn create(
+        &self,
+        client: &Client,
+        r: &ResourceRef,
+        cancel: &Cancel,
+    ) -> Result<Value, ProviderError> {
+        create(client, r, cancel).await
+    }
+    async fn update(
+        &self,
+        client: &Client,
+        prior: &Value,
+        r: &ResourceRef,
+        cancel: &Cancel,
+    ) -> Result<Value, ProviderError> {
+        update(client, prior, r, cancel).await
+    }
+    async fn delete(
+        &self,
+        client: &Client,
+        r: &ResourceRef,
+        cancel: &Cancel,
+    ) -> Result<(), ProviderError> {
+        delete(client, r, cancel).await
+    }
+}
+
 /// The live job, in the shape of `r`'s attributes; `None` when it is gone.
 pub(crate) async fn read(client: &Client, r: &ResourceRef) -> Result<Option<Value>, ProviderError> {
     let name = JobName::of(r)?;
@@ -285,7 +320,7 @@ fn etag_of(value: &Value) -> Option<String> {
 }
 
 /// The error, naming the resource.
-fn at(r: &ResourceRef, e: ProviderError) -> ProviderError {
+pub(crate) fn at(r: &ResourceRef, e: ProviderError) -> ProviderError {
     ProviderError {
         message: format!("{}: {}", r.address, e.message),
         ..e
@@ -320,7 +355,7 @@ pub(crate) fn to_attributes(live: &Value, shape: &Value) -> Value {
 }
 
 /// `live` cut down to the keys of `shape`, recursively (see [`to_attributes`]).
-fn project(live: &Value, shape: &Value) -> Value {
+pub(crate) fn project(live: &Value, shape: &Value) -> Value {
     match (live, shape) {
         (Value::Object(l), Value::Object(s)) => {
             let mut out = Map::new();

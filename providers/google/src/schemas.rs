@@ -106,6 +106,7 @@ pub(crate) fn all() -> Vec<ResourceSchema> {
             .force_new("payload")
             .force_new("generate")
             .force_new("template")
+            .force_new("templateSecrets")
             .sensitive("payload.data"),
         ResourceSchema::new(SECRET_IAM_MEMBER, "One member of one role on a secret")
             .force_new("secret")
