@@ -8,11 +8,13 @@
 //! - [`record`]: the JSON-lines record of exchanges, and its validation against the documents;
 //! - [`server`]: the HTTP front (also the `weir-sandbox` binary), which holds every request to
 //!   the documents and records it;
-//! - [`run_jobs`]: Cloud Run v2 jobs and their operations, kept in memory.
+//! - [`run_jobs`]: Cloud Run v2 jobs and their operations, kept in memory;
+//! - [`secrets`]: Secret Manager v1 secrets and their versions, kept in memory.
 
 pub mod discovery;
 pub mod record;
 pub mod run_jobs;
+pub mod secrets;
 pub mod server;
 pub mod validate;
 

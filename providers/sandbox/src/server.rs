@@ -1,6 +1,7 @@
 //! The sandbox's HTTP front: every request is held to the discovery documents and recorded.
 //! A request the documents refuse gets Google's own refusal; an accepted one is served when the
-//! sandbox keeps that resource (Cloud Run jobs, see [`crate::run_jobs`]) and answered 501
+//! sandbox keeps that resource (Cloud Run jobs, see [`crate::run_jobs`]; Secret Manager secrets, see
+//! [`crate::secrets`]) and answered 501
 //! `UNIMPLEMENTED` naming the method otherwise. In debug builds every answer is also held to
 //! the method's response schema: one that breaks it becomes a 500 naming the problems.
 
@@ -20,6 +21,7 @@ use tokio::sync::oneshot;
 use crate::discovery::Catalog;
 use crate::record::{self, Exchange};
 use crate::run_jobs::{self, Behaviour, Store};
+use crate::secrets;
 use crate::validate::{Request, parse_query};
 
 /// The largest request body read; Google's own limits are of this order.
@@ -34,6 +36,8 @@ pub struct Sandbox {
     pub behaviour: Behaviour,
     /// The resources kept, in memory.
     store: Mutex<Store>,
+    /// The Secret Manager secrets kept, in memory.
+    secrets: Mutex<secrets::Store>,
 }
 
 /// A sandbox serving on its own thread; dropping it stops the server.
@@ -73,6 +77,7 @@ impl Sandbox {
             record: None,
             behaviour: Behaviour::default(),
             store: Mutex::default(),
+            secrets: Mutex::default(),
         }
     }
 
@@ -289,6 +294,13 @@ impl Sandbox {
                 let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
                 run_jobs::fault(&mut store, &self.behaviour)
                     .or_else(|| run_jobs::answer(&mut store, &self.behaviour, method_id, request))
+            }
+            "secretmanager.googleapis.com" => {
+                let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+                run_jobs::fault(&mut store, &self.behaviour).or_else(|| {
+                    let mut secrets = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
+                    secrets::answer(&mut secrets, method_id, request)
+                })
             }
             _ => None,
         };
