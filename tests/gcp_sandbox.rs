@@ -440,3 +440,181 @@ fn a_stop_while_operations_run_records_the_jobs_and_the_next_run_does_not_create
     let next = engine.plan(&desired);
     assert!(!next.has_changes(), "{:?}", actions(&next));
 }
+
+const SECRET: &str = "google_secret_manager_secret";
+const SECRET_VERSION: &str = "google_secret_manager_secret_version";
+
+/// The Secret Manager secrets and versions lowered from the configuration in `dir`, keeping
+/// only their dependencies on one another, and the provider configuration for `endpoint`.
+fn secrets(
+    dir: &Path,
+    endpoint: &str,
+) -> (Vec<ResourceInstance>, weir_provider_sdk::ProviderConfig) {
+    let (model, diags) = weir::model::load(&weir::config::LoadOptions::new(dir));
+    let mut model = model.unwrap_or_else(|| panic!("{diags:?}"));
+    let instances = weir::lower::lower(&mut model).unwrap_or_else(|d| panic!("{d:?}"));
+    let kept: Vec<ResourceInstance> = instances
+        .into_iter()
+        .filter(|i| i.type_name == SECRET || i.type_name == SECRET_VERSION)
+        .collect();
+    let addresses: HashSet<String> = kept.iter().map(|i| i.address.clone()).collect();
+    let kept = kept
+        .into_iter()
+        .map(|mut i| {
+            i.dependencies.retain(|d| addresses.contains(d));
+            i
+        })
+        .collect();
+    let given = endpoint.to_owned();
+    let config = weir::providers::provider_config(&model, &move |name| {
+        (name == "WEIR_GOOGLE_ENDPOINT").then(|| given.clone())
+    })
+    .unwrap();
+    (kept, config)
+}
+
+/// One raw HTTP GET to the sandbox, as a client outside weir would make it; the answer's body.
+fn get(sandbox: &Running, host: &str, path: &str) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(sandbox.addr()).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{answer}");
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {answer}"))
+}
+
+#[test]
+fn quickstart_secrets_and_versions_are_created_unchanged_on_replan_kept_out_of_the_record_and_deleted()
+ {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("record.jsonl");
+    let sandbox = start(Some(file.clone()), Behaviour::default());
+    let dir = quickstart(tmp.path(), |t| t);
+    let (desired, config) = secrets(&dir, &sandbox.url());
+    let project = config.project.clone().unwrap();
+    let engine = Engine::new(config);
+    for name in ["db_password", "db_url", "notification_data_alerts"] {
+        for t in [SECRET, SECRET_VERSION] {
+            let address = format!("{t}.{name}");
+            assert!(
+                desired.iter().any(|i| i.address == address),
+                "{address} is not lowered"
+            );
+        }
+    }
+
+    let first = engine.plan(&desired);
+    let created = actions(&first);
+    assert_eq!(created.len(), desired.len(), "{created:?}");
+    assert!(
+        created.iter().all(|(_, a)| *a == Action::Create),
+        "{created:?}"
+    );
+    let outcome = engine.apply(&first);
+    assert!(outcome.success(), "{:?}", outcome.failed);
+
+    // Right after apply, nothing to change: not even the generated password.
+    let again = engine.plan(&desired);
+    assert!(!again.has_changes(), "{:?}", actions(&again));
+    let state = engine.state();
+    let password_version = &state.resources[&format!("{SECRET_VERSION}.db_password")].attributes;
+    assert_eq!(password_version["state"], json!("ENABLED"));
+    let version_name = password_version["name"].as_str().unwrap().to_owned();
+    assert!(state.resources[&format!("{SECRET}.db_password")].attributes["etag"].is_string());
+
+    // The values, as a reader of the secrets sees them.
+    let host = "secretmanager.googleapis.com";
+    let access = |id: &str| {
+        let answer = get(
+            &sandbox,
+            host,
+            &format!("/v1/projects/{project}/secrets/{id}/versions/latest:access"),
+        );
+        let data = answer["payload"]["data"].as_str().unwrap().to_owned();
+        String::from_utf8(b64.decode(&data).unwrap()).unwrap()
+    };
+    let secret_id = |name: &str| {
+        state.resources[&format!("{SECRET}.{name}")].attributes["secretId"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let password = access(&secret_id("db_password"));
+    assert_eq!(password.len(), 32);
+    let url = access(&secret_id("db_url"));
+    assert!(
+        url.contains(&format!(":{password}@")),
+        "the URL is built from the password"
+    );
+    assert!(!url.contains("{password}"));
+    let settings = access(&secret_id("notification_data_alerts"));
+    assert!(settings.contains("slack"), "{settings}");
+
+    // A second apply changes nothing either: the password is chosen once.
+    let outcome = engine.apply(&again);
+    assert!(outcome.success(), "{:?}", outcome.failed);
+    assert_eq!(access(&secret_id("db_password")), password);
+
+    // Delete everything: the secrets are gone, the versions destroyed.
+    let delete = engine.plan(&[]);
+    let deleted = actions(&delete);
+    assert_eq!(deleted.len(), desired.len(), "{deleted:?}");
+    assert!(
+        deleted.iter().all(|(_, a)| *a == Action::Delete),
+        "{deleted:?}"
+    );
+    let outcome = engine.apply(&delete);
+    assert!(outcome.success(), "{:?}", outcome.failed);
+    assert!(engine.state().resources.is_empty());
+    assert!(!engine.plan(&[]).has_changes());
+
+    drop(sandbox);
+    let text = std::fs::read_to_string(&file).unwrap();
+    let state_text = serde_json::to_string(&state).unwrap();
+    for secret in [&password, &url, &settings] {
+        for form in [secret.clone(), b64.encode(secret.as_bytes())] {
+            assert!(!text.contains(&form), "a secret value is in the record");
+            assert!(
+                !state_text.contains(&form),
+                "a secret value is in the state"
+            );
+        }
+    }
+    let exchanges = record::read(&file).unwrap();
+    let seen: HashSet<(String, String, u16)> = exchanges
+        .iter()
+        .filter(|e| e.service == host)
+        .map(|e| {
+            let tail = e.path.rsplit(':').next().unwrap_or_default().to_owned();
+            (e.method.clone(), tail, e.status)
+        })
+        .collect();
+    for want in ["addVersion", "access", "destroy"] {
+        assert!(
+            seen.iter()
+                .any(|(m, t, s)| m == "POST" && t == want && *s == 200
+                    || m == "GET" && t == want && *s == 200),
+            "no {want} in {seen:?}"
+        );
+    }
+    assert!(
+        exchanges
+            .iter()
+            .any(|e| e.method == "DELETE" && e.status == 200 && e.service == host)
+    );
+    assert!(
+        exchanges.iter().any(|e| e.method == "GET"
+            && e.path == format!("/v1/{version_name}")
+            && e.status == 200)
+    );
+    let report = record::validate_file(&file, &catalog());
+    assert!(report.is_ok(), "{report:?}");
+}

@@ -265,10 +265,16 @@ async fn chosen_value(
     cancel: &Cancel,
 ) -> Result<String, ProviderError> {
     let attrs = &r.attributes;
-    if let Some(data) = attrs.pointer("/payload/data") {
-        return data.as_str().map(str::to_owned).ok_or_else(|| {
-            ProviderError::permanent(format!("{}: `payload.data` is not a string", r.address))
-        });
+    // With `generate` or `template`, the plan leaves `payload.data` null (known after apply).
+    match attrs.pointer("/payload/data") {
+        Some(Value::String(data)) => return Ok(data.clone()),
+        None | Some(Value::Null) => {}
+        Some(_) => {
+            return Err(ProviderError::permanent(format!(
+                "{}: `payload.data` is not a string",
+                r.address
+            )));
+        }
     }
     if let Some(generate) = attrs.get("generate") {
         let length = generate

@@ -955,4 +955,90 @@ mod served {
         let (_, live) = call(addr, "localhost", "GET", &name, "");
         assert_eq!(live["reconciling"], json!(false), "{live}");
     }
+
+    #[test]
+    fn secrets_and_versions_are_kept_with_etags_and_googles_errors_and_payloads_stay_out_of_the_record()
+     {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("record.jsonl");
+        let sandbox = start(Some(file.clone()));
+        let addr = sandbox.addr();
+        let host = "secretmanager.googleapis.com";
+        let secret = "/v1/projects/p/secrets/weir-db";
+        let body = json!({"replication": {"automatic": {}}, "labels": {"managed-by": "weir"}});
+
+        let create = "/v1/projects/p/secrets?secretId=weir-db";
+        let (status, created) = call(addr, host, "POST", create, &body.to_string());
+        assert_eq!(status, 200, "{created}");
+        assert_eq!(created["name"], json!("projects/p/secrets/weir-db"));
+        assert!(created["etag"].is_string() && created["createTime"].is_string());
+        let (status, again) = call(addr, host, "POST", create, &body.to_string());
+        assert_eq!(
+            (status, &again["error"]["status"]),
+            (409, &json!("ALREADY_EXISTS"))
+        );
+
+        // A stale etag is refused; the right one updates and changes the etag.
+        let patch = format!("{secret}?updateMask=labels");
+        let stale = json!({"labels": {"a": "b"}, "etag": "\"stale\""});
+        let (status, answer) = call(addr, host, "PATCH", &patch, &stale.to_string());
+        assert_eq!(
+            (status, &answer["error"]["status"]),
+            (409, &json!("ABORTED"))
+        );
+        let fresh = json!({"labels": {"a": "b"}, "etag": created["etag"]});
+        let (status, patched) = call(addr, host, "PATCH", &patch, &fresh.to_string());
+        assert_eq!(status, 200, "{patched}");
+        assert_eq!(patched["labels"], json!({"a": "b"}));
+        assert_ne!(patched["etag"], created["etag"]);
+
+        // "aHVudGVyMg==" is base64 of "hunter2".
+        let add = format!("{secret}:addVersion");
+        let payload = json!({"payload": {"data": "aHVudGVyMg=="}}).to_string();
+        let (status, v1) = call(addr, host, "POST", &add, &payload);
+        assert_eq!(status, 200, "{v1}");
+        assert_eq!(v1["name"], json!("projects/p/secrets/weir-db/versions/1"));
+        assert_eq!(v1["state"], json!("ENABLED"));
+        let (status, got) = call(addr, host, "GET", &format!("{secret}/versions/1"), "");
+        assert_eq!((status, &got["name"]), (200, &v1["name"]));
+        let latest = format!("{secret}/versions/latest:access");
+        let (status, access) = call(addr, host, "GET", &latest, "");
+        assert_eq!(status, 200, "{access}");
+        assert_eq!(access["payload"]["data"], json!("aHVudGVyMg=="));
+        let missing = "/v1/projects/p/secrets/nope:addVersion";
+        let (status, _) = call(addr, host, "POST", missing, &payload);
+        assert_eq!(status, 404);
+
+        let destroy = format!("{secret}/versions/1:destroy");
+        let (status, destroyed) = call(addr, host, "POST", &destroy, "{}");
+        assert_eq!((status, &destroyed["state"]), (200, &json!("DESTROYED")));
+        let (status, _) = call(addr, host, "GET", &latest, "");
+        assert_eq!(status, 400);
+        let (status, _) = call(addr, host, "POST", &destroy, "{}");
+        assert_eq!(status, 400);
+
+        let (status, _) = call(
+            addr,
+            host,
+            "DELETE",
+            &format!("{secret}?etag=%22stale%22"),
+            "",
+        );
+        assert_eq!(status, 409);
+        let (status, _) = call(addr, host, "DELETE", secret, "");
+        assert_eq!(status, 200);
+        let (status, gone) = call(addr, host, "GET", secret, "");
+        assert_eq!(
+            (status, &gone["error"]["status"]),
+            (404, &json!("NOT_FOUND"))
+        );
+        let (status, _) = call(addr, host, "GET", &format!("{secret}/versions/1"), "");
+        assert_eq!(status, 404);
+
+        drop(sandbox);
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(!text.contains("aHVudGVyMg=="), "a payload is in the record");
+        let report = record::validate_file(&file, super::catalog());
+        assert!(report.is_ok(), "{report:?}");
+    }
 }
