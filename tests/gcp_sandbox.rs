@@ -1,8 +1,9 @@
 //! The first vertical slice of the gcp target, applied for real: the Cloud Run jobs lowered from
 //! `examples/quickstart`'s resource profiles, planned and applied by the engine through the
 //! Google provider against the sandbox (in-process), every exchange held to Google's discovery
-//! documents. Only the jobs are applied (the rest of the quickstart is not yet), so the jobs'
-//! dependencies on the other resources are dropped here.
+//! documents; and its Secret Manager secrets and versions the same way. Only those are applied
+//! (the rest of the quickstart is not yet), so their dependencies on the other resources are
+//! dropped here.
 //!
 //! The discovery documents come from `scripts/test-deps.sh` (`WEIR_TEST_DISCOVERY_DIR`); without
 //! them these tests fail saying so.
