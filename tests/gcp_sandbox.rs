@@ -564,6 +564,25 @@ fn quickstart_secrets_and_versions_are_created_unchanged_on_replan_kept_out_of_t
     assert!(outcome.success(), "{:?}", outcome.failed);
     assert_eq!(access(&secret_id("db_password")), password);
 
+    // A label changed: the secret is updated in place, its version untouched.
+    let mut relabelled = desired.clone();
+    for i in &mut relabelled {
+        if i.address == format!("{SECRET}.db_url") {
+            i.attributes["labels"]["rotated-by"] = json!("weir-test");
+        }
+    }
+    let update = engine.plan(&relabelled);
+    assert_eq!(
+        actions(&update),
+        vec![(format!("{SECRET}.db_url"), Action::Update)]
+    );
+    let outcome = engine.apply(&update);
+    assert!(outcome.success(), "{:?}", outcome.failed);
+    let db_url = &engine.state().resources[&format!("{SECRET}.db_url")].attributes;
+    assert_eq!(db_url["labels"]["rotated-by"], json!("weir-test"));
+    assert!(!engine.plan(&relabelled).has_changes());
+    assert_eq!(access(&secret_id("db_url")), url);
+
     // Delete everything: the secrets are gone, the versions destroyed.
     let delete = engine.plan(&[]);
     let deleted = actions(&delete);
