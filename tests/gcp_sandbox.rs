@@ -637,3 +637,38 @@ fn quickstart_secrets_and_versions_are_created_unchanged_on_replan_kept_out_of_t
     let report = record::validate_file(&file, &catalog());
     assert!(report.is_ok(), "{report:?}");
 }
+
+#[test]
+fn a_secret_left_by_a_lost_state_is_adopted_and_a_strangers_secret_is_a_conflict() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sandbox = start(None, Behaviour::default());
+    let dir = quickstart(tmp.path(), |t| t);
+    let (desired, config) = secrets(&dir, &sandbox.url());
+    let first = Engine::new(config.clone());
+    assert!(first.apply(&first.plan(&desired)).success());
+
+    // The state is lost: the secrets weir made for this deployment are adopted.
+    let second = Engine::new(config.clone());
+    let outcome = second.apply(&second.plan(&desired));
+    assert!(outcome.success(), "{:?}", outcome.failed);
+    assert!(!second.plan(&desired).has_changes());
+
+    // Another deployment's secret of the same id is not touched.
+    let stranger: Vec<ResourceInstance> = desired
+        .iter()
+        .filter(|i| i.address == format!("{SECRET}.db_password"))
+        .cloned()
+        .map(|mut i| {
+            i.attributes["labels"]["weir-deployment"] = json!("someone-else");
+            i
+        })
+        .collect();
+    let third = Engine::new(config);
+    let outcome = third.apply(&third.plan(&stranger));
+    assert!(!outcome.success());
+    let failed = format!("{:?}", outcome.failed);
+    assert!(
+        failed.contains("already exists and weir did not create it"),
+        "{failed}"
+    );
+}
