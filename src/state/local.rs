@@ -558,7 +558,9 @@ impl JournalWriter {
                 Some(f) => f,
                 None => self.backend.open_journal()?,
             };
-            let mut line = serde_json::to_vec(header).expect("journal header serialises");
+            let mut line = serde_json::to_vec(header).map_err(|e| {
+                StateError::io("write state journal", &self.path, std::io::Error::other(e))
+            })?;
             line.push(b'\n');
             f.set_len(0)
                 .and_then(|()| f.write_all(&line))

@@ -145,7 +145,13 @@ impl LocalBackend {
 
     /// Writes the info file atomically (a waiting process may read it at any moment).
     fn write_lock_info(&self, info: &LockInfo) -> Result<(), StateError> {
-        let json = serde_json::to_vec_pretty(info).expect("lock info serialises");
+        let json = serde_json::to_vec_pretty(info).map_err(|e| {
+            StateError::io(
+                "write lock info file",
+                &self.lock_info_path(),
+                std::io::Error::other(e),
+            )
+        })?;
         self.root()
             .write_atomic(&self.lock_info(), &json, MODE_PRIVATE, &mut Vec::new())
             .map_err(|err| fs_error("write lock info file", &self.lock_info_path(), err))
