@@ -153,9 +153,10 @@ impl Provider for GoogleProvider {
     async fn configure(&self, config: &ProviderConfig) -> Result<(), ProviderError> {
         // Credentials are looked for only when a call needs them: a plan with no prior state
         // makes none.
-        let client = match &config.endpoints.google {
-            Some(base) => Some(rest::Client::new(base)?),
-            None => None,
+        let endpoints = &config.endpoints;
+        let client = match endpoints.google.is_some() || endpoints.storage.is_some() {
+            true => Some(rest::Client::new(endpoints, None)?),
+            false => None,
         };
         if let Ok(mut c) = self.client.lock() {
             *c = client;

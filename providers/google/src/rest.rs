@@ -1,17 +1,21 @@
-//! The HTTP side of the provider: JSON over REST to one base URL, Google's errors mapped to the
-//! SDK's error kinds, and long-running operations polled to their end.
+//! The HTTP side of the provider: JSON over REST to Google's APIs, Google's errors mapped to
+//! the SDK's error kinds, and long-running operations polled to their end.
 //!
-//! This build reaches only an endpoint set by `WEIR_GOOGLE_ENDPOINT` (a sandbox), which takes no
-//! credentials; calling Google itself waits for authentication.
+//! Every API has its own host ([`Api::host`]). With `WEIR_GOOGLE_ENDPOINT` set, every call but
+//! Cloud Storage's goes to that one base URL instead, with the real API's host in the `Host`
+//! header (so the sandbox knows which API is meant, as Google's front end does), and no
+//! credentials; with `STORAGE_EMULATOR_HOST` set, Cloud Storage calls go to that emulator.
+//! Calls to Google itself carry the `Authorization` header that [`Tokens`] gives.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::Value;
 use weir_provider_sdk::retry::{Idempotency, RetryPolicy, parse_retry_after, retry};
-use weir_provider_sdk::{Cancel, ErrorKind, ProviderError};
+use weir_provider_sdk::{Cancel, Endpoints, ErrorKind, ProviderError};
 
-/// What a call without `WEIR_GOOGLE_ENDPOINT` answers.
+/// What a call to Google itself answers when no credentials were set up.
 pub(crate) const NO_AUTH: &str =
     "authentication is not built yet: set WEIR_GOOGLE_ENDPOINT to a sandbox";
 
@@ -20,24 +24,100 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// The longest weir waits for a long-running operation.
 const OPERATION_DEADLINE: Duration = Duration::from_secs(30 * 60);
 
-/// A client of the Google REST APIs at one base URL.
+/// The Google APIs weir calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Api {
+    /// Cloud Run Admin v2 (paths `/v2/...`).
+    Run,
+    /// Compute Engine v1 (paths `/compute/v1/...`).
+    Compute,
+    /// Cloud SQL Admin v1 (paths `/v1/...`).
+    SqlAdmin,
+    /// Secret Manager v1.
+    SecretManager,
+    /// Service Usage v1 (enabling APIs).
+    ServiceUsage,
+    /// IAM v1 (service accounts and their policies).
+    Iam,
+    /// Resource Manager v3 (the project's IAM policy).
+    ResourceManager,
+    /// The Cloud Storage JSON API (paths `/storage/v1/...`).
+    Storage,
+}
+
+impl Api {
+    /// The API's own host.
+    pub(crate) fn host(self) -> &'static str {
+        match self {
+            Api::Run => "run.googleapis.com",
+            Api::Compute => "compute.googleapis.com",
+            Api::SqlAdmin => "sqladmin.googleapis.com",
+            Api::SecretManager => "secretmanager.googleapis.com",
+            Api::ServiceUsage => "serviceusage.googleapis.com",
+            Api::Iam => "iam.googleapis.com",
+            Api::ResourceManager => "cloudresourcemanager.googleapis.com",
+            Api::Storage => "storage.googleapis.com",
+        }
+    }
+
+    /// How the API reports its long-running operations.
+    fn operations(self) -> Operations {
+        match self {
+            Api::Run => Operations::LongRunning("/v2"),
+            Api::ServiceUsage => Operations::LongRunning("/v1"),
+            Api::Compute | Api::SqlAdmin => Operations::SelfLinked,
+            Api::SecretManager | Api::Iam | Api::ResourceManager | Api::Storage => Operations::None,
+        }
+    }
+}
+
+/// The shapes of long-running operations.
+enum Operations {
+    /// `google.longrunning.Operation` (`name`, `done`, then `error` or `response`), read again
+    /// at `<prefix>/<name>`.
+    LongRunning(&'static str),
+    /// Compute Engine's and Cloud SQL's own `Operation` (`status` up to `DONE`, failures in
+    /// `error.errors[]`), read again at the path of its `selfLink`.
+    SelfLinked,
+    /// The API answers writes synchronously.
+    None,
+}
+
+/// Where the access token of a call to Google itself comes from.
+#[async_trait::async_trait]
+pub(crate) trait Tokens: Send + Sync {
+    /// The value of the `Authorization` header (`Bearer …`). Never logged.
+    async fn authorization(&self) -> Result<String, ProviderError>;
+}
+
+/// A client of the Google REST APIs.
 #[derive(Clone)]
 pub(crate) struct Client {
     http: reqwest::Client,
-    /// `http(s)://host[:port]`, no trailing slash.
-    base: String,
+    /// Every API but Cloud Storage, when set: `http(s)://host[:port]`, no trailing slash.
+    sandbox: Option<String>,
+    /// Cloud Storage, when set.
+    storage: Option<String>,
+    /// Credentials for calls to Google itself.
+    tokens: Option<Arc<dyn Tokens>>,
     policy: RetryPolicy,
 }
 
 impl Client {
-    pub(crate) fn new(base: &str) -> Result<Client, ProviderError> {
+    pub(crate) fn new(
+        endpoints: &Endpoints,
+        tokens: Option<Arc<dyn Tokens>>,
+    ) -> Result<Client, ProviderError> {
         let http = reqwest::Client::builder()
             .timeout(CALL_TIMEOUT)
             .build()
             .map_err(|e| ProviderError::permanent(format!("cannot start an HTTP client: {e}")))?;
+        let base = |b: &Option<String>| b.as_ref().map(|b| b.trim_end_matches('/').to_owned());
         Ok(Client {
             http,
-            base: base.trim_end_matches('/').to_owned(),
+            sandbox: base(&endpoints.google),
+            storage: base(&endpoints.storage),
+            tokens,
             policy: RetryPolicy::default(),
         })
     }
@@ -47,8 +127,10 @@ impl Client {
     }
 
     /// One call, repeated on a retryable error when `idempotency` allows.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn call(
         &self,
+        api: Api,
         method: Method,
         path: &str,
         query: &[(&str, &str)],
@@ -57,24 +139,56 @@ impl Client {
         cancel: &Cancel,
     ) -> Result<Value, ProviderError> {
         retry(&self.policy, idempotency, cancel, |_| {
-            self.once(method.clone(), path, query, body)
+            self.once(api, method.clone(), path, query, body)
         })
         .await
+    }
+
+    /// The request for `path` on `api`: the URL, and the headers that say which API and who
+    /// calls.
+    async fn request(
+        &self,
+        api: Api,
+        method: Method,
+        path: &str,
+    ) -> Result<reqwest::RequestBuilder, ProviderError> {
+        let emulator = match api {
+            Api::Storage => &self.storage,
+            _ => &self.sandbox,
+        };
+        if let Some(base) = emulator {
+            let request = self.http.request(method, format!("{base}{path}"));
+            // The storage emulator serves one API; the sandbox tells them apart by host.
+            return Ok(match api {
+                Api::Storage => request,
+                _ => request.header(reqwest::header::HOST, api.host()),
+            });
+        }
+        let Some(tokens) = &self.tokens else {
+            return Err(ProviderError::permanent(NO_AUTH));
+        };
+        let authorization = tokens.authorization().await?;
+        let mut value = reqwest::header::HeaderValue::from_str(&authorization).map_err(|_| {
+            ProviderError::permanent("the access token is not a valid HTTP header value")
+        })?;
+        value.set_sensitive(true);
+        Ok(self
+            .http
+            .request(method, format!("https://{}{path}", api.host()))
+            .header(reqwest::header::AUTHORIZATION, value))
     }
 
     /// One HTTP exchange. `path` starts with `/`.
     async fn once(
         &self,
+        api: Api,
         method: Method,
         path: &str,
         query: &[(&str, &str)],
         body: Option<&Value>,
     ) -> Result<Value, ProviderError> {
         let what = format!("{method} {path}");
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .query(query);
+        let mut request = self.request(api, method, path).await?.query(query);
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -119,14 +233,18 @@ impl Client {
         })
     }
 
-    /// Polls the Cloud Run v2 operation `op` (as a write answered it) until it is done. Its `response` when
-    /// it succeeds; a failed operation (`error` set) is a `Permanent` error, a raised `cancel` a
-    /// `Cancelled` one, too long a wait a `Retryable` one.
+    /// Polls the operation `op` of `api` (as a write answered it) until it is done. Its
+    /// `response` when it succeeds (the operation itself for the shapes that have none); a
+    /// failed operation is a `Permanent` error, even one whose status is `DONE` with an `error`
+    /// inside; a raised `cancel` is a `Cancelled` one, too long a wait a `Retryable` one. An API
+    /// that answers writes synchronously has nothing to wait for: `op` is returned as it is.
     pub(crate) async fn wait(
         &self,
+        api: Api,
         mut op: Value,
         cancel: &Cancel,
     ) -> Result<Value, ProviderError> {
+        let style = api.operations();
         let started = tokio::time::Instant::now();
         let mut pause = Duration::from_millis(100);
         loop {
@@ -135,23 +253,44 @@ impl Client {
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_owned();
-            if op.get("done").and_then(Value::as_bool) == Some(true) {
-                if let Some(error) = op.get("error") {
-                    let message = error
-                        .get("message")
+            let (done, failure, response) = match style {
+                Operations::None => return Ok(op),
+                Operations::LongRunning(_) => (
+                    op.get("done").and_then(Value::as_bool) == Some(true),
+                    op.pointer("/error/message")
                         .and_then(Value::as_str)
-                        .unwrap_or("no message");
-                    return Err(ProviderError::permanent(format!(
+                        .map(str::to_owned)
+                        .or_else(|| op.get("error").map(|_| "no message".to_owned())),
+                    op.get("response").cloned().unwrap_or(Value::Null),
+                ),
+                Operations::SelfLinked => (
+                    op.get("status").and_then(Value::as_str) == Some("DONE"),
+                    self_linked_failure(&op),
+                    op.clone(),
+                ),
+            };
+            if done {
+                return match failure {
+                    Some(message) => Err(ProviderError::permanent(format!(
                         "the operation {name} failed: {message}"
-                    )));
+                    ))),
+                    None => Ok(response),
+                };
+            }
+            let poll = match style {
+                Operations::LongRunning(prefix) if !name.is_empty() => {
+                    Some(format!("{prefix}/{name}"))
                 }
-                return Ok(op.get("response").cloned().unwrap_or(Value::Null));
-            }
-            if name.is_empty() {
+                Operations::SelfLinked => {
+                    op.get("selfLink").and_then(Value::as_str).and_then(path_of)
+                }
+                _ => None,
+            };
+            let Some(poll) = poll else {
                 return Err(ProviderError::permanent(
-                    "the API answered an operation with no name: cannot follow it",
+                    "the API answered an operation that does not say where to follow it",
                 ));
-            }
+            };
             if started.elapsed() > OPERATION_DEADLINE {
                 return Err(ProviderError::retryable(format!(
                     "the operation {name} was not done after {} minutes",
@@ -169,8 +308,9 @@ impl Client {
             pause = (pause * 2).min(Duration::from_secs(5));
             op = self
                 .call(
+                    api,
                     Method::GET,
-                    &format!("/v2/{name}"),
+                    &poll,
                     &[],
                     None,
                     Idempotency::Idempotent,
@@ -179,6 +319,42 @@ impl Client {
                 .await?;
         }
     }
+}
+
+/// The failure a Compute Engine or Cloud SQL operation reports, if any: the messages of
+/// `error.errors[]`, else its HTTP error.
+fn self_linked_failure(op: &Value) -> Option<String> {
+    let messages: Vec<&str> = op
+        .pointer("/error/errors")
+        .and_then(Value::as_array)
+        .map(|errors| {
+            errors
+                .iter()
+                .map(|e| {
+                    e.get("message")
+                        .or_else(|| e.get("code"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("no message")
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if !messages.is_empty() {
+        return Some(messages.join("; "));
+    }
+    if op.get("error").is_some() {
+        return Some("no message".to_owned());
+    }
+    None
+}
+
+/// The path of a `selfLink` URL (`https://host/compute/v1/...` → `/compute/v1/...`), when it
+/// is one of Google's hosts: an answer must not send weir's credentials elsewhere.
+fn path_of(link: &str) -> Option<String> {
+    let rest = link.strip_prefix("https://")?;
+    let (host, path) = rest.split_once('/')?;
+    let google = host == "www.googleapis.com" || host.ends_with(".googleapis.com");
+    (google && !path.contains("..")).then(|| format!("/{path}"))
 }
 
 /// A reqwest error's text without the URL it carries (its query could hold a value).
@@ -219,13 +395,20 @@ mod tests {
         format!("http://{addr}")
     }
 
+    fn sandbox(base: &str) -> Endpoints {
+        Endpoints {
+            google: Some(base.to_owned()),
+            storage: None,
+        }
+    }
+
     fn once(base: &str) -> Result<Value, ProviderError> {
-        let client = Client::new(base).unwrap();
+        let client = Client::new(&sandbox(base), None).unwrap();
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap()
-            .block_on(client.once(Method::GET, "/v2/x", &[], None))
+            .block_on(client.once(Api::Run, Method::GET, "/v2/x", &[], None))
     }
 
     #[test]
@@ -256,16 +439,42 @@ mod tests {
 
     #[test]
     fn an_operation_done_with_an_error_is_a_failure() {
-        let client = Client::new("http://127.0.0.1:9").unwrap();
+        let client = Client::new(&sandbox("http://127.0.0.1:9"), None).unwrap();
         let op = serde_json::json!({"name": "projects/p/locations/l/operations/o", "done": true,
             "error": {"code": 9, "message": "it broke"}});
         let e = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap()
-            .block_on(client.wait(op, &Cancel::new()))
+            .block_on(client.wait(Api::Run, op, &Cancel::new()))
             .unwrap_err();
         assert_eq!(e.kind, ErrorKind::Permanent);
         assert!(e.message.contains("it broke"), "{e}");
+    }
+
+    #[test]
+    fn a_compute_operation_done_with_errors_inside_is_a_failure() {
+        let client = Client::new(&sandbox("http://127.0.0.1:9"), None).unwrap();
+        let op = serde_json::json!({"name": "operation-1", "status": "DONE",
+            "error": {"errors": [{"code": "QUOTA_EXCEEDED", "message": "no CPUs left"}]}});
+        let e = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(client.wait(Api::Compute, op, &Cancel::new()))
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Permanent);
+        assert!(e.message.contains("no CPUs left"), "{e}");
+    }
+
+    #[test]
+    fn an_operation_is_followed_only_on_googles_hosts() {
+        assert_eq!(
+            path_of("https://compute.googleapis.com/compute/v1/projects/p/zones/z/operations/o"),
+            Some("/compute/v1/projects/p/zones/z/operations/o".to_owned())
+        );
+        assert_eq!(path_of("https://evil.example/compute/v1/x"), None);
+        assert_eq!(path_of("http://www.googleapis.com/x"), None);
+        assert_eq!(path_of("https://www.googleapis.com/a/../b"), None);
     }
 }

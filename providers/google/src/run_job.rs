@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use weir_provider_sdk::retry::{Idempotency, retry};
 use weir_provider_sdk::{Cancel, ErrorKind, ProviderError, ResourceRef};
 
-use crate::rest::Client;
+use crate::rest::{Api, Client};
 use crate::schemas::{output_only, types::CLOUD_RUN_JOB};
 
 /// The attributes that are path parameters, not fields of the API's body.
@@ -118,6 +118,7 @@ pub(crate) async fn create(
     // answers 409, and that job carries weir's labels, so it is adopted below.
     let created = client
         .call(
+            Api::Run,
             Method::POST,
             &format!("/v2/{}/jobs", name.parent()),
             &[("jobId", name.id.as_str())],
@@ -151,6 +152,7 @@ pub(crate) async fn delete(
     let name = JobName::of(r)?;
     let deleted = client
         .call(
+            Api::Run,
             Method::DELETE,
             &name.path(),
             &[],
@@ -161,7 +163,7 @@ pub(crate) async fn delete(
         .await;
     match deleted {
         Ok(op) => client
-            .wait(op, cancel)
+            .wait(Api::Run, op, cancel)
             .await
             .map(|_| ())
             .map_err(|e| at(r, e)),
@@ -225,6 +227,7 @@ async fn patch(
             }
             let answer = client
                 .call(
+                    Api::Run,
                     Method::PATCH,
                     &name.path(),
                     &[],
@@ -264,7 +267,7 @@ async fn finish(
     op: Value,
     cancel: &Cancel,
 ) -> Result<Value, ProviderError> {
-    let waited = client.wait(op, cancel).await;
+    let waited = client.wait(Api::Run, op, cancel).await;
     // Read even when cancelled: one short call, so that what exists gets recorded.
     let live = get(client, name, &Cancel::new()).await;
     match (waited, live) {
@@ -289,6 +292,7 @@ async fn get(
 ) -> Result<Option<Value>, ProviderError> {
     match client
         .call(
+            Api::Run,
             Method::GET,
             &name.path(),
             &[],

@@ -22,7 +22,7 @@ use serde_json::{Map, Value, json};
 use weir_provider_sdk::retry::Idempotency;
 use weir_provider_sdk::{Cancel, ErrorKind, ProviderError, ResourceRef};
 
-use crate::rest::Client;
+use crate::rest::{Api, Client};
 use crate::run_job::{at, project};
 use crate::schemas::output_only;
 use crate::schemas::types::{SECRET, SECRET_VERSION};
@@ -94,6 +94,7 @@ fn checked_name(address: &str, key: &str, name: &str, more: usize) -> Result<(),
 async fn get(client: &Client, name: &str) -> Result<Option<Value>, ProviderError> {
     let answer = client
         .call(
+            Api::SecretManager,
             Method::GET,
             &format!("/v1/{name}"),
             &[],
@@ -161,6 +162,7 @@ impl crate::Applier for Secret {
         let (parent, id) = name.rsplit_once("/secrets/").unwrap_or_default();
         let created = client
             .call(
+                Api::SecretManager,
                 Method::POST,
                 &format!("/v1/{parent}/secrets"),
                 &[("secretId", id)],
@@ -220,6 +222,7 @@ impl crate::Applier for Secret {
         let name = secret_name(r)?;
         let deleted = client
             .call(
+                Api::SecretManager,
                 Method::DELETE,
                 &format!("/v1/{name}"),
                 &[],
@@ -246,6 +249,7 @@ async fn patch(
     let labels = r.attributes.get("labels").cloned().unwrap_or(json!({}));
     let live = client
         .call(
+            Api::SecretManager,
             Method::PATCH,
             &format!("/v1/{name}"),
             &[("updateMask", "labels")],
@@ -302,6 +306,7 @@ async fn chosen_value(
             let latest = format!("{secret}/versions/latest");
             let answer = client
                 .call(
+                    Api::SecretManager,
                     Method::GET,
                     &format!("/v1/{latest}:access"),
                     &[],
@@ -405,6 +410,7 @@ impl crate::Applier for SecretVersion {
         // Not repeated on a lost answer: a second attempt would add a second version.
         let live = client
             .call(
+                Api::SecretManager,
                 Method::POST,
                 &format!("/v1/{secret}:addVersion"),
                 &[],
@@ -448,6 +454,7 @@ impl crate::Applier for SecretVersion {
         }
         let destroyed = client
             .call(
+                Api::SecretManager,
                 Method::POST,
                 &format!("/v1/{name}:destroy"),
                 &[],
