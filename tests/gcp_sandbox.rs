@@ -66,25 +66,43 @@ fn copy_dir(from: &Path, to: &Path) {
 /// The Cloud Run jobs lowered from the configuration in `dir`, without their dependencies on
 /// the rest of the deployment, and the provider configuration pointing at `endpoint`.
 fn jobs(dir: &Path, endpoint: &str) -> (Vec<ResourceInstance>, weir_provider_sdk::ProviderConfig) {
+    let (jobs, config) = lowered(dir, &[("WEIR_GOOGLE_ENDPOINT", endpoint)], &[JOB]);
+    assert_eq!(jobs.len(), 2, "the quickstart has two resource profiles");
+    (jobs, config)
+}
+
+/// The instances of `types` lowered from the configuration in `dir`, with their dependencies
+/// on one another only, and the provider configuration read from `env`
+/// (e.g. `WEIR_GOOGLE_ENDPOINT`, `STORAGE_EMULATOR_HOST`).
+fn lowered(
+    dir: &Path,
+    env: &[(&str, &str)],
+    types: &[&str],
+) -> (Vec<ResourceInstance>, weir_provider_sdk::ProviderConfig) {
     let (model, diags) = weir::model::load(&weir::config::LoadOptions::new(dir));
     let mut model = model.unwrap_or_else(|| panic!("{diags:?}"));
     let instances = weir::lower::lower(&mut model).unwrap_or_else(|d| panic!("{d:?}"));
-    let jobs: Vec<ResourceInstance> = instances
+    let picked: Vec<ResourceInstance> = instances
         .into_iter()
-        .filter(|i| i.type_name == JOB)
+        .filter(|i| types.contains(&i.type_name.as_str()))
+        .collect();
+    let addresses: HashSet<String> = picked.iter().map(|i| i.address.clone()).collect();
+    let picked = picked
+        .into_iter()
         .map(|mut i| {
-            i.dependencies.clear();
+            i.dependencies.retain(|d| addresses.contains(d));
             i
         })
         .collect();
-    assert_eq!(jobs.len(), 2, "the quickstart has two resource profiles");
-    let given = endpoint.to_owned();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
     let config = weir::providers::provider_config(&model, &move |name| {
-        (name == "WEIR_GOOGLE_ENDPOINT").then(|| given.clone())
+        env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
     })
     .unwrap();
-    assert_eq!(config.endpoints.google.as_deref(), Some(endpoint));
-    (jobs, config)
+    (picked, config)
 }
 
 fn rt() -> tokio::runtime::Runtime {
@@ -451,27 +469,11 @@ fn secrets(
     dir: &Path,
     endpoint: &str,
 ) -> (Vec<ResourceInstance>, weir_provider_sdk::ProviderConfig) {
-    let (model, diags) = weir::model::load(&weir::config::LoadOptions::new(dir));
-    let mut model = model.unwrap_or_else(|| panic!("{diags:?}"));
-    let instances = weir::lower::lower(&mut model).unwrap_or_else(|d| panic!("{d:?}"));
-    let kept: Vec<ResourceInstance> = instances
-        .into_iter()
-        .filter(|i| i.type_name == SECRET || i.type_name == SECRET_VERSION)
-        .collect();
-    let addresses: HashSet<String> = kept.iter().map(|i| i.address.clone()).collect();
-    let kept = kept
-        .into_iter()
-        .map(|mut i| {
-            i.dependencies.retain(|d| addresses.contains(d));
-            i
-        })
-        .collect();
-    let given = endpoint.to_owned();
-    let config = weir::providers::provider_config(&model, &move |name| {
-        (name == "WEIR_GOOGLE_ENDPOINT").then(|| given.clone())
-    })
-    .unwrap();
-    (kept, config)
+    lowered(
+        dir,
+        &[("WEIR_GOOGLE_ENDPOINT", endpoint)],
+        &[SECRET, SECRET_VERSION],
+    )
 }
 
 /// One raw HTTP GET to the sandbox, as a client outside weir would make it; the answer's body.
