@@ -206,6 +206,9 @@ mod after_apply {
         ) -> Result<PlannedValue, ProviderError> {
             self.google.plan(type_name, prior, desired)
         }
+        fn idle_cost(&self, resources: &[ResourceRef]) -> Option<weir_provider_sdk::IdleCost> {
+            self.google.idle_cost(resources)
+        }
         async fn read(
             &self,
             resources: &[ResourceRef],
@@ -327,6 +330,41 @@ mod after_apply {
         let i = desired.iter_mut().find(|i| i.address == address).unwrap();
         *i.attributes.pointer_mut(pointer).unwrap() = value;
         desired
+    }
+
+    #[test]
+    fn the_plan_tells_the_idle_cost_before_and_after_and_what_keeps_it_from_zero() {
+        let s = Setup::new();
+        let desired = quickstart();
+        let first = s.plan(&desired).unwrap();
+        let cost = first.idle_cost.clone().unwrap();
+        assert_eq!(cost.before, None, "nothing is deployed yet");
+        let after = cost.after.unwrap().total();
+        assert!((after - 12.21).abs() < 0.01, "{after}");
+        s.apply(&first);
+
+        // One warm web server instance: the cost rises, and the plan says why.
+        let warm = with(
+            desired,
+            "google_cloud_run_v2_service.webserver",
+            "/template/scaling/minInstanceCount",
+            1.into(),
+        );
+        let p = s.plan(&warm).unwrap();
+        let cost = p.idle_cost.clone().unwrap();
+        assert!((cost.before.unwrap().total() - 12.21).abs() < 0.01);
+        let now = cost.after.unwrap();
+        assert!(now.total() > 60.0, "{now:?}");
+        assert!(
+            now.warnings.iter().any(|w| w.contains("min_instances > 0")),
+            "{now:?}"
+        );
+        let note = p.notes.iter().find(|n| n.contains("idle cost")).unwrap();
+        assert!(note.contains("$12.21/month now"), "{note}");
+        assert!(
+            note.contains("warning: the web server keeps 1 instance"),
+            "{note}"
+        );
     }
 
     #[test]

@@ -134,7 +134,7 @@ pub(super) fn lower_gcp(model: &Configuration) -> Result<Vec<ResourceInstance>, 
         l.job(p);
     }
     l.scheduler();
-    l.idle_cost();
+    l.project_upload_note();
     Ok(l.out)
 }
 
@@ -789,46 +789,21 @@ docker run -d --name mage-scheduler --restart=always --env-file "$env_file" -v {
         )
     }
 
-    /// The estimated idle cost, and what keeps the deployment from scaling to zero, as notes
-    /// of the web server's service (the plan shows them when it changes).
-    fn idle_cost(&mut self) {
-        use weir_provider_google::cost;
-        let d = self.d;
-        let mut idle = cost::IdleCost::default();
-        cost::webserver(
-            &mut idle,
-            d.webserver.min_instances,
-            f64::from(d.webserver.cpu),
-            d.webserver.memory_mib as f64 / 1024.0,
-        );
-        cost::scheduler(
-            &mut idle,
-            &d.scheduler.machine_type,
-            &self.region,
-            f64::from(d.scheduler.disk_size_gb),
-        );
-        cost::database(
-            &mut idle,
-            &d.database.tier,
-            f64::from(d.database.disk_size_gb),
-            false,
-        );
+    /// The note that the Mage project is not uploaded yet, on the web server's service (the
+    /// plan shows it when the service changes). The idle cost is the Google provider's
+    /// (`Provider::idle_cost`), from the planned attributes.
+    fn project_upload_note(&mut self) {
+        if self.pipelines_empty {
+            return;
+        }
         if let Some(service) = self
             .out
             .iter_mut()
             .find(|i| i.type_name == CLOUD_RUN_SERVICE)
         {
-            service.notes.push(Note::Text(idle.summary()));
-            if !self.pipelines_empty {
-                service.notes.push(Note::Text(
-                    "this build does not yet upload the Mage project (pipelines, blocks, triggers) to a gcp deployment: the web server starts with an empty project".into(),
-                ));
-            }
-            service.notes.extend(
-                idle.warnings
-                    .into_iter()
-                    .map(|w| Note::Text(format!("warning: {w}"))),
-            );
+            service.notes.push(Note::Text(
+                "this build does not yet upload the Mage project (pipelines, blocks, triggers) to a gcp deployment: the web server starts with an empty project".into(),
+            ));
         }
     }
 }
@@ -1202,12 +1177,11 @@ deployment "prod" {
     }
 
     #[test]
-    fn the_web_server_notes_the_idle_cost_and_that_the_project_is_not_uploaded() {
+    fn the_web_server_notes_that_the_project_is_not_uploaded() {
         let (_, instances) = quickstart();
         let notes = &find(&instances, "google_cloud_run_v2_service.webserver").notes;
         assert!(
-            matches!(&notes[..], [Note::Text(t), Note::Text(upload)]
-                if t.starts_with("estimated idle cost: $12.") && upload.contains("does not yet upload")),
+            matches!(&notes[..], [Note::Text(upload)] if upload.contains("does not yet upload")),
             "{notes:?}"
         );
     }

@@ -64,6 +64,10 @@ pub struct Plan {
     pub outputs: Vec<OutputChange>,
     /// Plan-wide notes (e.g. next run times of changed schedules, Mage version notes).
     pub notes: Vec<String>,
+    /// The deployment's estimated monthly cost when idle, before and after the plan (also
+    /// told in `notes`), when a provider prices its resources.
+    #[serde(default)]
+    pub idle_cost: Option<weir_provider_sdk::IdleCostChange>,
 }
 
 impl Plan {

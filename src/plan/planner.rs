@@ -13,7 +13,9 @@ use crate::state::State;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-use weir_provider_sdk::{AttrPath, ResourceRef, contains_sensitive_marker};
+use weir_provider_sdk::{
+    AttrPath, IdleCost, IdleCostChange, ResourceRef, contains_sensitive_marker,
+};
 
 #[derive(Debug, Clone)]
 pub struct PlanOptions {
@@ -473,6 +475,10 @@ pub async fn plan(
     }
 
     let outputs = plan_outputs(input.outputs, prior, &changes, opts.destroy);
+    let idle_cost = idle_cost(&changes, providers);
+    if let Some(cost) = &idle_cost {
+        lifecycle_notes.push(idle_cost_note(cost));
+    }
     errors.extend(grouped("planning", failed_plans));
     if !errors.is_empty() {
         return Err(errors);
@@ -489,7 +495,63 @@ pub async fn plan(
         drift,
         outputs,
         notes: lifecycle_notes,
+        idle_cost,
     })
+}
+
+/// What the deployment costs when idle now and once the plan is applied, from the providers
+/// that price their resources; `None` when none does.
+fn idle_cost(changes: &[Change], providers: &Providers) -> Option<IdleCostChange> {
+    let side = |after: bool| -> Option<IdleCost> {
+        let mut by_provider: BTreeMap<&str, Vec<ResourceRef>> = BTreeMap::new();
+        for c in changes {
+            let (value, sensitive) = if after {
+                (c.after.as_ref(), &c.after_sensitive)
+            } else {
+                (c.before.as_ref(), &c.before_sensitive)
+            };
+            if let Some(value) = value {
+                by_provider
+                    .entry(&c.provider)
+                    .or_default()
+                    .push(ResourceRef {
+                        address: c.address.clone(),
+                        type_name: c.type_name.clone(),
+                        attributes: value.clone(),
+                        sensitive_paths: sensitive.clone(),
+                    });
+            }
+        }
+        let mut total: Option<IdleCost> = None;
+        for (name, resources) in by_provider {
+            let priced = providers
+                .get(name)
+                .ok()
+                .and_then(|p| p.idle_cost(&resources));
+            if let Some(priced) = priced {
+                total.get_or_insert_with(IdleCost::default).merge(priced);
+            }
+        }
+        total
+    };
+    let change = IdleCostChange {
+        before: side(false),
+        after: side(true),
+    };
+    (change.before.is_some() || change.after.is_some()).then_some(change)
+}
+
+/// The plan's note on the idle cost: the totals, the parts after the plan, and what keeps
+/// the deployment from scaling to zero.
+fn idle_cost_note(cost: &IdleCostChange) -> String {
+    let mut note = cost.headline();
+    if let Some(after) = &cost.after {
+        note.push_str(&format!("\nafter: {}", after.parts()));
+        for warning in &after.warnings {
+            note.push_str(&format!("\nwarning: {warning}"));
+        }
+    }
+    note
 }
 
 /// Whether state records the resource as protected by `lifecycle { prevent_destroy }`.

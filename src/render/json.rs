@@ -2,7 +2,8 @@
 //! PR bots written for Terraform can read it.
 //!
 //! Differences from Terraform, on purpose: sensitive values are *replaced* by `"(sensitive)"`
-//! in `before`/`after` (Terraform prints them and only flags them), `weir_version` is added,
+//! in `before`/`after` (Terraform prints them and only flags them), `weir_version` and
+//! `weir_idle_cost` (the estimated monthly idle cost before and after, when known) are added,
 //! and keys Terraform leaves out when empty (`previous_address`, `replace_paths`, …) are
 //! always present, as `null` or `[]`.
 
@@ -45,6 +46,10 @@ pub fn render_json(plan: &Plan) -> Value {
     root.insert("relevant_attributes".into(), json!([]));
     root.insert("timestamp".into(), json!(plan.created_at));
     root.insert("applyable".into(), json!(plan.has_changes()));
+    if let Some(cost) = &plan.idle_cost {
+        // weir's own key: the estimated monthly idle cost before and after, with its parts.
+        root.insert("weir_idle_cost".into(), json!(cost));
+    }
     root.insert("complete".into(), json!(true));
     root.insert("errored".into(), json!(false));
     let mut doc = Value::Object(root);

@@ -150,6 +150,7 @@ pub(crate) mod fixtures {
             drift: vec![],
             outputs: vec![],
             notes: vec![],
+            idle_cost: None,
         }
     }
 

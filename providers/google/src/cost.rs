@@ -34,59 +34,85 @@ const SQL_HDD_GB_MONTH: f64 = 0.09;
 /// Regions where one e2-micro a month is free.
 const FREE_TIER_REGIONS: &[&str] = &["us-central1", "us-east1", "us-west1"];
 
-/// What a deployment's idle month is made of.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct IdleCost {
-    /// Each item and its monthly cost in USD.
-    pub items: Vec<(String, f64)>,
-    /// What keeps the deployment from costing nothing when idle beyond what must be kept
-    /// (the database and its storage).
-    pub warnings: Vec<String>,
-    /// Items whose price this table does not know.
-    pub unpriced: Vec<String>,
-}
+use serde_json::Value;
+use weir_provider_sdk::{IdleCost, ResourceRef};
 
-impl IdleCost {
-    pub fn total(&self) -> f64 {
-        self.items.iter().map(|(_, c)| c).sum()
-    }
+use crate::normalize::{cpu_millis, memory_bytes};
+use crate::schemas::types::{CLOUD_RUN_SERVICE, COMPUTE_INSTANCE, SQL_INSTANCE};
 
-    /// One line for a plan: the total and its parts.
-    pub fn summary(&self) -> String {
-        let parts: Vec<String> = self
-            .items
-            .iter()
-            .map(|(what, c)| format!("{what} ${c:.2}"))
-            .collect();
-        let mut text = format!(
-            "estimated idle cost: ${:.2}/month ({}; list prices of {PRICES_AS_OF}, before taxes and discounts)",
-            self.total(),
-            parts.join(", ")
-        );
-        if !self.unpriced.is_empty() {
-            text.push_str(&format!("; not priced: {}", self.unpriced.join(", ")));
+/// The idle cost of `resources` (a deployment's Google resources, as planned or recorded):
+/// Cloud Run services by their minimum instances, VMs by machine, disk and address, Cloud SQL
+/// instances by tier and storage. Jobs, secrets, IAM and APIs cost nothing idle; a bucket's
+/// cost depends on what it holds, which a plan cannot know. `None` when none is priced.
+pub fn idle_cost(resources: &[ResourceRef]) -> Option<IdleCost> {
+    let mut idle = IdleCost {
+        prices_as_of: PRICES_AS_OF.to_owned(),
+        ..Default::default()
+    };
+    let mut priced = false;
+    for r in resources {
+        let a = &r.attributes;
+        let text = |pointer: &str| a.pointer(pointer).and_then(Value::as_str);
+        let number = |pointer: &str| match a.pointer(pointer) {
+            Some(Value::Number(n)) => n.as_f64(),
+            Some(Value::String(s)) => s.parse().ok(),
+            _ => None,
+        };
+        match r.type_name.as_str() {
+            CLOUD_RUN_SERVICE => {
+                let min = number("/template/scaling/minInstanceCount")
+                    .or_else(|| number("/scaling/minInstanceCount"))
+                    .unwrap_or(0.0);
+                let limits = "/template/containers/0/resources/limits";
+                let cpu = text(&format!("{limits}/cpu"))
+                    .and_then(|c| cpu_millis(c).ok())
+                    .map_or(1.0, |millis| millis as f64 / 1000.0);
+                let memory = text(&format!("{limits}/memory"))
+                    .and_then(|m| memory_bytes(m).ok())
+                    .map_or(0.5, |bytes| bytes as f64 / (1024.0 * 1024.0 * 1024.0));
+                webserver(&mut idle, min as u32, cpu, memory);
+            }
+            COMPUTE_INSTANCE => {
+                let last = |p: &str| text(p).map(|v| v.rsplit('/').next().unwrap_or(v).to_owned());
+                let machine = last("/machineType").unwrap_or_default();
+                let zone = last("/zone").unwrap_or_default();
+                let region = zone.rsplit_once('-').map_or(zone.as_str(), |(r, _)| r);
+                let disk = number("/disks/0/initializeParams/diskSizeGb").unwrap_or(10.0);
+                let address = a
+                    .pointer("/networkInterfaces/0/accessConfigs")
+                    .and_then(Value::as_array)
+                    .is_some_and(|c| !c.is_empty());
+                scheduler(&mut idle, &machine, region, disk, address);
+            }
+            SQL_INSTANCE => {
+                let tier = text("/settings/tier").unwrap_or_default();
+                let disk = number("/settings/dataDiskSizeGb").unwrap_or(10.0);
+                let ssd = text("/settings/dataDiskType") != Some("PD_HDD");
+                database(&mut idle, tier, disk, ssd);
+            }
+            _ => continue,
         }
-        text
+        priced = true;
     }
+    priced.then_some(idle)
 }
 
 /// The web server's share: nothing at zero minimum instances, else the warm instances.
-pub fn webserver(idle: &mut IdleCost, min_instances: u32, cpu: f64, memory_gib: f64) {
+fn webserver(idle: &mut IdleCost, min_instances: u32, cpu: f64, memory_gib: f64) {
     if min_instances == 0 {
-        idle.items.push(("web server (scales to zero)".into(), 0.0));
+        idle.push("web server (scales to zero)", 0.0);
         return;
     }
     let seconds = HOURS_PER_MONTH * 3600.0 * f64::from(min_instances);
     let cost = seconds * (cpu * RUN_WARM_VCPU_SECOND + memory_gib * RUN_WARM_GIB_SECOND);
-    idle.items
-        .push((format!("web server ({min_instances} warm)"), cost));
+    idle.push(format!("web server ({min_instances} warm)"), cost);
     idle.warnings.push(format!(
         "the web server keeps {min_instances} instance(s) running (min_instances > 0): about ${cost:.2}/month even when idle"
     ));
 }
 
 /// The scheduler VM: its machine, disk and external address.
-pub fn scheduler(idle: &mut IdleCost, machine_type: &str, region: &str, disk_gb: f64) {
+fn scheduler(idle: &mut IdleCost, machine_type: &str, region: &str, disk_gb: f64, address: bool) {
     let free = machine_type == "e2-micro" && FREE_TIER_REGIONS.contains(&region);
     if machine_type == "e2-micro" {
         let vm = if free {
@@ -94,8 +120,7 @@ pub fn scheduler(idle: &mut IdleCost, machine_type: &str, region: &str, disk_gb:
         } else {
             E2_MICRO_HOUR * HOURS_PER_MONTH
         };
-        idle.items
-            .push((format!("scheduler VM ({machine_type})"), vm));
+        idle.push(format!("scheduler VM ({machine_type})"), vm);
     } else {
         idle.unpriced.push(format!("scheduler VM ({machine_type})"));
     }
@@ -110,20 +135,19 @@ pub fn scheduler(idle: &mut IdleCost, machine_type: &str, region: &str, disk_gb:
     } else {
         disk_gb
     };
-    idle.items
-        .push(("scheduler disk".into(), billed_gb * PD_STANDARD_GB_MONTH));
-    idle.items.push((
-        "scheduler external IPv4".into(),
-        EXTERNAL_IPV4_HOUR * HOURS_PER_MONTH,
-    ));
+    idle.push("scheduler disk", billed_gb * PD_STANDARD_GB_MONTH);
+    if address {
+        idle.push(
+            "scheduler external IPv4",
+            EXTERNAL_IPV4_HOUR * HOURS_PER_MONTH,
+        );
+    }
 }
 
 /// The Cloud SQL instance and its storage.
-pub fn database(idle: &mut IdleCost, tier: &str, disk_gb: f64, ssd: bool) {
+fn database(idle: &mut IdleCost, tier: &str, disk_gb: f64, ssd: bool) {
     match SQL_TIERS_HOUR.iter().find(|(t, _)| *t == tier) {
-        Some((_, hour)) => idle
-            .items
-            .push((format!("Cloud SQL ({tier})"), hour * HOURS_PER_MONTH)),
+        Some((_, hour)) => idle.push(format!("Cloud SQL ({tier})"), hour * HOURS_PER_MONTH),
         None => idle.unpriced.push(format!("Cloud SQL ({tier})")),
     }
     let rate = if ssd {
@@ -131,33 +155,69 @@ pub fn database(idle: &mut IdleCost, tier: &str, disk_gb: f64, ssd: bool) {
     } else {
         SQL_HDD_GB_MONTH
     };
-    idle.items
-        .push(("Cloud SQL storage".into(), disk_gb * rate));
+    idle.push("Cloud SQL storage", disk_gb * rate);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn resource(type_name: &str, attributes: Value) -> ResourceRef {
+        ResourceRef {
+            address: format!("{type_name}.x"),
+            type_name: type_name.into(),
+            attributes,
+            sensitive_paths: Vec::new(),
+        }
+    }
+
+    fn quickstart(min_instances: u32, zone: &str) -> Vec<ResourceRef> {
+        vec![
+            resource(
+                CLOUD_RUN_SERVICE,
+                json!({"template": {"scaling": {"minInstanceCount": min_instances},
+                    "containers": [{"resources": {"limits": {"cpu": "1", "memory": "2Gi"}}}]}}),
+            ),
+            resource(
+                COMPUTE_INSTANCE,
+                json!({"zone": zone, "machineType": format!("zones/{zone}/machineTypes/e2-micro"),
+                    "disks": [{"initializeParams": {"diskSizeGb": "30"}}],
+                    "networkInterfaces": [{"accessConfigs": [{"type": "ONE_TO_ONE_NAT"}]}]}),
+            ),
+            resource(
+                SQL_INSTANCE,
+                json!({"settings": {"tier": "db-f1-micro", "dataDiskSizeGb": "10", "dataDiskType": "PD_HDD"}}),
+            ),
+            resource("google_cloud_run_v2_job", json!({})),
+        ]
+    }
 
     #[test]
     fn the_quickstart_shape_idles_at_the_database_and_the_address() {
-        let mut idle = IdleCost::default();
-        webserver(&mut idle, 0, 1.0, 2.0);
-        scheduler(&mut idle, "e2-micro", "us-central1", 30.0);
-        database(&mut idle, "db-f1-micro", 10.0, false);
+        let idle = idle_cost(&quickstart(0, "us-central1-a")).unwrap();
         assert!(idle.warnings.is_empty(), "{:?}", idle.warnings);
         // 7.67 (SQL) + 0.90 (HDD) + 3.65 (IPv4)
         assert!((idle.total() - 12.2).abs() < 0.1, "{}", idle.total());
-        assert!(idle.summary().starts_with("estimated idle cost: $12.2"));
+        assert_eq!(idle.prices_as_of, PRICES_AS_OF);
     }
 
     #[test]
     fn what_keeps_a_deployment_from_scaling_to_zero_is_a_warning() {
-        let mut idle = IdleCost::default();
-        webserver(&mut idle, 1, 1.0, 2.0);
-        scheduler(&mut idle, "e2-micro", "europe-west1", 30.0);
-        assert_eq!(idle.warnings.len(), 2);
+        let idle = idle_cost(&quickstart(1, "europe-west1-b")).unwrap();
+        assert_eq!(idle.warnings.len(), 2, "{:?}", idle.warnings);
         assert!(idle.warnings[0].contains("min_instances > 0"));
         assert!(idle.warnings[1].contains("outside the free tier"));
+        // One warm instance of 1 vCPU and 2 GiB: 730 h × 3600 s × (0.000018 + 2 × 0.000002).
+        let warm = idle.items.iter().find(|i| i.what.contains("warm")).unwrap();
+        assert!((warm.usd_per_month - 57.8).abs() < 0.1, "{warm:?}");
+    }
+
+    #[test]
+    fn nothing_priced_is_no_estimate() {
+        assert_eq!(
+            idle_cost(&[resource("google_cloud_run_v2_job", json!({}))]),
+            None
+        );
     }
 }

@@ -176,6 +176,10 @@ impl Provider for GoogleProvider {
         normalize::plan(type_name, prior, desired)
     }
 
+    fn idle_cost(&self, resources: &[ResourceRef]) -> Option<weir_provider_sdk::IdleCost> {
+        cost::idle_cost(resources)
+    }
+
     fn delete_notes(&self, type_name: &str) -> Vec<String> {
         match type_name {
             types::PROJECT_SERVICE => {

@@ -191,6 +191,16 @@ fn containers(value: &mut Value, p: &[&str]) -> Result<(), String> {
 /// A CPU quantity in one spelling: whole CPUs as a number (`1000m` → `1`), the rest in
 /// millicores (`0.5` → `500m`).
 pub fn cpu_quantity(text: &str) -> Result<String, String> {
+    let milli = cpu_millis(text)?;
+    Ok(if milli.is_multiple_of(1000) {
+        (milli / 1000).to_string()
+    } else {
+        format!("{milli}m")
+    })
+}
+
+/// A CPU quantity in millicores (`1` → 1000, `500m` → 500).
+pub(crate) fn cpu_millis(text: &str) -> Result<u64, String> {
     let t = text.trim();
     let milli: u64 = if let Some(m) = t.strip_suffix('m') {
         m.parse().map_err(|_| bad_quantity("CPU", text))?
@@ -203,51 +213,53 @@ pub fn cpu_quantity(text: &str) -> Result<String, String> {
         let frac: u64 = format!("{frac:0<3}").parse().unwrap_or(0);
         whole * 1000 + frac
     };
-    Ok(if milli.is_multiple_of(1000) {
-        (milli / 1000).to_string()
-    } else {
-        format!("{milli}m")
-    })
+    Ok(milli)
 }
+
+/// The units of memory quantities (Kubernetes style), binary first.
+const MEMORY_UNITS: [(&str, u64); 8] = [
+    ("Ti", 1 << 40),
+    ("Gi", 1 << 30),
+    ("Mi", 1 << 20),
+    ("Ki", 1 << 10),
+    ("T", 1_000_000_000_000),
+    ("G", 1_000_000_000),
+    ("M", 1_000_000),
+    ("k", 1_000),
+];
 
 /// A memory quantity (Kubernetes style) in one spelling: the unit that divides it into the
 /// smallest number (`2048Mi` → `2Gi`, `2000M` → `2G`), else bytes.
 pub fn memory_quantity(text: &str) -> Result<String, String> {
-    const UNITS: [(&str, u64); 8] = [
-        ("Ti", 1 << 40),
-        ("Gi", 1 << 30),
-        ("Mi", 1 << 20),
-        ("Ki", 1 << 10),
-        ("T", 1_000_000_000_000),
-        ("G", 1_000_000_000),
-        ("M", 1_000_000),
-        ("k", 1_000),
-    ];
+    let bytes = memory_bytes(text)?;
+    if bytes == 0 {
+        return Ok("0".into());
+    }
+    // The unit that divides it into the smallest number; binary first on a tie.
+    Ok(MEMORY_UNITS
+        .iter()
+        .filter(|(_, s)| bytes.is_multiple_of(*s))
+        .min_by_key(|(_, s)| bytes / s)
+        .map(|(name, s)| format!("{}{name}", bytes / s))
+        .unwrap_or_else(|| bytes.to_string()))
+}
+
+/// A memory quantity in bytes (`2Gi` → 2147483648).
+pub(crate) fn memory_bytes(text: &str) -> Result<u64, String> {
     let t = text.trim();
     let digits = t.trim_end_matches(|c: char| c.is_ascii_alphabetic());
     let unit = &t[digits.len()..];
     let n: u64 = digits.parse().map_err(|_| bad_quantity("memory", text))?;
     let scale = match unit {
         "" => 1,
-        u => UNITS
+        u => MEMORY_UNITS
             .iter()
             .find(|(name, _)| *name == u)
             .map(|(_, s)| *s)
             .ok_or_else(|| bad_quantity("memory", text))?,
     };
-    let bytes = n
-        .checked_mul(scale)
-        .ok_or_else(|| bad_quantity("memory", text))?;
-    if bytes == 0 {
-        return Ok("0".into());
-    }
-    // The unit that divides it into the smallest number; binary first on a tie.
-    Ok(UNITS
-        .iter()
-        .filter(|(_, s)| bytes.is_multiple_of(*s))
-        .min_by_key(|(_, s)| bytes / s)
-        .map(|(name, s)| format!("{}{name}", bytes / s))
-        .unwrap_or_else(|| bytes.to_string()))
+    n.checked_mul(scale)
+        .ok_or_else(|| bad_quantity("memory", text))
 }
 
 fn bad_quantity(what: &str, text: &str) -> String {

@@ -18,11 +18,13 @@
 
 mod cancel;
 mod config;
+pub mod cost;
 pub mod fs;
 pub mod retry;
 
 pub use cancel::Cancel;
 pub use config::{CredentialsSource, Endpoints, ProviderConfig};
+pub use cost::{CostItem, IdleCost, IdleCostChange};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -341,6 +343,14 @@ pub trait Provider: Send + Sync {
         desired: Value,
     ) -> Result<PlannedValue, ProviderError> {
         Ok(PlannedValue::known(desired))
+    }
+
+    /// What `resources` (all of this provider's resources in a deployment, with their
+    /// attributes as planned or recorded) cost in a month when idle, `None` when the provider
+    /// prices none of them. The plan shows it before and after the change. The default prices
+    /// nothing.
+    fn idle_cost(&self, _resources: &[ResourceRef]) -> Option<IdleCost> {
+        None
     }
 
     /// What a plan that deletes a resource of this type should say (e.g. that the target
