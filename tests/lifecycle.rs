@@ -75,15 +75,29 @@ fn assert_refused_naming_the_project(ok: bool, out: &str, what: &str) {
 }
 
 #[test]
-fn destroy_of_a_protected_project_is_refused_naming_it() {
+fn destroy_keeps_a_protected_project_and_says_so() {
     let (_tmp, dir) = example(true);
     apply(&dir);
-    let (ok, out) = run(&dir, &["destroy", "--auto-approve"]);
-    assert_refused_naming_the_project(ok, &out, "destroyed");
     let (ok, out) = run(&dir, &["plan", "--destroy"]);
-    assert_refused_naming_the_project(ok, &out, "destroyed");
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("kept, protected by `lifecycle { prevent_destroy = true }`: mage_project.laptop"),
+        "{out}"
+    );
+    assert!(out.contains("prevent_destroy = false"), "{out}");
+    assert!(!out.contains("mage_project.laptop will be destroyed"), "{out}");
+    let (ok, out) = run(&dir, &["destroy", "--auto-approve"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("kept, protected by"), "{out}");
     assert!(dir.join("mage_project/metadata.yaml").is_file());
-    assert!(dir.join("mage_project/pipelines").is_dir());
+    let state = std::fs::read_to_string(dir.join(".weir/state.json")).unwrap();
+    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+    let left: Vec<&String> = state["resources"].as_object().unwrap().keys().collect();
+    assert_eq!(left, vec!["mage_project.laptop"], "{state}");
+    // Nothing else is left to destroy, and the project stays protected.
+    let (ok, out) = run(&dir, &["destroy", "--auto-approve"]);
+    assert!(ok, "{out}");
+    assert!(dir.join("mage_project/metadata.yaml").is_file());
 }
 
 #[test]

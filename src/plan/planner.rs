@@ -11,7 +11,7 @@ use crate::model::{Output, OutputSource};
 use crate::providers::Providers;
 use crate::state::State;
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use weir_provider_sdk::{
     AttrPath, IdleCost, IdleCostChange, ResourceRef, contains_sensitive_marker,
@@ -432,12 +432,27 @@ pub async fn plan(
         .filter(|(address, _)| !in_config.contains(address.as_str()) && wanted(address))
         .collect();
     gone.sort_by_key(|(address, _)| by_declaration(address));
-    for (address, r) in gone {
-        if configured_protection
+    let is_protected = |address: &String, r: &crate::state::ResourceState| {
+        configured_protection
             .get(address)
             .copied()
             .unwrap_or_else(|| recorded_protection(r))
-        {
+    };
+    // `weir destroy` keeps what `prevent_destroy` protects, with what it depends on, and says
+    // so; any other plan that would delete a protected resource is refused below.
+    let kept = if opts.destroy {
+        kept_by_protection(prior, |a, r| is_protected(a, r))
+    } else {
+        BTreeSet::new()
+    };
+    if !kept.is_empty() {
+        lifecycle_notes.push(kept_note(prior, &kept, |a, r| is_protected(a, r)));
+    }
+    for (address, r) in gone {
+        if kept.contains(address.as_str()) {
+            continue;
+        }
+        if is_protected(address, r) {
             protected.push((address.clone(), "destroyed"));
         }
         let current = live.remove(address).flatten();
@@ -551,6 +566,64 @@ fn idle_cost_note(cost: &IdleCostChange) -> String {
             note.push_str(&format!("\nwarning: {warning}"));
         }
     }
+    note
+}
+
+/// What a destroy keeps: the resources in state that `protected` says are protected, and
+/// everything they depend on (so that what stays still works).
+fn kept_by_protection<'s>(
+    prior: &'s State,
+    protected: impl Fn(&String, &crate::state::ResourceState) -> bool,
+) -> BTreeSet<&'s str> {
+    let mut kept = BTreeSet::new();
+    let mut todo: Vec<&str> = prior
+        .resources
+        .iter()
+        .filter(|(a, r)| protected(a, r))
+        .map(|(a, _)| a.as_str())
+        .collect();
+    while let Some(address) = todo.pop() {
+        if !kept.insert(address) {
+            continue;
+        }
+        if let Some(r) = prior.resources.get(address) {
+            todo.extend(
+                r.dependencies
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|d| prior.resources.contains_key(*d)),
+            );
+        }
+    }
+    kept
+}
+
+/// The note of a destroy that keeps protected resources: which, and how to delete them too.
+fn kept_note(
+    prior: &State,
+    kept: &BTreeSet<&str>,
+    protected: impl Fn(&String, &crate::state::ResourceState) -> bool,
+) -> String {
+    let (mut guarded, mut needed) = (Vec::new(), Vec::new());
+    for address in kept {
+        match prior.resources.get_key_value(*address) {
+            Some((a, r)) if protected(a, r) => guarded.push(*address),
+            _ => needed.push(*address),
+        }
+    }
+    let mut note = format!(
+        "kept, protected by `lifecycle {{ prevent_destroy = true }}`: {}",
+        guarded.join(", ")
+    );
+    if !needed.is_empty() {
+        note.push_str(&format!(
+            "; kept because they need them: {}",
+            needed.join(", ")
+        ));
+    }
+    note.push_str(
+        "\nto delete them too, set `prevent_destroy = false` in the deployment's `lifecycle` block, run `weir apply` (it records the new setting), then `weir destroy` again",
+    );
     note
 }
 
