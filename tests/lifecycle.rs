@@ -81,11 +81,16 @@ fn destroy_keeps_a_protected_project_and_says_so() {
     let (ok, out) = run(&dir, &["plan", "--destroy"]);
     assert!(ok, "{out}");
     assert!(
-        out.contains("kept, protected by `lifecycle { prevent_destroy = true }`: mage_project.laptop"),
+        out.contains(
+            "kept, protected by `lifecycle { prevent_destroy = true }`: mage_project.laptop"
+        ),
         "{out}"
     );
     assert!(out.contains("prevent_destroy = false"), "{out}");
-    assert!(!out.contains("mage_project.laptop will be destroyed"), "{out}");
+    assert!(
+        !out.contains("mage_project.laptop will be destroyed"),
+        "{out}"
+    );
     let (ok, out) = run(&dir, &["destroy", "--auto-approve"]);
     assert!(ok, "{out}");
     assert!(out.contains("kept, protected by"), "{out}");

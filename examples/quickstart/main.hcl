@@ -87,7 +87,8 @@ deployment "prod" {
     location = var.region
   }
 
-  # The default, spelled out: a plan that would destroy the database or the bucket fails.
+  # The default, spelled out: `weir destroy` keeps the database and the bucket, and a plan that
+  # would replace them fails.
   lifecycle {
     prevent_destroy = true
   }
