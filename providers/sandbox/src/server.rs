@@ -38,6 +38,8 @@ pub struct Sandbox {
     store: Mutex<Store>,
     /// The Secret Manager secrets kept, in memory.
     secrets: Mutex<secrets::Store>,
+    /// The Cloud SQL instances, databases and users kept, in memory (shared with tests).
+    pub(crate) sql: Arc<Mutex<crate::sql::Store>>,
 }
 
 /// A sandbox serving on its own thread; dropping it stops the server.
@@ -78,6 +80,7 @@ impl Sandbox {
             behaviour: Behaviour::default(),
             store: Mutex::default(),
             secrets: Mutex::default(),
+            sql: Arc::default(),
         }
     }
 
@@ -300,6 +303,13 @@ impl Sandbox {
                 run_jobs::fault(&mut store, &self.behaviour).or_else(|| {
                     let mut secrets = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
                     secrets::answer(&mut secrets, method_id, request)
+                })
+            }
+            "sqladmin.googleapis.com" => {
+                let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+                run_jobs::fault(&mut store, &self.behaviour).or_else(|| {
+                    let mut sql = self.sql.lock().unwrap_or_else(|e| e.into_inner());
+                    crate::sql::answer(&mut sql, &self.behaviour, method_id, request)
                 })
             }
             _ => None,
