@@ -287,7 +287,8 @@ fn a_region_change_of_the_protected_instance_is_refused_by_the_plan_naming_it() 
 #[test]
 fn a_database_left_by_a_lost_state_is_adopted_and_a_strangers_instance_or_database_is_a_conflict() {
     let tmp = tempfile::tempdir().unwrap();
-    let (sandbox, passwords) = start_sql(None, Behaviour::default());
+    let file = tmp.path().join("record.jsonl");
+    let (sandbox, passwords) = start_sql(Some(file.clone()), Behaviour::default());
     let dir = quickstart_protected(tmp.path(), false);
     let (mut desired, config) = database(&dir, &sandbox.url());
     let project = config.project.clone().unwrap();
@@ -315,6 +316,28 @@ fn a_database_left_by_a_lost_state_is_adopted_and_a_strangers_instance_or_databa
         second.state().resources[&format!("{INSTANCE}.prod")].attributes["settings"]["settingsVersion"],
         json!("2"),
         "the adopted instance was brought to the desired settings"
+    );
+
+    // The adoption raised the instance's settings version: the first state's is stale. Its
+    // update is refused (412), reads the instance again and succeeds with the current version.
+    let mut bigger = desired.clone();
+    find(&mut bigger, INSTANCE).attributes["settings"]["tier"] = json!("db-g1-small");
+    let update = first.plan(&bigger);
+    assert_eq!(
+        actions(&update),
+        vec![(format!("{INSTANCE}.prod"), Action::Update)]
+    );
+    let outcome = first.apply(&update);
+    assert!(outcome.success(), "{:?}", outcome.failed);
+    assert!(!first.plan(&bigger).has_changes());
+    let refused = record::read(&file)
+        .unwrap()
+        .iter()
+        .filter(|e| e.method == "PATCH" && e.status == 412)
+        .count();
+    assert_eq!(
+        refused, 1,
+        "the stale update was refused once, then retried"
     );
 
     // An instance of that name made for another deployment is not taken over.

@@ -614,3 +614,115 @@ impl crate::Applier for SqlUser {
         delete_at(client, r, &users, &[("name", name)], cancel).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(type_name: &str, attributes: Value) -> ResourceRef {
+        ResourceRef {
+            address: format!("{type_name}.x"),
+            type_name: type_name.into(),
+            attributes,
+            sensitive_paths: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_live_instance_is_cut_to_the_planned_shape_with_its_output_only_fields() {
+        let shape = json!({
+            "project": "p", "name": "db", "region": "r", "databaseVersion": "POSTGRES_16",
+            "connectionName": "p:r:db", "state": null,
+            "settings": {"tier": "db-f1-micro", "userLabels": {"managed-by": "weir"},
+                "backupConfiguration": {"enabled": true}},
+        });
+        let live = json!({
+            "kind": "sql#instance", "name": "db", "project": "p", "region": "r",
+            "databaseVersion": "POSTGRES_16", "connectionName": "p:r:db", "state": "RUNNABLE",
+            "selfLink": "https://sqladmin.googleapis.com/v1/projects/p/instances/db",
+            "ipAddresses": [{"type": "PRIMARY", "ipAddress": "203.0.113.1"}],
+            "serviceAccountEmailAddress": "sa@x", "gceZone": "r-a",
+            "settings": {"tier": "db-f1-micro", "settingsVersion": "3", "pricingPlan": "PER_USE",
+                "userLabels": {"managed-by": "weir"},
+                "backupConfiguration": {"enabled": true, "startTime": "03:00"}},
+        });
+        assert_eq!(
+            instance_attributes(&live, &shape),
+            json!({
+                "project": "p", "name": "db", "region": "r", "databaseVersion": "POSTGRES_16",
+                "connectionName": "p:r:db", "state": "RUNNABLE",
+                "selfLink": "https://sqladmin.googleapis.com/v1/projects/p/instances/db",
+                "ipAddresses": [{"type": "PRIMARY", "ipAddress": "203.0.113.1"}],
+                "serviceAccountEmailAddress": "sa@x",
+                "settings": {"tier": "db-f1-micro", "settingsVersion": "3",
+                    "userLabels": {"managed-by": "weir"},
+                    "backupConfiguration": {"enabled": true}},
+            })
+        );
+        // What weir sends: neither the path parameter nor what the API computes.
+        let body = instance_body(&instance_attributes(&live, &shape));
+        for gone in [
+            "project",
+            "connectionName",
+            "state",
+            "selfLink",
+            "ipAddresses",
+        ] {
+            assert!(body.get(gone).is_none(), "{gone}: {body}");
+        }
+        assert!(
+            body.pointer("/settings/settingsVersion").is_none(),
+            "{body}"
+        );
+        assert_eq!(body["settings"]["tier"], "db-f1-micro");
+    }
+
+    #[test]
+    fn a_users_attributes_keep_the_secrets_name_never_a_password() {
+        let shape = json!({"project": "p", "instance": "db", "name": "mage",
+            "passwordSecret": "projects/p/secrets/pw"});
+        let live = json!({"kind": "sql#user", "name": "mage", "project": "p", "instance": "db",
+            "password": "leaked", "etag": "e", "type": "BUILT_IN"});
+        assert_eq!(user_attributes(&live, &shape), shape);
+    }
+
+    #[test]
+    fn names_that_could_reach_another_path_are_refused() {
+        for bad in ["", "..", "a/b", "a?x=1", "a%2f"] {
+            let instance = r(SQL_INSTANCE, json!({"project": "p", "name": bad}));
+            assert!(instance_path(&instance, "name").is_err(), "{bad}");
+            let user = r(
+                "google_sql_user",
+                json!({"project": "p", "instance": "db", "name": bad}),
+            );
+            assert!(users_path(&user).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_password_secret_that_is_not_a_secret_name_is_refused_before_any_call() {
+        let client = Client::new(
+            &weir_provider_sdk::Endpoints {
+                google: Some("http://127.0.0.1:9".into()),
+                storage: None,
+            },
+            None,
+        )
+        .unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        for bad in ["", "projects/p/secrets/../x", "projects/p/buckets/b", "pw"] {
+            let user = r(
+                "google_sql_user",
+                json!({"project": "p", "instance": "db", "name": "u", "passwordSecret": bad}),
+            );
+            let e = runtime
+                .block_on(password(&client, &user, &Cancel::new()))
+                .unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Permanent, "{bad}: {e}");
+            assert!(e.message.contains("passwordSecret"), "{e}");
+        }
+    }
+}
