@@ -350,7 +350,7 @@ impl crate::Applier for SqlInstance {
                 "{}: the Cloud SQL instance {path} has deletion protection on, so Cloud SQL refuses to delete it",
                 r.address
             ))
-            .with_help("set `prevent_destroy = false` in the deployment's `lifecycle` block and run `weir apply` (it turns the instance's deletion protection off), then run this again"));
+            .with_help("first run `weir apply` with `prevent_destroy = false` in the deployment's `lifecycle` block and no other change to this instance (that turns its deletion protection off in place), then run this again"));
         }
         delete_at(client, r, &path, &[], cancel).await
     }
