@@ -413,3 +413,41 @@ fn an_instance_whose_operation_ends_in_error_is_a_failure_with_the_instance_reco
         actions(&next)
     );
 }
+
+#[test]
+fn a_stop_while_the_instance_is_created_records_it_and_the_next_run_does_not_create_it_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (sandbox, _) = start_sql(
+        None,
+        Behaviour {
+            operation_delay: Duration::from_secs(60),
+            ..Behaviour::default()
+        },
+    );
+    let dir = quickstart_protected(tmp.path(), false);
+    let (desired, config) = database(&dir, &sandbox.url());
+    let instance_only: Vec<ResourceInstance> = desired
+        .iter()
+        .filter(|i| i.type_name == INSTANCE)
+        .cloned()
+        .collect();
+    let engine = Engine::new(config);
+    let options = ApplyOptions::new(4);
+    let stop = options.stop.clone();
+    let stopper = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(700));
+        stop.cancel();
+    });
+    let started = std::time::Instant::now();
+    let outcome = engine.apply_with(&engine.plan(&instance_only), &options);
+    stopper.join().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the stop did not end the wait"
+    );
+    assert!(!outcome.success());
+    let recorded = &engine.state().resources[&format!("{INSTANCE}.prod")].attributes;
+    assert_eq!(recorded["state"], json!("PENDING_CREATE"), "{recorded}");
+    let next = engine.plan(&instance_only);
+    assert!(!next.has_changes(), "{:?}", actions(&next));
+}

@@ -205,6 +205,11 @@ fn instance_attributes(live: &Value, shape: &Value) -> Value {
     if let Some(p) = shape.get("project") {
         out["project"] = p.clone();
     }
+    // The API leaves `ipAddresses` out while the instance has none (being created, or without
+    // a public address): that is an empty list, known, not a value still to come.
+    if live.get("ipAddresses").is_none() {
+        out["ipAddresses"] = json!([]);
+    }
     out
 }
 
