@@ -8,8 +8,8 @@
 //! This build can plan: it knows every type's schema (what replaces, what the API computes,
 //! what is secret) and normalises desired values the way the API will store them (defaults it
 //! fills in, quantities such as `2048Mi` written as `2Gi`, output-only fields known only after
-//! apply). It applies Cloud Run jobs ([`run_job`]) and Secret Manager secrets and versions
-//! ([`secret`]), each type by the module [`applier`] names, to an endpoint set by `WEIR_GOOGLE_ENDPOINT`
+//! apply). It applies Cloud Run jobs ([`run_job`]), Secret Manager secrets and versions
+//! ([`secret`]) and Cloud SQL instances, databases and users ([`sql`]), each type by the module [`applier`] names, to an endpoint set by `WEIR_GOOGLE_ENDPOINT`
 //! (the sandbox), which needs no credentials. Every other call refuses with a permanent error —
 //! without that endpoint because authentication is not built yet, for the other types because
 //! they are not applied yet — so that nothing pretends to have happened.
@@ -20,6 +20,7 @@ mod rest;
 mod run_job;
 mod schemas;
 mod secret;
+mod sql;
 
 pub use normalize::{cpu_quantity, memory_quantity};
 pub use schemas::types;
@@ -127,7 +128,14 @@ pub(crate) trait Applier: Sync {
 }
 
 /// The types this build applies.
-const APPLIED: &[&str] = &[types::CLOUD_RUN_JOB, types::SECRET, types::SECRET_VERSION];
+const APPLIED: &[&str] = &[
+    types::CLOUD_RUN_JOB,
+    types::SECRET,
+    types::SECRET_VERSION,
+    types::SQL_INSTANCE,
+    types::SQL_DATABASE,
+    types::SQL_USER,
+];
 
 /// The module that applies `type_name`: adding a type is one module and one line here (and
 /// its name in [`APPLIED`]).
@@ -136,6 +144,9 @@ fn applier(type_name: &str) -> Option<&'static dyn Applier> {
         types::CLOUD_RUN_JOB => Some(&run_job::RunJob),
         types::SECRET => Some(&secret::Secret),
         types::SECRET_VERSION => Some(&secret::SecretVersion),
+        types::SQL_INSTANCE => Some(&sql::SqlInstance),
+        types::SQL_DATABASE => Some(&sql::SqlDatabase),
+        types::SQL_USER => Some(&sql::SqlUser),
         _ => None,
     }
 }

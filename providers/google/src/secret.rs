@@ -39,7 +39,7 @@ const MAX_GENERATED: u64 = 1024;
 const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
 /// Whether `value` is safe as one URL path segment (a project or secret id, a version number).
-fn is_segment(value: &str) -> bool {
+pub(crate) fn is_segment(value: &str) -> bool {
     !value.is_empty()
         && value != "."
         && value != ".."
@@ -70,7 +70,12 @@ fn secret_name(r: &ResourceRef) -> Result<String, ProviderError> {
 
 /// Checks that `name` has the form `projects/<p>/secrets/<s>` followed by `more` more
 /// `/<kind>/<id>` pairs, every segment safe in a URL path.
-fn checked_name(address: &str, key: &str, name: &str, more: usize) -> Result<(), ProviderError> {
+pub(crate) fn checked_name(
+    address: &str,
+    key: &str,
+    name: &str,
+    more: usize,
+) -> Result<(), ProviderError> {
     let parts: Vec<&str> = name.split('/').collect();
     let ok = parts.len() == 4 + 2 * more
         && parts[0] == "projects"
@@ -303,30 +308,7 @@ async fn chosen_value(
         for (key, secret) in sources {
             let secret = secret.as_str().unwrap_or("");
             checked_name(&r.address, &format!("templateSecrets.{key}"), secret, 0)?;
-            let latest = format!("{secret}/versions/latest");
-            let answer = client
-                .call(
-                    Api::SecretManager,
-                    Method::GET,
-                    &format!("/v1/{latest}:access"),
-                    &[],
-                    None,
-                    Idempotency::Idempotent,
-                    cancel,
-                )
-                .await
-                .map_err(|e| at(r, e))?;
-            let part = answer
-                .pointer("/payload/data")
-                .and_then(Value::as_str)
-                .and_then(|d| BASE64.decode(d).ok())
-                .and_then(|bytes| String::from_utf8(bytes).ok())
-                .ok_or_else(|| {
-                    ProviderError::permanent(format!(
-                        "{}: the latest version of {secret} holds no text (`payload.data` missing or not base64 of UTF-8)",
-                        r.address
-                    ))
-                })?;
+            let part = access(client, r, &format!("{secret}/versions/latest"), cancel).await?;
             value = value.replace(&format!("{{{key}}}"), &part);
         }
         return Ok(value);
@@ -335,6 +317,39 @@ async fn chosen_value(
         "{}: a secret version needs `payload.data`, `generate` or `template`",
         r.address
     )))
+}
+
+/// The text the secret version `version` (`projects/<p>/secrets/<s>/versions/<n|latest>`,
+/// already checked) holds, read with `versions.access` for `r`. Errors never hold the value.
+pub(crate) async fn access(
+    client: &Client,
+    r: &ResourceRef,
+    version: &str,
+    cancel: &Cancel,
+) -> Result<String, ProviderError> {
+    let answer = client
+        .call(
+            Api::SecretManager,
+            Method::GET,
+            &format!("/v1/{version}:access"),
+            &[],
+            None,
+            Idempotency::Idempotent,
+            cancel,
+        )
+        .await
+        .map_err(|e| at(r, e))?;
+    answer
+        .pointer("/payload/data")
+        .and_then(Value::as_str)
+        .and_then(|d| BASE64.decode(d).ok())
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or_else(|| {
+            ProviderError::permanent(format!(
+                "{}: the secret version {version} holds no text (`payload.data` missing or not base64 of UTF-8)",
+                r.address
+            ))
+        })
 }
 
 /// A password of `length` characters of [`ALPHABET`], from the operating system's generator

@@ -9,13 +9,15 @@
 //! - [`server`]: the HTTP front (also the `weir-sandbox` binary), which holds every request to
 //!   the documents and records it;
 //! - [`run_jobs`]: Cloud Run v2 jobs and their operations, kept in memory;
-//! - [`secrets`]: Secret Manager v1 secrets and their versions, kept in memory.
+//! - [`secrets`]: Secret Manager v1 secrets and their versions, kept in memory;
+//! - [`sql`]: Cloud SQL Admin v1 instances, databases, users and operations, kept in memory.
 
 pub mod discovery;
 pub mod record;
 pub mod run_jobs;
 pub mod secrets;
 pub mod server;
+pub mod sql;
 pub mod validate;
 
 pub use discovery::{Catalog, Document, LoadError};

@@ -1,7 +1,7 @@
 //! The sandbox's HTTP front: every request is held to the discovery documents and recorded.
 //! A request the documents refuse gets Google's own refusal; an accepted one is served when the
 //! sandbox keeps that resource (Cloud Run jobs, see [`crate::run_jobs`]; Secret Manager secrets, see
-//! [`crate::secrets`]) and answered 501
+//! [`crate::secrets`]; Cloud SQL, see [`crate::sql`]) and answered 501
 //! `UNIMPLEMENTED` naming the method otherwise. In debug builds every answer is also held to
 //! the method's response schema: one that breaks it becomes a 500 naming the problems.
 
@@ -38,6 +38,8 @@ pub struct Sandbox {
     store: Mutex<Store>,
     /// The Secret Manager secrets kept, in memory.
     secrets: Mutex<secrets::Store>,
+    /// The Cloud SQL instances, databases and users kept, in memory (shared with tests).
+    pub(crate) sql: Arc<Mutex<crate::sql::Store>>,
 }
 
 /// A sandbox serving on its own thread; dropping it stops the server.
@@ -78,6 +80,7 @@ impl Sandbox {
             behaviour: Behaviour::default(),
             store: Mutex::default(),
             secrets: Mutex::default(),
+            sql: Arc::default(),
         }
     }
 
@@ -300,6 +303,13 @@ impl Sandbox {
                 run_jobs::fault(&mut store, &self.behaviour).or_else(|| {
                     let mut secrets = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
                     secrets::answer(&mut secrets, method_id, request)
+                })
+            }
+            "sqladmin.googleapis.com" => {
+                let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+                run_jobs::fault(&mut store, &self.behaviour).or_else(|| {
+                    let mut sql = self.sql.lock().unwrap_or_else(|e| e.into_inner());
+                    crate::sql::answer(&mut sql, &self.behaviour, method_id, request)
                 })
             }
             _ => None,
