@@ -20,6 +20,7 @@ mod rest;
 mod run_job;
 mod schemas;
 mod secret;
+mod service_usage;
 
 pub use normalize::{cpu_quantity, memory_quantity};
 pub use schemas::types;
@@ -127,7 +128,13 @@ pub(crate) trait Applier: Sync {
 }
 
 /// The types this build applies.
-const APPLIED: &[&str] = &[types::CLOUD_RUN_JOB, types::SECRET, types::SECRET_VERSION];
+const APPLIED: &[&str] = &[
+    types::CLOUD_RUN_JOB,
+    types::SECRET,
+    types::SECRET_VERSION,
+    types::CLOUD_RUN_SERVICE,
+    types::PROJECT_SERVICE,
+];
 
 /// The module that applies `type_name`: adding a type is one module and one line here (and
 /// its name in [`APPLIED`]).
@@ -136,6 +143,8 @@ fn applier(type_name: &str) -> Option<&'static dyn Applier> {
         types::CLOUD_RUN_JOB => Some(&run_job::RunJob),
         types::SECRET => Some(&secret::Secret),
         types::SECRET_VERSION => Some(&secret::SecretVersion),
+        types::CLOUD_RUN_SERVICE => Some(&run_job::RunService),
+        types::PROJECT_SERVICE => Some(&service_usage::ProjectService),
         _ => None,
     }
 }

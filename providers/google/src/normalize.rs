@@ -23,12 +23,19 @@ pub(crate) fn plan(
     let mut notes = Vec::new();
     match type_name {
         CLOUD_RUN_SERVICE => {
+            containers(&mut desired, &["template", "containers"]).map_err(bad)?;
+            // The API's concurrency: 80 requests per instance with at least one CPU, else 1.
+            let fractional = get(
+                &desired,
+                &["template", "containers", "0", "resources", "limits", "cpu"],
+            )
+            .and_then(Value::as_str)
+            .is_some_and(|cpu| cpu.ends_with('m'));
             default(
                 &mut desired,
                 &["template", "maxInstanceRequestConcurrency"],
-                json!(80),
+                json!(if fractional { 1 } else { 80 }),
             );
-            containers(&mut desired, &["template", "containers"]).map_err(bad)?;
         }
         CLOUD_RUN_JOB => {
             default(&mut desired, &["template", "taskCount"], json!(1));

@@ -22,6 +22,7 @@ use crate::discovery::Catalog;
 use crate::record::{self, Exchange};
 use crate::run_jobs::{self, Behaviour, Store};
 use crate::secrets;
+use crate::service_usage;
 use crate::validate::{Request, parse_query};
 
 /// The largest request body read; Google's own limits are of this order.
@@ -38,6 +39,8 @@ pub struct Sandbox {
     store: Mutex<Store>,
     /// The Secret Manager secrets kept, in memory.
     secrets: Mutex<secrets::Store>,
+    /// The APIs enabled (Service Usage), in memory.
+    service_usage: Mutex<service_usage::Store>,
 }
 
 /// A sandbox serving on its own thread; dropping it stops the server.
@@ -78,6 +81,7 @@ impl Sandbox {
             behaviour: Behaviour::default(),
             store: Mutex::default(),
             secrets: Mutex::default(),
+            service_usage: Mutex::default(),
         }
     }
 
@@ -300,6 +304,13 @@ impl Sandbox {
                 run_jobs::fault(&mut store, &self.behaviour).or_else(|| {
                     let mut secrets = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
                     secrets::answer(&mut secrets, method_id, request)
+                })
+            }
+            "serviceusage.googleapis.com" => {
+                let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+                run_jobs::fault(&mut store, &self.behaviour).or_else(|| {
+                    let mut apis = self.service_usage.lock().unwrap_or_else(|e| e.into_inner());
+                    service_usage::answer(&mut apis, &self.behaviour, method_id, request)
                 })
             }
             _ => None,
