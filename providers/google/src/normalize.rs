@@ -303,6 +303,30 @@ mod tests {
     }
 
     #[test]
+    fn a_service_is_planned_with_the_concurrency_the_api_gives_its_cpu() {
+        let service = |cpu: &str| {
+            let desired = json!({"name": "s", "template": {"containers": [
+                {"resources": {"limits": {"cpu": cpu, "memory": "1024Mi"}}}
+            ]}});
+            plan(CLOUD_RUN_SERVICE, None, desired).unwrap().value
+        };
+        let whole = service("1000m");
+        assert_eq!(
+            whole.pointer("/template/maxInstanceRequestConcurrency"),
+            Some(&json!(80))
+        );
+        assert_eq!(
+            whole.pointer("/template/containers/0/resources/limits"),
+            Some(&json!({"cpu": "1", "memory": "1Gi"}))
+        );
+        let fraction = service("0.5");
+        assert_eq!(
+            fraction.pointer("/template/maxInstanceRequestConcurrency"),
+            Some(&json!(1))
+        );
+    }
+
+    #[test]
     fn output_only_fields_are_unknown_until_state_has_them() {
         let desired = json!({"name": "s", "template": {}});
         let planned = plan(CLOUD_RUN_SERVICE, None, desired.clone()).unwrap();

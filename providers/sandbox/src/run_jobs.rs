@@ -535,3 +535,66 @@ fn error(code: u16, status: &str, message: String) -> (u16, Value) {
         json!({"error": {"code": code, "message": message, "status": status}}),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_service_gets_its_url_revision_traffic_and_defaults_and_leaves_zero_fields_out() {
+        let full = "projects/acme/locations/us-central1/services/web";
+        let mut service = json!({
+            "labels": {"empty": ""},
+            "invokerIamDisabled": false,
+            "template": {
+                "scaling": {"minInstanceCount": 0, "maxInstanceCount": 1},
+                "containers": [{"image": "i", "ports": [{"containerPort": 6789}]}],
+            },
+        });
+        serve(&mut service, full, 3, 7, false, "2026-01-01T00:00:00Z");
+        let uri = service["uri"].as_str().unwrap();
+        assert!(
+            uri.starts_with("https://web-") && uri.ends_with("-uc.a.run.app"),
+            "{uri}"
+        );
+        assert_eq!(uri.len(), "https://web-".len() + 10 + "-uc.a.run.app".len());
+        let revision = service["latestReadyRevision"].as_str().unwrap();
+        assert!(
+            revision.starts_with(&format!("{full}/revisions/web-00003-")),
+            "{revision}"
+        );
+        assert_eq!(
+            service["latestCreatedRevision"],
+            service["latestReadyRevision"]
+        );
+        assert_eq!(service["ingress"], "INGRESS_TRAFFIC_ALL");
+        assert_eq!(service["traffic"][0]["percent"], 100);
+        assert_eq!(service["template"]["maxInstanceRequestConcurrency"], 80);
+        assert_eq!(
+            service["template"]["scaling"],
+            json!({"maxInstanceCount": 1})
+        );
+        assert_eq!(
+            service["template"]["containers"][0]["ports"],
+            json!([{"name": "http1", "containerPort": 6789}])
+        );
+        assert!(service.get("invokerIamDisabled").is_none());
+        // A map keeps its entries, empty values included.
+        assert_eq!(service["labels"], json!({"empty": ""}));
+
+        // One that fails to become ready has no ready revision and serves no traffic.
+        let mut failed = json!({});
+        serve(&mut failed, full, 1, 1, true, "2026-01-01T00:00:00Z");
+        assert!(failed.get("latestReadyRevision").is_none());
+        assert!(failed.get("trafficStatuses").is_none());
+        assert!(failed["latestCreatedRevision"].is_string());
+    }
+
+    #[test]
+    fn region_codes_and_project_hashes_are_stable() {
+        assert_eq!(region_code("us-central1"), "uc");
+        assert_eq!(region_code("europe-west1"), "ew");
+        assert_eq!(project_hash("acme"), project_hash("acme"));
+        assert_ne!(project_hash("acme"), project_hash("acme-2"));
+    }
+}

@@ -191,3 +191,79 @@ fn error(code: u16, status: &str, message: String) -> (u16, Value) {
         json!({"error": {"code": code, "message": message, "status": status}}),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn request(method: &str, path: &str) -> Request {
+        Request {
+            method: method.into(),
+            path: path.into(),
+            query: Vec::new(),
+            body: None,
+        }
+    }
+
+    #[test]
+    fn an_api_is_enabled_when_its_operation_is_done_and_enabling_it_again_is_done_at_once() {
+        let mut store = Store::default();
+        let slow = Behaviour {
+            operation_delay: Duration::from_millis(100),
+            ..Behaviour::default()
+        };
+        let run = "/v1/projects/p/services/run.googleapis.com";
+        let get = |store: &mut Store| {
+            answer(
+                store,
+                &slow,
+                "serviceusage.services.get",
+                &request("GET", run),
+            )
+            .unwrap()
+            .1["state"]
+                .clone()
+        };
+        assert_eq!(get(&mut store), "DISABLED");
+        let (_, op) = answer(
+            &mut store,
+            &slow,
+            "serviceusage.services.enable",
+            &request("POST", &format!("{run}:enable")),
+        )
+        .unwrap();
+        assert_eq!(op["done"], false);
+        assert_eq!(get(&mut store), "DISABLED");
+        std::thread::sleep(Duration::from_millis(150));
+        let name = op["name"].as_str().unwrap();
+        let (_, polled) = answer(
+            &mut store,
+            &slow,
+            "serviceusage.operations.get",
+            &request("GET", &format!("/v1/{name}")),
+        )
+        .unwrap();
+        assert_eq!(polled["done"], true);
+        assert_eq!(polled["response"]["service"]["state"], "ENABLED");
+        assert_eq!(get(&mut store), "ENABLED");
+        let (_, again) = answer(
+            &mut store,
+            &slow,
+            "serviceusage.services.enable",
+            &request("POST", &format!("{run}:enable")),
+        )
+        .unwrap();
+        assert_eq!(again["done"], true);
+        // Disabling is not served: weir never does it.
+        assert!(
+            answer(
+                &mut store,
+                &slow,
+                "serviceusage.services.disable",
+                &request("POST", &format!("{run}:disable")),
+            )
+            .is_none()
+        );
+    }
+}
