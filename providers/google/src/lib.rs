@@ -8,7 +8,8 @@
 //! This build can plan: it knows every type's schema (what replaces, what the API computes,
 //! what is secret) and normalises desired values the way the API will store them (defaults it
 //! fills in, quantities such as `2048Mi` written as `2Gi`, output-only fields known only after
-//! apply). It applies Cloud Run jobs ([`run_job`]) and Secret Manager secrets and versions
+//! apply). It applies Cloud Run jobs and services ([`run_job`]), enabled APIs
+//! ([`service_usage`]) and Secret Manager secrets and versions
 //! ([`secret`]), each type by the module [`applier`] names, to an endpoint set by `WEIR_GOOGLE_ENDPOINT`
 //! (the sandbox), which needs no credentials. Every other call refuses with a permanent error —
 //! without that endpoint because authentication is not built yet, for the other types because
