@@ -329,3 +329,42 @@ fn the_apis_are_enabled_unchanged_on_replan_and_left_enabled_when_deleted() {
     let report = record::validate_file(&file, &catalog());
     assert!(report.is_ok(), "{report:?}");
 }
+
+#[test]
+fn with_a_fifth_of_calls_throttled_or_failing_the_web_server_and_the_apis_still_converge() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = quickstart(tmp.path(), |t| t);
+    for seed in 1..=2 {
+        let file = tmp.path().join(format!("record-{seed}.jsonl"));
+        let sandbox = start(
+            Some(file.clone()),
+            Behaviour {
+                unavailable_rate: 0.2,
+                operation_delay: Duration::from_millis(50),
+                seed,
+                ..Behaviour::default()
+            },
+        );
+        let (desired, config) = lowered(
+            &dir,
+            &[("WEIR_GOOGLE_ENDPOINT", &sandbox.url())],
+            &[SERVICE, API],
+        );
+        let engine = Engine::new(config);
+        let outcome = engine.apply(&engine.plan(&desired));
+        assert!(outcome.success(), "seed {seed}: {:?}", outcome.failed);
+        assert!(!engine.plan(&desired).has_changes(), "seed {seed}");
+        drop(sandbox);
+        let exchanges = record::read(&file).unwrap();
+        for host in ["run.googleapis.com", "serviceusage.googleapis.com"] {
+            assert!(
+                exchanges
+                    .iter()
+                    .any(|e| e.service == host && (e.status == 429 || e.status == 503)),
+                "seed {seed}: no fault was injected into {host}"
+            );
+        }
+        let report = record::validate_file(&file, &catalog());
+        assert!(report.is_ok(), "{report:?}");
+    }
+}
