@@ -7,8 +7,9 @@
 //! output-only fields (`uid`, `etag`, `generation`, `createTime`, `updateTime`, `creator`,
 //! `lastModifier`, `reconciling`, `terminalCondition`, …) are filled in; the etag changes on
 //! every write; a service gets what Cloud Run adds ([`serve`]: its `uri`, revisions, traffic,
-//! conditions, the defaults of its template, and no field that holds its default, as proto3's
-//! JSON leaves them out); a duplicate create is 409 `ALREADY_EXISTS`, a missing job 404 `NOT_FOUND`, and
+//! conditions, the defaults of its template); no field that holds its default is answered, as
+//! proto3's JSON leaves them out (`maxRetries: 0`, `minInstanceCount: 0`, `false`, empty
+//! lists); a duplicate create is 409 `ALREADY_EXISTS`, a missing job 404 `NOT_FOUND`, and
 //! a stale etag (in the patch body or the delete's `etag` parameter) 412 `FAILED_PRECONDITION`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -198,6 +199,7 @@ pub(crate) fn answer(
             if kind.service {
                 serve(&mut object, &full, 1, n, failing, &now);
             }
+            omit_defaults(&mut object);
             let failure = failing.then(|| {
                 json!({"code": 9, "message": format!("Resource '{id}' failed to become ready (the sandbox was told to fail it).")})
             });
@@ -265,6 +267,7 @@ pub(crate) fn answer(
             if kind.service {
                 serve(&mut object, &name, generation, n, false, &now);
             }
+            omit_defaults(&mut object);
             if !validate_only {
                 store.objects.insert(name.clone(), object.clone());
             }
@@ -295,7 +298,7 @@ pub(crate) fn answer(
 
 /// Fills in what Cloud Run adds to a service it has written (generation `generation`, write
 /// `n`): the defaults of the fields left out, its URL, its revisions and traffic, its
-/// conditions; then leaves out the fields that hold their default, as proto3's JSON does.
+/// conditions.
 fn serve(service: &mut Value, full: &str, generation: u64, n: u64, failing: bool, now: &str) {
     let Some(fields) = service.as_object_mut() else {
         return;
@@ -373,7 +376,6 @@ fn serve(service: &mut Value, full: &str, generation: u64, n: u64, failing: bool
         conditions.push(json!({"type": "RoutesReady", "state": "CONDITION_SUCCEEDED", "lastTransitionTime": now}));
     }
     fields.insert("conditions".into(), json!(conditions));
-    omit_defaults(service);
 }
 
 /// Leaves out the fields of `message` that hold their default (`false`, `0`, `""`, empty
@@ -552,6 +554,7 @@ mod tests {
             },
         });
         serve(&mut service, full, 3, 7, false, "2026-01-01T00:00:00Z");
+        omit_defaults(&mut service);
         let uri = service["uri"].as_str().unwrap();
         assert!(
             uri.starts_with("https://web-") && uri.ends_with("-uc.a.run.app"),
@@ -585,6 +588,7 @@ mod tests {
         // One that fails to become ready has no ready revision and serves no traffic.
         let mut failed = json!({});
         serve(&mut failed, full, 1, 1, true, "2026-01-01T00:00:00Z");
+        omit_defaults(&mut failed);
         assert!(failed.get("latestReadyRevision").is_none());
         assert!(failed.get("trafficStatuses").is_none());
         assert!(failed["latestCreatedRevision"].is_string());
