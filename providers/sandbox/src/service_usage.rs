@@ -266,4 +266,45 @@ mod tests {
             .is_none()
         );
     }
+
+    #[test]
+    fn a_batch_enables_every_api_it_names_and_the_list_shows_the_enabled_ones() {
+        let mut store = Store::default();
+        let now = Behaviour::default();
+        let mut batch = request("POST", "/v1/projects/p/services:batchEnable");
+        batch.body = Some(json!({"serviceIds": ["run.googleapis.com", "iam.googleapis.com"]}));
+        let (status, op) = answer(
+            &mut store,
+            &now,
+            "serviceusage.services.batchEnable",
+            &batch,
+        )
+        .unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(op["done"], true);
+        assert_eq!(op["response"]["services"][1]["state"], "ENABLED");
+        let (_, list) = answer(
+            &mut store,
+            &now,
+            "serviceusage.services.list",
+            &request("GET", "/v1/projects/p/services"),
+        )
+        .unwrap();
+        let names: Vec<&str> = list["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["config"]["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["iam.googleapis.com", "run.googleapis.com"]);
+        batch.body = Some(json!({"serviceIds": []}));
+        let (status, _) = answer(
+            &mut store,
+            &now,
+            "serviceusage.services.batchEnable",
+            &batch,
+        )
+        .unwrap();
+        assert_eq!(status, 400);
+    }
 }
