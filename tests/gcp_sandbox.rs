@@ -676,3 +676,5 @@ fn a_secret_left_by_a_lost_state_is_adopted_and_a_strangers_secret_is_a_conflict
 }
 #[path = "gcp_sandbox/sql.rs"]
 mod sql;
+#[path = "gcp_sandbox/run_service.rs"]
+mod run_service;

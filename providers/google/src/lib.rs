@@ -8,8 +8,9 @@
 //! This build can plan: it knows every type's schema (what replaces, what the API computes,
 //! what is secret) and normalises desired values the way the API will store them (defaults it
 //! fills in, quantities such as `2048Mi` written as `2Gi`, output-only fields known only after
-//! apply). It applies Cloud Run jobs ([`run_job`]), Secret Manager secrets and versions
-//! ([`secret`]) and Cloud SQL instances, databases and users ([`sql`]), each type by the module [`applier`] names, to an endpoint set by `WEIR_GOOGLE_ENDPOINT`
+//! apply). It applies Cloud Run jobs and services ([`run_job`]), enabled APIs
+//! ([`service_usage`]), Secret Manager secrets and versions ([`secret`]) and Cloud SQL
+//! instances, databases and users ([`sql`]), each type by the module [`applier`] names, to an endpoint set by `WEIR_GOOGLE_ENDPOINT`
 //! (the sandbox), which needs no credentials. Every other call refuses with a permanent error —
 //! without that endpoint because authentication is not built yet, for the other types because
 //! they are not applied yet — so that nothing pretends to have happened.
@@ -21,6 +22,7 @@ mod run_job;
 mod schemas;
 mod secret;
 mod sql;
+mod service_usage;
 
 pub use normalize::{cpu_quantity, memory_quantity};
 pub use schemas::types;
@@ -135,6 +137,8 @@ const APPLIED: &[&str] = &[
     types::SQL_INSTANCE,
     types::SQL_DATABASE,
     types::SQL_USER,
+    types::CLOUD_RUN_SERVICE,
+    types::PROJECT_SERVICE,
 ];
 
 /// The module that applies `type_name`: adding a type is one module and one line here (and
@@ -147,6 +151,8 @@ fn applier(type_name: &str) -> Option<&'static dyn Applier> {
         types::SQL_INSTANCE => Some(&sql::SqlInstance),
         types::SQL_DATABASE => Some(&sql::SqlDatabase),
         types::SQL_USER => Some(&sql::SqlUser),
+        types::CLOUD_RUN_SERVICE => Some(&run_job::RunService),
+        types::PROJECT_SERVICE => Some(&service_usage::ProjectService),
         _ => None,
     }
 }

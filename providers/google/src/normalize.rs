@@ -23,12 +23,19 @@ pub(crate) fn plan(
     let mut notes = Vec::new();
     match type_name {
         CLOUD_RUN_SERVICE => {
+            containers(&mut desired, &["template", "containers"]).map_err(bad)?;
+            // The API's concurrency: 80 requests per instance with at least one CPU, else 1.
+            let fractional = get(
+                &desired,
+                &["template", "containers", "0", "resources", "limits", "cpu"],
+            )
+            .and_then(Value::as_str)
+            .is_some_and(|cpu| cpu.ends_with('m'));
             default(
                 &mut desired,
                 &["template", "maxInstanceRequestConcurrency"],
-                json!(80),
+                json!(if fractional { 1 } else { 80 }),
             );
-            containers(&mut desired, &["template", "containers"]).map_err(bad)?;
         }
         CLOUD_RUN_JOB => {
             default(&mut desired, &["template", "taskCount"], json!(1));
@@ -305,6 +312,30 @@ mod tests {
             Some(&json!({"cpu": "2", "memory": "4Gi"}))
         );
         assert!(planned.unknown.contains(&path(&["etag"])));
+    }
+
+    #[test]
+    fn a_service_is_planned_with_the_concurrency_the_api_gives_its_cpu() {
+        let service = |cpu: &str| {
+            let desired = json!({"name": "s", "template": {"containers": [
+                {"resources": {"limits": {"cpu": cpu, "memory": "1024Mi"}}}
+            ]}});
+            plan(CLOUD_RUN_SERVICE, None, desired).unwrap().value
+        };
+        let whole = service("1000m");
+        assert_eq!(
+            whole.pointer("/template/maxInstanceRequestConcurrency"),
+            Some(&json!(80))
+        );
+        assert_eq!(
+            whole.pointer("/template/containers/0/resources/limits"),
+            Some(&json!({"cpu": "1", "memory": "1Gi"}))
+        );
+        let fraction = service("0.5");
+        assert_eq!(
+            fraction.pointer("/template/maxInstanceRequestConcurrency"),
+            Some(&json!(1))
+        );
     }
 
     #[test]

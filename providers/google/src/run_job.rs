@@ -1,9 +1,13 @@
-//! Cloud Run Admin v2 jobs (`google_cloud_run_v2_job`): create, read, update, delete.
+//! Cloud Run Admin v2 jobs (`google_cloud_run_v2_job`) and services
+//! (`google_cloud_run_v2_service`): create, read, update, delete. Both are the same kind of
+//! object to the API (a collection under `projects/<p>/locations/<l>`, created with an id
+//! parameter, written by a full-body PATCH with an etag, every write a long-running operation),
+//! so one set of functions serves both, told apart by a [`Kind`].
 //!
-//! The attributes are the API's `Job` body plus `project` and `location` (path parameters) and
-//! the short `name` (the API's `name` is `projects/<p>/locations/<l>/jobs/<name>`). What the API
-//! answers is brought back to that shape ([`to_attributes`]), so that a plan right after apply
-//! compares equal.
+//! The attributes are the API's `Job` or `Service` body plus `project` and `location` (path
+//! parameters) and the short `name` (the API's `name` is
+//! `projects/<p>/locations/<l>/<jobs|services>/<name>`). What the API answers is brought back
+//! to that shape ([`to_attributes`]), so that a plan right after apply compares equal.
 
 use reqwest::Method;
 use serde_json::{Map, Value, json};
@@ -12,42 +16,75 @@ use weir_provider_sdk::retry::{Idempotency, retry};
 use weir_provider_sdk::{Cancel, ErrorKind, ProviderError, ResourceRef};
 
 use crate::rest::{Api, Client};
-use crate::schemas::{output_only, types::CLOUD_RUN_JOB};
+use crate::schemas::{
+    output_only,
+    types::{CLOUD_RUN_JOB, CLOUD_RUN_SERVICE},
+};
 
 /// The attributes that are path parameters, not fields of the API's body.
 const PATH_ATTRIBUTES: &[&str] = &["project", "location", "name"];
 
-/// Where a job lives, from its attributes.
-struct JobName {
+/// What tells a Cloud Run job from a service, to the API and in messages.
+pub(crate) struct Kind {
+    /// The resource type weir applies.
+    type_name: &'static str,
+    /// The collection under `projects/<p>/locations/<l>`.
+    collection: &'static str,
+    /// The create method's query parameter naming the new object.
+    id_parameter: &'static str,
+    /// What the object is called in messages.
+    noun: &'static str,
+}
+
+const JOB: Kind = Kind {
+    type_name: CLOUD_RUN_JOB,
+    collection: "jobs",
+    id_parameter: "jobId",
+    noun: "Cloud Run job",
+};
+
+const SERVICE: Kind = Kind {
+    type_name: CLOUD_RUN_SERVICE,
+    collection: "services",
+    id_parameter: "serviceId",
+    noun: "Cloud Run service",
+};
+
+/// The attribute `key` of `r`, checked to be safe as one URL path segment: refuses anything
+/// that could name another path (`/`, `?`, `%`, `..`, empty).
+pub(crate) fn segment(r: &ResourceRef, key: &str) -> Result<String, ProviderError> {
+    let value = r.attributes.get(key).and_then(Value::as_str).unwrap_or("");
+    let safe = !value.is_empty()
+        && value != "."
+        && value != ".."
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
+    if safe {
+        Ok(value.to_owned())
+    } else {
+        Err(ProviderError::permanent(format!(
+            "{}: `{key}` is {value:?}, not a name Google accepts (letters, digits, `-`, `_`, `.`, `:`)",
+            r.address
+        )))
+    }
+}
+
+/// Where a job or service lives, from its attributes.
+struct ObjectName {
+    kind: &'static Kind,
     project: String,
     location: String,
     id: String,
 }
 
-impl JobName {
-    fn of(r: &ResourceRef) -> Result<JobName, ProviderError> {
-        let part = |key: &str| -> Result<String, ProviderError> {
-            let value = r.attributes.get(key).and_then(Value::as_str).unwrap_or("");
-            // These become URL path segments: refuse anything that could name another path.
-            let safe = !value.is_empty()
-                && value != "."
-                && value != ".."
-                && value
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
-            if safe {
-                Ok(value.to_owned())
-            } else {
-                Err(ProviderError::permanent(format!(
-                    "{}: `{key}` is {value:?}, not a name Cloud Run accepts (letters, digits, `-`, `_`, `.`, `:`)",
-                    r.address
-                )))
-            }
-        };
-        Ok(JobName {
-            project: part("project")?,
-            location: part("location")?,
-            id: part("name")?,
+impl ObjectName {
+    fn of(kind: &'static Kind, r: &ResourceRef) -> Result<ObjectName, ProviderError> {
+        Ok(ObjectName {
+            kind,
+            project: segment(r, "project")?,
+            location: segment(r, "location")?,
+            id: segment(r, "name")?,
         })
     }
 
@@ -56,7 +93,7 @@ impl JobName {
     }
 
     fn full(&self) -> String {
-        format!("{}/jobs/{}", self.parent(), self.id)
+        format!("{}/{}/{}", self.parent(), self.kind.collection, self.id)
     }
 
     fn path(&self) -> String {
@@ -64,64 +101,89 @@ impl JobName {
     }
 }
 
-/// Applies `google_cloud_run_v2_job`.
-pub(crate) struct RunJob;
+/// Implements [`crate::Applier`] for a unit struct by the functions below, with its [`Kind`].
+macro_rules! applier {
+    ($(#[$doc:meta])* $name:ident, $kind:expr) => {
+        $(#[$doc])*
+        pub(crate) struct $name;
 
-#[async_trait::async_trait]
-impl crate::Applier for RunJob {
-    async fn read(&self, client: &Client, r: &ResourceRef) -> Result<Option<Value>, ProviderError> {
-        read(client, r).await
-    }
-    async fn create(
-        &self,
-        client: &Client,
-        r: &ResourceRef,
-        cancel: &Cancel,
-    ) -> Result<Value, ProviderError> {
-        create(client, r, cancel).await
-    }
-    async fn update(
-        &self,
-        client: &Client,
-        prior: &Value,
-        r: &ResourceRef,
-        cancel: &Cancel,
-    ) -> Result<Value, ProviderError> {
-        update(client, prior, r, cancel).await
-    }
-    async fn delete(
-        &self,
-        client: &Client,
-        r: &ResourceRef,
-        cancel: &Cancel,
-    ) -> Result<(), ProviderError> {
-        delete(client, r, cancel).await
-    }
+        #[async_trait::async_trait]
+        impl crate::Applier for $name {
+            async fn read(
+                &self,
+                client: &Client,
+                r: &ResourceRef,
+            ) -> Result<Option<Value>, ProviderError> {
+                read(&$kind, client, r).await
+            }
+            async fn create(
+                &self,
+                client: &Client,
+                r: &ResourceRef,
+                cancel: &Cancel,
+            ) -> Result<Value, ProviderError> {
+                create(&$kind, client, r, cancel).await
+            }
+            async fn update(
+                &self,
+                client: &Client,
+                prior: &Value,
+                r: &ResourceRef,
+                cancel: &Cancel,
+            ) -> Result<Value, ProviderError> {
+                update(&$kind, client, prior, r, cancel).await
+            }
+            async fn delete(
+                &self,
+                client: &Client,
+                r: &ResourceRef,
+                cancel: &Cancel,
+            ) -> Result<(), ProviderError> {
+                delete(&$kind, client, r, cancel).await
+            }
+        }
+    };
 }
 
-/// The live job, in the shape of `r`'s attributes; `None` when it is gone.
-pub(crate) async fn read(client: &Client, r: &ResourceRef) -> Result<Option<Value>, ProviderError> {
-    let name = JobName::of(r)?;
+applier!(
+    /// Applies `google_cloud_run_v2_job`.
+    RunJob,
+    JOB
+);
+applier!(
+    /// Applies `google_cloud_run_v2_service`.
+    RunService,
+    SERVICE
+);
+
+/// The live object, in the shape of `r`'s attributes; `None` when it is gone.
+async fn read(
+    kind: &'static Kind,
+    client: &Client,
+    r: &ResourceRef,
+) -> Result<Option<Value>, ProviderError> {
+    let name = ObjectName::of(kind, r)?;
     Ok(get(client, &name, &Cancel::new())
         .await?
-        .map(|live| to_attributes(&live, &r.attributes)))
+        .map(|live| to_attributes(kind, &live, &r.attributes)))
 }
 
-pub(crate) async fn create(
+async fn create(
+    kind: &'static Kind,
     client: &Client,
     r: &ResourceRef,
     cancel: &Cancel,
 ) -> Result<Value, ProviderError> {
-    let name = JobName::of(r)?;
-    let body = body(&r.attributes);
-    // A repeated create is safe: a job already made by an attempt whose answer was lost
-    // answers 409, and that job carries weir's labels, so it is adopted below.
+    let name = ObjectName::of(kind, r)?;
+    let body = body(kind, &r.attributes);
+    // A repeated create is safe: an object already made by an attempt whose answer was lost
+    // answers 409, and it carries weir's labels, so it is adopted below.
     let created = client
         .call(
             Api::Run,
             Method::POST,
-            &format!("/v2/{}/jobs", name.parent()),
-            &[("jobId", name.id.as_str())],
+            &format!("/v2/{}/{}", name.parent(), kind.collection),
+            &[(kind.id_parameter, name.id.as_str())],
             Some(&body),
             Idempotency::Idempotent,
             cancel,
@@ -134,22 +196,24 @@ pub(crate) async fn create(
     }
 }
 
-pub(crate) async fn update(
+async fn update(
+    kind: &'static Kind,
     client: &Client,
     prior: &Value,
     r: &ResourceRef,
     cancel: &Cancel,
 ) -> Result<Value, ProviderError> {
-    let name = JobName::of(r)?;
+    let name = ObjectName::of(kind, r)?;
     patch(client, r, &name, etag_of(prior), cancel).await
 }
 
-pub(crate) async fn delete(
+async fn delete(
+    kind: &'static Kind,
     client: &Client,
     r: &ResourceRef,
     cancel: &Cancel,
 ) -> Result<(), ProviderError> {
-    let name = JobName::of(r)?;
+    let name = ObjectName::of(kind, r)?;
     let deleted = client
         .call(
             Api::Run,
@@ -172,14 +236,14 @@ pub(crate) async fn delete(
     }
 }
 
-/// The job that a create met (409): adopted and brought to the desired value when it carries
-/// weir's `managed-by` label and the same `weir-deployment` label (its name derives from the
-/// deployment and the profile, so the same name in the same deployment is the same address);
-/// refused otherwise.
+/// The object that a create met (409): adopted and brought to the desired value when it
+/// carries weir's `managed-by` label and the same `weir-deployment` label (its name derives
+/// from the deployment and the resource profile or the workload, so the same name in the same
+/// deployment is the same address); refused otherwise.
 async fn adopt(
     client: &Client,
     r: &ResourceRef,
-    name: &JobName,
+    name: &ObjectName,
     cancel: &Cancel,
     conflict: ProviderError,
 ) -> Result<Value, ProviderError> {
@@ -196,21 +260,26 @@ async fn adopt(
         && label(&live, "weir-deployment") == label(&r.attributes, "weir-deployment");
     if !ours {
         return Err(ProviderError::conflict(format!(
-            "{}: the Cloud Run job {} already exists and weir did not create it for this deployment (its labels `managed-by` and `weir-deployment` do not say so)",
+            "{}: the {} {} already exists and weir did not create it for this deployment (its labels `managed-by` and `weir-deployment` do not say so)",
             r.address,
+            name.kind.noun,
             name.full()
         ))
-        .with_help("delete or rename that job, or give this resource profile another name"));
+        .with_help(format!(
+            "delete or rename that {}, or give this deployment (or resource profile) another name",
+            name.kind.noun
+        )));
     }
     patch(client, r, name, etag_of(&live), cancel).await
 }
 
-/// PATCHes the job to `r`'s attributes with `etag`; on 412 reads the job again and retries
-/// with its new etag.
+/// PATCHes the object to `r`'s attributes with `etag`; on 412 reads the job again and retries
+/// with its new etag. The PATCH carries the whole body (no `updateMask`), so that fields
+/// weir dropped return to the API's defaults.
 async fn patch(
     client: &Client,
     r: &ResourceRef,
-    name: &JobName,
+    name: &ObjectName,
     etag: Option<String>,
     cancel: &Cancel,
 ) -> Result<Value, ProviderError> {
@@ -220,7 +289,7 @@ async fn patch(
         Idempotency::Idempotent,
         cancel,
         |_| async {
-            let mut body = body(&r.attributes);
+            let mut body = body(name.kind, &r.attributes);
             body["name"] = json!(name.full());
             if let Some(etag) = etag.lock().ok().and_then(|e| e.clone()) {
                 body["etag"] = json!(etag);
@@ -258,12 +327,12 @@ async fn patch(
     finish(client, r, name, op, cancel).await
 }
 
-/// Waits for a write's operation, then reads the job. When the operation failed or the wait
-/// stopped but the job exists, the error carries its attributes.
+/// Waits for a write's operation, then reads the object. When the operation failed or the
+/// wait stopped but the object exists, the error carries its attributes.
 async fn finish(
     client: &Client,
     r: &ResourceRef,
-    name: &JobName,
+    name: &ObjectName,
     op: Value,
     cancel: &Cancel,
 ) -> Result<Value, ProviderError> {
@@ -271,15 +340,16 @@ async fn finish(
     // Read even when cancelled: one short call, so that what exists gets recorded.
     let live = get(client, name, &Cancel::new()).await;
     match (waited, live) {
-        (Ok(_), Ok(Some(live))) => Ok(to_attributes(&live, &r.attributes)),
+        (Ok(_), Ok(Some(live))) => Ok(to_attributes(name.kind, &live, &r.attributes)),
         (Ok(_), Ok(None)) => Err(ProviderError::retryable(format!(
-            "{}: the operation finished but the job {} is not there",
+            "{}: the operation finished but the {} {} is not there",
             r.address,
+            name.kind.noun,
             name.full()
         ))),
         (Ok(_), Err(e)) => Err(at(r, e)),
         (Err(e), Ok(Some(live))) => {
-            Err(at(r, e).with_existing(to_attributes(&live, &r.attributes)))
+            Err(at(r, e).with_existing(to_attributes(name.kind, &live, &r.attributes)))
         }
         (Err(e), _) => Err(at(r, e)),
     }
@@ -287,7 +357,7 @@ async fn finish(
 
 async fn get(
     client: &Client,
-    name: &JobName,
+    name: &ObjectName,
     cancel: &Cancel,
 ) -> Result<Option<Value>, ProviderError> {
     match client
@@ -309,10 +379,10 @@ async fn get(
 }
 
 /// The API's body for the attributes: without the path parameters and the output-only fields.
-fn body(attributes: &Value) -> Value {
+fn body(kind: &Kind, attributes: &Value) -> Value {
     let mut body = attributes.clone();
     if let Some(fields) = body.as_object_mut() {
-        for key in PATH_ATTRIBUTES.iter().chain(output_only(CLOUD_RUN_JOB)) {
+        for key in PATH_ATTRIBUTES.iter().chain(output_only(kind.type_name)) {
             fields.remove(*key);
         }
     }
@@ -331,17 +401,18 @@ pub(crate) fn at(r: &ResourceRef, e: ProviderError) -> ProviderError {
     }
 }
 
-/// The live job in the shape of `shape` (the attributes weir recorded or plans): only the fields
+/// The live object in the shape of `shape` (the attributes weir recorded or plans): only the fields
 /// weir manages (those of `shape`, at every depth) and the output-only ones the schema names,
-/// with `project`, `location` and the short `name`. A field the API leaves out when it is empty
-/// (an empty list or object) counts as empty. So the API's own defaults and bookkeeping are not
+/// with `project`, `location` and the short `name`. A field the API leaves out when it holds its
+/// default (an empty list or object, `0`, `false`, `""`: proto3's JSON mapping omits those)
+/// counts as holding it. So the API's own defaults and bookkeeping are not
 /// drift, and a change to a field weir manages is.
-pub(crate) fn to_attributes(live: &Value, shape: &Value) -> Value {
+fn to_attributes(kind: &Kind, live: &Value, shape: &Value) -> Value {
     let mut out = match project(live, shape) {
         Value::Object(map) => map,
         _ => Map::new(),
     };
-    for key in output_only(CLOUD_RUN_JOB) {
+    for key in output_only(kind.type_name) {
         if let Some(v) = live.get(*key) {
             out.insert((*key).to_owned(), v.clone());
         }
@@ -368,7 +439,7 @@ pub(crate) fn project(live: &Value, shape: &Value) -> Value {
                     Some(l) => {
                         out.insert(key.clone(), project(l, s));
                     }
-                    None if is_empty(s) => {
+                    None if is_default(s) => {
                         out.insert(key.clone(), s.clone());
                     }
                     None => {}
@@ -386,11 +457,15 @@ pub(crate) fn project(live: &Value, shape: &Value) -> Value {
     }
 }
 
-fn is_empty(v: &Value) -> bool {
+/// Whether `v` is a value proto3's JSON mapping leaves out.
+fn is_default(v: &Value) -> bool {
     match v {
         Value::Array(a) => a.is_empty(),
         Value::Object(o) => o.is_empty(),
-        _ => false,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Null => false,
     }
 }
 
@@ -399,11 +474,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_live_job_is_cut_to_the_recorded_shape() {
+    fn the_live_object_is_cut_to_the_recorded_shape_and_defaults_left_out_count_as_held() {
         let shape = json!({
             "project": "p", "location": "l", "name": "j", "uid": null,
             "labels": {"managed-by": "weir"},
-            "template": {"template": {"maxRetries": 3, "volumes": []}},
+            "template": {"template": {"maxRetries": 3, "volumes": [], "timeout": ""}, "parallelism": 0},
+            "invokerIamDisabled": false,
         });
         let live = json!({
             "name": "projects/p/locations/l/jobs/j", "uid": "u", "etag": "e", "generation": "2",
@@ -412,12 +488,13 @@ mod tests {
             "template": {"parallelism": 1, "template": {"maxRetries": 4}},
         });
         assert_eq!(
-            to_attributes(&live, &shape),
+            to_attributes(&JOB, &live, &shape),
             json!({
                 "project": "p", "location": "l", "name": "j",
                 "uid": "u", "etag": "e", "generation": "2",
                 "labels": {"managed-by": "weir"},
-                "template": {"template": {"maxRetries": 4, "volumes": []}},
+                "template": {"template": {"maxRetries": 4, "volumes": [], "timeout": ""}, "parallelism": 1},
+                "invokerIamDisabled": false,
             })
         );
     }
@@ -431,7 +508,7 @@ mod tests {
                 attributes: json!({"project": "p", "location": "l", "name": bad}),
                 sensitive_paths: Vec::new(),
             };
-            let e = JobName::of(&r).err().expect(bad);
+            let e = ObjectName::of(&SERVICE, &r).err().expect(bad);
             assert_eq!(e.kind, ErrorKind::Permanent);
         }
     }

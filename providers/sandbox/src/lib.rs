@@ -8,7 +8,8 @@
 //! - [`record`]: the JSON-lines record of exchanges, and its validation against the documents;
 //! - [`server`]: the HTTP front (also the `weir-sandbox` binary), which holds every request to
 //!   the documents and records it;
-//! - [`run_jobs`]: Cloud Run v2 jobs and their operations, kept in memory;
+//! - [`run_jobs`]: Cloud Run v2 jobs and services and their operations, kept in memory;
+//! - [`service_usage`]: the APIs enabled in a project (Service Usage v1), kept in memory;
 //! - [`secrets`]: Secret Manager v1 secrets and their versions, kept in memory;
 //! - [`sql`]: Cloud SQL Admin v1 instances, databases, users and operations, kept in memory.
 
@@ -18,6 +19,7 @@ pub mod run_jobs;
 pub mod secrets;
 pub mod server;
 pub mod sql;
+pub mod service_usage;
 pub mod validate;
 
 pub use discovery::{Catalog, Document, LoadError};

@@ -1,11 +1,15 @@
-//! Cloud Run Admin v2 jobs with state: `projects.locations.jobs.{create,get,list,patch,delete}`
-//! and `projects.locations.operations.{get,wait}`, kept in memory.
+//! Cloud Run Admin v2 jobs and services with state:
+//! `projects.locations.{jobs,services}.{create,get,list,patch,delete}` and
+//! `projects.locations.operations.{get,wait}`, kept in memory.
 //!
 //! As Google does: every write answers a long-running Operation (`name`, `done`, `metadata`,
 //! then `response` or `error`) that finishes after [`Behaviour::operation_delay`]; the job's
 //! output-only fields (`uid`, `etag`, `generation`, `createTime`, `updateTime`, `creator`,
 //! `lastModifier`, `reconciling`, `terminalCondition`, …) are filled in; the etag changes on
-//! every write; a duplicate create is 409 `ALREADY_EXISTS`, a missing job 404 `NOT_FOUND`, and
+//! every write; a service gets what Cloud Run adds ([`serve`]: its `uri`, revisions, traffic,
+//! conditions, the defaults of its template); no field that holds its default is answered, as
+//! proto3's JSON leaves them out (`maxRetries: 0`, `minInstanceCount: 0`, `false`, empty
+//! lists); a duplicate create is 409 `ALREADY_EXISTS`, a missing job 404 `NOT_FOUND`, and
 //! a stale etag (in the patch body or the delete's `etag` parameter) 412 `FAILED_PRECONDITION`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -19,14 +23,17 @@ use crate::validate::Request;
 const CALLER: &str = "weir-sandbox@sandbox.invalid";
 /// The `@type` of a job inside an operation's `metadata` and `response`.
 const JOB_TYPE: &str = "type.googleapis.com/google.cloud.run.v2.Job";
+/// The `@type` of a service inside an operation's `metadata` and `response`.
+const SERVICE_TYPE: &str = "type.googleapis.com/google.cloud.run.v2.Service";
 
 /// How the sandbox behaves beyond answering correctly (fault injection).
 #[derive(Debug, Clone, Default)]
 pub struct Behaviour {
     /// How long an operation runs before it is `done` (0: done at once).
     pub operation_delay: Duration,
-    /// Job ids whose create leaves the job behind but ends its operation in error (as a job
-    /// whose reconciliation fails does).
+    /// Ids of Cloud Run jobs and services whose create leaves the object behind but ends its
+    /// operation in error (as one whose reconciliation fails does; a service so made has no
+    /// ready revision).
     pub failing_jobs: HashSet<String>,
     /// Cloud SQL instance names whose create leaves the instance `FAILED` and ends its operation
     /// `DONE` with an error.
@@ -70,8 +77,9 @@ pub(crate) fn fault(store: &mut Store, behaviour: &Behaviour) -> Option<(u16, Va
 /// The jobs and operations the sandbox keeps.
 #[derive(Default)]
 pub(crate) struct Store {
-    /// Jobs by full name (`projects/p/locations/l/jobs/j`).
-    jobs: BTreeMap<String, Value>,
+    /// Jobs and services by full name (`projects/p/locations/l/jobs/j`,
+    /// `projects/p/locations/l/services/s`).
+    objects: BTreeMap<String, Value>,
     operations: HashMap<String, Operation>,
     /// Counts writes: etags, uids and operation names come from it.
     writes: u64,
@@ -82,12 +90,40 @@ pub(crate) struct Store {
 }
 
 struct Operation {
-    /// The job as it was when the operation started (`metadata`).
+    /// The job or service as it was when the operation started (`metadata`).
     job: Value,
+    /// Its `@type`.
+    type_url: &'static str,
     ready_at: Instant,
     /// The operation's `error` once done, if it fails.
     error: Option<Value>,
 }
+
+/// What tells a Cloud Run job from a service in the API.
+struct Kind {
+    /// The collection under `projects/<p>/locations/<l>`.
+    collection: &'static str,
+    /// The create method's query parameter naming the new object.
+    id_parameter: &'static str,
+    /// The `@type` of the object inside an operation's `metadata` and `response`.
+    type_url: &'static str,
+    /// Whether the object is a service (served at a URL, with revisions and traffic).
+    service: bool,
+}
+
+const JOB: Kind = Kind {
+    collection: "jobs",
+    id_parameter: "jobId",
+    type_url: JOB_TYPE,
+    service: false,
+};
+
+const SERVICE: Kind = Kind {
+    collection: "services",
+    id_parameter: "serviceId",
+    type_url: SERVICE_TYPE,
+    service: true,
+};
 
 /// The answer to a request to Cloud Run that the documents accepted as `method_id`, or `None`
 /// when the sandbox does not serve that method.
@@ -106,23 +142,50 @@ pub(crate) fn answer(
             .map(|(_, v)| v.as_str())
     };
     let validate_only = query("validateOnly") == Some("true");
-    Some(match method_id {
-        "run.projects.locations.jobs.create" => {
-            let parent = name.strip_suffix("/jobs")?;
-            let id = query("jobId").unwrap_or_default();
-            let full = format!("{parent}/jobs/{id}");
-            if store.jobs.contains_key(&full) {
+    let (collection, verb) = method_id
+        .strip_prefix("run.projects.locations.")?
+        .split_once('.')?;
+    let kind = match collection {
+        "jobs" => &JOB,
+        "services" => &SERVICE,
+        "operations" => {
+            return Some(match verb {
+                "get" => match store.operations.get(&name) {
+                    Some(op) => (200, op.to_json(&name)),
+                    None => not_found(&name),
+                },
+                // Google's wait is best effort and "may return the latest state before the
+                // specified timeout (including immediately)": the sandbox answers at once.
+                "wait" => {
+                    let name = name.strip_suffix(":wait")?;
+                    match store.operations.get(name) {
+                        Some(op) => (200, op.to_json(name)),
+                        None => not_found(name),
+                    }
+                }
+                _ => return None,
+            });
+        }
+        _ => return None,
+    };
+    let separator = format!("/{}/", kind.collection);
+    Some(match verb {
+        "create" => {
+            let parent = name.strip_suffix(&format!("/{}", kind.collection))?;
+            let id = query(kind.id_parameter).unwrap_or_default();
+            let full = format!("{parent}{separator}{id}");
+            if store.objects.contains_key(&full) {
                 return Some(error(
                     409,
                     "ALREADY_EXISTS",
                     format!("Resource '{id}' already exists."),
                 ));
             }
-            let mut job = request.body.clone().unwrap_or_else(|| json!({}));
+            let mut object = request.body.clone().unwrap_or_else(|| json!({}));
             let n = store.next();
             let now = timestamp();
             let failing = behaviour.failing_jobs.contains(id);
-            if let Some(fields) = job.as_object_mut() {
+            if let Some(fields) = object.as_object_mut() {
                 fields.insert("name".into(), json!(full));
                 fields.insert("uid".into(), json!(uid(n)));
                 fields.insert("generation".into(), json!("1"));
@@ -136,38 +199,41 @@ pub(crate) fn answer(
                 fields.entry("launchStage").or_insert_with(|| json!("GA"));
                 fields.insert("terminalCondition".into(), ready(failing, &now));
             }
+            if kind.service {
+                serve(&mut object, &full, 1, n, failing, &now);
+            }
+            omit_defaults(&mut object);
             let failure = failing.then(|| {
-                json!({"code": 9, "message": format!("Job '{id}' failed to become ready (the sandbox was told to fail it).")})
+                json!({"code": 9, "message": format!("Resource '{id}' failed to become ready (the sandbox was told to fail it).")})
             });
             if !validate_only {
-                store.jobs.insert(full, job.clone());
+                store.objects.insert(full, object.clone());
             }
-            store.operation(behaviour, parent, n, job, failure)
+            store.operation(behaviour, kind, parent, n, object, failure)
         }
-        "run.projects.locations.jobs.get" => match store.jobs.get(&name) {
-            Some(job) => (200, store.as_seen(job)),
+        "get" => match store.objects.get(&name) {
+            Some(object) => (200, store.as_seen(object)),
             None => not_found(&name),
         },
-        "run.projects.locations.jobs.list" => {
-            let parent = name.strip_suffix("/jobs")?;
-            let prefix = format!("{parent}/jobs/");
-            let jobs: Vec<Value> = store
-                .jobs
+        "list" => {
+            let prefix = format!("{name}/");
+            let objects: Vec<Value> = store
+                .objects
                 .range(prefix.clone()..)
                 .take_while(|(k, _)| k.starts_with(&prefix))
                 .map(|(_, v)| store.as_seen(v))
                 .collect();
             (
                 200,
-                if jobs.is_empty() {
+                if objects.is_empty() {
                     json!({})
                 } else {
-                    json!({"jobs": jobs})
+                    json!({ kind.collection: objects })
                 },
             )
         }
-        "run.projects.locations.jobs.patch" => {
-            let Some(current) = store.jobs.get(&name).cloned() else {
+        "patch" => {
+            let Some(current) = store.objects.get(&name).cloned() else {
                 return Some(not_found(&name));
             };
             let body = request.body.clone().unwrap_or_else(|| json!({}));
@@ -177,21 +243,21 @@ pub(crate) fn answer(
                 return Some(stale_etag(&name));
             }
             let n = store.next();
-            let mut job = body;
+            let mut object = body;
             let generation = current
                 .get("generation")
                 .and_then(Value::as_str)
                 .and_then(|g| g.parse::<u64>().ok())
                 .unwrap_or(0)
                 + 1;
-            if let (Some(fields), Some(old)) = (job.as_object_mut(), current.as_object()) {
+            let now = timestamp();
+            if let (Some(fields), Some(old)) = (object.as_object_mut(), current.as_object()) {
                 // Output-only fields are the service's: what the client sent of them is ignored.
                 for key in ["uid", "createTime", "creator", "launchStage"] {
                     if let Some(v) = old.get(key) {
                         fields.insert(key.into(), v.clone());
                     }
                 }
-                let now = timestamp();
                 fields.insert("name".into(), json!(name));
                 fields.insert("generation".into(), json!(generation.to_string()));
                 fields.insert("observedGeneration".into(), json!(generation.to_string()));
@@ -201,14 +267,18 @@ pub(crate) fn answer(
                 fields.insert("reconciling".into(), json!(false));
                 fields.insert("terminalCondition".into(), ready(false, &now));
             }
-            if !validate_only {
-                store.jobs.insert(name.clone(), job.clone());
+            if kind.service {
+                serve(&mut object, &name, generation, n, false, &now);
             }
-            let parent = name.rsplit_once("/jobs/")?.0.to_owned();
-            store.operation(behaviour, &parent, n, job, None)
+            omit_defaults(&mut object);
+            if !validate_only {
+                store.objects.insert(name.clone(), object.clone());
+            }
+            let parent = name.rsplit_once(&separator)?.0.to_owned();
+            store.operation(behaviour, kind, &parent, n, object, None)
         }
-        "run.projects.locations.jobs.delete" => {
-            let Some(current) = store.jobs.get(&name) else {
+        "delete" => {
+            let Some(current) = store.objects.get(&name) else {
                 return Some(not_found(&name));
             };
             if let Some(sent) = query("etag")
@@ -216,30 +286,155 @@ pub(crate) fn answer(
             {
                 return Some(stale_etag(&name));
             }
-            let mut job = current.clone();
-            job["deleteTime"] = json!(timestamp());
+            let mut object = current.clone();
+            object["deleteTime"] = json!(timestamp());
             if !validate_only {
-                store.jobs.remove(&name);
+                store.objects.remove(&name);
             }
             let n = store.next();
-            let parent = name.rsplit_once("/jobs/")?.0.to_owned();
-            store.operation(behaviour, &parent, n, job, None)
-        }
-        "run.projects.locations.operations.get" => match store.operations.get(&name) {
-            Some(op) => (200, op.to_json(&name)),
-            None => not_found(&name),
-        },
-        // Google's wait is best effort and "may return the latest state before the specified
-        // timeout (including immediately)": the sandbox answers at once.
-        "run.projects.locations.operations.wait" => {
-            let name = name.strip_suffix(":wait")?;
-            match store.operations.get(name) {
-                Some(op) => (200, op.to_json(name)),
-                None => not_found(name),
-            }
+            let parent = name.rsplit_once(&separator)?.0.to_owned();
+            store.operation(behaviour, kind, &parent, n, object, None)
         }
         _ => return None,
     })
+}
+
+/// Fills in what Cloud Run adds to a service it has written (generation `generation`, write
+/// `n`): the defaults of the fields left out, its URL, its revisions and traffic, its
+/// conditions.
+fn serve(service: &mut Value, full: &str, generation: u64, n: u64, failing: bool, now: &str) {
+    let Some(fields) = service.as_object_mut() else {
+        return;
+    };
+    fields
+        .entry("ingress")
+        .or_insert_with(|| json!("INGRESS_TRAFFIC_ALL"));
+    let latest = json!([{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100}]);
+    if fields
+        .get("traffic")
+        .and_then(Value::as_array)
+        .is_none_or(Vec::is_empty)
+    {
+        fields.insert("traffic".into(), latest.clone());
+    }
+    let template = fields
+        .entry("template")
+        .or_insert_with(|| json!({}))
+        .as_object_mut();
+    if let Some(template) = template {
+        template.entry("timeout").or_insert_with(|| json!("300s"));
+        let scaling = template.entry("scaling").or_insert_with(|| json!({}));
+        if scaling.get("maxInstanceCount").is_none() {
+            scaling["maxInstanceCount"] = json!(100);
+        }
+        let containers = template
+            .entry("containers")
+            .or_insert_with(|| json!([{}]))
+            .as_array_mut();
+        let mut fractional = false;
+        for c in containers.into_iter().flatten() {
+            let Some(c) = c.as_object_mut() else { continue };
+            c.entry("resources").or_insert_with(
+                || json!({"limits": {"cpu": "1000m", "memory": "512Mi"}, "cpuIdle": true}),
+            );
+            fractional |= c
+                .get("resources")
+                .and_then(|r| r.pointer("/limits/cpu"))
+                .and_then(Value::as_str)
+                .is_some_and(|cpu| cpu.ends_with('m') && cpu != "1000m");
+            let ports = c
+                .entry("ports")
+                .or_insert_with(|| json!([{"containerPort": 8080}]));
+            for port in ports.as_array_mut().into_iter().flatten() {
+                if port.get("name").is_none() {
+                    port["name"] = json!("http1");
+                }
+            }
+        }
+        template
+            .entry("maxInstanceRequestConcurrency")
+            .or_insert_with(|| json!(if fractional { 1 } else { 80 }));
+    }
+    let id = full.rsplit('/').next().unwrap_or(full).to_owned();
+    let project = full.split('/').nth(1).unwrap_or_default();
+    let region = full.split('/').nth(3).unwrap_or_default();
+    let uri = format!(
+        "https://{id}-{}-{}.a.run.app",
+        project_hash(project),
+        region_code(region)
+    );
+    let revision = format!("{full}/revisions/{id}-{generation:05}-{}", short(n));
+    fields.insert("uri".into(), json!(uri));
+    fields.insert("urls".into(), json!([uri]));
+    fields.insert("latestCreatedRevision".into(), json!(revision));
+    let mut conditions = vec![
+        json!({"type": "ConfigurationsReady", "state": "CONDITION_SUCCEEDED", "lastTransitionTime": now}),
+    ];
+    if failing {
+        fields.remove("latestReadyRevision");
+        fields.insert("trafficStatuses".into(), json!([]));
+    } else {
+        fields.insert("latestReadyRevision".into(), json!(revision));
+        fields.insert("trafficStatuses".into(), latest);
+        conditions.push(json!({"type": "RoutesReady", "state": "CONDITION_SUCCEEDED", "lastTransitionTime": now}));
+    }
+    fields.insert("conditions".into(), json!(conditions));
+}
+
+/// Leaves out the fields of `message` that hold their default (`false`, `0`, `""`, empty
+/// lists and messages), as proto3's JSON mapping does; map fields (`labels`, `annotations`)
+/// keep their entries.
+fn omit_defaults(message: &mut Value) {
+    match message {
+        Value::Object(fields) => {
+            for (key, v) in fields.iter_mut() {
+                if key != "labels" && key != "annotations" {
+                    omit_defaults(v);
+                }
+            }
+            fields.retain(|_, v| match v {
+                Value::Bool(b) => *b,
+                Value::Number(n) => n.as_f64() != Some(0.0),
+                Value::String(s) => !s.is_empty(),
+                Value::Array(a) => !a.is_empty(),
+                Value::Object(o) => !o.is_empty(),
+                Value::Null => false,
+            });
+        }
+        Value::Array(items) => items.iter_mut().for_each(omit_defaults),
+        _ => {}
+    }
+}
+
+/// A stable 10-character lower-case code for `project`, as Cloud Run puts in its URLs.
+fn project_hash(project: &str) -> String {
+    // FNV-1a: stable across runs and platforms, unlike the standard library's hasher.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in project.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    (0..10)
+        .map(|i| {
+            let digit = (h >> (i * 6)) % 36;
+            char::from_digit(digit as u32, 36).unwrap_or('a')
+        })
+        .collect()
+}
+
+/// The region's code in Cloud Run URLs: the first letter of each part (`us-central1` → `uc`).
+fn region_code(region: &str) -> String {
+    region
+        .split('-')
+        .filter_map(|part| part.chars().next())
+        .collect()
+}
+
+/// A revision's 3-character suffix, from the write that made it.
+fn short(n: u64) -> String {
+    let letters = b"abcdefghijklmnopqrstuvwxyz";
+    (0..3)
+        .map(|i| char::from(letters[((n / 26u64.pow(i)) % 26) as usize]))
+        .collect()
 }
 
 impl Store {
@@ -260,10 +455,12 @@ impl Store {
         job
     }
 
-    /// Starts an operation on `job` under `parent` (`projects/p/locations/l`) and answers it.
+    /// Starts an operation on `job` (a job or a service, as `kind` says) under `parent`
+    /// (`projects/p/locations/l`) and answers it.
     fn operation(
         &mut self,
         behaviour: &Behaviour,
+        kind: &Kind,
         parent: &str,
         n: u64,
         job: Value,
@@ -272,6 +469,7 @@ impl Store {
         let name = format!("{parent}/operations/{}", uid(n));
         let op = Operation {
             job,
+            type_url: kind.type_url,
             ready_at: Instant::now() + behaviour.operation_delay,
             error,
         };
@@ -287,7 +485,7 @@ impl Store {
 impl Operation {
     fn to_json(&self, name: &str) -> Value {
         let mut job = self.job.clone();
-        job["@type"] = json!(JOB_TYPE);
+        job["@type"] = json!(self.type_url);
         let done = Instant::now() >= self.ready_at;
         let mut op = json!({"name": name, "metadata": job, "done": done});
         if done {
@@ -341,4 +539,69 @@ fn error(code: u16, status: &str, message: String) -> (u16, Value) {
         code,
         json!({"error": {"code": code, "message": message, "status": status}}),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_service_gets_its_url_revision_traffic_and_defaults_and_leaves_zero_fields_out() {
+        let full = "projects/acme/locations/us-central1/services/web";
+        let mut service = json!({
+            "labels": {"empty": ""},
+            "invokerIamDisabled": false,
+            "template": {
+                "scaling": {"minInstanceCount": 0, "maxInstanceCount": 1},
+                "containers": [{"image": "i", "ports": [{"containerPort": 6789}]}],
+            },
+        });
+        serve(&mut service, full, 3, 7, false, "2026-01-01T00:00:00Z");
+        omit_defaults(&mut service);
+        let uri = service["uri"].as_str().unwrap();
+        assert!(
+            uri.starts_with("https://web-") && uri.ends_with("-uc.a.run.app"),
+            "{uri}"
+        );
+        assert_eq!(uri.len(), "https://web-".len() + 10 + "-uc.a.run.app".len());
+        let revision = service["latestReadyRevision"].as_str().unwrap();
+        assert!(
+            revision.starts_with(&format!("{full}/revisions/web-00003-")),
+            "{revision}"
+        );
+        assert_eq!(
+            service["latestCreatedRevision"],
+            service["latestReadyRevision"]
+        );
+        assert_eq!(service["ingress"], "INGRESS_TRAFFIC_ALL");
+        assert_eq!(service["traffic"][0]["percent"], 100);
+        assert_eq!(service["template"]["maxInstanceRequestConcurrency"], 80);
+        assert_eq!(
+            service["template"]["scaling"],
+            json!({"maxInstanceCount": 1})
+        );
+        assert_eq!(
+            service["template"]["containers"][0]["ports"],
+            json!([{"name": "http1", "containerPort": 6789}])
+        );
+        assert!(service.get("invokerIamDisabled").is_none());
+        // A map keeps its entries, empty values included.
+        assert_eq!(service["labels"], json!({"empty": ""}));
+
+        // One that fails to become ready has no ready revision and serves no traffic.
+        let mut failed = json!({});
+        serve(&mut failed, full, 1, 1, true, "2026-01-01T00:00:00Z");
+        omit_defaults(&mut failed);
+        assert!(failed.get("latestReadyRevision").is_none());
+        assert!(failed.get("trafficStatuses").is_none());
+        assert!(failed["latestCreatedRevision"].is_string());
+    }
+
+    #[test]
+    fn region_codes_and_project_hashes_are_stable() {
+        assert_eq!(region_code("us-central1"), "uc");
+        assert_eq!(region_code("europe-west1"), "ew");
+        assert_eq!(project_hash("acme"), project_hash("acme"));
+        assert_ne!(project_hash("acme"), project_hash("acme-2"));
+    }
 }

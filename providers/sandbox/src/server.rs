@@ -22,6 +22,7 @@ use crate::discovery::Catalog;
 use crate::record::{self, Exchange};
 use crate::run_jobs::{self, Behaviour, Store};
 use crate::secrets;
+use crate::service_usage;
 use crate::validate::{Request, parse_query};
 
 /// The largest request body read; Google's own limits are of this order.
@@ -40,6 +41,8 @@ pub struct Sandbox {
     secrets: Mutex<secrets::Store>,
     /// The Cloud SQL instances, databases and users kept, in memory (shared with tests).
     pub(crate) sql: Arc<Mutex<crate::sql::Store>>,
+    /// The APIs enabled (Service Usage), in memory.
+    service_usage: Mutex<service_usage::Store>,
 }
 
 /// A sandbox serving on its own thread; dropping it stops the server.
@@ -81,6 +84,7 @@ impl Sandbox {
             store: Mutex::default(),
             secrets: Mutex::default(),
             sql: Arc::default(),
+            service_usage: Mutex::default(),
         }
     }
 
@@ -310,6 +314,13 @@ impl Sandbox {
                 run_jobs::fault(&mut store, &self.behaviour).or_else(|| {
                     let mut sql = self.sql.lock().unwrap_or_else(|e| e.into_inner());
                     crate::sql::answer(&mut sql, &self.behaviour, method_id, request)
+                })
+            }
+            "serviceusage.googleapis.com" => {
+                let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+                run_jobs::fault(&mut store, &self.behaviour).or_else(|| {
+                    let mut apis = self.service_usage.lock().unwrap_or_else(|e| e.into_inner());
+                    service_usage::answer(&mut apis, &self.behaviour, method_id, request)
                 })
             }
             _ => None,
