@@ -15,7 +15,9 @@
 //! they are not applied yet — so that nothing pretends to have happened.
 
 pub mod cost;
+mod iam;
 mod normalize;
+mod policy_member;
 mod rest;
 mod run_job;
 mod schemas;
@@ -127,7 +129,16 @@ pub(crate) trait Applier: Sync {
 }
 
 /// The types this build applies.
-const APPLIED: &[&str] = &[types::CLOUD_RUN_JOB, types::SECRET, types::SECRET_VERSION];
+const APPLIED: &[&str] = &[
+    types::CLOUD_RUN_JOB,
+    types::SECRET,
+    types::SECRET_VERSION,
+    types::SERVICE_ACCOUNT,
+    types::PROJECT_IAM_MEMBER,
+    types::SERVICE_ACCOUNT_IAM_MEMBER,
+    types::SECRET_IAM_MEMBER,
+    types::STORAGE_BUCKET_IAM_MEMBER,
+];
 
 /// The module that applies `type_name`: adding a type is one module and one line here (and
 /// its name in [`APPLIED`]).
@@ -136,6 +147,11 @@ fn applier(type_name: &str) -> Option<&'static dyn Applier> {
         types::CLOUD_RUN_JOB => Some(&run_job::RunJob),
         types::SECRET => Some(&secret::Secret),
         types::SECRET_VERSION => Some(&secret::SecretVersion),
+        types::SERVICE_ACCOUNT => Some(&iam::ServiceAccount),
+        types::PROJECT_IAM_MEMBER
+        | types::SERVICE_ACCOUNT_IAM_MEMBER
+        | types::SECRET_IAM_MEMBER
+        | types::STORAGE_BUCKET_IAM_MEMBER => Some(&policy_member::PolicyMember),
         _ => None,
     }
 }

@@ -9,9 +9,13 @@
 //! - [`server`]: the HTTP front (also the `weir-sandbox` binary), which holds every request to
 //!   the documents and records it;
 //! - [`run_jobs`]: Cloud Run v2 jobs and their operations, kept in memory;
-//! - [`secrets`]: Secret Manager v1 secrets and their versions, kept in memory.
+//! - [`secrets`]: Secret Manager v1 secrets and their versions, kept in memory;
+//! - [`iam`]: IAM v1 service accounts, and [`policies`]: the IAM policies of service accounts,
+//!   projects and secrets, kept in memory.
 
 pub mod discovery;
+pub mod iam;
+pub mod policies;
 pub mod record;
 pub mod run_jobs;
 pub mod secrets;

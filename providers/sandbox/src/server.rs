@@ -23,6 +23,7 @@ use crate::record::{self, Exchange};
 use crate::run_jobs::{self, Behaviour, Store};
 use crate::secrets;
 use crate::validate::{Request, parse_query};
+use crate::{iam, policies};
 
 /// The largest request body read; Google's own limits are of this order.
 const MAX_BODY: usize = 32 * 1024 * 1024;
@@ -38,6 +39,8 @@ pub struct Sandbox {
     store: Mutex<Store>,
     /// The Secret Manager secrets kept, in memory.
     secrets: Mutex<secrets::Store>,
+    /// The IAM service accounts and the IAM policies kept, in memory.
+    iam: Mutex<(iam::Store, policies::Store)>,
 }
 
 /// A sandbox serving on its own thread; dropping it stops the server.
@@ -78,6 +81,7 @@ impl Sandbox {
             behaviour: Behaviour::default(),
             store: Mutex::default(),
             secrets: Mutex::default(),
+            iam: Mutex::default(),
         }
     }
 
@@ -299,7 +303,53 @@ impl Sandbox {
                 let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
                 run_jobs::fault(&mut store, &self.behaviour).or_else(|| {
                     let mut secrets = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
-                    secrets::answer(&mut secrets, method_id, request)
+                    let mut iam = self.iam.lock().unwrap_or_else(|e| e.into_inner());
+                    let (accounts, policies) = &mut *iam;
+                    // A secret's policy lives with the other IAM policies; it goes with the secret.
+                    let mut exists = |name: &str| {
+                        let get = Request {
+                            method: "GET".into(),
+                            path: format!("/v1/{name}"),
+                            query: Vec::new(),
+                            body: None,
+                        };
+                        secrets::answer(&mut secrets, "secretmanager.projects.secrets.get", &get)
+                            .is_some_and(|(status, _)| status == 200)
+                    };
+                    let check = |m: &str| accounts.unknown_member(m);
+                    policies::secret(policies, &mut exists, &check, method_id, request).or_else(
+                        || {
+                            let answer = secrets::answer(&mut secrets, method_id, request);
+                            if method_id == "secretmanager.projects.secrets.delete"
+                                && answer.as_ref().is_some_and(|(status, _)| *status == 200)
+                                && let Some(name) = request.path.strip_prefix("/v1/")
+                            {
+                                policies.forget(&policies::secret_key(name));
+                            }
+                            answer
+                        },
+                    )
+                })
+            }
+            "iam.googleapis.com" => {
+                let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+                run_jobs::fault(&mut store, &self.behaviour).or_else(|| {
+                    let mut iam = self.iam.lock().unwrap_or_else(|e| e.into_inner());
+                    let (accounts, policies) = &mut *iam;
+                    iam::answer(accounts, policies, method_id, request)
+                })
+            }
+            "cloudresourcemanager.googleapis.com" => {
+                let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+                run_jobs::fault(&mut store, &self.behaviour).or_else(|| {
+                    let mut iam = self.iam.lock().unwrap_or_else(|e| e.into_inner());
+                    let (accounts, policies) = &mut *iam;
+                    policies::project(
+                        policies,
+                        &|m| accounts.unknown_member(m),
+                        method_id,
+                        request,
+                    )
                 })
             }
             _ => None,
