@@ -518,3 +518,42 @@ fn a_service_account_left_by_a_lost_state_is_adopted_and_a_strangers_is_a_confli
         "the other deployment's account is untouched"
     );
 }
+
+#[test]
+fn with_a_fifth_of_calls_throttled_or_failing_the_accounts_and_members_still_converge() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = quickstart(tmp.path(), |t| t);
+    let types = [SERVICE_ACCOUNT, PROJECT_MEMBER, ACCOUNT_MEMBER];
+    for seed in 1..=2 {
+        let file = tmp.path().join(format!("record-{seed}.jsonl"));
+        let sandbox = start(
+            Some(file.clone()),
+            Behaviour {
+                latency: Duration::from_millis(5),
+                unavailable_rate: 0.2,
+                seed,
+                ..Behaviour::default()
+            },
+        );
+        let (desired, config) = identities(&dir, &sandbox.url(), &types);
+        let engine = Engine::new(config);
+        let outcome = engine.apply_with(&engine.plan(&desired), &ApplyOptions::new(8));
+        assert!(outcome.success(), "seed {seed}: {:?}", outcome.failed);
+        assert!(!engine.plan(&desired).has_changes(), "seed {seed}");
+        let outcome = engine.apply_with(&engine.plan(&[]), &ApplyOptions::new(8));
+        assert!(outcome.success(), "seed {seed}: {:?}", outcome.failed);
+        assert!(engine.state().resources.is_empty(), "seed {seed}");
+        drop(sandbox);
+        let statuses: Vec<u16> = record::read(&file)
+            .unwrap()
+            .iter()
+            .map(|e| e.status)
+            .collect();
+        assert!(
+            statuses.iter().any(|s| *s == 429 || *s == 503),
+            "seed {seed}: no fault was injected"
+        );
+        let report = record::validate_file(&file, &catalog());
+        assert!(report.is_ok(), "{report:?}");
+    }
+}

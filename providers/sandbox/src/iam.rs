@@ -7,7 +7,8 @@
 //! the constant IAM answers; only `displayName` (at most 100 bytes) and `description` (at most
 //! 256) can be written, a patch naming them in `updateMask`; an account is found by email or
 //! unique id, with its project or `-`; a duplicate create is 409 `ALREADY_EXISTS`, anything
-//! missing 404 `NOT_FOUND`. Deleting an account deletes its policy.
+//! missing 404 `NOT_FOUND`. Deleting an account deletes its policy, and every grant to it
+//! shows it as `deleted:serviceAccount:<email>?uid=<uniqueId>`.
 
 use std::collections::BTreeMap;
 
@@ -121,6 +122,12 @@ pub(crate) fn answer(
             };
             let account = store.accounts.remove(&email)?;
             policies.forget(&policy_key(&account));
+            // Grants to it stay, shown as IAM shows a deleted account's.
+            let unique_id = account["uniqueId"].as_str().unwrap_or_default();
+            policies.rename_member(
+                &format!("serviceAccount:{email}"),
+                &format!("deleted:serviceAccount:{email}?uid={unique_id}"),
+            );
             (200, json!({}))
         }
         "iam.projects.serviceAccounts.getIamPolicy" => {
@@ -347,5 +354,52 @@ mod tests {
             );
             assert_eq!(status, 400, "{id}");
         }
+    }
+
+    #[test]
+    fn a_deleted_accounts_grants_show_it_as_deleted() {
+        let (mut store, mut policies) = (Store::default(), policies::Store::default());
+        let create = json!({"accountId": "mage-job", "serviceAccount": {}});
+        let path = "/v1/projects/p/serviceAccounts";
+        let created = request("POST", path, Some(create));
+        let (_, sa) = answer(
+            &mut store,
+            &mut policies,
+            "iam.projects.serviceAccounts.create",
+            &created,
+        )
+        .unwrap();
+        let member = format!("serviceAccount:{}", sa["email"].as_str().unwrap());
+        let grant = json!({"bindings": [{"role": "roles/viewer", "members": [member]}]});
+        let check = |m: &str| store.unknown_member(m);
+        assert_eq!(
+            policies
+                .set("elsewhere", Some(&grant), Stale::Aborted, &check, Vec::new)
+                .0,
+            200
+        );
+        let (_, before) = policies.get("elsewhere", Some(3), Vec::new);
+        let deleted = request(
+            "DELETE",
+            &format!("{path}/{}", sa["email"].as_str().unwrap()),
+            None,
+        );
+        let (status, _) = answer(
+            &mut store,
+            &mut policies,
+            "iam.projects.serviceAccounts.delete",
+            &deleted,
+        )
+        .unwrap();
+        assert_eq!(status, 200);
+        let (_, after) = policies.get("elsewhere", Some(3), Vec::new);
+        assert_ne!(after["etag"], before["etag"]);
+        assert_eq!(
+            after["bindings"][0]["members"],
+            json!([format!(
+                "deleted:{member}?uid={}",
+                sa["uniqueId"].as_str().unwrap()
+            )])
+        );
     }
 }

@@ -108,16 +108,6 @@ impl Store {
                 "Invalid policy version {version}: valid values are 0, 1 and 3."
             ));
         }
-        let bindings = policy
-            .get("bindings")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        for b in &bindings {
-            if let Err(why) = check_binding(b, version, check) {
-                return invalid(why);
-            }
-        }
         let current = self.stored(resource, initial).etag.clone();
         if let Some(sent) = policy.get("etag").and_then(Value::as_str)
             && sent != current
@@ -133,11 +123,55 @@ impl Store {
                 }
             };
         }
+        let bindings = policy
+            .get("bindings")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for b in &bindings {
+            if let Err(why) = check_binding(b, version, check) {
+                return invalid(why);
+            }
+        }
         let etag = self.etag();
         let stored = self.stored(resource, Vec::new);
         stored.bindings = normalised(bindings);
         stored.etag = etag;
         (200, view(&stored.bindings, &stored.etag, true))
+    }
+
+    /// Shows `member` as `replacement` in every policy (with a new etag), as IAM shows a
+    /// deleted service account: `deleted:serviceAccount:<email>?uid=<uniqueId>`.
+    pub(crate) fn rename_member(&mut self, member: &str, replacement: &str) {
+        let keys: Vec<String> = self.policies.keys().cloned().collect();
+        for key in keys {
+            let bindings = &self.policies[&key].bindings;
+            let named = |b: &Value| {
+                b["members"]
+                    .as_array()
+                    .is_some_and(|m| m.iter().any(|m| m.as_str() == Some(member)))
+            };
+            if !bindings.iter().any(named) {
+                continue;
+            }
+            let renamed: Vec<Value> = bindings
+                .iter()
+                .map(|b| {
+                    let mut b = b.clone();
+                    if let Some(members) = b["members"].as_array_mut() {
+                        for m in members.iter_mut().filter(|m| m.as_str() == Some(member)) {
+                            *m = json!(replacement);
+                        }
+                    }
+                    b
+                })
+                .collect();
+            let etag = self.etag();
+            if let Some(stored) = self.policies.get_mut(&key) {
+                stored.bindings = normalised(renamed);
+                stored.etag = etag;
+            }
+        }
     }
 
     /// Drops the policy of a deleted resource: one made again starts empty.
