@@ -414,6 +414,21 @@ async fn modify(
     .map_err(|e| at(r, e))
 }
 
+/// `e` without the values of `r` that are sensitive (a bucket name from a sensitive setting):
+/// the paths in messages name them otherwise.
+fn hidden(r: &ResourceRef, e: ProviderError) -> ProviderError {
+    let mut message = e.message.clone();
+    for path in &r.sensitive_paths {
+        if let [key] = path.as_slice()
+            && let Some(value) = r.attributes.get(key).and_then(Value::as_str)
+            && !value.is_empty()
+        {
+            message = message.replace(value, &format!("<{key}, sensitive>"));
+        }
+    }
+    ProviderError { message, ..e }
+}
+
 /// The attributes of a member found in the policy: exactly those of `r`.
 fn attributes(r: &ResourceRef) -> Value {
     let mut out = serde_json::Map::new();
@@ -430,24 +445,7 @@ fn attributes(r: &ResourceRef) -> Value {
 #[async_trait::async_trait]
 impl crate::Applier for PolicyMember {
     async fn read(&self, client: &Client, r: &ResourceRef) -> Result<Option<Value>, ProviderError> {
-        let target = Target::of(r)?;
-        let policy = target
-            .get(client, &Cancel::new())
-            .await
-            .map_err(|e| at(r, e))?;
-        let role = r
-            .attributes
-            .get("role")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let member = r
-            .attributes
-            .get("member")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        Ok(policy
-            .filter(|p| has_member(p, role, member))
-            .map(|_| attributes(r)))
+        read(client, r).await.map_err(|e| hidden(r, e))
     }
 
     async fn create(
@@ -456,16 +454,7 @@ impl crate::Applier for PolicyMember {
         r: &ResourceRef,
         cancel: &Cancel,
     ) -> Result<Value, ProviderError> {
-        let target = Target::of(r)?;
-        if modify(client, r, &target, Change::Add, cancel).await? {
-            Ok(attributes(r))
-        } else {
-            Err(ProviderError::not_found(format!(
-                "{}: {} does not exist, so its IAM policy cannot grant anything",
-                r.address,
-                target.describe()
-            )))
-        }
+        create(client, r, cancel).await.map_err(|e| hidden(r, e))
     }
 
     async fn update(
@@ -492,6 +481,41 @@ impl crate::Applier for PolicyMember {
         modify(client, r, &target, Change::Remove, cancel)
             .await
             .map(|_| ())
+            .map_err(|e| hidden(r, e))
+    }
+}
+
+async fn read(client: &Client, r: &ResourceRef) -> Result<Option<Value>, ProviderError> {
+    let target = Target::of(r)?;
+    let policy = target
+        .get(client, &Cancel::new())
+        .await
+        .map_err(|e| at(r, e))?;
+    let role = r
+        .attributes
+        .get("role")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let member = r
+        .attributes
+        .get("member")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    Ok(policy
+        .filter(|p| has_member(p, role, member))
+        .map(|_| attributes(r)))
+}
+
+async fn create(client: &Client, r: &ResourceRef, cancel: &Cancel) -> Result<Value, ProviderError> {
+    let target = Target::of(r)?;
+    if modify(client, r, &target, Change::Add, cancel).await? {
+        Ok(attributes(r))
+    } else {
+        Err(ProviderError::not_found(format!(
+            "{}: {} does not exist, so its IAM policy cannot grant anything",
+            r.address,
+            target.describe()
+        )))
     }
 }
 
@@ -645,17 +669,15 @@ mod tests {
         );
     }
 
+    type Shared<T> = std::sync::Arc<std::sync::Mutex<T>>;
+    /// A request seen: method, path and query, body.
+    type Seen = (String, String, Value);
+
     /// A stand-in for the Cloud Storage JSON API's bucket IAM policy: `GET`/`PUT
     /// /storage/v1/b/<bucket>/iam` with the etag checked (412 when stale). Before answering
     /// the first `PUT` it lets another writer in (a stranger's member added, the etag changed).
     /// Returns its URL and the requests it saw (method, path and query, body).
-    fn bucket_api(
-        bucket: &'static str,
-    ) -> (
-        String,
-        std::sync::Arc<std::sync::Mutex<Vec<(String, String, Value)>>>,
-        std::sync::Arc<std::sync::Mutex<Value>>,
-    ) {
+    fn bucket_api(bucket: &'static str) -> (String, Shared<Vec<Seen>>, Shared<Value>) {
         use std::io::{BufRead, BufReader, Read, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -794,5 +816,33 @@ mod tests {
             "the policy goes back as read"
         );
         assert_eq!(rt.block_on(PolicyMember.read(&client, &r)).unwrap(), None);
+    }
+
+    #[test]
+    fn a_sensitive_bucket_name_stays_out_of_errors() {
+        use crate::Applier;
+        let (url, _, _) = bucket_api("b1");
+        let endpoints = weir_provider_sdk::Endpoints {
+            google: None,
+            storage: Some(url),
+        };
+        let client = Client::new(&endpoints, None).unwrap();
+        let r = ResourceRef {
+            address: "google_storage_bucket_iam_member.web".into(),
+            type_name: STORAGE_BUCKET_IAM_MEMBER.into(),
+            attributes: json!({"bucket": "private-name-42", "role": "roles/storage.objectUser",
+                "member": "serviceAccount:w@p.iam.gserviceaccount.com"}),
+            sensitive_paths: vec![vec!["bucket".into()]],
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let e = rt
+            .block_on(PolicyMember.create(&client, &r, &Cancel::new()))
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::NotFound, "{e}");
+        assert!(!e.message.contains("private-name-42"), "{e}");
+        assert!(e.message.contains("<bucket, sensitive>"), "{e}");
     }
 }
