@@ -557,3 +557,50 @@ fn with_a_fifth_of_calls_throttled_or_failing_the_accounts_and_members_still_con
         assert!(report.is_ok(), "{report:?}");
     }
 }
+
+#[test]
+fn a_new_account_id_replaces_the_account_and_the_old_one_is_deleted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sandbox = start(None, Behaviour::default());
+    let dir = quickstart(tmp.path(), |t| t);
+    let (desired, config) = identities(&dir, &sandbox.url(), &[SERVICE_ACCOUNT]);
+    let project = config.project.clone().unwrap();
+    let engine = Engine::new(config);
+    assert!(engine.apply(&engine.plan(&desired)).success());
+    let address = format!("{SERVICE_ACCOUNT}.job");
+    let old = engine.state().resources[&address].attributes.clone();
+
+    let mut renamed = desired.clone();
+    for i in &mut renamed {
+        if i.address == address {
+            i.attributes["accountId"] = json!("mage-renamed-job");
+        }
+    }
+    let replace = engine.plan(&renamed);
+    assert_eq!(actions(&replace), vec![(address.clone(), Action::Replace)]);
+    let outcome = engine.apply(&replace);
+    assert!(outcome.success(), "{:?}", outcome.failed);
+    assert!(!engine.plan(&renamed).has_changes());
+    let new = engine.state().resources[&address].attributes.clone();
+    assert_eq!(
+        new["email"],
+        json!(format!(
+            "mage-renamed-job@{project}.iam.gserviceaccount.com"
+        ))
+    );
+    assert_ne!(new["uniqueId"], old["uniqueId"]);
+    let path = |email: &Value| {
+        format!(
+            "/v1/projects/{project}/serviceAccounts/{}",
+            email.as_str().unwrap()
+        )
+    };
+    assert_eq!(
+        call(&sandbox, IAM, "GET", &path(&old["email"]), None).0,
+        404
+    );
+    assert_eq!(
+        call(&sandbox, IAM, "GET", &path(&new["email"]), None).0,
+        200
+    );
+}
