@@ -678,3 +678,5 @@ fn a_secret_left_by_a_lost_state_is_adopted_and_a_strangers_secret_is_a_conflict
 mod sql;
 #[path = "gcp_sandbox/run_service.rs"]
 mod run_service;
+#[path = "gcp_sandbox/iam.rs"]
+mod iam;

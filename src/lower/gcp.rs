@@ -277,6 +277,12 @@ impl Lowering<'_> {
                     "project": self.project,
                     "accountId": format!("{}-{}", self.prefix, w.suffix()),
                     "displayName": format!("{display} ({})", self.d.name),
+                    // A service account has no labels: these words mark it as weir's, so
+                    // that a run after a lost state adopts it and never takes a stranger's.
+                    "description": format!(
+                        "managed-by=weir weir-deployment={}",
+                        self.labels["weir-deployment"]
+                    ),
                 }),
             )
             .depends_on(&Self::api_address("iam.googleapis.com"));

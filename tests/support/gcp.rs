@@ -268,9 +268,6 @@ impl Cloud {
             "services",
             "name",
         );
-        for vm in self.inventory_vms(project, zone) {
-            assert!(out.insert(vm.clone()), "{vm} listed twice");
-        }
         collect(
             "sql",
             self.get(
@@ -310,6 +307,9 @@ impl Cloud {
             "items",
             "name",
         );
+        for vm in self.inventory_vms(project, zone) {
+            assert!(out.insert(vm.clone()), "{vm} listed twice");
+        }
         out
     }
 

@@ -9,14 +9,17 @@
 //! what is secret) and normalises desired values the way the API will store them (defaults it
 //! fills in, quantities such as `2048Mi` written as `2Gi`, output-only fields known only after
 //! apply). It applies Cloud Run jobs and services ([`run_job`]), enabled APIs
-//! ([`service_usage`]), Secret Manager secrets and versions ([`secret`]) and Cloud SQL
-//! instances, databases and users ([`sql`]), each type by the module [`applier`] names, to an endpoint set by `WEIR_GOOGLE_ENDPOINT`
+//! ([`service_usage`]), Secret Manager secrets and versions ([`secret`]), Cloud SQL
+//! instances, databases and users ([`sql`]), service accounts ([`iam`]) and IAM members
+//! ([`policy_member`]), each type by the module [`applier`] names, to an endpoint set by `WEIR_GOOGLE_ENDPOINT`
 //! (the sandbox), which needs no credentials. Every other call refuses with a permanent error —
 //! without that endpoint because authentication is not built yet, for the other types because
 //! they are not applied yet — so that nothing pretends to have happened.
 
 pub mod cost;
+mod iam;
 mod normalize;
+mod policy_member;
 mod rest;
 mod run_job;
 mod schemas;
@@ -139,6 +142,11 @@ const APPLIED: &[&str] = &[
     types::SQL_USER,
     types::CLOUD_RUN_SERVICE,
     types::PROJECT_SERVICE,
+    types::SERVICE_ACCOUNT,
+    types::PROJECT_IAM_MEMBER,
+    types::SERVICE_ACCOUNT_IAM_MEMBER,
+    types::SECRET_IAM_MEMBER,
+    types::STORAGE_BUCKET_IAM_MEMBER,
 ];
 
 /// The module that applies `type_name`: adding a type is one module and one line here (and
@@ -153,6 +161,11 @@ fn applier(type_name: &str) -> Option<&'static dyn Applier> {
         types::SQL_USER => Some(&sql::SqlUser),
         types::CLOUD_RUN_SERVICE => Some(&run_job::RunService),
         types::PROJECT_SERVICE => Some(&service_usage::ProjectService),
+        types::SERVICE_ACCOUNT => Some(&iam::ServiceAccount),
+        types::PROJECT_IAM_MEMBER
+        | types::SERVICE_ACCOUNT_IAM_MEMBER
+        | types::SECRET_IAM_MEMBER
+        | types::STORAGE_BUCKET_IAM_MEMBER => Some(&policy_member::PolicyMember),
         _ => None,
     }
 }

@@ -71,6 +71,13 @@ pub(crate) fn plan(
         STORAGE_BUCKET => {
             default(&mut desired, &["storageClass"], json!("STANDARD"));
         }
+        SERVICE_ACCOUNT => {
+            // The email IAM derives from the account id.
+            let part = |k: &str| desired.get(k).and_then(Value::as_str).map(str::to_string);
+            if let (Some(p), Some(id)) = (part("project"), part("accountId")) {
+                set(&mut desired, &["email"], json!(crate::iam::email(&id, &p)));
+            }
+        }
         SECRET_VERSION => {
             let chosen_at_apply =
                 desired.get("generate").is_some() || desired.get("template").is_some();

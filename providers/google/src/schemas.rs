@@ -77,7 +77,10 @@ pub(crate) fn all() -> Vec<ResourceSchema> {
         ResourceSchema::new(SERVICE_ACCOUNT, "A service account (IAM v1)")
             .force_new("project")
             .force_new("accountId")
-            .attribute("displayName"),
+            .attribute("displayName")
+            .attribute("description")
+            // `<accountId>@<project>.iam.gserviceaccount.com`, known at plan.
+            .computed("email"),
         ResourceSchema::new(
             PROJECT_IAM_MEMBER,
             "One member of one role in the project's IAM policy (Resource Manager v3)",

@@ -11,9 +11,13 @@
 //! - [`run_jobs`]: Cloud Run v2 jobs and services and their operations, kept in memory;
 //! - [`service_usage`]: the APIs enabled in a project (Service Usage v1), kept in memory;
 //! - [`secrets`]: Secret Manager v1 secrets and their versions, kept in memory;
-//! - [`sql`]: Cloud SQL Admin v1 instances, databases, users and operations, kept in memory.
+//! - [`sql`]: Cloud SQL Admin v1 instances, databases, users and operations, kept in memory;
+//! - [`iam`]: IAM v1 service accounts, and [`policies`]: the IAM policies of service accounts,
+//!   projects and secrets, kept in memory.
 
 pub mod discovery;
+pub mod iam;
+pub mod policies;
 pub mod record;
 pub mod run_jobs;
 pub mod secrets;

@@ -1,7 +1,8 @@
 //! The sandbox's HTTP front: every request is held to the discovery documents and recorded.
 //! A request the documents refuse gets Google's own refusal; an accepted one is served when the
 //! sandbox keeps that resource (Cloud Run jobs, see [`crate::run_jobs`]; Secret Manager secrets, see
-//! [`crate::secrets`]; Cloud SQL, see [`crate::sql`]) and answered 501
+//! [`crate::secrets`]; Cloud SQL, see [`crate::sql`]; IAM service accounts, see [`crate::iam`];
+//! the IAM policies of service accounts, projects and secrets, see [`crate::policies`]) and answered 501
 //! `UNIMPLEMENTED` naming the method otherwise. In debug builds every answer is also held to
 //! the method's response schema: one that breaks it becomes a 500 naming the problems.
 
@@ -24,6 +25,7 @@ use crate::run_jobs::{self, Behaviour, Store};
 use crate::secrets;
 use crate::service_usage;
 use crate::validate::{Request, parse_query};
+use crate::{iam, policies};
 
 /// The largest request body read; Google's own limits are of this order.
 const MAX_BODY: usize = 32 * 1024 * 1024;
@@ -43,6 +45,8 @@ pub struct Sandbox {
     pub(crate) sql: Arc<Mutex<crate::sql::Store>>,
     /// The APIs enabled (Service Usage), in memory.
     service_usage: Mutex<service_usage::Store>,
+    /// The IAM service accounts and the IAM policies kept, in memory.
+    iam: Mutex<(iam::Store, policies::Store)>,
 }
 
 /// A sandbox serving on its own thread; dropping it stops the server.
@@ -85,6 +89,7 @@ impl Sandbox {
             secrets: Mutex::default(),
             sql: Arc::default(),
             service_usage: Mutex::default(),
+            iam: Mutex::default(),
         }
     }
 
@@ -306,7 +311,53 @@ impl Sandbox {
                 let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
                 run_jobs::fault(&mut store, &self.behaviour).or_else(|| {
                     let mut secrets = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
-                    secrets::answer(&mut secrets, method_id, request)
+                    let mut iam = self.iam.lock().unwrap_or_else(|e| e.into_inner());
+                    let (accounts, policies) = &mut *iam;
+                    // A secret's policy lives with the other IAM policies; it goes with the secret.
+                    let mut exists = |name: &str| {
+                        let get = Request {
+                            method: "GET".into(),
+                            path: format!("/v1/{name}"),
+                            query: Vec::new(),
+                            body: None,
+                        };
+                        secrets::answer(&mut secrets, "secretmanager.projects.secrets.get", &get)
+                            .is_some_and(|(status, _)| status == 200)
+                    };
+                    let check = |m: &str| accounts.unknown_member(m);
+                    policies::secret(policies, &mut exists, &check, method_id, request).or_else(
+                        || {
+                            let answer = secrets::answer(&mut secrets, method_id, request);
+                            if method_id == "secretmanager.projects.secrets.delete"
+                                && answer.as_ref().is_some_and(|(status, _)| *status == 200)
+                                && let Some(name) = request.path.strip_prefix("/v1/")
+                            {
+                                policies.forget(&policies::secret_key(name));
+                            }
+                            answer
+                        },
+                    )
+                })
+            }
+            "iam.googleapis.com" => {
+                let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+                run_jobs::fault(&mut store, &self.behaviour).or_else(|| {
+                    let mut iam = self.iam.lock().unwrap_or_else(|e| e.into_inner());
+                    let (accounts, policies) = &mut *iam;
+                    iam::answer(accounts, policies, method_id, request)
+                })
+            }
+            "cloudresourcemanager.googleapis.com" => {
+                let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+                run_jobs::fault(&mut store, &self.behaviour).or_else(|| {
+                    let mut iam = self.iam.lock().unwrap_or_else(|e| e.into_inner());
+                    let (accounts, policies) = &mut *iam;
+                    policies::project(
+                        policies,
+                        &|m| accounts.unknown_member(m),
+                        method_id,
+                        request,
+                    )
                 })
             }
             "sqladmin.googleapis.com" => {
