@@ -9,8 +9,10 @@
 //! - [`server`]: the HTTP front (also the `weir-sandbox` binary), which holds every request to
 //!   the documents and records it;
 //! - [`run_jobs`]: Cloud Run v2 jobs and their operations, kept in memory;
-//! - [`secrets`]: Secret Manager v1 secrets and their versions, kept in memory.
+//! - [`secrets`]: Secret Manager v1 secrets and their versions, kept in memory;
+//! - [`compute`]: Compute Engine v1 instances and their zone operations, kept in memory.
 
+pub mod compute;
 pub mod discovery;
 pub mod record;
 pub mod run_jobs;

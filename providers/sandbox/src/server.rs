@@ -38,6 +38,8 @@ pub struct Sandbox {
     store: Mutex<Store>,
     /// The Secret Manager secrets kept, in memory.
     secrets: Mutex<secrets::Store>,
+    /// The Compute Engine instances kept, in memory.
+    compute: Mutex<crate::compute::Store>,
 }
 
 /// A sandbox serving on its own thread; dropping it stops the server.
@@ -78,6 +80,7 @@ impl Sandbox {
             behaviour: Behaviour::default(),
             store: Mutex::default(),
             secrets: Mutex::default(),
+            compute: Mutex::default(),
         }
     }
 
@@ -301,6 +304,14 @@ impl Sandbox {
                     let mut secrets = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
                     secrets::answer(&mut secrets, method_id, request)
                 })
+            }
+            "compute.googleapis.com" => {
+                let fault = run_jobs::fault(
+                    &mut self.store.lock().unwrap_or_else(|e| e.into_inner()),
+                    &self.behaviour,
+                );
+                let mut compute = self.compute.lock().unwrap_or_else(|e| e.into_inner());
+                crate::compute::answer(&mut compute, &self.behaviour, method_id, request, fault)
             }
             _ => None,
         };
