@@ -243,11 +243,9 @@ async fn converge(
     cancel: &Cancel,
 ) -> Result<Value, ProviderError> {
     let desired = &r.attributes;
-    let current = to_attributes(&live, desired);
-    let differs = |key: &str| {
-        without_output_only(current.get(key).unwrap_or(&Value::Null))
-            != without_output_only(desired.get(key).unwrap_or(&Value::Null))
-    };
+    let current = without_output_only(&to_attributes(&live, desired));
+    let wanted = without_output_only(desired);
+    let differs = |key: &str| current.get(key) != wanted.get(key);
     let mut fixed: Vec<&str> = desired
         .as_object()
         .map(|d| d.keys().map(String::as_str).collect())
