@@ -266,3 +266,80 @@ fn an_insert_whose_operation_ends_in_error_is_a_failure_with_the_vm_recorded() {
         actions(&next)
     );
 }
+
+/// One raw HTTP POST of `body` to Compute in the sandbox, as another client would send it;
+/// the answer's status.
+fn post(sandbox: &Running, path: &str, body: &Value) -> u16 {
+    use std::io::{Read, Write};
+    let body = body.to_string();
+    let mut stream = std::net::TcpStream::connect(sandbox.addr()).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: compute.googleapis.com\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer[9..12].parse().unwrap()
+}
+
+#[test]
+fn metadata_changed_by_someone_else_during_an_update_is_read_again_and_the_update_retried() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("record.jsonl");
+    let sandbox = start(
+        Some(file.clone()),
+        Behaviour {
+            operation_delay: Duration::from_secs(2),
+            ..Behaviour::default()
+        },
+    );
+    let dir = quickstart(tmp.path(), |t| t);
+    let (desired, config) = scheduler(&dir, &sandbox.url());
+    let engine = Engine::new(config);
+    assert!(engine.apply(&engine.plan(&desired)).success());
+
+    // New labels and a new script: weir reads the VM, sets the labels (an operation of two
+    // seconds), then sets the metadata with the fingerprint it read. Meanwhile another client
+    // changes the metadata, so that fingerprint is stale.
+    let mut changed = desired.clone();
+    changed[0].attributes["labels"]["owner"] = json!("scheduling");
+    changed[0].attributes["metadata"]["items"][0]["value"] = json!("#!/bin/bash\necho weir\n");
+    let update = engine.plan(&changed);
+    assert_eq!(
+        actions(&update),
+        vec![(format!("{VM}.scheduler"), Action::Update)]
+    );
+    let path = format!(
+        "/compute/v1/projects/{}/zones/{}/instances/{}",
+        attr(&desired, "project"),
+        attr(&desired, "zone"),
+        attr(&desired, "name")
+    );
+    let live = get(&sandbox, "compute.googleapis.com", &path);
+    let someone = std::thread::scope(|s| {
+        let someone = s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(300));
+            let body = json!({"fingerprint": live["metadata"]["fingerprint"],
+                "items": [{"key": "startup-script", "value": "#!/bin/bash\necho someone\n"}]});
+            post(&sandbox, &format!("{path}/setMetadata"), &body)
+        });
+        let outcome = engine.apply(&update);
+        assert!(outcome.success(), "{:?}", outcome.failed);
+        someone.join().unwrap()
+    });
+    assert_eq!(someone, 200, "the other client's change went through");
+    let stale = record::read(&file)
+        .unwrap()
+        .iter()
+        .filter(|e| e.path.ends_with("/setMetadata") && e.status == 412)
+        .count();
+    assert_eq!(stale, 1, "weir's stale fingerprint was refused once");
+    let live = get(&sandbox, "compute.googleapis.com", &path);
+    assert_eq!(
+        live["metadata"]["items"][0]["value"],
+        json!("#!/bin/bash\necho weir\n")
+    );
+    assert!(!engine.plan(&changed).has_changes());
+}
