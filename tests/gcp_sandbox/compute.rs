@@ -94,6 +94,35 @@ fn the_scheduler_vm_is_created_resized_by_stop_and_start_updated_in_place_replac
     assert_eq!(verbs(&file)[before..], ["setMetadata"]);
     assert!(!engine.plan(&scripted).has_changes());
 
+    // Another service account: in place on the stopped VM too.
+    let mut reassigned = scripted.clone();
+    let account = &mut reassigned[0].attributes["serviceAccounts"][0];
+    account["email"] = json!(format!(
+        "other@{}.iam.gserviceaccount.com",
+        attr(&desired, "project")
+    ));
+    account["scopes"] = json!(["https://www.googleapis.com/auth/devstorage.read_only"]);
+    let update = engine.plan(&reassigned);
+    assert_eq!(actions(&update), vec![(address.clone(), Action::Update)]);
+    let before = verbs(&file).len();
+    let outcome = engine.apply(&update);
+    assert!(outcome.success(), "{:?}", outcome.failed);
+    assert_eq!(
+        verbs(&file)[before..],
+        ["stop", "setServiceAccount", "start"]
+    );
+    assert!(!engine.plan(&reassigned).has_changes());
+    let scripted = reassigned;
+
+    // Another boot image: a new VM (planned only).
+    let mut reimaged = scripted.clone();
+    reimaged[0].attributes["disks"][0]["initializeParams"]["sourceImage"] =
+        json!("projects/cos-cloud/global/images/family/cos-beta");
+    assert_eq!(
+        actions(&engine.plan(&reimaged)),
+        vec![(address.clone(), Action::Replace)]
+    );
+
     // Another zone: a new VM.
     let mut moved = scripted.clone();
     let other = "us-central1-b";
