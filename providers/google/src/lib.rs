@@ -8,8 +8,8 @@
 //! This build can plan: it knows every type's schema (what replaces, what the API computes,
 //! what is secret) and normalises desired values the way the API will store them (defaults it
 //! fills in, quantities such as `2048Mi` written as `2Gi`, output-only fields known only after
-//! apply). It applies Cloud Run jobs ([`run_job`]) and Secret Manager secrets and versions
-//! ([`secret`]), each type by the module [`applier`] names, to an endpoint set by `WEIR_GOOGLE_ENDPOINT`
+//! apply). It applies Cloud Run jobs ([`run_job`]), Secret Manager secrets and versions
+//! ([`secret`]) and Compute Engine VMs ([`compute`]), each type by the module [`applier`] names, to an endpoint set by `WEIR_GOOGLE_ENDPOINT`
 //! (the sandbox), which needs no credentials. Every other call refuses with a permanent error —
 //! without that endpoint because authentication is not built yet, for the other types because
 //! they are not applied yet — so that nothing pretends to have happened.

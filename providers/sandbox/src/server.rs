@@ -1,7 +1,7 @@
 //! The sandbox's HTTP front: every request is held to the discovery documents and recorded.
 //! A request the documents refuse gets Google's own refusal; an accepted one is served when the
 //! sandbox keeps that resource (Cloud Run jobs, see [`crate::run_jobs`]; Secret Manager secrets, see
-//! [`crate::secrets`]) and answered 501
+//! [`crate::secrets`]; Compute Engine instances, see [`crate::compute`]) and answered 501
 //! `UNIMPLEMENTED` naming the method otherwise. In debug builds every answer is also held to
 //! the method's response schema: one that breaks it becomes a 500 naming the problems.
 
