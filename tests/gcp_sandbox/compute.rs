@@ -114,14 +114,26 @@ fn the_scheduler_vm_is_created_resized_by_stop_and_start_updated_in_place_replac
     assert!(!engine.plan(&reassigned).has_changes());
     let scripted = reassigned;
 
-    // Another boot image: a new VM (planned only).
-    let mut reimaged = scripted.clone();
-    reimaged[0].attributes["disks"][0]["initializeParams"]["sourceImage"] =
-        json!("projects/cos-cloud/global/images/family/cos-beta");
-    assert_eq!(
-        actions(&engine.plan(&reimaged)),
-        vec![(address.clone(), Action::Replace)]
-    );
+    // Another boot image, disk type or network: a new VM (planned only).
+    for (pointer, value) in [
+        (
+            "/disks/0/initializeParams/sourceImage",
+            "projects/cos-cloud/global/images/family/cos-beta",
+        ),
+        (
+            "/disks/0/initializeParams/diskType",
+            &*format!("zones/{zone}/diskTypes/pd-balanced"),
+        ),
+        ("/networkInterfaces/0/network", "global/networks/other"),
+    ] {
+        let mut changed = scripted.clone();
+        *changed[0].attributes.pointer_mut(pointer).unwrap() = json!(value);
+        assert_eq!(
+            actions(&engine.plan(&changed)),
+            vec![(address.clone(), Action::Replace)],
+            "{pointer}"
+        );
+    }
 
     // Another zone: a new VM.
     let mut moved = scripted.clone();
