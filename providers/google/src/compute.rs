@@ -31,6 +31,9 @@ use crate::schemas::{output_only, types::COMPUTE_INSTANCE};
 const PATH_ATTRIBUTES: &[&str] = &["project", "zone"];
 /// The attributes an update changes, and how.
 const IN_PLACE: &[&str] = &["labels", "metadata", "machineType", "serviceAccounts"];
+/// What to do about a change weir cannot make in place.
+const NOT_IN_PLACE_HELP: &str = "put those back as they are, or delete the VM (remove it from \
+     the configuration and apply) so that the next apply makes a new one";
 /// How many times a write refused for a stale fingerprint (412) is read again and retried.
 const FINGERPRINT_ATTEMPTS: u32 = 5;
 
@@ -263,64 +266,85 @@ async fn converge(
                 .collect::<Vec<_>>()
                 .join(", ")
         ))
-        .with_help("put those back as they are, or delete the VM (remove it from the configuration and apply) so the next apply makes a new one"));
+        .with_help(NOT_IN_PLACE_HELP));
     }
     let changed = |key: &str| differs(key) && desired.get(key).is_some();
-    let steps =
-        async {
-            if changed("labels") {
-                let labels = desired.get("labels").cloned().unwrap_or_else(|| json!({}));
-                set_with_fingerprint(client, name, "setLabels", &live, cancel, |live| {
-                json!({"labels": labels, "labelFingerprint": live.get("labelFingerprint")})
-            })
-            .await?;
-            }
-            if changed("metadata") {
-                let items = desired
-                    .pointer("/metadata/items")
-                    .cloned()
-                    .unwrap_or_else(|| json!([]));
-                set_with_fingerprint(client, name, "setMetadata", &live, cancel, |live| {
-                json!({"items": items, "fingerprint": live.pointer("/metadata/fingerprint")})
-            })
-            .await?;
-            }
-            let machine_type = changed("machineType");
-            let account = changed("serviceAccounts");
-            if machine_type || account {
-                stopped(client, name, &live, cancel, async {
-                    if machine_type {
-                        let body = json!({"machineType": desired.get("machineType")});
-                        let op = write(
-                            client,
-                            Method::POST,
-                            &name.verb("setMachineType"),
-                            Some(&body),
-                            cancel,
-                        )
-                        .await?;
-                        client.wait(Api::Compute, op, cancel).await?;
-                    }
-                    if account {
-                        let body = service_account(desired)?;
-                        let op = write(
-                            client,
-                            Method::POST,
-                            &name.verb("setServiceAccount"),
-                            Some(&body),
-                            cancel,
-                        )
-                        .await?;
-                        client.wait(Api::Compute, op, cancel).await?;
-                    }
-                    Ok(())
-                })
-                .await?;
-            }
-            Ok(())
-        };
-    let done: Result<(), ProviderError> = steps.await;
+    let done = change(client, name, desired, &live, changed, cancel).await;
     finish(client, r, name, done).await
+}
+
+/// Makes the changes `changed` names, from the `live` instance to `desired`: labels and
+/// metadata on the running VM, then the machine type and service account on the stopped VM.
+async fn change(
+    client: &Client,
+    name: &VmName,
+    desired: &Value,
+    live: &Value,
+    changed: impl Fn(&str) -> bool,
+    cancel: &Cancel,
+) -> Result<(), ProviderError> {
+    if changed("labels") {
+        let labels = desired.get("labels").cloned().unwrap_or_else(|| json!({}));
+        set_with_fingerprint(
+            client,
+            name,
+            "setLabels",
+            live,
+            cancel,
+            |live| json!({"labels": labels, "labelFingerprint": live.get("labelFingerprint")}),
+        )
+        .await?;
+    }
+    if changed("metadata") {
+        let items = desired
+            .pointer("/metadata/items")
+            .cloned()
+            .unwrap_or_else(|| json!([]));
+        set_with_fingerprint(
+            client,
+            name,
+            "setMetadata",
+            live,
+            cancel,
+            |live| json!({"items": items, "fingerprint": live.pointer("/metadata/fingerprint")}),
+        )
+        .await?;
+    }
+    let machine_type = changed("machineType");
+    let account = changed("serviceAccounts");
+    if !(machine_type || account) {
+        return Ok(());
+    }
+    stopped(client, name, live, cancel, async {
+        if machine_type {
+            let body = json!({"machineType": desired.get("machineType")});
+            set(client, name, "setMachineType", Some(&body), cancel).await?;
+        }
+        if account {
+            set(
+                client,
+                name,
+                "setServiceAccount",
+                Some(&service_account(desired)?),
+                cancel,
+            )
+            .await?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// `POST <instance>/<verb>` with `body`, and its operation waited for.
+async fn set(
+    client: &Client,
+    name: &VmName,
+    verb: &str,
+    body: Option<&Value>,
+    cancel: &Cancel,
+) -> Result<(), ProviderError> {
+    let op = write(client, Method::POST, &name.verb(verb), body, cancel).await?;
+    client.wait(Api::Compute, op, cancel).await.map(|_| ())
 }
 
 /// Runs `change` on the VM stopped: stops it first unless it is already `TERMINATED`, and
@@ -334,26 +358,18 @@ async fn stopped(
 ) -> Result<(), ProviderError> {
     let was_running = live.get("status").and_then(Value::as_str) != Some("TERMINATED");
     if was_running {
-        let op = write(client, Method::POST, &name.verb("stop"), None, cancel).await?;
-        client.wait(Api::Compute, op, cancel).await?;
+        set(client, name, "stop", None, cancel).await?;
     }
     let changed = change.await;
-    if was_running {
-        let started = async {
-            let op = write(client, Method::POST, &name.verb("start"), None, cancel).await?;
-            client.wait(Api::Compute, op, cancel).await.map(|_| ())
-        }
-        .await;
-        if let Err(e) = started {
-            let message = match &changed {
-                Ok(()) => format!("the VM was changed but not started again: {}", e.message),
-                Err(first) => format!(
-                    "{}; and the VM, stopped for the change, was not started again: {}",
-                    first.message, e.message
-                ),
-            };
-            return Err(ProviderError { message, ..e });
-        }
+    if was_running && let Err(e) = set(client, name, "start", None, cancel).await {
+        let message = match &changed {
+            Ok(()) => format!("the VM was changed but not started again: {}", e.message),
+            Err(first) => format!(
+                "{}; and the VM, stopped for the change, was not started again: {}",
+                first.message, e.message
+            ),
+        };
+        return Err(ProviderError { message, ..e });
     }
     changed
 }
