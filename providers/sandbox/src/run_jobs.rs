@@ -28,7 +28,7 @@ pub struct Behaviour {
     /// Job ids whose create leaves the job behind but ends its operation in error (as a job
     /// whose reconciliation fails does).
     pub failing_jobs: HashSet<String>,
-    /// Compute Engine instance names whose insert leaves the instance behind but ends its operation `DONE` with an error.
+    /// Compute Engine VM names whose insert leaves the VM behind but ends its operation in error.
     pub failing_instances: HashSet<String>,
     /// Added to every answer.
     pub latency: Duration,
