@@ -1,6 +1,6 @@
 //! Compute Engine v1 instances with state: `compute.instances.{insert,get,delete,stop,start,
-//! setMachineType,setMetadata,setLabels,setServiceAccount}` and `compute.zoneOperations.{get,wait}`,
-//! kept in memory.
+//! setMachineType,setMetadata,setLabels,setServiceAccount}` and
+//! `compute.zoneOperations.{get,wait}`, kept in memory.
 //!
 //! As Google does: every write answers a zonal `Operation` (`status` `RUNNING`, then `DONE`
 //! after [`Behaviour::operation_delay`], with `error.errors[]` inside when it failed); links are
