@@ -680,3 +680,5 @@ mod sql;
 mod run_service;
 #[path = "gcp_sandbox/iam.rs"]
 mod iam;
+#[path = "gcp_sandbox/compute.rs"]
+mod compute;

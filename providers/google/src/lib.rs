@@ -10,12 +10,13 @@
 //! fills in, quantities such as `2048Mi` written as `2Gi`, output-only fields known only after
 //! apply). It applies Cloud Run jobs and services ([`run_job`]), enabled APIs
 //! ([`service_usage`]), Secret Manager secrets and versions ([`secret`]), Cloud SQL
-//! instances, databases and users ([`sql`]), service accounts ([`iam`]) and IAM members
-//! ([`policy_member`]), each type by the module [`applier`] names, to an endpoint set by `WEIR_GOOGLE_ENDPOINT`
+//! instances, databases and users ([`sql`]), service accounts ([`iam`]), IAM members
+//! ([`policy_member`]) and Compute Engine VMs ([`compute`]), each type by the module [`applier`] names, to an endpoint set by `WEIR_GOOGLE_ENDPOINT`
 //! (the sandbox), which needs no credentials. Every other call refuses with a permanent error —
 //! without that endpoint because authentication is not built yet, for the other types because
 //! they are not applied yet — so that nothing pretends to have happened.
 
+mod compute;
 pub mod cost;
 mod iam;
 mod normalize;
@@ -147,6 +148,7 @@ const APPLIED: &[&str] = &[
     types::SERVICE_ACCOUNT_IAM_MEMBER,
     types::SECRET_IAM_MEMBER,
     types::STORAGE_BUCKET_IAM_MEMBER,
+    types::COMPUTE_INSTANCE,
 ];
 
 /// The module that applies `type_name`: adding a type is one module and one line here (and
@@ -166,6 +168,7 @@ fn applier(type_name: &str) -> Option<&'static dyn Applier> {
         | types::SERVICE_ACCOUNT_IAM_MEMBER
         | types::SECRET_IAM_MEMBER
         | types::STORAGE_BUCKET_IAM_MEMBER => Some(&policy_member::PolicyMember),
+        types::COMPUTE_INSTANCE => Some(&compute::Instance),
         _ => None,
     }
 }

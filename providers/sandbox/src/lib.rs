@@ -13,8 +13,10 @@
 //! - [`secrets`]: Secret Manager v1 secrets and their versions, kept in memory;
 //! - [`sql`]: Cloud SQL Admin v1 instances, databases, users and operations, kept in memory;
 //! - [`iam`]: IAM v1 service accounts, and [`policies`]: the IAM policies of service accounts,
-//!   projects and secrets, kept in memory.
+//!   projects and secrets, kept in memory;
+//! - [`compute`]: Compute Engine v1 instances and their zone operations, kept in memory.
 
+pub mod compute;
 pub mod discovery;
 pub mod iam;
 pub mod policies;

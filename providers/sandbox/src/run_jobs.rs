@@ -38,6 +38,8 @@ pub struct Behaviour {
     /// Cloud SQL instance names whose create leaves the instance `FAILED` and ends its operation
     /// `DONE` with an error.
     pub failing_sql_instances: HashSet<String>,
+    /// Compute Engine VM names whose insert leaves the VM behind but ends its operation in error.
+    pub failing_instances: HashSet<String>,
     /// Added to every answer.
     pub latency: Duration,
     /// The share (0 to 1) of requests to a served method answered, before anything is done,

@@ -2,7 +2,8 @@
 //! A request the documents refuse gets Google's own refusal; an accepted one is served when the
 //! sandbox keeps that resource (Cloud Run jobs, see [`crate::run_jobs`]; Secret Manager secrets, see
 //! [`crate::secrets`]; Cloud SQL, see [`crate::sql`]; IAM service accounts, see [`crate::iam`];
-//! the IAM policies of service accounts, projects and secrets, see [`crate::policies`]) and answered 501
+//! the IAM policies of service accounts, projects and secrets, see [`crate::policies`]; Compute
+//! Engine instances, see [`crate::compute`]) and answered 501
 //! `UNIMPLEMENTED` naming the method otherwise. In debug builds every answer is also held to
 //! the method's response schema: one that breaks it becomes a 500 naming the problems.
 
@@ -47,6 +48,8 @@ pub struct Sandbox {
     service_usage: Mutex<service_usage::Store>,
     /// The IAM service accounts and the IAM policies kept, in memory.
     iam: Mutex<(iam::Store, policies::Store)>,
+    /// The Compute Engine instances kept, in memory.
+    compute: Mutex<crate::compute::Store>,
 }
 
 /// A sandbox serving on its own thread; dropping it stops the server.
@@ -90,6 +93,7 @@ impl Sandbox {
             sql: Arc::default(),
             service_usage: Mutex::default(),
             iam: Mutex::default(),
+            compute: Mutex::default(),
         }
     }
 
@@ -373,6 +377,14 @@ impl Sandbox {
                     let mut apis = self.service_usage.lock().unwrap_or_else(|e| e.into_inner());
                     service_usage::answer(&mut apis, &self.behaviour, method_id, request)
                 })
+            }
+            "compute.googleapis.com" => {
+                let fault = run_jobs::fault(
+                    &mut self.store.lock().unwrap_or_else(|e| e.into_inner()),
+                    &self.behaviour,
+                );
+                let mut compute = self.compute.lock().unwrap_or_else(|e| e.into_inner());
+                crate::compute::answer(&mut compute, &self.behaviour, method_id, request, fault)
             }
             _ => None,
         };
