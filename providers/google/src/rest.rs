@@ -15,9 +15,10 @@ use serde_json::Value;
 use weir_provider_sdk::retry::{Idempotency, RetryPolicy, parse_retry_after, retry};
 use weir_provider_sdk::{Cancel, Endpoints, ErrorKind, ProviderError};
 
-/// What a call to Google itself answers when no credentials were set up.
+/// What a call to Google itself answers when the client was made without a way to get tokens
+/// (the provider makes it so only when every API goes to a sandbox or an emulator).
 pub(crate) const NO_AUTH: &str =
-    "authentication is not built yet: set WEIR_GOOGLE_ENDPOINT to a sandbox";
+    "this call would go to Google itself, but the Google provider was not configured for it";
 
 /// The longest a single HTTP exchange may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -100,6 +101,8 @@ pub(crate) struct Client {
     storage: Option<String>,
     /// Credentials for calls to Google itself.
     tokens: Option<Arc<dyn Tokens>>,
+    /// Tests only: where calls to Google itself go instead of `https://<api host>`.
+    google_base: Option<String>,
     policy: RetryPolicy,
 }
 
@@ -108,6 +111,7 @@ impl Client {
         endpoints: &Endpoints,
         tokens: Option<Arc<dyn Tokens>>,
     ) -> Result<Client, ProviderError> {
+        crate::auth::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(CALL_TIMEOUT)
             .build()
@@ -118,8 +122,17 @@ impl Client {
             sandbox: base(&endpoints.google),
             storage: base(&endpoints.storage),
             tokens,
+            google_base: None,
             policy: RetryPolicy::default(),
         })
+    }
+
+    /// The same client, sending the calls meant for Google itself to `base` (with their
+    /// credentials): a test's local server.
+    #[cfg(test)]
+    pub(crate) fn with_google_base(mut self, base: &str) -> Client {
+        self.google_base = Some(base.to_owned());
+        self
     }
 
     pub(crate) fn policy(&self) -> &RetryPolicy {
@@ -146,7 +159,7 @@ impl Client {
 
     /// The request for `path` on `api`: the URL, and the headers that say which API and who
     /// calls.
-    async fn request(
+    pub(crate) async fn request(
         &self,
         api: Api,
         method: Method,
@@ -172,9 +185,13 @@ impl Client {
             ProviderError::permanent("the access token is not a valid HTTP header value")
         })?;
         value.set_sensitive(true);
+        let url = match &self.google_base {
+            Some(base) => format!("{base}{path}"),
+            None => format!("https://{}{path}", api.host()),
+        };
         Ok(self
             .http
-            .request(method, format!("https://{}{path}", api.host()))
+            .request(method, url)
             .header(reqwest::header::AUTHORIZATION, value))
     }
 
