@@ -145,10 +145,7 @@ fn applying_a_gcp_deployment_is_refused_as_not_yet_possible() {
     let text =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(
-        text.contains("this build of weir applies only"),
-        "{text}"
-    );
+    assert!(text.contains("this build of weir applies only"), "{text}");
     assert!(!text.contains("hooks.slack.com"), "{text}");
 }
 

@@ -1,5 +1,6 @@
-//! Access tokens for calls to Google itself, from Application Default Credentials (ADC) as
-//! `google-cloud-auth` reads them.
+//! The credentials of calls to Google itself (an OAuth access token, and the quota project of
+//! user credentials), from Application Default Credentials (ADC) as `google-cloud-auth` reads
+//! them.
 //!
 //! weir looks, in order, at the file named by `GOOGLE_APPLICATION_CREDENTIALS`, then at gcloud's
 //! application default credentials file, then at the metadata server of Google Cloud — the
@@ -19,13 +20,14 @@ use std::sync::{Once, OnceLock};
 use std::time::Duration;
 
 use google_cloud_auth::credentials::{
-    AccessTokenCredentials, external_account, external_account_authorized_user, impersonated, mds,
-    service_account, user_account,
+    CacheableResource, Credentials, external_account, external_account_authorized_user,
+    impersonated, mds, service_account, user_account,
 };
 use serde_json::Value;
 use weir_provider_sdk::{CredentialsSource, ProviderError};
 
 use crate::rest;
+use reqwest::header::HeaderMap;
 
 /// The OAuth scope of every token weir asks for: the APIs it calls have no narrower scope that
 /// covers what it does, and IAM decides what the caller may do.
@@ -129,14 +131,19 @@ impl std::fmt::Debug for Adc {
 
 #[async_trait::async_trait]
 impl rest::Tokens for Adc {
-    async fn authorization(&self) -> Result<String, ProviderError> {
+    async fn headers(&self) -> Result<HeaderMap, ProviderError> {
         let found = self.found()?;
         let limit = match found.origin {
             Origin::MetadataServer { .. } => METADATA_TIMEOUT,
             Origin::File { .. } => TOKEN_TIMEOUT,
         };
-        match tokio::time::timeout(limit, found.credentials.access_token()).await {
-            Ok(Ok(token)) => Ok(format!("Bearer {}", token.token)),
+        // Without an entity tag, the credentials always answer with their headers.
+        let asked = found.credentials.headers(http::Extensions::new());
+        match tokio::time::timeout(limit, asked).await {
+            Ok(Ok(CacheableResource::New { data, .. })) => Ok(data),
+            Ok(Ok(CacheableResource::NotModified)) => Err(ProviderError::permanent(
+                "the credentials gave no headers to authenticate with",
+            )),
             Ok(Err(e)) => Err(found.origin.token_error(Some(&e))),
             Err(_) => Err(found.origin.token_error(None)),
         }
@@ -145,7 +152,7 @@ impl rest::Tokens for Adc {
 
 /// Credentials found, and where.
 struct Found {
-    credentials: AccessTokenCredentials,
+    credentials: Credentials,
     origin: Origin,
 }
 
@@ -199,7 +206,9 @@ impl Origin {
                     "external_account" => {
                         "check the workload identity pool, its provider and the subject token source the file names"
                     }
-                    _ => "check that the key or the account it names still exists and is enabled",
+                    _ => {
+                        "check the file, and that the key or the account it names still exists and is enabled"
+                    }
                 };
                 match error.is_some_and(|e| e.is_transient()) || error.is_none() {
                     true => ProviderError::retryable(message),
@@ -252,12 +261,13 @@ fn find(source: &CredentialsSource) -> Result<Found, ProviderError> {
     }
     let mut tried = vec![format!("{FILE_VAR}: not set")];
     match &source.gcloud_file {
+        // Only a file that is not there is passed over: one that cannot be read is an error.
         Some(path) => match path.try_exists() {
-            Ok(true) => return from_file(path, "gcloud's application default credentials"),
-            _ => tried.push(format!(
+            Ok(false) => tried.push(format!(
                 "gcloud's application default credentials: {} does not exist",
                 path.display()
             )),
+            _ => return from_file(path, "gcloud's application default credentials"),
         },
         None => tried.push(
             "gcloud's application default credentials: no home directory (HOME is not set)"
@@ -272,7 +282,7 @@ fn find(source: &CredentialsSource) -> Result<Found, ProviderError> {
     let credentials = mds::Builder::default()
         .with_endpoint(endpoint.clone())
         .with_scopes([SCOPE])
-        .build_access_token_credentials()
+        .build()
         .map_err(|e| {
             ProviderError::permanent(format!(
                 "cannot ask the metadata server at {endpoint}: {}",
@@ -339,23 +349,22 @@ fn from_file(path: &Path, by: &'static str) -> Result<Found, ProviderError> {
             KINDS.join(", ")
         )));
     };
-    install_crypto_provider();
     http_usable()?;
     let secrets = secret_strings(&json);
     let built = match kind {
         "service_account" => service_account::Builder::new(json)
             .with_access_specifier(service_account::AccessSpecifier::from_scopes([SCOPE]))
-            .build_access_token_credentials(),
+            .build(),
         "authorized_user" => user_account::Builder::new(json)
             .with_scopes([SCOPE])
-            .build_access_token_credentials(),
+            .build(),
         "impersonated_service_account" => impersonated::Builder::new(json)
             .with_scopes([SCOPE])
-            .build_access_token_credentials(),
+            .build(),
         "external_account" => external_account::Builder::new(json)
             .with_scopes([SCOPE])
-            .build_access_token_credentials(),
-        _ => external_account_authorized_user::Builder::new(json).build_access_token_credentials(),
+            .build(),
+        _ => external_account_authorized_user::Builder::new(json).build(),
     };
     let credentials = built.map_err(|e| {
         bad(format!(
@@ -608,8 +617,17 @@ mod tests {
         }
     }
 
+    /// The `Authorization` header that `adc` gives.
+    async fn bearer(adc: &Adc) -> Result<String, ProviderError> {
+        let headers = adc.headers().await?;
+        Ok(headers[reqwest::header::AUTHORIZATION]
+            .to_str()
+            .unwrap()
+            .to_owned())
+    }
+
     fn authorization(source: CredentialsSource) -> Result<String, ProviderError> {
-        rt().block_on(Adc::new(source).authorization())
+        rt().block_on(bearer(&Adc::new(source)))
     }
 
     /// What a token endpoint answers.
@@ -1010,15 +1028,9 @@ mod tests {
         );
         let adc = Adc::new(named(&file));
         let runtime = rt();
-        assert_eq!(
-            runtime.block_on(adc.authorization()).unwrap(),
-            "Bearer ya29.once"
-        );
+        assert_eq!(runtime.block_on(bearer(&adc)).unwrap(), "Bearer ya29.once");
         std::fs::remove_file(&file).unwrap();
-        assert_eq!(
-            runtime.block_on(adc.authorization()).unwrap(),
-            "Bearer ya29.once"
-        );
+        assert_eq!(runtime.block_on(bearer(&adc)).unwrap(), "Bearer ya29.once");
         assert_eq!(server.seen_at("/token").len(), 1);
         // What it found is named, never what it holds.
         let shown = format!("{adc:?}");
@@ -1030,15 +1042,13 @@ mod tests {
     }
 
     #[test]
-    fn a_call_to_google_itself_carries_the_bearer_token_marked_sensitive() {
+    fn a_call_to_google_itself_carries_the_bearer_token_marked_sensitive_and_the_quota_project() {
         let tokens = token_endpoint("ya29.call-token");
         let api = Server::start(|_| (200, json!({"name": "projects/acme/locations/l/jobs/j"})));
         let dir = tempfile::tempdir().unwrap();
-        let file = write_json(
-            dir.path(),
-            "adc.json",
-            &user_credentials(&format!("{}/token", tokens.base)),
-        );
+        let mut credentials = user_credentials(&format!("{}/token", tokens.base));
+        credentials["quota_project_id"] = json!("acme-billing");
+        let file = write_json(dir.path(), "adc.json", &credentials);
         let adc: Arc<dyn Tokens> = Arc::new(Adc::new(named(&file)));
         let client = Client::new(&Endpoints::default(), Some(adc))
             .unwrap()
@@ -1060,6 +1070,8 @@ mod tests {
         let call = &api.seen()[0];
         assert_eq!(call.target, path);
         assert_eq!(call.header("authorization"), Some("Bearer ya29.call-token"));
+        // User credentials bill their quota project, as gcloud's do.
+        assert_eq!(call.header("x-goog-user-project"), Some("acme-billing"));
         let request = runtime
             .block_on(client.request(Api::Run, reqwest::Method::GET, path))
             .unwrap()
@@ -1068,34 +1080,5 @@ mod tests {
         let header = &request.headers()[reqwest::header::AUTHORIZATION];
         assert!(header.is_sensitive());
         assert!(!format!("{request:?}").contains("ya29"));
-    }
-
-    #[test]
-    fn a_call_to_a_sandbox_never_asks_for_credentials() {
-        struct Refuse;
-        #[async_trait::async_trait]
-        impl Tokens for Refuse {
-            async fn authorization(&self) -> Result<String, ProviderError> {
-                panic!("credentials were asked for a sandbox call");
-            }
-        }
-        let sandbox = Server::start(|_| (200, json!({})));
-        let endpoints = Endpoints {
-            google: Some(sandbox.base.clone()),
-            storage: None,
-        };
-        let client = Client::new(&endpoints, Some(Arc::new(Refuse))).unwrap();
-        rt().block_on(client.call(
-            Api::Run,
-            reqwest::Method::GET,
-            "/v2/x",
-            &[],
-            None,
-            Idempotency::Idempotent,
-            &Cancel::new(),
-        ))
-        .unwrap();
-        assert_eq!(sandbox.seen()[0].header("authorization"), None);
-        assert_eq!(sandbox.seen()[0].header("host"), Some("run.googleapis.com"));
     }
 }

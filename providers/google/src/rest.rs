@@ -5,7 +5,8 @@
 //! Cloud Storage's goes to that one base URL instead, with the real API's host in the `Host`
 //! header (so the sandbox knows which API is meant, as Google's front end does), and no
 //! credentials; with `STORAGE_EMULATOR_HOST` set, Cloud Storage calls go to that emulator.
-//! Calls to Google itself carry the `Authorization` header that [`Tokens`] gives.
+//! Calls to Google itself carry the headers that [`Tokens`] gives (`Authorization`, and the
+//! quota project of user credentials).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,11 +85,12 @@ enum Operations {
     None,
 }
 
-/// Where the access token of a call to Google itself comes from.
+/// Where the credentials of a call to Google itself come from.
 #[async_trait::async_trait]
 pub(crate) trait Tokens: Send + Sync {
-    /// The value of the `Authorization` header (`Bearer …`). Never logged.
-    async fn authorization(&self) -> Result<String, ProviderError>;
+    /// The headers that authenticate a call: `Authorization: Bearer …` (never logged), and
+    /// `x-goog-user-project` when the credentials name a quota project.
+    async fn headers(&self) -> Result<reqwest::header::HeaderMap, ProviderError>;
 }
 
 /// A client of the Google REST APIs.
@@ -180,19 +182,19 @@ impl Client {
         let Some(tokens) = &self.tokens else {
             return Err(ProviderError::permanent(NO_AUTH));
         };
-        let authorization = tokens.authorization().await?;
-        let mut value = reqwest::header::HeaderValue::from_str(&authorization).map_err(|_| {
-            ProviderError::permanent("the access token is not a valid HTTP header value")
-        })?;
-        value.set_sensitive(true);
+        let mut headers = tokens.headers().await?;
+        let Some(authorization) = headers.get_mut(reqwest::header::AUTHORIZATION) else {
+            return Err(ProviderError::permanent(
+                "the credentials gave no `Authorization` header",
+            ));
+        };
+        // Kept out of any debug output of the request.
+        authorization.set_sensitive(true);
         let url = match &self.google_base {
             Some(base) => format!("{base}{path}"),
             None => format!("https://{}{path}", api.host()),
         };
-        Ok(self
-            .http
-            .request(method, url)
-            .header(reqwest::header::AUTHORIZATION, value))
+        Ok(self.http.request(method, url).headers(headers))
     }
 
     /// One HTTP exchange. `path` starts with `/`.
