@@ -217,7 +217,7 @@ impl Origin {
                 .with_help(help)
             }
             Origin::MetadataServer { endpoint, tried } => {
-                let unreachable = error.is_none_or(|e| not_reached(e));
+                let unreachable = error.is_none_or(not_reached);
                 if !unreachable {
                     // It answered: this is Google Cloud, and the answer says what is wrong.
                     let message =
