@@ -91,6 +91,10 @@ pub(crate) fn install_crypto_provider() {
 }
 
 /// Tokens from Application Default Credentials, looked up at the first call that needs one.
+///
+/// The credentials refresh their token in a task of the async runtime of that first call, so an
+/// `Adc` serves one runtime: the provider makes a new one at each `configure`, which the engine
+/// calls before each phase (the CLI runs the plan and the apply in runtimes of their own).
 pub(crate) struct Adc {
     source: CredentialsSource,
     found: OnceLock<Result<Found, ProviderError>>,
@@ -383,8 +387,12 @@ fn from_file(path: &Path, by: &'static str) -> Result<Found, ProviderError> {
     })
 }
 
-/// The file's bytes, refused past [`MAX_FILE_BYTES`].
+/// The file's bytes, refused past [`MAX_FILE_BYTES`]. Only a regular file is opened: opening a
+/// named pipe would wait for a writer forever.
 fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(std::io::Error::other("it is not a regular file"));
+    }
     let mut bytes = Vec::new();
     std::fs::File::open(path)?
         .take(MAX_FILE_BYTES + 1)
@@ -947,7 +955,10 @@ mod tests {
         };
         let cases = [
             (dir.path().join("missing.json"), "cannot be read"),
-            (dir.path().to_path_buf(), "cannot be read"),
+            (
+                dir.path().to_path_buf(),
+                "cannot be read: it is not a regular file",
+            ),
             (
                 write(
                     "cut.json",
@@ -986,6 +997,29 @@ mod tests {
             assert!(!shown.contains("secretsecret"), "{shown}");
             assert!(e.help.unwrap().contains("unset it"));
         }
+    }
+
+    #[test]
+    fn a_named_pipe_as_credentials_file_is_refused_without_waiting_for_a_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let pipe = dir.path().join("credentials.json");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&pipe)
+            .status()
+            .expect("mkfifo (coreutils) makes the named pipe");
+        assert!(made.success());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let source = named(&pipe);
+        std::thread::spawn(move || tx.send(authorization(source)));
+        let e = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the lookup must not wait for a writer on the pipe")
+            .unwrap_err();
+        assert!(
+            e.message
+                .contains("cannot be read: it is not a regular file"),
+            "{e}"
+        );
     }
 
     #[test]
