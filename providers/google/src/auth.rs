@@ -833,6 +833,35 @@ mod tests {
     }
 
     #[test]
+    fn an_external_account_that_runs_a_program_is_refused_unless_explicitly_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let ran = dir.path().join("ran");
+        let file = write_json(
+            dir.path(),
+            "executable.json",
+            &json!({
+                "type": "external_account",
+                "audience": "//iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/ci/providers/weir",
+                "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+                "token_url": "http://127.0.0.1:9/sts",
+                "credential_source": {"executable": {
+                    "command": format!("touch {}", ran.display()),
+                    "timeout_millis": 5000,
+                }},
+            }),
+        );
+        let e = authorization(named(&file)).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Permanent, "{e}");
+        assert!(e.message.contains(&file.display().to_string()), "{e}");
+        assert!(
+            e.message
+                .contains("GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES"),
+            "{e}"
+        );
+        assert!(!ran.exists(), "the program ran");
+    }
+
+    #[test]
     fn impersonated_service_account_credentials_trade_the_source_token_for_the_targets() {
         let server = Server::start(|s| match s.target.as_str() {
             "/token" => (200, granted("ya29.source")),
