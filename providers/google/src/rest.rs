@@ -17,9 +17,9 @@ use weir_provider_sdk::retry::{Idempotency, RetryPolicy, parse_retry_after, retr
 use weir_provider_sdk::{Cancel, Endpoints, ErrorKind, ProviderError};
 
 /// What a call to Google itself answers when the client was made without a way to get tokens
-/// (the provider makes it so only when every API goes to a sandbox or an emulator).
-pub(crate) const NO_AUTH: &str =
-    "this call would go to Google itself, but the Google provider was not configured for it";
+/// (the provider makes it so only when every API goes to a sandbox or an emulator, or before it
+/// is configured).
+pub(crate) const NO_AUTH: &str = "the Google provider was not configured to call Google";
 
 /// The longest a single HTTP exchange may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
