@@ -84,6 +84,10 @@ pub const GOOGLE_ENDPOINT_VAR: &str = "WEIR_GOOGLE_ENDPOINT";
 pub const STORAGE_EMULATOR_VAR: &str = "STORAGE_EMULATOR_HOST";
 /// The environment variable naming a Google credentials file.
 pub const CREDENTIALS_FILE_VAR: &str = "GOOGLE_APPLICATION_CREDENTIALS";
+/// The environment variable naming gcloud's configuration directory, when not the default.
+pub const GCLOUD_CONFIG_VAR: &str = "CLOUDSDK_CONFIG";
+/// The environment variable naming the metadata server's host, when not Google Cloud's own.
+pub const METADATA_HOST_VAR: &str = "GCE_METADATA_HOST";
 
 /// The providers' configuration for `model`, reading the environment through `env`. Where
 /// Google's credentials and endpoints are read only for a `gcp` deployment: another target has
@@ -112,11 +116,10 @@ fn google_access(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(CredentialsSource, Endpoints), String> {
     let var = |name: &str| env(name).filter(|v| !v.trim().is_empty());
-    let credentials = match var(CREDENTIALS_FILE_VAR) {
-        Some(path) => CredentialsSource::File {
-            path: PathBuf::from(path),
-        },
-        None => CredentialsSource::Default,
+    let credentials = CredentialsSource {
+        file: var(CREDENTIALS_FILE_VAR).map(PathBuf::from),
+        gcloud_file: gcloud_credentials_file(&var),
+        metadata_host: var(METADATA_HOST_VAR),
     };
     let google = var(GOOGLE_ENDPOINT_VAR)
         .map(|v| endpoint(GOOGLE_ENDPOINT_VAR, &v, false))
@@ -125,6 +128,17 @@ fn google_access(
         .map(|v| endpoint(STORAGE_EMULATOR_VAR, &v, true))
         .transpose()?;
     Ok((credentials, Endpoints { google, storage }))
+}
+
+/// Where `gcloud auth application-default login` writes its credentials: in `CLOUDSDK_CONFIG`
+/// when set, else in gcloud's configuration directory under the home directory.
+fn gcloud_credentials_file(var: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    let dir = match var(GCLOUD_CONFIG_VAR) {
+        Some(dir) => PathBuf::from(dir),
+        None if cfg!(windows) => PathBuf::from(var("APPDATA")?).join("gcloud"),
+        None => PathBuf::from(var("HOME")?).join(".config").join("gcloud"),
+    };
+    Some(dir.join("application_default_credentials.json"))
 }
 
 /// `value` as a base URL without a trailing slash. With `bare_host`, a value without a scheme
@@ -179,12 +193,18 @@ mod tests {
             (CREDENTIALS_FILE_VAR, "/keys/sa.json"),
             (GOOGLE_ENDPOINT_VAR, "http://127.0.0.1:8080"),
             (STORAGE_EMULATOR_VAR, "localhost:4443"),
+            ("HOME", "/home/ci"),
+            (METADATA_HOST_VAR, "127.0.0.1:8081"),
         ]))
         .unwrap();
         assert_eq!(
             credentials,
-            CredentialsSource::File {
-                path: "/keys/sa.json".into()
+            CredentialsSource {
+                file: Some("/keys/sa.json".into()),
+                gcloud_file: Some(
+                    "/home/ci/.config/gcloud/application_default_credentials.json".into()
+                ),
+                metadata_host: Some("127.0.0.1:8081".into()),
             }
         );
         assert_eq!(endpoints.google.as_deref(), Some("http://127.0.0.1:8080"));
@@ -195,8 +215,18 @@ mod tests {
             (CREDENTIALS_FILE_VAR, ""),
         ]))
         .unwrap();
-        assert_eq!(credentials, CredentialsSource::Default);
+        assert_eq!(credentials, CredentialsSource::default());
         assert_eq!(endpoints, Endpoints::default());
+        // gcloud's own configuration directory, when it is moved.
+        let (credentials, _) = google_access(&env(&[
+            ("HOME", "/home/ci"),
+            (GCLOUD_CONFIG_VAR, "/etc/gcloud"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            credentials.gcloud_file,
+            Some("/etc/gcloud/application_default_credentials.json".into())
+        );
         let err = google_access(&env(&[(STORAGE_EMULATOR_VAR, "ftp://x")])).unwrap_err();
         assert!(err.starts_with(STORAGE_EMULATOR_VAR), "{err}");
     }

@@ -682,3 +682,5 @@ mod run_service;
 mod iam;
 #[path = "gcp_sandbox/compute.rs"]
 mod compute;
+#[path = "gcp_sandbox/auth.rs"]
+mod auth;

@@ -11,11 +11,13 @@
 //! apply). It applies Cloud Run jobs and services ([`run_job`]), enabled APIs
 //! ([`service_usage`]), Secret Manager secrets and versions ([`secret`]), Cloud SQL
 //! instances, databases and users ([`sql`]), service accounts ([`iam`]), IAM members
-//! ([`policy_member`]) and Compute Engine VMs ([`compute`]), each type by the module [`applier`] names, to an endpoint set by `WEIR_GOOGLE_ENDPOINT`
-//! (the sandbox), which needs no credentials. Every other call refuses with a permanent error —
-//! without that endpoint because authentication is not built yet, for the other types because
-//! they are not applied yet — so that nothing pretends to have happened.
+//! ([`policy_member`]) and Compute Engine VMs ([`compute`]), each type by the module
+//! [`applier`] names: to Google itself, with tokens from Application Default Credentials
+//! ([`auth`]), or to the endpoints set by `WEIR_GOOGLE_ENDPOINT` (the sandbox) and
+//! `STORAGE_EMULATOR_HOST`, which need no credentials. A call on another type refuses with a
+//! permanent error, so that nothing pretends to have happened.
 
+mod auth;
 mod compute;
 pub mod cost;
 mod iam;
@@ -34,7 +36,7 @@ pub use schemas::types;
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use serde_json::Value;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use weir_provider_sdk::{
     Cancel, PlannedValue, Provider, ProviderConfig, ProviderError, ResourceRef, ResourceSchema,
 };
@@ -48,8 +50,8 @@ const READ_PARALLELISM: usize = 8;
 pub struct GoogleProvider {
     /// The configuration of this run (project, region, credentials, endpoints).
     config: Mutex<Option<ProviderConfig>>,
-    /// The client of `WEIR_GOOGLE_ENDPOINT`, when it is set.
-    client: Mutex<Option<rest::Client>>,
+    /// The client of this run, made by [`Provider::configure`], or why it could not be made.
+    client: Mutex<Option<Result<rest::Client, ProviderError>>>,
 }
 
 impl Default for GoogleProvider {
@@ -72,20 +74,20 @@ impl GoogleProvider {
     }
 
     /// The client for a call on `r` and the module that applies its type, or why there is
-    /// none: no endpoint (no authentication yet), or a type this build does not apply.
+    /// none: the provider was not configured or could not make its HTTP client, or the type is
+    /// one this build does not apply.
     fn client_for(
         &self,
         what: &str,
         r: &ResourceRef,
     ) -> Result<(rest::Client, &'static dyn Applier), ProviderError> {
-        let client = self.client.lock().ok().and_then(|c| c.clone());
-        let Some(client) = client else {
-            return Err(ProviderError::permanent(format!(
-                "{}: cannot {what} it: {}",
-                r.address,
-                rest::NO_AUTH
-            ))
-            .with_help("`weir plan` shows what a gcp deployment needs without calling Google"));
+        let cannot = |e: ProviderError| ProviderError {
+            message: format!("{}: cannot {what} it: {}", r.address, e.message),
+            ..e
+        };
+        let client = match self.client.lock().ok().and_then(|c| c.clone()) {
+            Some(client) => client.map_err(cannot)?,
+            None => return Err(cannot(ProviderError::permanent(rest::NO_AUTH))),
         };
         let Some(applier) = applier(&r.type_name) else {
             return Err(ProviderError::permanent(format!(
@@ -184,15 +186,19 @@ impl Provider for GoogleProvider {
     }
 
     async fn configure(&self, config: &ProviderConfig) -> Result<(), ProviderError> {
-        // Credentials are looked for only when a call needs them: a plan with no prior state
-        // makes none.
+        // Credentials are looked up at the first call to Google itself, not here: a plan with
+        // no prior state makes no call, and needs none. With every API sent to a sandbox or an
+        // emulator, no call ever goes to Google, and nothing is looked up at all.
         let endpoints = &config.endpoints;
-        let client = match endpoints.google.is_some() || endpoints.storage.is_some() {
-            true => Some(rest::Client::new(endpoints, None)?),
-            false => None,
-        };
+        let tokens: Option<Arc<dyn rest::Tokens>> =
+            match endpoints.google.is_some() && endpoints.storage.is_some() {
+                true => None,
+                false => Some(Arc::new(auth::Adc::new(config.credentials.clone()))),
+            };
+        // Kept, not returned, when it fails: only a call needs the client.
+        let client = rest::Client::new(endpoints, tokens);
         if let Ok(mut c) = self.client.lock() {
-            *c = client;
+            *c = Some(client);
         }
         if let Ok(mut c) = self.config.lock() {
             *c = Some(config.clone());
@@ -282,31 +288,44 @@ mod tests {
         }
     }
 
-    #[test]
-    fn without_an_endpoint_every_call_is_refused_as_permanent() {
-        let p = GoogleProvider::new();
-        let r = ResourceRef {
+    fn bucket() -> ResourceRef {
+        ResourceRef {
             address: "google_storage_bucket.prod".into(),
             type_name: types::STORAGE_BUCKET.into(),
             attributes: json!({"name": "b"}),
             sensitive_paths: Vec::new(),
-        };
+        }
+    }
+
+    /// Every kind of call on `r`, each refused.
+    fn refusals(p: &GoogleProvider, r: &ResourceRef) -> Vec<ProviderError> {
         let cancel = Cancel::new();
-        let errors = [
-            block_on(p.create(&r, &cancel)).unwrap_err(),
-            block_on(p.update(&json!({}), &r, &cancel)).unwrap_err(),
-            block_on(p.delete(&r, &cancel)).unwrap_err(),
-            block_on(p.read(std::slice::from_ref(&r)))
+        vec![
+            block_on(p.create(r, &cancel)).unwrap_err(),
+            block_on(p.update(&json!({}), r, &cancel)).unwrap_err(),
+            block_on(p.delete(r, &cancel)).unwrap_err(),
+            block_on(p.read(std::slice::from_ref(r)))
                 .remove(0)
                 .unwrap_err(),
-        ];
-        for e in errors {
+        ]
+    }
+
+    #[test]
+    fn an_unconfigured_provider_refuses_every_call_as_permanent() {
+        for e in refusals(&GoogleProvider::new(), &bucket()) {
             assert_eq!(e.kind, ErrorKind::Permanent);
-            assert!(
-                e.message.contains("set WEIR_GOOGLE_ENDPOINT to a sandbox"),
-                "{e}"
-            );
+            assert!(e.message.contains(rest::NO_AUTH), "{e}");
             assert!(e.message.starts_with("google_storage_bucket.prod"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_type_this_build_does_not_apply_is_refused_before_any_credentials_are_needed() {
+        let p = GoogleProvider::new();
+        block_on(p.configure(&ProviderConfig::default())).unwrap();
+        for e in refusals(&p, &bucket()) {
+            assert_eq!(e.kind, ErrorKind::Permanent);
+            assert!(e.message.contains("not `google_storage_bucket` yet"), "{e}");
         }
     }
 

@@ -5,7 +5,8 @@
 //! Cloud Storage's goes to that one base URL instead, with the real API's host in the `Host`
 //! header (so the sandbox knows which API is meant, as Google's front end does), and no
 //! credentials; with `STORAGE_EMULATOR_HOST` set, Cloud Storage calls go to that emulator.
-//! Calls to Google itself carry the `Authorization` header that [`Tokens`] gives.
+//! Calls to Google itself carry the headers that [`Tokens`] gives (`Authorization`, and the
+//! quota project of user credentials).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,9 +16,10 @@ use serde_json::Value;
 use weir_provider_sdk::retry::{Idempotency, RetryPolicy, parse_retry_after, retry};
 use weir_provider_sdk::{Cancel, Endpoints, ErrorKind, ProviderError};
 
-/// What a call to Google itself answers when no credentials were set up.
-pub(crate) const NO_AUTH: &str =
-    "authentication is not built yet: set WEIR_GOOGLE_ENDPOINT to a sandbox";
+/// What a call to Google itself answers when the client was made without a way to get tokens
+/// (the provider makes it so only when every API goes to a sandbox or an emulator, or before it
+/// is configured).
+pub(crate) const NO_AUTH: &str = "the Google provider was not configured to call Google";
 
 /// The longest a single HTTP exchange may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -83,11 +85,12 @@ enum Operations {
     None,
 }
 
-/// Where the access token of a call to Google itself comes from.
+/// Where the credentials of a call to Google itself come from.
 #[async_trait::async_trait]
 pub(crate) trait Tokens: Send + Sync {
-    /// The value of the `Authorization` header (`Bearer …`). Never logged.
-    async fn authorization(&self) -> Result<String, ProviderError>;
+    /// The headers that authenticate a call: `Authorization: Bearer …` (never logged), and
+    /// `x-goog-user-project` when the credentials name a quota project.
+    async fn headers(&self) -> Result<reqwest::header::HeaderMap, ProviderError>;
 }
 
 /// A client of the Google REST APIs.
@@ -100,6 +103,8 @@ pub(crate) struct Client {
     storage: Option<String>,
     /// Credentials for calls to Google itself.
     tokens: Option<Arc<dyn Tokens>>,
+    /// Tests only: where calls to Google itself go instead of `https://<api host>`.
+    google_base: Option<String>,
     policy: RetryPolicy,
 }
 
@@ -108,6 +113,7 @@ impl Client {
         endpoints: &Endpoints,
         tokens: Option<Arc<dyn Tokens>>,
     ) -> Result<Client, ProviderError> {
+        crate::auth::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(CALL_TIMEOUT)
             .build()
@@ -118,8 +124,17 @@ impl Client {
             sandbox: base(&endpoints.google),
             storage: base(&endpoints.storage),
             tokens,
+            google_base: None,
             policy: RetryPolicy::default(),
         })
+    }
+
+    /// The same client, sending the calls meant for Google itself to `base` (with their
+    /// credentials): a test's local server.
+    #[cfg(test)]
+    pub(crate) fn with_google_base(mut self, base: &str) -> Client {
+        self.google_base = Some(base.to_owned());
+        self
     }
 
     pub(crate) fn policy(&self) -> &RetryPolicy {
@@ -146,7 +161,7 @@ impl Client {
 
     /// The request for `path` on `api`: the URL, and the headers that say which API and who
     /// calls.
-    async fn request(
+    pub(crate) async fn request(
         &self,
         api: Api,
         method: Method,
@@ -167,15 +182,19 @@ impl Client {
         let Some(tokens) = &self.tokens else {
             return Err(ProviderError::permanent(NO_AUTH));
         };
-        let authorization = tokens.authorization().await?;
-        let mut value = reqwest::header::HeaderValue::from_str(&authorization).map_err(|_| {
-            ProviderError::permanent("the access token is not a valid HTTP header value")
-        })?;
-        value.set_sensitive(true);
-        Ok(self
-            .http
-            .request(method, format!("https://{}{path}", api.host()))
-            .header(reqwest::header::AUTHORIZATION, value))
+        let mut headers = tokens.headers().await?;
+        let Some(authorization) = headers.get_mut(reqwest::header::AUTHORIZATION) else {
+            return Err(ProviderError::permanent(
+                "the credentials gave no `Authorization` header",
+            ));
+        };
+        // Kept out of any debug output of the request.
+        authorization.set_sensitive(true);
+        let url = match &self.google_base {
+            Some(base) => format!("{base}{path}"),
+            None => format!("https://{}{path}", api.host()),
+        };
+        Ok(self.http.request(method, url).headers(headers))
     }
 
     /// One HTTP exchange. `path` starts with `/`.

@@ -26,17 +26,20 @@ pub struct ProviderConfig {
     pub endpoints: Endpoints,
 }
 
-/// Where a provider finds its credentials (never the credentials themselves).
+/// Where a provider finds its credentials (never the credentials themselves): for Google, the
+/// places of Application Default Credentials, looked at in this order.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
-pub enum CredentialsSource {
-    /// The platform's default chain (for Google: Application Default Credentials — the
-    /// gcloud user credentials file, then the metadata server).
-    #[default]
-    Default,
+pub struct CredentialsSource {
     /// A credentials file named by the environment (`GOOGLE_APPLICATION_CREDENTIALS`): a
-    /// service account key or an `external_account` configuration.
-    File { path: PathBuf },
+    /// service account key, user credentials or an `external_account` configuration. When set,
+    /// it is the only place looked at.
+    pub file: Option<PathBuf>,
+    /// gcloud's application default credentials file (written by `gcloud auth
+    /// application-default login`), `None` when there is no home directory to find it in.
+    pub gcloud_file: Option<PathBuf>,
+    /// The metadata server's `host[:port]` when `GCE_METADATA_HOST` names one other than
+    /// Google Cloud's own.
+    pub metadata_host: Option<String>,
 }
 
 /// Endpoint overrides, as base URLs (`http://127.0.0.1:8080`, no trailing slash).
