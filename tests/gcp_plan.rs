@@ -134,21 +134,6 @@ fn quickstart_plan_in_json_markdown_and_a_saved_plan_holds_no_secret() {
     assert!(!saved.contains("hooks.slack.com"));
 }
 
-#[test]
-fn applying_a_gcp_deployment_is_refused_as_not_yet_possible() {
-    let (_tmp, dir) = quickstart();
-    let out = weir(&dir)
-        .args(["apply", "--auto-approve"])
-        .env("HOME", dir.join("home"))
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("this build of weir applies only"), "{text}");
-    assert!(!text.contains("hooks.slack.com"), "{text}");
-}
-
 /// The engine with the Google provider's schemas and planning, over objects kept in memory
 /// (this build cannot call Google): what a plan after an apply decides.
 mod after_apply {
