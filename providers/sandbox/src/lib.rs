@@ -9,13 +9,15 @@
 //! - [`server`]: the HTTP front (also the `weir-sandbox` binary), which holds every request to
 //!   the documents and records it;
 //! - [`run_jobs`]: Cloud Run v2 jobs and their operations, kept in memory;
-//! - [`secrets`]: Secret Manager v1 secrets and their versions, kept in memory.
+//! - [`secrets`]: Secret Manager v1 secrets and their versions, kept in memory;
+//! - [`storage`]: the Cloud Storage front, forwarding to a storage emulator and serving what it lacks.
 
 pub mod discovery;
 pub mod record;
 pub mod run_jobs;
 pub mod secrets;
 pub mod server;
+pub mod storage;
 pub mod validate;
 
 pub use discovery::{Catalog, Document, LoadError};
