@@ -14,6 +14,7 @@
 //! without that endpoint because authentication is not built yet, for the other types because
 //! they are not applied yet — so that nothing pretends to have happened.
 
+mod bucket;
 pub mod cost;
 mod normalize;
 mod rest;
@@ -127,7 +128,12 @@ pub(crate) trait Applier: Sync {
 }
 
 /// The types this build applies.
-const APPLIED: &[&str] = &[types::CLOUD_RUN_JOB, types::SECRET, types::SECRET_VERSION];
+const APPLIED: &[&str] = &[
+    types::CLOUD_RUN_JOB,
+    types::SECRET,
+    types::SECRET_VERSION,
+    types::STORAGE_BUCKET,
+];
 
 /// The module that applies `type_name`: adding a type is one module and one line here (and
 /// its name in [`APPLIED`]).
@@ -136,6 +142,7 @@ fn applier(type_name: &str) -> Option<&'static dyn Applier> {
         types::CLOUD_RUN_JOB => Some(&run_job::RunJob),
         types::SECRET => Some(&secret::Secret),
         types::SECRET_VERSION => Some(&secret::SecretVersion),
+        types::STORAGE_BUCKET => Some(&bucket::Bucket),
         _ => None,
     }
 }
