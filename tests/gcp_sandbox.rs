@@ -674,3 +674,5 @@ fn a_secret_left_by_a_lost_state_is_adopted_and_a_strangers_secret_is_a_conflict
         "{failed}"
     );
 }
+#[path = "gcp_sandbox/storage.rs"]
+mod storage;
