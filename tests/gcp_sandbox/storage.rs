@@ -88,8 +88,14 @@ impl Drop for FakeGcs {
 
 /// The emulator and the sandbox in front of it, recording to `record` when given.
 fn front(record: Option<PathBuf>) -> (FakeGcs, Running) {
+    front_with(record, Behaviour::default())
+}
+
+fn front_with(record: Option<PathBuf>, behaviour: Behaviour) -> (FakeGcs, Running) {
     let gcs = FakeGcs::start();
-    let mut sandbox = Sandbox::new(catalog()).storage_upstream(&gcs.url());
+    let mut sandbox = Sandbox::new(catalog())
+        .behaviour(behaviour)
+        .storage_upstream(&gcs.url());
     sandbox.record = record;
     let running = sandbox.spawn("127.0.0.1:0".parse().unwrap()).unwrap();
     (gcs, running)
@@ -195,12 +201,15 @@ fn assert_record_valid(file: &Path) {
     let report = record::validate_file(file, &catalog());
     assert!(report.is_ok(), "{report:?}");
     let exchanges = record::read(file).unwrap();
-    assert!(
-        exchanges
-            .iter()
-            .all(|e| e.service == "storage.googleapis.com")
-    );
     assert!(!exchanges.is_empty());
+    let service = "storage.googleapis.com";
+    assert!(exchanges.iter().all(|e| e.service == service));
+    // Only injected faults: an answer the sandbox could not give would be a 500 or a 502.
+    let broken: Vec<_> = exchanges
+        .iter()
+        .filter(|e| e.status >= 500 && e.status != 503)
+        .collect();
+    assert!(broken.is_empty(), "{broken:?}");
 }
 
 #[test]
@@ -306,6 +315,45 @@ fn quickstart_bucket_is_created_unchanged_on_replan_relabelled_in_place_and_dele
             .any(|(k, v)| k == "ifMetagenerationMatch" && v == "1"),
         "{patch:?}"
     );
+}
+
+#[test]
+fn with_a_fifth_of_storage_calls_throttled_or_failing_the_bucket_still_converges() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = quickstart(tmp.path(), |t| t);
+    let mut faults = 0;
+    for seed in 1..=3 {
+        let file = tmp.path().join(format!("record-{seed}.jsonl"));
+        let behaviour = Behaviour {
+            latency: Duration::from_millis(5),
+            unavailable_rate: 0.2,
+            seed,
+            ..Behaviour::default()
+        };
+        let (_gcs, sandbox) = front_with(Some(file.clone()), behaviour);
+        let (desired, config) = bucket(&dir, &sandbox);
+        let desired = edited(&desired, |i| i.prevent_destroy = false);
+        let engine = Engine::new(config);
+        let outcome = engine.apply(&engine.plan(&desired));
+        assert!(outcome.success(), "seed {seed}: {:?}", outcome.failed);
+        assert!(!engine.plan(&desired).has_changes(), "seed {seed}");
+        let relabelled = edited(&desired, |i| {
+            i.attributes["labels"]["team"] = json!("platform")
+        });
+        let outcome = engine.apply(&engine.plan(&relabelled));
+        assert!(outcome.success(), "seed {seed}: {:?}", outcome.failed);
+        assert!(!engine.plan(&relabelled).has_changes(), "seed {seed}");
+        let outcome = engine.apply(&engine.plan(&[]));
+        assert!(outcome.success(), "seed {seed}: {:?}", outcome.failed);
+        drop(sandbox);
+        faults += record::read(&file)
+            .unwrap()
+            .iter()
+            .filter(|e| e.status == 429 || e.status == 503)
+            .count();
+        assert_record_valid(&file);
+    }
+    assert!(faults > 0, "no fault was injected");
 }
 
 #[test]

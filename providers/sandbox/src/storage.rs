@@ -126,6 +126,14 @@ impl Answer {
         }
     }
 
+    fn empty(status: u16) -> Answer {
+        Answer {
+            status,
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+        }
+    }
+
     fn into_response(self) -> Response<Full<Bytes>> {
         let mut response = Response::new(Full::new(self.body));
         *response.status_mut() =
@@ -567,6 +575,11 @@ impl Front {
                 return google(status, error(status, "backendError", &text));
             }
         };
+        if answer.status < 300 && value.is_null() {
+            // The emulator answers a delete `200 null`; Google, `204` and no body.
+            self.after(method_id, request, &bucket, &mut value);
+            return (Answer::empty(204), None);
+        }
         if let Some(front) = &front {
             rewrite_links(&mut value, upstream, front);
         }
