@@ -10,7 +10,8 @@
 //! fills in, quantities such as `2048Mi` written as `2Gi`, output-only fields known only after
 //! apply). It applies Cloud Run jobs ([`run_job`]) and Secret Manager secrets and versions
 //! ([`secret`]), each type by the module [`applier`] names, to an endpoint set by `WEIR_GOOGLE_ENDPOINT`
-//! (the sandbox), which needs no credentials. Every other call refuses with a permanent error —
+//! (the sandbox), which needs no credentials; and Cloud Storage buckets ([`bucket`]) to
+//! `STORAGE_EMULATOR_HOST`. Every other call refuses with a permanent error —
 //! without that endpoint because authentication is not built yet, for the other types because
 //! they are not applied yet — so that nothing pretends to have happened.
 
