@@ -353,7 +353,7 @@ mod tests {
         for bad in [
             "", "ab", "a/b", "..", "a..b", "A-b", "b?x=1", "b%2f", "-ab", "ab-",
         ] {
-            let e = name_of(&bucket(bad)).err().expect(bad);
+            let e = name_of(&bucket(bad)).expect_err(bad);
             assert_eq!(e.kind, ErrorKind::Permanent);
             assert!(e.message.starts_with("google_storage_bucket.prod"), "{e}");
         }
