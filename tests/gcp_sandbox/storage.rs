@@ -635,3 +635,21 @@ fn uploads_and_downloads_pass_through_the_front_byte_for_byte() {
         "media is not in the record"
     );
 }
+
+#[test]
+fn without_an_emulator_storage_calls_are_refused_naming_the_flag_and_bad_multipart_is_a_400() {
+    let sandbox = start(None, Behaviour::default());
+    let (status, answer) = http_json(sandbox.addr(), "GET", "/storage/v1/b/acme-mage", None);
+    assert_eq!(status, 501, "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(message.contains("--storage-upstream"), "{message}");
+    // A multipart upload whose parts do not follow its boundary: Google's 400, not a guess.
+    let (status, answer) = http(
+        sandbox.addr(),
+        "POST",
+        "/upload/storage/v1/b/acme-mage/o?uploadType=multipart",
+        &[("Content-Type", "multipart/related; boundary=one")],
+        b"--other\r\n\r\n{}\r\n--other--",
+    );
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&answer));
+}
