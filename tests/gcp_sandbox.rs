@@ -684,3 +684,5 @@ mod iam;
 mod compute;
 #[path = "gcp_sandbox/auth.rs"]
 mod auth;
+#[path = "gcp_sandbox/storage.rs"]
+mod storage;

@@ -11,13 +11,14 @@
 //! apply). It applies Cloud Run jobs and services ([`run_job`]), enabled APIs
 //! ([`service_usage`]), Secret Manager secrets and versions ([`secret`]), Cloud SQL
 //! instances, databases and users ([`sql`]), service accounts ([`iam`]), IAM members
-//! ([`policy_member`]) and Compute Engine VMs ([`compute`]), each type by the module
-//! [`applier`] names: to Google itself, with tokens from Application Default Credentials
-//! ([`auth`]), or to the endpoints set by `WEIR_GOOGLE_ENDPOINT` (the sandbox) and
-//! `STORAGE_EMULATOR_HOST`, which need no credentials. A call on another type refuses with a
-//! permanent error, so that nothing pretends to have happened.
+//! ([`policy_member`]), Compute Engine VMs ([`compute`]) and Cloud Storage buckets
+//! ([`bucket`]), each type by the module [`applier`] names: to Google itself, with tokens
+//! from Application Default Credentials ([`auth`]), or to the endpoints set by
+//! `WEIR_GOOGLE_ENDPOINT` (the sandbox) and `STORAGE_EMULATOR_HOST`, which need no
+//! credentials.
 
 mod auth;
+mod bucket;
 mod compute;
 pub mod cost;
 mod iam;
@@ -151,6 +152,7 @@ const APPLIED: &[&str] = &[
     types::SECRET_IAM_MEMBER,
     types::STORAGE_BUCKET_IAM_MEMBER,
     types::COMPUTE_INSTANCE,
+    types::STORAGE_BUCKET,
 ];
 
 /// The module that applies `type_name`: adding a type is one module and one line here (and
@@ -171,6 +173,7 @@ fn applier(type_name: &str) -> Option<&'static dyn Applier> {
         | types::SECRET_IAM_MEMBER
         | types::STORAGE_BUCKET_IAM_MEMBER => Some(&policy_member::PolicyMember),
         types::COMPUTE_INSTANCE => Some(&compute::Instance),
+        types::STORAGE_BUCKET => Some(&bucket::Bucket),
         _ => None,
     }
 }

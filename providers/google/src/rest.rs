@@ -229,6 +229,10 @@ impl Client {
         })?;
         let json: Option<Value> = serde_json::from_str(&text).ok();
         if status < 300 {
+            // A delete may answer `204 No Content` (Cloud Storage does).
+            if text.trim().is_empty() {
+                return Ok(Value::Null);
+            }
             return json.ok_or_else(|| {
                 ProviderError::permanent(format!("{what}: the answer ({status}) is not JSON"))
             });

@@ -279,13 +279,7 @@ fn collect_methods(
         let path = field("path").ok_or_else(|| format!("method `{id}` has no `path`"))?;
         let parameter_template = template(path)?;
         let template = template(field("flatPath").unwrap_or(path))?;
-        let literal_len = template
-            .iter()
-            .map(|p| match p {
-                Part::Literal(l) => l.len(),
-                _ => 0,
-            })
-            .sum();
+        let literal_len = literal_len_of(&template);
         let mut path_patterns = Vec::new();
         if let Some(Value::Object(params)) = method.get("parameters") {
             for (pname, p) in params {
@@ -307,10 +301,52 @@ fn collect_methods(
             parameter_template,
             literal_len,
             method: method.clone(),
-            path_patterns,
+            path_patterns: path_patterns.clone(),
         });
+        // Media goes through paths of its own, for the same method: a simple or multipart
+        // upload at `mediaUpload.protocols.simple.path` (absolute), a download under
+        // `/download/` when the method says `useMediaDownloadService`.
+        let mut media = Vec::new();
+        if let Some(upload) = method
+            .get("mediaUpload")
+            .and_then(|m| m.pointer("/protocols/simple/path"))
+            .and_then(Value::as_str)
+        {
+            media.push(upload.trim_start_matches('/').to_owned());
+        }
+        if method
+            .get("useMediaDownloadService")
+            .and_then(Value::as_bool)
+            == Some(true)
+        {
+            media.push(format!("download/{service_path}{path}"));
+        }
+        for media_path in media {
+            let template = parse_template(&media_path)
+                .map_err(|e| format!("method `{id}`: media path {media_path:?}: {e}"))?;
+            routes.push(Route {
+                id: id.to_owned(),
+                http_method: http_method.to_owned(),
+                parameter_template: template.clone(),
+                literal_len: literal_len_of(&template),
+                template,
+                method: method.clone(),
+                path_patterns: path_patterns.clone(),
+            });
+        }
     }
     Ok(())
+}
+
+/// How many literal characters `template` has.
+fn literal_len_of(template: &[Part]) -> usize {
+    template
+        .iter()
+        .map(|p| match p {
+            Part::Literal(l) => l.len(),
+            _ => 0,
+        })
+        .sum()
 }
 
 fn parse_template(template: &str) -> Result<Vec<Part>, String> {

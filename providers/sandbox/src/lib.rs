@@ -14,7 +14,8 @@
 //! - [`sql`]: Cloud SQL Admin v1 instances, databases, users and operations, kept in memory;
 //! - [`iam`]: IAM v1 service accounts, and [`policies`]: the IAM policies of service accounts,
 //!   projects and secrets, kept in memory;
-//! - [`compute`]: Compute Engine v1 instances and their zone operations, kept in memory.
+//! - [`compute`]: Compute Engine v1 instances and their zone operations, kept in memory;
+//! - [`storage`]: the Cloud Storage front, forwarding to a storage emulator and serving what it lacks.
 
 pub mod compute;
 pub mod discovery;
@@ -26,6 +27,7 @@ pub mod secrets;
 pub mod server;
 pub mod sql;
 pub mod service_usage;
+pub mod storage;
 pub mod validate;
 
 pub use discovery::{Catalog, Document, LoadError};

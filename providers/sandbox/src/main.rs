@@ -37,6 +37,19 @@ struct Args {
     /// The seed of the random choice of the 429/503 answers.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Serve Cloud Storage by forwarding to the storage emulator (fake-gcs-server) at URL,
+    /// `http://host:port`; point `STORAGE_EMULATOR_HOST` at the sandbox then.
+    #[arg(long, value_name = "URL", value_parser = http_base)]
+    storage_upstream: Option<String>,
+}
+
+/// An `http://host:port` base URL.
+fn http_base(text: &str) -> Result<String, String> {
+    let authority = text.strip_prefix("http://").unwrap_or("");
+    match authority.trim_end_matches('/') {
+        a if !a.is_empty() && !a.contains('/') => Ok(text.trim_end_matches('/').to_owned()),
+        _ => Err(format!("{text:?} is not an http://host:port URL")),
+    }
 }
 
 /// A share: a number from 0 to 1.
@@ -83,6 +96,9 @@ fn main() -> ExitCode {
             ..Behaviour::default()
         });
         sandbox.record = args.record;
+        if let Some(upstream) = &args.storage_upstream {
+            sandbox = sandbox.storage_upstream(upstream);
+        }
         sandbox
             .serve(listener, async {
                 let _ = tokio::signal::ctrl_c().await;

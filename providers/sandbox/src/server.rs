@@ -25,6 +25,7 @@ use crate::record::{self, Exchange};
 use crate::run_jobs::{self, Behaviour, Store};
 use crate::secrets;
 use crate::service_usage;
+use crate::storage;
 use crate::validate::{Request, parse_query};
 use crate::{iam, policies};
 
@@ -50,6 +51,8 @@ pub struct Sandbox {
     iam: Mutex<(iam::Store, policies::Store)>,
     /// The Compute Engine instances kept, in memory.
     compute: Mutex<crate::compute::Store>,
+    /// The Cloud Storage front: where it forwards, what it keeps.
+    pub(crate) storage: storage::Front,
 }
 
 /// A sandbox serving on its own thread; dropping it stops the server.
@@ -94,6 +97,7 @@ impl Sandbox {
             service_usage: Mutex::default(),
             iam: Mutex::default(),
             compute: Mutex::default(),
+            storage: storage::Front::default(),
         }
     }
 
@@ -183,7 +187,21 @@ impl Sandbox {
         if !self.behaviour.latency.is_zero() {
             tokio::time::sleep(self.behaviour.latency).await;
         }
-        let exchange = self.exchange(host, parts.method.as_str(), parts.uri.path(), query, &body);
+        // Cloud Storage is forwarded to its emulator (`storage`); every other API is served here.
+        let (exchange, forwarded) = if storage::serves(parts.uri.path()) {
+            let fault = || {
+                run_jobs::fault(
+                    &mut self.store.lock().unwrap_or_else(|e| e.into_inner()),
+                    &self.behaviour,
+                )
+            };
+            let (exchange, answer) = storage::answer(self, &parts, body, fault).await;
+            (exchange, Some(answer))
+        } else {
+            let exchange =
+                self.exchange(host, parts.method.as_str(), parts.uri.path(), query, &body);
+            (exchange, None)
+        };
         if let Some(file) = &self.record {
             // A record that silently misses exchanges would make its check vacuous: fail loudly.
             if let Err(e) = record::append(file, &exchange) {
@@ -198,10 +216,12 @@ impl Sandbox {
                 return reply(500, &answer);
             }
         }
-        let mut answer = reply(
-            exchange.status,
-            exchange.response.as_ref().unwrap_or(&Value::Null),
-        );
+        let mut answer = forwarded.unwrap_or_else(|| {
+            reply(
+                exchange.status,
+                exchange.response.as_ref().unwrap_or(&Value::Null),
+            )
+        });
         if exchange.status == 429 {
             // Throttling says when to come back, as Google's front ends do.
             answer.headers_mut().insert(
