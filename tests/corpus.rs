@@ -68,7 +68,6 @@ fn run_case(dir: &Path) -> Outcome {
     let prefix = format!("{dir_text}{}", std::path::MAIN_SEPARATOR);
     let lines = diags
         .iter()
-        .filter(|d| !is_build_note(d))
         .map(|d| {
             let short = d.short();
             let short = short.strip_prefix(&prefix).unwrap_or(&short).to_string();
@@ -82,14 +81,6 @@ fn run_case(dir: &Path) -> Outcome {
         errors: diags.error_count(),
         accepted: model.is_some(),
     }
-}
-
-/// A warning about what this build of weir can do rather than about the configuration: every
-/// `gcp` case has it, on top of the one mistake the case is about (`tests/hardening/checks.rs`
-/// checks it).
-fn is_build_note(d: &weir::diagnostics::Diagnostic) -> bool {
-    d.message
-        .starts_with("this build of weir can plan a `gcp` deployment")
 }
 
 #[test]

@@ -172,14 +172,7 @@ pub(super) fn deployment(config: &Config, diags: &mut Diagnostics) -> Option<Dep
     );
     let target = match r.string(ev, "target", diags) {
         Some(t) => match t.value.as_str() {
-            "gcp" => {
-                diags.push(
-                    Diagnostic::warning("this build of weir can plan a `gcp` deployment, but cannot apply it yet")
-                        .at(&t.loc)
-                        .help("`weir plan` shows every Google resource it needs; `weir apply` refuses until the Google provider can call Google Cloud"),
-                );
-                Some(Target::Gcp)
-            }
+            "gcp" => Some(Target::Gcp),
             "local" => Some(Target::Local),
             other => {
                 let mut d = Diagnostic::error(format!("unknown target `{other}`")).at(&t.loc);
