@@ -95,8 +95,8 @@ fn edit(dir: &Path, file: &str, from: &str, to: &str) {
 /// What the quickstart makes, by kind and name, in the sandbox.
 fn everything(zone: &str) -> BTreeSet<String> {
     [
-        "job:mage-prod-job-standard".to_owned(),
-        "job:mage-prod-job-highmem".to_owned(),
+        "job:mage-prod-standard".to_owned(),
+        "job:mage-prod-highmem".to_owned(),
         "service:mage-prod-web".to_owned(),
         "vm:mage-prod-scheduler".to_owned(),
         "sql:mage-prod-db".to_owned(),
@@ -189,7 +189,7 @@ fn the_quickstart_is_created_updated_in_place_replaced_and_destroyed_but_for_wha
     apply(&cloud, &dir);
     let job = cloud.get(
         "run.googleapis.com",
-        &format!("/v2/projects/{PROJECT}/locations/{REGION}/jobs/mage-prod-job-standard"),
+        &format!("/v2/projects/{PROJECT}/locations/{REGION}/jobs/mage-prod-standard"),
     );
     assert_eq!(
         job["template"]["template"]["containers"][0]["resources"]["limits"]["memory"],
@@ -333,7 +333,7 @@ fn with_a_fifth_of_calls_throttled_or_failing_and_added_latency_apply_succeeds_e
 #[test]
 fn an_operation_that_fails_stops_its_branch_the_rest_is_recorded_and_a_rerun_finishes() {
     let cloud = Cloud::start(Behaviour {
-        failing_jobs: ["mage-prod-job-highmem".to_owned()].into(),
+        failing_jobs: ["mage-prod-highmem".to_owned()].into(),
         ..Behaviour::default()
     });
     let (_tmp, dir) = quickstart();

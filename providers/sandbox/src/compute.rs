@@ -146,6 +146,20 @@ fn serve(
     let body = request.body.clone().unwrap_or_else(|| json!({}));
     let answer = match method_id {
         "compute.instances.insert" => insert(store, behaviour, target, body),
+        "compute.instances.list" => {
+            let prefix = format!("{}/instances/", target.zone_key());
+            let items: Vec<Value> = store
+                .instances
+                .iter()
+                .filter(|(key, _)| key.starts_with(&prefix))
+                .map(|(_, instance)| instance.clone())
+                .collect();
+            let link = format!("{LINK}/{}/instances", target.zone_key());
+            (
+                200,
+                json!({"kind": "compute#instanceList", "id": link, "items": items, "selfLink": link}),
+            )
+        }
         "compute.instances.get" => {
             let key = target.key(target.name?);
             match store.instances.get(&key) {

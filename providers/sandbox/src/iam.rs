@@ -73,6 +73,18 @@ pub(crate) fn answer(
                 .strip_suffix("/serviceAccounts")?;
             create(store, project, &body)
         }
+        "iam.projects.serviceAccounts.list" => {
+            let project = path
+                .strip_prefix("projects/")?
+                .strip_suffix("/serviceAccounts")?;
+            let accounts: Vec<Value> = store
+                .accounts
+                .values()
+                .filter(|a| a["projectId"] == project)
+                .cloned()
+                .collect();
+            (200, json!({"accounts": accounts}))
+        }
         "iam.projects.serviceAccounts.get" => match store.find(path) {
             Some(email) => (200, store.accounts[&email].clone()),
             None => not_found(path),

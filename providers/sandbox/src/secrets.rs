@@ -91,6 +91,17 @@ pub(crate) fn answer(
             );
             (200, secret)
         }
+        "secretmanager.projects.secrets.list" => {
+            let prefix = format!("{}/", path.strip_suffix("/secrets")?);
+            let secrets: Vec<Value> = store
+                .secrets
+                .iter()
+                .filter(|(name, _)| name.starts_with(&prefix))
+                .map(|(_, s)| s.body.clone())
+                .collect();
+            let total = secrets.len();
+            (200, json!({"secrets": secrets, "totalSize": total}))
+        }
         "secretmanager.projects.secrets.get" => match store.secrets.get(path) {
             Some(secret) => (200, secret.body.clone()),
             None => not_found("Secret", path),

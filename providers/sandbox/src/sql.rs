@@ -99,6 +99,16 @@ pub(crate) fn answer(
     let instance_key = parts.get(2).map(|i| format!("{project}/{i}"));
     Some(match method_id {
         "sql.instances.insert" => insert_instance(store, behaviour, project, body),
+        "sql.instances.list" => {
+            let prefix = format!("{project}/");
+            let items: Vec<Value> = store
+                .instances
+                .iter()
+                .filter(|(key, _)| key.starts_with(&prefix))
+                .map(|(_, i)| i.as_seen())
+                .collect();
+            (200, json!({"kind": "sql#instancesList", "items": items}))
+        }
         "sql.instances.get" => match store.instances.get(&instance_key?) {
             Some(i) => (200, i.as_seen()),
             None => instance_not_found(),
