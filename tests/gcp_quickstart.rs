@@ -250,12 +250,14 @@ fn no_secret_reaches_any_output_plan_file_or_state_and_containers_get_them_by_re
 
     // A change that touches the secrets' consumers, planned in every format and saved.
     edit(&dir, "main.hcl", "max_instances = 1", "max_instances = 2");
+    let saved = dir.join("change.plan");
+    let saved = saved.to_str().unwrap();
     for args in [
         vec!["plan"],
         vec!["plan", "--format", "json"],
         vec!["plan", "--format", "markdown"],
-        vec!["plan", "--out", "change.plan"],
-        vec!["show", "change.plan"],
+        vec!["plan", "--out", saved],
+        vec!["show", saved],
         vec![
             "state",
             "show",

@@ -674,15 +674,15 @@ fn a_secret_left_by_a_lost_state_is_adopted_and_a_strangers_secret_is_a_conflict
         "{failed}"
     );
 }
-#[path = "gcp_sandbox/sql.rs"]
-mod sql;
-#[path = "gcp_sandbox/run_service.rs"]
-mod run_service;
-#[path = "gcp_sandbox/iam.rs"]
-mod iam;
-#[path = "gcp_sandbox/compute.rs"]
-mod compute;
 #[path = "gcp_sandbox/auth.rs"]
 mod auth;
+#[path = "gcp_sandbox/compute.rs"]
+mod compute;
+#[path = "gcp_sandbox/iam.rs"]
+mod iam;
+#[path = "gcp_sandbox/run_service.rs"]
+mod run_service;
+#[path = "gcp_sandbox/sql.rs"]
+mod sql;
 #[path = "gcp_sandbox/storage.rs"]
 mod storage;

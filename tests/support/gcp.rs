@@ -231,13 +231,23 @@ impl Cloud {
             .env_remove("CI");
     }
 
-    /// A GET of one of Google's APIs through the sandbox; the parsed answer.
-    pub fn get(&self, host: &str, path: &str) -> serde_json::Value {
+    /// A GET of one of Google's APIs through the sandbox (`host` names the API; `None` for
+    /// Cloud Storage, which the sandbox tells by its path); the parsed answer. Injected
+    /// throttling and outages are waited out, as a client would.
+    pub fn get(&self, host: impl Into<Option<&'static str>>, path: &str) -> serde_json::Value {
+        let host = host.into();
         let base = self.sandbox.url();
-        let (status, body) = http(&base, "GET", path, Some(host), None)
-            .unwrap_or_else(|| panic!("the sandbox did not answer GET {path}"));
-        assert_eq!(status, 200, "GET {host}{path}: {body}");
-        serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
+        for _ in 0..50 {
+            let (status, body) = http(&base, "GET", path, host, None)
+                .unwrap_or_else(|| panic!("the sandbox did not answer GET {path}"));
+            if status == 429 || status == 503 {
+                continue;
+            }
+            assert_eq!(status, 200, "GET {host:?} {path}: {body}");
+            return serde_json::from_str(&body)
+                .unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"));
+        }
+        panic!("GET {path}: still throttled after 50 tries")
     }
 
     /// Every object of the quickstart's kinds that exists in `project` (zone and region as
@@ -295,15 +305,9 @@ impl Cloud {
             "accounts",
             "email",
         );
-        let (status, body) = http_get(
-            &self.sandbox.url(),
-            &format!("/storage/v1/b?project={project}"),
-        )
-        .expect("the storage front answers");
-        assert_eq!(status, 200, "{body}");
         collect(
             "bucket",
-            serde_json::from_str(&body).unwrap(),
+            self.get(None, &format!("/storage/v1/b?project={project}")),
             "items",
             "name",
         );

@@ -28,8 +28,8 @@ mod rest;
 mod run_job;
 mod schemas;
 mod secret;
-mod sql;
 mod service_usage;
+mod sql;
 
 pub use normalize::{cpu_quantity, memory_quantity};
 pub use schemas::types;

@@ -25,8 +25,8 @@ pub mod record;
 pub mod run_jobs;
 pub mod secrets;
 pub mod server;
-pub mod sql;
 pub mod service_usage;
+pub mod sql;
 pub mod storage;
 pub mod validate;
 
