@@ -20,7 +20,6 @@ use weir::plan::planner::{PlanInput, PlanOptions, plan};
 use weir::plan::{Action, Plan};
 use weir::providers::Providers;
 use weir::state::{LocalBackend, State, default_path};
-use weir_sandbox::discovery::{Catalog, documents_dir_for_tests};
 use weir_sandbox::record;
 use weir_sandbox::run_jobs::Behaviour;
 use weir_sandbox::server::{Running, Sandbox};
@@ -32,12 +31,9 @@ impl Reporter for Quiet {
     fn event(&self, _: Event<'_>) {}
 }
 
-fn catalog() -> Catalog {
-    let dir = documents_dir_for_tests().unwrap_or_else(|e| {
-        panic!("{e}\n(run `scripts/test-deps.sh` once to install Google's discovery documents)")
-    });
-    Catalog::load_dir(&dir).unwrap_or_else(|e| panic!("{e}"))
-}
+#[path = "support/gcp.rs"]
+mod cloud;
+use cloud::catalog;
 
 /// The quickstart in a temp dir, optionally with `edit` applied to its profiles.
 fn quickstart(tmp: &Path, edit: impl Fn(String) -> String) -> PathBuf {

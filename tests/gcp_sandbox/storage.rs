@@ -8,83 +8,12 @@
 
 use super::*;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 
 const BUCKET: &str = "google_storage_bucket";
 /// The quickstart's bucket.
 const ADDRESS: &str = "google_storage_bucket.prod";
 
-/// A `fake-gcs-server` on a free local port, in memory, stopped when dropped. Other tests may
-/// use it for anything that needs a storage emulator.
-pub(crate) struct FakeGcs {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl FakeGcs {
-    pub(crate) fn start() -> FakeGcs {
-        let binary = std::env::var_os("WEIR_TEST_FAKE_GCS")
-            .filter(|b| !b.is_empty())
-            .unwrap_or_else(|| {
-                panic!(
-                    "WEIR_TEST_FAKE_GCS is not set: run scripts/test-deps.sh once, then `source .test-deps/env.sh`"
-                )
-            });
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .unwrap()
-            .port();
-        let child = Command::new(&binary)
-            .args([
-                "-scheme",
-                "http",
-                "-host",
-                "127.0.0.1",
-                "-backend",
-                "memory",
-            ])
-            .args(["-port", &port.to_string(), "-log-level", "error"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start fake-gcs-server ({}): {e}; run scripts/test-deps.sh",
-                    binary.to_string_lossy()
-                )
-            });
-        let mut gcs = FakeGcs {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        };
-        let started = std::time::Instant::now();
-        while std::net::TcpStream::connect(gcs.addr).is_err() {
-            if let Ok(Some(status)) = gcs.child.try_wait() {
-                panic!("fake-gcs-server exited at start: {status}");
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "fake-gcs-server does not listen on {}",
-                gcs.addr
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        gcs
-    }
-
-    /// `http://127.0.0.1:<port>`.
-    pub(crate) fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-}
-
-impl Drop for FakeGcs {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::cloud::FakeGcs;
 
 /// The emulator and the sandbox in front of it, recording to `record` when given.
 fn front(record: Option<PathBuf>) -> (FakeGcs, Running) {
@@ -95,7 +24,7 @@ fn front_with(record: Option<PathBuf>, behaviour: Behaviour) -> (FakeGcs, Runnin
     let gcs = FakeGcs::start();
     let mut sandbox = Sandbox::new(catalog())
         .behaviour(behaviour)
-        .storage_upstream(&gcs.url());
+        .storage_upstream(&gcs.url);
     sandbox.record = record;
     let running = sandbox.spawn("127.0.0.1:0".parse().unwrap()).unwrap();
     (gcs, running)
@@ -563,7 +492,7 @@ fn uploads_and_downloads_pass_through_the_front_byte_for_byte() {
     // Bytes that are not UTF-8, and bytes that look like JSON (spaces, a link of the emulator)
     // but must not be parsed or rewritten.
     let binary: Vec<u8> = (0..=255u8).chain([0, 13, 10, 13, 10]).collect();
-    let json_like = format!("{{ \"selfLink\" :  \"{}/storage/v1/b/x\" }}\n", gcs.url());
+    let json_like = format!("{{ \"selfLink\" :  \"{}/storage/v1/b/x\" }}\n", gcs.url);
     let (status, object) = http(
         addr,
         "POST",
