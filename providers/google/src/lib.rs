@@ -234,19 +234,28 @@ impl Provider for GoogleProvider {
     async fn read(&self, resources: &[ResourceRef]) -> Vec<Result<Option<Value>, ProviderError>> {
         let calls: Vec<_> = resources
             .iter()
-            .map(|r| {
+            .enumerate()
+            .map(|(i, r)| {
                 let applied = self.client_for("read", r);
                 let r = r.clone();
                 async move {
-                    let (client, applier) = applied?;
-                    applier.read(&client, &r).await
+                    let read = match applied {
+                        Ok((client, applier)) => applier.read(&client, &r).await,
+                        Err(e) => Err(e),
+                    };
+                    (i, read)
                 }
             })
             .collect();
-        futures_util::stream::iter(calls)
-            .buffered(READ_PARALLELISM)
-            .collect()
-            .await
+        // In the order they finish, so that one slow read does not hold the next ones back;
+        // put back in the order asked for.
+        let mut done: Vec<(usize, Result<Option<Value>, ProviderError>)> =
+            futures_util::stream::iter(calls)
+                .buffer_unordered(READ_PARALLELISM)
+                .collect()
+                .await;
+        done.sort_by_key(|(i, _)| *i);
+        done.into_iter().map(|(_, read)| read).collect()
     }
 
     async fn create(
