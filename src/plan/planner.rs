@@ -571,10 +571,10 @@ fn idle_cost_note(cost: &IdleCostChange) -> String {
 
 /// What a destroy keeps: the resources in state that `protected` says are protected, and
 /// everything they depend on (so that what stays still works).
-fn kept_by_protection<'s>(
-    prior: &'s State,
+fn kept_by_protection(
+    prior: &State,
     protected: impl Fn(&String, &crate::state::ResourceState) -> bool,
-) -> BTreeSet<&'s str> {
+) -> BTreeSet<&str> {
     let mut kept = BTreeSet::new();
     let mut todo: Vec<&str> = prior
         .resources
