@@ -285,7 +285,7 @@ async fn converge(
     // The disk first: the other changes need the instance as it then is (its fingerprints).
     let live = match grow {
         Some(size) => {
-            if let Err(e) = resize_boot_disk(client, r, name, &live, &size, cancel).await {
+            if let Err(e) = resize_boot_disk(client, name, &live, &size, cancel).await {
                 return finish(client, r, name, Err(e)).await;
             }
             get(client, name, cancel)
@@ -321,7 +321,6 @@ fn boot_disk_growth(current: &Value, wanted: &Value) -> Option<Value> {
 /// to `size` GB, and waits for it.
 async fn resize_boot_disk(
     client: &Client,
-    r: &ResourceRef,
     name: &VmName,
     live: &Value,
     size: &Value,
@@ -335,8 +334,7 @@ async fn resize_boot_disk(
     // The last segment of what the API answered becomes a path segment: a disk name only.
     if !valid_segment(disk) {
         return Err(ProviderError::permanent(format!(
-            "{}: the VM {} answered the boot disk {source:?}, whose name is not a Compute Engine disk name",
-            r.address,
+            "the VM {} answered the boot disk {source:?}, whose name is not a Compute Engine disk name",
             name.full()
         )));
     }
