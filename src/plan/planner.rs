@@ -370,9 +370,17 @@ pub async fn plan(
                 Vec::new(),
             ),
             Some(now) => {
-                let force = schema
+                let mut force = schema
                     .map(|s| forcing_paths(&s.force_new_paths(), now, &planned.value))
                     .unwrap_or_default();
+                // What the provider, seeing the prior value, says cannot change in place.
+                for path in &planned.replace {
+                    if !force.contains(path)
+                        && get_path(now, path) != get_path(&planned.value, path)
+                    {
+                        force.push(path.clone());
+                    }
+                }
                 if opts.replace.contains(&address) {
                     (Action::Replace, Some(Reason::ReplaceByRequest), force)
                 } else if same_known(now, &planned.value, &planned.unknown) {
@@ -837,9 +845,9 @@ fn plan_outputs(
 
 #[cfg(test)]
 mod tests {
-    use super::forcing_paths;
+    use super::*;
     use serde_json::json;
-    use weir_provider_sdk::AttrPath;
+    use weir_provider_sdk::{Cancel, PlannedValue, Provider, ProviderError, ResourceSchema};
 
     fn paths(list: &[&str]) -> Vec<AttrPath> {
         list.iter()
@@ -868,6 +876,111 @@ mod tests {
         assert_eq!(
             forcing_paths(&patterns, &now, &planned),
             paths(&["location", "settings.tier", "nics.0.network"])
+        );
+    }
+
+    /// A disk whose size may grow in place but not shrink: the provider asks for replacement
+    /// when the planned size is below the prior one.
+    struct Disks;
+
+    #[async_trait::async_trait]
+    impl Provider for Disks {
+        fn name(&self) -> &str {
+            "disks"
+        }
+        fn schemas(&self) -> Vec<ResourceSchema> {
+            vec![ResourceSchema::new("disk", "a disk").attribute("size")]
+        }
+        fn plan(
+            &self,
+            _: &str,
+            prior: Option<&Value>,
+            desired: Value,
+        ) -> Result<PlannedValue, ProviderError> {
+            let size = |v: &Value| v.get("size").and_then(Value::as_u64);
+            let shrinks = prior.is_some_and(|p| size(&desired) < size(p));
+            let mut planned = PlannedValue::known(desired);
+            if shrinks {
+                planned.replace.push(vec!["size".to_string()]);
+            }
+            Ok(planned)
+        }
+        async fn read(&self, r: &[ResourceRef]) -> Vec<Result<Option<Value>, ProviderError>> {
+            r.iter().map(|r| Ok(Some(r.attributes.clone()))).collect()
+        }
+        async fn create(&self, r: &ResourceRef, _: &Cancel) -> Result<Value, ProviderError> {
+            Ok(r.attributes.clone())
+        }
+        async fn update(
+            &self,
+            _: &Value,
+            r: &ResourceRef,
+            _: &Cancel,
+        ) -> Result<Value, ProviderError> {
+            Ok(r.attributes.clone())
+        }
+        async fn delete(&self, _: &ResourceRef, _: &Cancel) -> Result<(), ProviderError> {
+            Ok(())
+        }
+    }
+
+    /// The plan of the disk `disk.d`, recorded at size 20, configured at `size`.
+    fn plan_disk(size: u64, prevent_destroy: bool) -> Result<Plan, Vec<String>> {
+        let mut prior = State::new();
+        prior.resources.insert(
+            "disk.d".into(),
+            crate::state::ResourceState::new("disk", "disks", json!({"size": 20})),
+        );
+        let desired = vec![ResourceInstance {
+            address: "disk.d".into(),
+            type_name: "disk".into(),
+            name: "d".into(),
+            provider: "disks".into(),
+            attributes: json!({"size": size}),
+            dependencies: Vec::new(),
+            sensitive_paths: Vec::new(),
+            prevent_destroy,
+            notes: Vec::new(),
+            lowered_from: Vec::new(),
+        }];
+        let providers = Providers::new(vec![Arc::new(Disks)]);
+        let input = PlanInput {
+            desired,
+            outputs: &[],
+            prior: Some(&prior),
+            config_hash: String::new(),
+            git_commit: None,
+        };
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(plan(input, &providers, &PlanOptions::default()))
+    }
+
+    #[test]
+    fn a_change_the_provider_judges_irreversible_in_place_is_a_replacement() {
+        let grow = plan_disk(30, false).unwrap();
+        assert_eq!(grow.changes[0].action, Action::Update);
+        assert!(grow.changes[0].replace_paths.is_empty());
+        let shrink = plan_disk(10, false).unwrap();
+        assert_eq!(shrink.changes[0].action, Action::Replace);
+        assert_eq!(shrink.changes[0].replace_paths, paths(&["size"]));
+        assert_eq!(
+            shrink.changes[0].reason,
+            Some(Reason::ReplaceBecauseCannotUpdate)
+        );
+        // `prevent_destroy` stops it like any other replacement.
+        let errors = plan_disk(10, true).unwrap_err();
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("disk.d would be replaced")),
+            "{errors:?}"
+        );
+        assert_eq!(
+            plan_disk(20, false).unwrap().changes[0].action,
+            Action::NoOp
         );
     }
 }

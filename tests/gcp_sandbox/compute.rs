@@ -384,3 +384,104 @@ fn metadata_changed_by_someone_else_during_an_update_is_read_again_and_the_updat
     );
     assert!(!engine.plan(&changed).has_changes());
 }
+
+/// The compute POSTs of the record answered 200, as `<collection>/<verb>` (`disks/resize`,
+/// `instances/setMetadata`), in order.
+fn writes(file: &Path) -> Vec<String> {
+    record::read(file)
+        .unwrap()
+        .iter()
+        .filter(|e| e.service == "compute.googleapis.com" && e.method == "POST")
+        .filter(|e| e.status == 200 && !e.path.contains("/operations/"))
+        .map(|e| {
+            let parts: Vec<&str> = e.path.rsplit('/').collect();
+            format!("{}/{}", parts.get(2).unwrap_or(&""), parts[0])
+        })
+        .collect()
+}
+
+fn attr_path(dotted: &str) -> Vec<String> {
+    dotted.split('.').map(str::to_owned).collect()
+}
+
+#[test]
+fn a_larger_boot_disk_grows_in_place_and_a_smaller_one_or_other_scheduling_is_a_new_vm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("record.jsonl");
+    let sandbox = start(Some(file.clone()), Behaviour::default());
+    let dir = quickstart(tmp.path(), |t| t);
+    let (desired, config) = scheduler(&dir, &sandbox.url());
+    let address = format!("{VM}.scheduler");
+    let engine = Engine::new(config);
+    assert!(engine.apply(&engine.plan(&desired)).success());
+    let id = engine.state().resources[&address].attributes["id"].clone();
+    let size = |vm: &[ResourceInstance]| -> u64 {
+        vm[0].attributes["disks"][0]["initializeParams"]["diskSizeGb"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let with_size = |vm: &[ResourceInstance], gb: u64| {
+        let mut vm = vm.to_vec();
+        vm[0].attributes["disks"][0]["initializeParams"]["diskSizeGb"] = json!(gb.to_string());
+        vm
+    };
+
+    // A larger disk, with a new script: in place, the disk grown first, the VM kept.
+    let mut grown = with_size(&desired, size(&desired) + 20);
+    grown[0].attributes["metadata"]["items"][0]["value"] = json!("#!/bin/bash\necho grown\n");
+    let update = engine.plan(&grown);
+    assert_eq!(actions(&update), vec![(address.clone(), Action::Update)]);
+    assert!(update.changes[0].replace_paths.is_empty());
+    let before = writes(&file).len();
+    let outcome = engine.apply(&update);
+    assert!(outcome.success(), "{:?}", outcome.failed);
+    assert_eq!(
+        writes(&file)[before..],
+        ["disks/resize", "instances/setMetadata"]
+    );
+    let recorded = &engine.state().resources[&address].attributes;
+    assert_eq!(recorded["id"], id, "the same VM");
+    assert_eq!(
+        recorded["disks"][0]["initializeParams"]["diskSizeGb"],
+        json!((size(&desired) + 20).to_string())
+    );
+    let again = engine.plan(&grown);
+    assert!(!again.has_changes(), "{:?}", again.changes);
+
+    // Another scheduling: a new VM (planned only), the scheduling shown as forcing it.
+    let mut spot = grown.clone();
+    spot[0].attributes["scheduling"]["automaticRestart"] = json!(false);
+    let replace = engine.plan(&spot);
+    assert_eq!(actions(&replace), vec![(address.clone(), Action::Replace)]);
+    assert_eq!(
+        replace.changes[0].replace_paths,
+        vec![attr_path("scheduling")]
+    );
+
+    // A smaller disk: a new VM, the size shown as forcing it.
+    let shrunk = with_size(&grown, size(&desired));
+    let replace = engine.plan(&shrunk);
+    assert_eq!(actions(&replace), vec![(address.clone(), Action::Replace)]);
+    assert_eq!(
+        replace.changes[0].replace_paths,
+        vec![attr_path("disks.0.initializeParams.diskSizeGb")]
+    );
+    let text = weir::render::text::render_text(&replace, false);
+    assert!(text.contains("# forces replacement"), "{text}");
+    let before = writes(&file).len();
+    let outcome = engine.apply(&replace);
+    assert!(outcome.success(), "{:?}", outcome.failed);
+    assert!(
+        !writes(&file)[before..].contains(&"disks/resize".to_owned()),
+        "no shrink is ever sent"
+    );
+    let recorded = &engine.state().resources[&address].attributes;
+    assert_ne!(recorded["id"], id, "a new VM");
+    assert!(!engine.plan(&shrunk).has_changes());
+
+    drop(sandbox);
+    let report = record::validate_file(&file, &catalog());
+    assert!(report.is_ok(), "{report:?}");
+}

@@ -9,7 +9,9 @@
 //! (`setMetadata`) on the running VM, each with its current fingerprint (a stale one, 412, is
 //! read again and retried); the machine type (`setMachineType`) and the service account
 //! (`setServiceAccount`) only on a stopped VM, so the VM is stopped, changed and started again.
-//! Any other change in place is refused with a clear error rather than guessed at.
+//! A larger boot disk is grown first (`disks.resize` on the disk the VM names); a smaller one
+//! is planned as a new VM, never sent. Any other change in place is refused with a clear error
+//! rather than guessed at.
 //!
 //! What the API answers is brought back to the planned shape ([`to_attributes`]): links such
 //! as `machineType` come back as full URLs and are written as the configuration wrote them,
@@ -23,6 +25,7 @@ use std::sync::Mutex;
 use weir_provider_sdk::retry::{Attempt, Idempotency, RetryPolicy, retry};
 use weir_provider_sdk::{Cancel, ErrorKind, ProviderError, ResourceRef};
 
+use crate::normalize::{BOOT_DISK_SIZE, disk_size_gb};
 use crate::rest::{Api, Client};
 use crate::run_job::{at, project};
 use crate::schemas::{output_only, types::COMPUTE_INSTANCE};
@@ -48,15 +51,7 @@ impl VmName {
     fn of(r: &ResourceRef) -> Result<VmName, ProviderError> {
         let part = |key: &str| -> Result<String, ProviderError> {
             let value = r.attributes.get(key).and_then(Value::as_str).unwrap_or("");
-            // These become URL path segments: refuse anything that could name another path.
-            // Project ids may be domain-scoped (`example.com:project`).
-            let safe = !value.is_empty()
-                && value != "."
-                && value != ".."
-                && value
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
-            if safe {
+            if valid_segment(value) {
                 Ok(value.to_owned())
             } else {
                 Err(ProviderError::permanent(format!(
@@ -90,6 +85,17 @@ impl VmName {
     fn verb(&self, verb: &str) -> String {
         format!("{}/{verb}", self.path())
     }
+}
+
+/// Whether `value` is safe as one URL path segment: anything that could name another path is
+/// refused. Project ids may be domain-scoped (`example.com:project`).
+fn valid_segment(value: &str) -> bool {
+    !value.is_empty()
+        && value != "."
+        && value != ".."
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
 }
 
 /// Applies `google_compute_instance`.
@@ -246,8 +252,15 @@ async fn converge(
     cancel: &Cancel,
 ) -> Result<Value, ProviderError> {
     let desired = &r.attributes;
-    let current = without_output_only(&to_attributes(&live, desired));
+    let mut current = without_output_only(&to_attributes(&live, desired));
     let wanted = without_output_only(desired);
+    // A larger boot disk grows in place: the rest of `disks` is compared as if it had.
+    let grow = boot_disk_growth(&current, &wanted);
+    if let Some(size) = &grow
+        && let Some(Value::Object(parent)) = at_path_mut(&mut current, &BOOT_DISK_SIZE[..3])
+    {
+        parent.insert(BOOT_DISK_SIZE[3].to_owned(), size.clone());
+    }
     let differs = |key: &str| current.get(key) != wanted.get(key);
     let mut fixed: Vec<&str> = desired
         .as_object()
@@ -269,8 +282,72 @@ async fn converge(
         .with_help(NOT_IN_PLACE_HELP));
     }
     let changed = |key: &str| differs(key) && desired.get(key).is_some();
+    // The disk first: the other changes need the instance as it then is (its fingerprints).
+    let live = match grow {
+        Some(size) => {
+            if let Err(e) = resize_boot_disk(client, name, &live, &size, cancel).await {
+                return finish(client, r, name, Err(e)).await;
+            }
+            get(client, name, cancel)
+                .await
+                .map_err(|e| at(r, e))?
+                .ok_or_else(|| {
+                    at(
+                        r,
+                        ProviderError::not_found(format!(
+                            "the VM {} was deleted while its disk grew",
+                            name.full()
+                        )),
+                    )
+                })?
+        }
+        None => live,
+    };
     let done = change(client, name, desired, &live, changed, cancel).await;
     finish(client, r, name, done).await
+}
+
+/// The boot disk size `wanted` asks for when it is larger than `current`'s, as Compute writes
+/// it; `None` when it is the same, smaller (a new VM, see `normalize`) or not given.
+fn boot_disk_growth(current: &Value, wanted: &Value) -> Option<Value> {
+    let size = |v: &Value| at_path(v, &BOOT_DISK_SIZE).and_then(disk_size_gb);
+    match (size(current), size(wanted)) {
+        (Some(was), Some(new)) if new > was => Some(json!(new.to_string())),
+        _ => None,
+    }
+}
+
+/// Grows the live instance's boot disk (`disks.resize` on the disk its first `source` names)
+/// to `size` GB, and waits for it.
+async fn resize_boot_disk(
+    client: &Client,
+    name: &VmName,
+    live: &Value,
+    size: &Value,
+    cancel: &Cancel,
+) -> Result<(), ProviderError> {
+    let source = live
+        .pointer("/disks/0/source")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let disk = source.rsplit('/').next().unwrap_or("");
+    // The last segment of what the API answered becomes a path segment: a disk name only.
+    if !valid_segment(disk) {
+        return Err(ProviderError::permanent(format!(
+            "the VM {} answered the boot disk {source:?}, whose name is not a Compute Engine disk name",
+            name.full()
+        )));
+    }
+    let path = format!("{}/disks/{disk}/resize", name.zone_path());
+    let op = write(
+        client,
+        Method::POST,
+        &path,
+        Some(&json!({"sizeGb": size})),
+        cancel,
+    )
+    .await?;
+    client.wait(Api::Compute, op, cancel).await.map(|_| ())
 }
 
 /// Makes the changes `changed` names, from the `live` instance to `desired`: labels and
@@ -665,6 +742,23 @@ mod tests {
             json!({"name": "vm", "metadata": {"items": []},
                 "networkInterfaces": [{"accessConfigs": [{"type": "ONE_TO_ONE_NAT"}]}]})
         );
+    }
+
+    #[test]
+    fn only_a_larger_boot_disk_is_grown() {
+        let vm = |size: Value| json!({"disks": [{"boot": true, "initializeParams": {"diskSizeGb": size}}]});
+        let current = vm(json!("30"));
+        assert_eq!(
+            boot_disk_growth(&current, &vm(json!("40"))),
+            Some(json!("40"))
+        );
+        assert_eq!(
+            boot_disk_growth(&current, &vm(json!(50))),
+            Some(json!("50"))
+        );
+        assert_eq!(boot_disk_growth(&current, &vm(json!("30"))), None);
+        assert_eq!(boot_disk_growth(&current, &vm(json!("20"))), None);
+        assert_eq!(boot_disk_growth(&current, &json!({"disks": [{}]})), None);
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub(crate) fn plan(
     }
     let mut unknown: Vec<AttrPath> = Vec::new();
     let mut notes = Vec::new();
+    let mut replace: Vec<AttrPath> = Vec::new();
     match type_name {
         CLOUD_RUN_SERVICE => {
             containers(&mut desired, &["template", "containers"]).map_err(bad)?;
@@ -96,10 +97,19 @@ pub(crate) fn plan(
                 None => {}
             }
         }
-        COMPUTE_INSTANCE
-            if prior.is_some_and(|p| p.get("machineType") != desired.get("machineType")) =>
-        {
-            notes.push("changing the machine type stops the VM and starts it again".to_string());
+        COMPUTE_INSTANCE => {
+            if prior.is_some_and(|p| p.get("machineType") != desired.get("machineType")) {
+                notes
+                    .push("changing the machine type stops the VM and starts it again".to_string());
+            }
+            // A persistent disk grows in place (`disks.resize`) but never shrinks: a smaller
+            // boot disk is a new VM.
+            let size = |v: &Value| get(v, &BOOT_DISK_SIZE).and_then(disk_size_gb);
+            if let (Some(was), Some(wanted)) = (prior.and_then(size), size(&desired))
+                && wanted < was
+            {
+                replace.push(path(&BOOT_DISK_SIZE));
+            }
         }
         _ => {}
     }
@@ -124,7 +134,19 @@ pub(crate) fn plan(
         value: desired,
         unknown,
         notes,
+        replace,
     })
+}
+
+/// Where a VM's boot disk size is: the lowering puts the boot disk first.
+pub(crate) const BOOT_DISK_SIZE: [&str; 4] = ["disks", "0", "initializeParams", "diskSizeGb"];
+
+/// A disk size in GB, as Compute writes it (an int64, so a JSON string) or as a number.
+pub(crate) fn disk_size_gb(value: &Value) -> Option<u64> {
+    match value {
+        Value::String(s) => s.trim().parse().ok(),
+        v => v.as_u64(),
+    }
 }
 
 fn path(p: &[&str]) -> AttrPath {
@@ -375,6 +397,26 @@ mod tests {
         let planned = plan(SECRET_VERSION, Some(&prior), desired).unwrap();
         assert_eq!(planned.value.pointer("/payload/data"), Some(&json!("kept")));
         assert!(!planned.unknown.contains(&path(&["payload", "data"])));
+    }
+
+    #[test]
+    fn a_smaller_boot_disk_is_a_new_vm_and_a_larger_one_is_not() {
+        let vm = |size: &str| json!({"disks": [{"boot": true, "initializeParams": {"diskSizeGb": size}}]});
+        let prior = vm("30");
+        let replace = |size: &str| {
+            plan(COMPUTE_INSTANCE, Some(&prior), vm(size))
+                .unwrap()
+                .replace
+        };
+        assert_eq!(replace("20"), vec![path(&BOOT_DISK_SIZE)]);
+        assert!(replace("40").is_empty());
+        assert!(replace("30").is_empty());
+        assert!(
+            plan(COMPUTE_INSTANCE, None, vm("20"))
+                .unwrap()
+                .replace
+                .is_empty()
+        );
     }
 
     #[test]

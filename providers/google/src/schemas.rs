@@ -163,7 +163,8 @@ pub(crate) fn all() -> Vec<ResourceSchema> {
             .force_new("location")
             .force_new("name")
             .attribute("template"),
-        // The machine type changes in place, the VM stopped and started again; the zone, the
+        // The machine type changes in place, the VM stopped and started again; the boot disk
+        // grows in place (a smaller one is a new VM, which `normalize` decides); the zone, the
         // boot disk's image and type cannot change without a new VM.
         ResourceSchema::new(COMPUTE_INSTANCE, "A Compute Engine VM (Compute Engine v1)")
             .force_new("project")
@@ -173,6 +174,9 @@ pub(crate) fn all() -> Vec<ResourceSchema> {
             .force_new("disks.*.initializeParams.sourceImage")
             .force_new("disks.*.initializeParams.diskType")
             .force_new("networkInterfaces.*.network")
+            // Some scheduling fields could change on a stopped VM, others never: any change
+            // makes a new VM, which for a stateless scheduler is simple and honest.
+            .force_new("scheduling")
             .attribute("machineType")
             .attribute("metadata")
             .attribute("labels")
@@ -207,6 +211,7 @@ mod tests {
         ));
         assert!(!forces(COMPUTE_INSTANCE, "machineType"));
         assert!(!forces(COMPUTE_INSTANCE, "metadata"));
+        assert!(forces(COMPUTE_INSTANCE, "scheduling"));
         assert!(forces(SQL_INSTANCE, "region"));
         assert!(forces(SQL_INSTANCE, "databaseVersion"));
         assert!(!forces(SQL_INSTANCE, "settings.tier"));

@@ -605,6 +605,7 @@ fn plan_value(
                     value: attrs.to_value(),
                     unknown,
                     notes: Vec::new(),
+                    replace: Vec::new(),
                 })
             }
             pipeline::TYPE => {
@@ -624,6 +625,7 @@ fn plan_value(
                     value,
                     unknown: planned.unknown,
                     notes: planned.notes,
+                    replace: Vec::new(),
                 })
             }
             other => Err(unknown_type(other)),

@@ -1,6 +1,7 @@
 //! Compute Engine v1 instances with state: `compute.instances.{insert,get,delete,stop,start,
-//! setMachineType,setMetadata,setLabels,setServiceAccount}` and
-//! `compute.zoneOperations.{get,wait}`, kept in memory.
+//! setMachineType,setMetadata,setLabels,setServiceAccount}`, `compute.disks.resize` (of the
+//! disks the instances have; grow only) and `compute.zoneOperations.{get,wait}`, kept in
+//! memory.
 //!
 //! As Google does: every write answers a zonal `Operation` (`status` `RUNNING`, then `DONE`
 //! after [`Behaviour::operation_delay`], with `error.errors[]` inside when it failed); links are
@@ -273,6 +274,7 @@ fn serve(
             let kind = method_id.rsplit('.').next().unwrap_or_default().to_owned();
             store.operation(behaviour, target, &kind, &key, effect, None)
         }
+        "compute.disks.resize" => resize(store, behaviour, target, &body),
         "compute.zoneOperations.get" | "compute.zoneOperations.wait" => {
             // Google's wait is best effort and may answer before the operation is done: the
             // sandbox answers at once.
@@ -490,6 +492,59 @@ fn insert(
     store.operation(behaviour, target, "insert", &key, effect, error)
 }
 
+/// `disks.resize`: the disk (attached to an instance, the only disks the sandbox has) grows to
+/// `sizeGb`; a size that is not larger is 400, as Google answers. The instance's fingerprints
+/// stay: the disk is another resource.
+fn resize(
+    store: &mut Store,
+    behaviour: &Behaviour,
+    target: &Target<'_>,
+    body: &Value,
+) -> (u16, Value) {
+    let Some(name) = target.name else {
+        return not_found(&format!("{}/disks", target.zone_key()));
+    };
+    let key = format!("{}/disks/{name}", target.zone_key());
+    let source = json!(format!("{LINK}/{key}"));
+    let Some(disk) = store
+        .instances
+        .values_mut()
+        .filter_map(|i| i.get_mut("disks").and_then(Value::as_array_mut))
+        .flatten()
+        .find(|d| d.get("source") == Some(&source))
+    else {
+        return not_found(&key);
+    };
+    let gb = |v: Option<&Value>| {
+        v.and_then(Value::as_str)
+            .and_then(|s| s.parse::<u64>().ok())
+    };
+    let sent = body.get("sizeGb");
+    let (Some(new), Some(was)) = (gb(sent), gb(disk.get("diskSizeGb"))) else {
+        return compute_error(
+            400,
+            "INVALID_ARGUMENT",
+            "invalid",
+            format!(
+                "Invalid value for field 'sizeGb': '{}'.",
+                sent.unwrap_or(&Value::Null)
+            ),
+        );
+    };
+    if new <= was {
+        return compute_error(
+            400,
+            "INVALID_ARGUMENT",
+            "invalid",
+            format!(
+                "Invalid value for field 'sizeGb': '{new}'. New disk size '{new}' GiB must be larger than existing size '{was}' GiB."
+            ),
+        );
+    }
+    disk["diskSizeGb"] = json!(new.to_string());
+    store.operation(behaviour, target, "resize", &key, Effect::Nothing, None)
+}
+
 impl Store {
     fn next(&mut self) -> u64 {
         self.writes += 1;
@@ -530,9 +585,18 @@ impl Store {
     ) -> (u16, Value) {
         let n = self.next();
         let name = format!("operation-{n}-{:08x}", std::process::id());
+        // A disk's id, which the sandbox keeps nowhere else, is its instance's.
+        let link = json!(format!("{LINK}/{key}"));
         let target_id = self
             .instances
             .get(key)
+            .or_else(|| {
+                self.instances.values().find(|i| {
+                    i.get("disks")
+                        .and_then(Value::as_array)
+                        .is_some_and(|d| d.iter().any(|d| d.get("source") == Some(&link)))
+                })
+            })
             .and_then(|i| i.get("id"))
             .cloned()
             .unwrap_or_else(|| json!("0"));
@@ -786,6 +850,58 @@ mod tests {
                 .unwrap()
                 .ends_with("/machineTypes/e2-small")
         );
+    }
+
+    #[test]
+    fn a_disk_grows_but_never_shrinks_and_the_instance_shows_its_size() {
+        let mut store = Store::default();
+        let insert = request("POST", &format!("{BASE}/instances"), &[], Some(vm()));
+        call(&mut store, "compute.instances.insert", insert);
+        let get = request("GET", &format!("{BASE}/instances/vm"), &[], None);
+        let (_, before) = call(&mut store, "compute.instances.get", get.clone());
+        let disk = before["disks"][0]["source"]
+            .as_str()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap();
+        let resize = |size: &str| {
+            request(
+                "POST",
+                &format!("{BASE}/disks/{disk}/resize"),
+                &[],
+                Some(json!({"sizeGb": size})),
+            )
+        };
+        let (status, op) = call(&mut store, "compute.disks.resize", resize("20"));
+        assert_eq!(status, 400, "{op}");
+        assert!(
+            op["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("must be larger")
+        );
+        assert_eq!(
+            call(&mut store, "compute.disks.resize", resize("30")).0,
+            400
+        );
+        let (status, op) = call(&mut store, "compute.disks.resize", resize("50"));
+        assert_eq!(status, 200, "{op}");
+        assert_eq!(op["operationType"], "resize");
+        assert_eq!(op["targetLink"], before["disks"][0]["source"]);
+        assert_eq!(op["targetId"], before["id"]);
+        let (_, after) = call(&mut store, "compute.instances.get", get);
+        assert_eq!(after["disks"][0]["diskSizeGb"], "50");
+        for fp in ["/fingerprint", "/labelFingerprint", "/metadata/fingerprint"] {
+            assert_eq!(after.pointer(fp), before.pointer(fp), "{fp}");
+        }
+        let missing = request(
+            "POST",
+            &format!("{BASE}/disks/other/resize"),
+            &[],
+            Some(json!({"sizeGb": "60"})),
+        );
+        assert_eq!(call(&mut store, "compute.disks.resize", missing).0, 404);
     }
 
     #[test]

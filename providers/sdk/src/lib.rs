@@ -181,6 +181,10 @@ pub struct PlannedValue {
     pub unknown: Vec<AttrPath>,
     /// Notes the plan shows next to this resource (e.g. "Mage never deletes a trigger").
     pub notes: Vec<String>,
+    /// Paths whose change, as the provider judges it with the prior value in hand, needs a
+    /// new object (e.g. a disk that shrinks, where growing it is done in place): the engine
+    /// treats them like the schema's force-new attributes. Empty without a prior value.
+    pub replace: Vec<AttrPath>,
 }
 
 impl PlannedValue {
@@ -189,6 +193,7 @@ impl PlannedValue {
             value,
             unknown: Vec::new(),
             notes: Vec::new(),
+            replace: Vec::new(),
         }
     }
 }
