@@ -751,25 +751,44 @@ fn apply_records_prevent_destroy_in_state() {
 }
 
 #[test]
-fn destroy_of_protected_resources_is_refused_naming_each() {
+fn destroy_keeps_protected_resources_and_what_they_depend_on_and_says_so() {
     let s = setup();
     let desired = vec![
-        protected(thing("a", "k", "1", &[])),
+        thing("base", "k", "1", &[]),
+        protected(thing("a", "k", "1", &["base"])),
         protected(thing("b", "k", "1", &[])),
-        thing("c", "k", "1", &[]),
+        thing("c", "k", "1", &["a"]),
     ];
     s.apply(&s.plan(&desired));
     let destroy = PlanOptions {
         destroy: true,
         ..PlanOptions::default()
     };
-    let error = plan_error(&s, &desired, destroy);
-    assert!(error.contains("thing.a would be destroyed"), "{error}");
-    assert!(error.contains("thing.b would be destroyed"), "{error}");
-    assert!(!error.contains("thing.c"), "{error}");
-    assert!(error.contains("prevent_destroy = false"), "{error}");
-    assert!(error.contains("weir apply"), "{error}");
-    assert!(s.provider.calls().iter().all(|c| !c.starts_with("delete")));
+    let plan = s.plan_with(&desired, destroy);
+    let deleted: Vec<&str> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Delete)
+        .map(|c| c.address.as_str())
+        .collect();
+    // `c` needs `a`, not the other way round: it goes; `base` is what `a` needs: it stays.
+    assert_eq!(deleted, vec!["thing.c"]);
+    let note = plan.notes.iter().find(|n| n.contains("kept")).unwrap();
+    assert!(
+        note.contains(
+            "kept, protected by `lifecycle { prevent_destroy = true }`: thing.a, thing.b"
+        ),
+        "{note}"
+    );
+    assert!(
+        note.contains("kept because they need them: thing.base"),
+        "{note}"
+    );
+    assert!(note.contains("prevent_destroy = false"), "{note}");
+    s.apply(&plan);
+    let calls = s.provider.calls();
+    let deletes: Vec<&String> = calls.iter().filter(|c| c.starts_with("delete")).collect();
+    assert_eq!(deletes, vec!["delete thing.c"], "{calls:?}");
 }
 
 #[test]

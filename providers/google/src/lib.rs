@@ -91,16 +91,12 @@ impl GoogleProvider {
             None => return Err(cannot(ProviderError::permanent(rest::NO_AUTH))),
         };
         let Some(applier) = applier(&r.type_name) else {
+            // A type recorded in state by another build of weir.
             return Err(ProviderError::permanent(format!(
-                "{}: cannot {what} it: this build of weir applies only {}, not `{}` yet",
-                r.address,
-                APPLIED
-                    .iter()
-                    .map(|t| format!("`{t}`"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                r.type_name
-            )));
+                "{}: cannot {what} it: this build of weir has no resource type `{}`",
+                r.address, r.type_name
+            ))
+            .with_help("use the weir that wrote this state, or remove the resource from state"));
         };
         Ok((client, applier))
     }
@@ -136,27 +132,8 @@ pub(crate) trait Applier: Sync {
     ) -> Result<(), ProviderError>;
 }
 
-/// The types this build applies.
-const APPLIED: &[&str] = &[
-    types::CLOUD_RUN_JOB,
-    types::SECRET,
-    types::SECRET_VERSION,
-    types::SQL_INSTANCE,
-    types::SQL_DATABASE,
-    types::SQL_USER,
-    types::CLOUD_RUN_SERVICE,
-    types::PROJECT_SERVICE,
-    types::SERVICE_ACCOUNT,
-    types::PROJECT_IAM_MEMBER,
-    types::SERVICE_ACCOUNT_IAM_MEMBER,
-    types::SECRET_IAM_MEMBER,
-    types::STORAGE_BUCKET_IAM_MEMBER,
-    types::COMPUTE_INSTANCE,
-    types::STORAGE_BUCKET,
-];
-
-/// The module that applies `type_name`: adding a type is one module and one line here (and
-/// its name in [`APPLIED`]).
+/// The module that applies `type_name`: adding a type is its schema, one module and one line
+/// here (a test holds every schema to having one).
 fn applier(type_name: &str) -> Option<&'static dyn Applier> {
     match type_name {
         types::CLOUD_RUN_JOB => Some(&run_job::RunJob),
@@ -332,12 +309,31 @@ mod tests {
     }
 
     #[test]
-    fn a_type_this_build_does_not_apply_is_refused_before_any_credentials_are_needed() {
+    fn a_type_this_build_does_not_know_is_refused_before_any_credentials_are_needed() {
         let p = GoogleProvider::new();
         block_on(p.configure(&ProviderConfig::default())).unwrap();
-        for e in refusals(&p, &bucket()) {
+        let unknown = ResourceRef {
+            type_name: "google_compute_network".into(),
+            ..bucket()
+        };
+        for e in refusals(&p, &unknown) {
             assert_eq!(e.kind, ErrorKind::Permanent);
-            assert!(e.message.contains("not `google_storage_bucket` yet"), "{e}");
+            assert!(
+                e.message
+                    .contains("has no resource type `google_compute_network`"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_type_with_a_schema_is_applied() {
+        for schema in schemas::all() {
+            assert!(
+                applier(&schema.type_name).is_some(),
+                "{} has a schema but no module applies it",
+                schema.type_name
+            );
         }
     }
 

@@ -212,8 +212,14 @@ impl Client {
             request = request.json(body);
         }
         let response = request.send().await.map_err(|e| {
-            // The request may not have reached the API: the same call may work later.
-            ProviderError::retryable(format!("{what}: {}", without_url(&e)))
+            // The request may not have reached the API: the same call may work later. One
+            // whose connection was never made surely did not.
+            let error = ProviderError::retryable(format!("{what}: {}", without_url(&e)));
+            if e.is_connect() {
+                error.with_unprocessed()
+            } else {
+                error
+            }
         })?;
         let status = response.status().as_u16();
         let retry_after = response
@@ -249,7 +255,11 @@ impl Client {
             429 | 500..=599 => ErrorKind::Retryable,
             _ => ErrorKind::Permanent,
         };
-        let error = ProviderError::new(kind, format!("{what}: {status} {message}"));
+        let mut error = ProviderError::new(kind, format!("{what}: {status} {message}"));
+        if status == 429 {
+            // Google throttles (RESOURCE_EXHAUSTED) before it acts on a request.
+            error = error.with_unprocessed();
+        }
         Err(match retry_after {
             Some(wait) if kind == ErrorKind::Retryable => error.with_retry_after(wait),
             _ => error,
@@ -453,6 +463,11 @@ mod tests {
             let e = once(&base).unwrap_err();
             assert_eq!(e.kind, kind, "{code}: {e}");
             assert_eq!(e.retry_after, wait.map(Duration::from_secs), "{code}");
+            assert_eq!(
+                e.unprocessed,
+                code == 429,
+                "{code}: only throttling says the call was not acted on"
+            );
             assert!(e.message.contains(&format!("{code} m{code}")), "{e}");
             assert!(e.message.starts_with("GET /v2/x"), "{e}");
         }

@@ -321,6 +321,24 @@ async fn chosen_value(
 
 /// The text the secret version `version` (`projects/<p>/secrets/<s>/versions/<n|latest>`,
 /// already checked) holds, read with `versions.access` for `r`. Errors never hold the value.
+/// The latest version of `secret` when it holds `value` (the version an attempt whose answer
+/// was lost added); `None` when it does not, or cannot be read now.
+async fn added_already(
+    client: &Client,
+    r: &ResourceRef,
+    secret: &str,
+    value: &str,
+    cancel: &Cancel,
+) -> Option<Value> {
+    let latest = format!("{secret}/versions/latest");
+    let held = access(client, r, &latest, cancel).await.ok()?;
+    if held != value {
+        return None;
+    }
+    // `latest` names the newest version; its own name is in what `get` answers.
+    get(client, &latest).await.ok().flatten()
+}
+
 pub(crate) async fn access(
     client: &Client,
     r: &ResourceRef,
@@ -422,19 +440,39 @@ impl crate::Applier for SecretVersion {
         checked_name(&r.address, "secret", secret, 0)?;
         let value = chosen_value(client, r, cancel).await?;
         let body = json!({"payload": {"data": BASE64.encode(value.as_bytes())}});
-        // Not repeated on a lost answer: a second attempt would add a second version.
-        let live = client
-            .call(
-                Api::SecretManager,
-                Method::POST,
-                &format!("/v1/{secret}:addVersion"),
-                &[],
-                Some(&body),
-                Idempotency::NotIdempotent,
-                cancel,
-            )
-            .await
-            .map_err(|e| at(r, e))?;
+        // Adding a version is not idempotent: after an answer that leaves it unknown whether
+        // the version was added (a 503, a lost connection), the secret's latest version is
+        // read, and it is the one this call added when it holds this value. Only otherwise is
+        // the call sent again.
+        let live = weir_provider_sdk::retry::retry(
+            client.policy(),
+            Idempotency::Idempotent,
+            cancel,
+            |_| async {
+                let added = client
+                    .call(
+                        Api::SecretManager,
+                        Method::POST,
+                        &format!("/v1/{secret}:addVersion"),
+                        &[],
+                        Some(&body),
+                        Idempotency::NotIdempotent,
+                        cancel,
+                    )
+                    .await;
+                match added {
+                    Err(e) if e.is_retryable() && !e.unprocessed => {
+                        match added_already(client, r, secret, &value, cancel).await {
+                            Some(live) => Ok(live),
+                            None => Err(e),
+                        }
+                    }
+                    other => other,
+                }
+            },
+        )
+        .await
+        .map_err(|e| at(r, e))?;
         let mut out = version_attributes(&live, &r.attributes);
         out["payload"] = json!({ "data": value });
         Ok(out)

@@ -231,6 +231,10 @@ pub struct ProviderError {
     pub existing: Option<Box<Value>>,
     /// How long the target asked to wait before the next attempt (`Retry-After`).
     pub retry_after: Option<Duration>,
+    /// The target says it did not act on the request at all (throttled before it was carried
+    /// out: Google's 429 `RESOURCE_EXHAUSTED`, or a connection refused before it was sent), so
+    /// even a call that is not idempotent may be sent again.
+    pub unprocessed: bool,
 }
 
 impl ProviderError {
@@ -241,6 +245,7 @@ impl ProviderError {
             help: None,
             existing: None,
             retry_after: None,
+            unprocessed: false,
         }
     }
 
@@ -281,6 +286,12 @@ impl ProviderError {
 
     pub fn with_retry_after(mut self, wait: Duration) -> Self {
         self.retry_after = Some(wait);
+        self
+    }
+
+    /// Says that the target did not act on the request (see [`ProviderError::unprocessed`]).
+    pub fn with_unprocessed(mut self) -> Self {
+        self.unprocessed = true;
         self
     }
 

@@ -48,8 +48,9 @@ pub enum Idempotency {
     /// values, a delete, or a POST that carries [`Attempt::request_id`] to an API that
     /// deduplicates by it.
     Idempotent,
-    /// Repeating it could do it twice (a create the API does not deduplicate): never retried.
-    /// On a retryable error the provider reads the target to learn whether it happened.
+    /// Repeating it could do it twice (a create the API does not deduplicate): retried only
+    /// when the target says it did not act on it ([`ProviderError::unprocessed`]). On another
+    /// retryable error the provider reads the target to learn whether it happened.
     NotIdempotent,
 }
 
@@ -123,7 +124,11 @@ where
             Ok(value) => return Ok(value),
             Err(error) => error,
         };
-        if !error.is_retryable() || idempotency == Idempotency::NotIdempotent {
+        // A call that is not idempotent is sent again only when the target says it did not
+        // act on it: otherwise the first attempt may have done it.
+        if !error.is_retryable()
+            || (idempotency == Idempotency::NotIdempotent && !error.unprocessed)
+        {
             return Err(error);
         }
         if number >= policy.max_attempts {
@@ -326,6 +331,38 @@ mod tests {
         assert!(result.is_err_and(|e| e.kind == ErrorKind::Retryable));
         assert_eq!(attempts.len(), 1);
         assert!(clock.sleeps().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_call_that_is_not_idempotent_is_sent_again_only_when_the_target_did_not_act_on_it() {
+        let clock = FakeClock::new();
+        let (result, attempts) = run(
+            &policy(5),
+            Idempotency::NotIdempotent,
+            &clock,
+            vec![
+                Err(ProviderError::retryable("429").with_unprocessed()),
+                Err(ProviderError::retryable("429").with_unprocessed()),
+                Ok(7),
+            ],
+        )
+        .await;
+        assert_eq!(result, Ok(7));
+        assert_eq!(attempts.len(), 3);
+        // A 503 may have been acted on: not sent again.
+        let (result, attempts) = run(
+            &policy(5),
+            Idempotency::NotIdempotent,
+            &clock,
+            vec![
+                Err(ProviderError::retryable("429").with_unprocessed()),
+                Err(ProviderError::retryable("503")),
+                Ok(7),
+            ],
+        )
+        .await;
+        assert!(result.is_err_and(|e| e.message.contains("503")));
+        assert_eq!(attempts.len(), 2);
     }
 
     #[tokio::test]
