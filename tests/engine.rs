@@ -792,6 +792,48 @@ fn destroy_keeps_protected_resources_and_what_they_depend_on_and_says_so() {
 }
 
 #[test]
+fn what_lives_inside_a_replaced_resource_is_replaced_with_it() {
+    let s = setup();
+    let part = |name: &str, value: &str, deps: &[&str]| {
+        let mut r = ResourceInstance::new("part", name, "memory", json!({"value": value}));
+        for d in deps {
+            r = r.depends_on(d);
+        }
+        r
+    };
+    let desired = vec![
+        thing("a", "k", "1", &[]),
+        thing("b", "k", "1", &[]),
+        part("inside", "1", &["thing.a"]),
+        part("beside", "1", &["thing.b"]),
+        part("deeper", "1", &["part.inside", "thing.a"]),
+    ];
+    s.apply(&s.plan(&desired));
+    // `thing.a` gets a new kind: a new object, and what lives in it with it.
+    let mut changed = desired.clone();
+    changed[0] = thing("a", "other", "1", &[]);
+    let plan = s.plan(&changed);
+    let action = |a: &str| plan.change(a).unwrap().action;
+    assert_eq!(action("thing.a"), Action::Replace);
+    assert_eq!(action("part.inside"), Action::Replace);
+    assert_eq!(action("part.deeper"), Action::Replace);
+    assert_eq!(action("part.beside"), Action::NoOp);
+    assert_eq!(action("thing.b"), Action::NoOp);
+    let inside = plan.change("part.inside").unwrap();
+    assert_eq!(inside.reason, Some(Reason::ReplaceByTriggers));
+    assert!(
+        inside
+            .notes
+            .iter()
+            .any(|n| n.contains("replaced with thing.a")),
+        "{:?}",
+        inside.notes
+    );
+    s.apply(&plan);
+    assert!(!s.plan(&changed).has_changes());
+}
+
+#[test]
 fn replacing_a_protected_resource_is_refused() {
     let s = setup();
     s.apply(&s.plan(&[protected(thing("a", "k", "1", &[]))]));

@@ -422,4 +422,34 @@ mod after_apply {
             "{error}"
         );
     }
+
+    #[test]
+    fn a_replaced_secret_takes_its_version_and_its_readers_with_it() {
+        let s = Setup::new();
+        let desired = quickstart();
+        s.apply(&s.plan(&desired).unwrap());
+        let moved = with(
+            desired,
+            "google_secret_manager_secret.db_url",
+            "/replication",
+            serde_json::json!({"userManaged": {"replicas": [{"location": "us-central1"}]}}),
+        );
+        let p = s.plan(&moved).unwrap();
+        let mut replaced: Vec<String> = changed(&p)
+            .into_iter()
+            .filter(|(_, a)| *a == Action::Replace)
+            .map(|(address, _)| address)
+            .collect();
+        replaced.sort();
+        assert_eq!(
+            replaced,
+            vec![
+                "google_secret_manager_secret.db_url",
+                "google_secret_manager_secret_iam_member.db_url_job",
+                "google_secret_manager_secret_iam_member.db_url_sched",
+                "google_secret_manager_secret_iam_member.db_url_web",
+                "google_secret_manager_secret_version.db_url",
+            ]
+        );
+    }
 }

@@ -13,6 +13,9 @@ pub enum Reason {
     ReplaceBecauseCannotUpdate,
     /// `--replace ADDR`.
     ReplaceByRequest,
+    /// What the resource lives in (its instance, secret, bucket) is replaced, and the new one
+    /// starts without it. (Terraform's name for a replacement another resource triggers.)
+    ReplaceByTriggers,
     /// The resource is no longer in the configuration.
     DeleteBecauseNoResourceConfig,
     /// `weir destroy` or `weir plan --destroy`: everything goes, declared or not. (Terraform
@@ -29,6 +32,7 @@ impl Reason {
                 "an attribute that cannot be changed in place changed"
             }
             Reason::ReplaceByRequest => "replacement was requested with --replace",
+            Reason::ReplaceByTriggers => "what it lives in is replaced",
             Reason::DeleteBecauseNoResourceConfig => "it is no longer in the configuration",
             Reason::DeleteBecauseDestroyRequested => "destroy was requested",
             Reason::CreateBecauseDeletedOutside => "it was deleted outside weir",

@@ -312,6 +312,9 @@ pub async fn plan(
     let mut changes = Vec::with_capacity(desired_count + prior.resources.len());
     let mut next_runs = HashMap::new();
     let mut failed_plans = Vec::new();
+    // Replaced so far, by type: what lives inside them is replaced with them (the graph's
+    // order plans a resource after what it depends on).
+    let mut replaced: HashMap<String, String> = HashMap::new();
     for address in order {
         let Some(mut instance) = by_address.remove(&address) else {
             continue;
@@ -363,6 +366,7 @@ pub async fn plan(
         let before_sensitive = in_state
             .map(|r| r.sensitive_paths.clone())
             .unwrap_or_default();
+        let mut container_notes = Vec::new();
         let (action, reason, replace_paths) = match &current {
             None => (
                 Action::Create,
@@ -381,8 +385,21 @@ pub async fn plan(
                         force.push(path.clone());
                     }
                 }
+                // The replaced resource this one lives in, if any.
+                let container = schema.and_then(|s| {
+                    instance.dependencies.iter().find(|d| {
+                        replaced
+                            .get(d.as_str())
+                            .is_some_and(|t| s.lives_in.contains(t))
+                    })
+                });
                 if opts.replace.contains(&address) {
                     (Action::Replace, Some(Reason::ReplaceByRequest), force)
+                } else if let Some(container) = container {
+                    container_notes.push(format!(
+                        "replaced with {container}, which it lives in: the new one starts without it"
+                    ));
+                    (Action::Replace, Some(Reason::ReplaceByTriggers), force)
                 } else if same_known(now, &planned.value, &planned.unknown) {
                     (Action::NoOp, None, Vec::new())
                 } else if !force.is_empty() {
@@ -396,8 +413,11 @@ pub async fn plan(
                 }
             }
         };
-        if action == Action::Replace && instance.prevent_destroy {
-            protected.push((address.clone(), "replaced"));
+        if action == Action::Replace {
+            replaced.insert(address.clone(), instance.type_name.clone());
+            if instance.prevent_destroy {
+                protected.push((address.clone(), "replaced"));
+            }
         }
         let recorded = in_state.is_some_and(recorded_protection);
         let lifecycle_changed = in_state.is_some() && recorded != instance.prevent_destroy;
@@ -407,7 +427,7 @@ pub async fn plan(
                 instance.prevent_destroy
             ));
         }
-        let mut notes = Vec::new();
+        let mut notes = std::mem::take(&mut container_notes);
         if action.is_change() {
             notes.extend(instance_notes(&instance, &mut next_runs));
             notes.extend(planned.notes.iter().cloned());

@@ -64,6 +64,10 @@ impl Provider for MemoryProvider {
                 .attribute("settings")
                 .attribute("interfaces")
                 .computed("id"),
+            // An object that lives inside a thing (as a database in its instance).
+            ResourceSchema::new("part", "an object inside a thing")
+                .lives_in("thing")
+                .attribute("value"),
         ]
     }
 

@@ -92,6 +92,7 @@ pub(crate) fn all() -> Vec<ResourceSchema> {
             SERVICE_ACCOUNT_IAM_MEMBER,
             "One member of one role on a service account (IAM v1)",
         )
+        .lives_in(SERVICE_ACCOUNT)
         .force_new("serviceAccount")
         .force_new("role")
         .force_new("member"),
@@ -105,6 +106,7 @@ pub(crate) fn all() -> Vec<ResourceSchema> {
         .attribute("labels"),
         // A version's value cannot change: a new value is a new version.
         ResourceSchema::new(SECRET_VERSION, "A Secret Manager secret version")
+            .lives_in(SECRET)
             .force_new("secret")
             .force_new("payload")
             .force_new("generate")
@@ -112,6 +114,7 @@ pub(crate) fn all() -> Vec<ResourceSchema> {
             .force_new("templateSecrets")
             .sensitive("payload.data"),
         ResourceSchema::new(SECRET_IAM_MEMBER, "One member of one role on a secret")
+            .lives_in(SECRET)
             .force_new("secret")
             .force_new("role")
             .force_new("member"),
@@ -126,6 +129,7 @@ pub(crate) fn all() -> Vec<ResourceSchema> {
             STORAGE_BUCKET_IAM_MEMBER,
             "One member of one role on a bucket",
         )
+        .lives_in(STORAGE_BUCKET)
         .force_new("bucket")
         .force_new("role")
         .force_new("member"),
@@ -142,10 +146,12 @@ pub(crate) fn all() -> Vec<ResourceSchema> {
             .attribute("settings.edition")
             .computed("connectionName"),
         ResourceSchema::new(SQL_DATABASE, "A database in a Cloud SQL instance")
+            .lives_in(SQL_INSTANCE)
             .force_new("project")
             .force_new("instance")
             .force_new("name"),
         ResourceSchema::new(SQL_USER, "A user of a Cloud SQL instance")
+            .lives_in(SQL_INSTANCE)
             .force_new("project")
             .force_new("instance")
             .force_new("name")
@@ -221,6 +227,21 @@ mod tests {
         }
         assert!(forces(STORAGE_BUCKET, "location"));
         assert!(!forces(STORAGE_BUCKET, "labels"));
+    }
+
+    #[test]
+    fn what_lives_inside_another_resource_is_replaced_with_it() {
+        for (inner, outer) in [
+            (SQL_DATABASE, SQL_INSTANCE),
+            (SQL_USER, SQL_INSTANCE),
+            (SECRET_VERSION, SECRET),
+            (SECRET_IAM_MEMBER, SECRET),
+            (STORAGE_BUCKET_IAM_MEMBER, STORAGE_BUCKET),
+            (SERVICE_ACCOUNT_IAM_MEMBER, SERVICE_ACCOUNT),
+        ] {
+            assert_eq!(schema(inner).lives_in, vec![outer.to_owned()], "{inner}");
+        }
+        assert!(schema(CLOUD_RUN_JOB).lives_in.is_empty());
     }
 
     #[test]

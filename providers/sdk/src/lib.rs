@@ -90,6 +90,12 @@ pub struct ResourceSchema {
     pub type_name: String,
     pub description: String,
     pub attributes: Vec<AttributeSchema>,
+    /// The types of resource this one lives inside (a database in its instance, a version in
+    /// its secret, a member in a policy that belongs to a bucket): when a resource of one of
+    /// these types that this one depends on is replaced, the new one starts without it, so
+    /// this one is replaced too.
+    #[serde(default)]
+    pub lives_in: Vec<String>,
 }
 
 impl ResourceSchema {
@@ -98,7 +104,15 @@ impl ResourceSchema {
             type_name: type_name.to_string(),
             description: description.to_string(),
             attributes: Vec::new(),
+            lives_in: Vec::new(),
         }
+    }
+
+    /// Says that this resource lives inside the resource of type `type_name` it depends on
+    /// (see [`ResourceSchema::lives_in`]).
+    pub fn lives_in(mut self, type_name: &str) -> Self {
+        self.lives_in.push(type_name.to_string());
+        self
     }
 
     pub fn attribute(mut self, name: &str) -> Self {
