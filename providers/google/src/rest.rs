@@ -394,7 +394,15 @@ fn path_of(link: &str) -> Option<String> {
 fn without_url(e: &reqwest::Error) -> String {
     let mut text = e.to_string();
     if let Some(url) = e.url() {
-        text = text.replace(url.as_str(), "<url>");
+        // The host says where weir tried to go; the path and query stay out.
+        let origin = url.origin().ascii_serialization();
+        text = text.replace(url.as_str(), &format!("{origin}/…"));
+    }
+    // The cause (connection refused, a DNS failure, a TLS error) is what tells what to fix.
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
     }
     if e.is_timeout() {
         format!("timed out: {text}")
@@ -473,6 +481,17 @@ mod tests {
         }
         let base = serve(vec![(200, "", r#"{"done": true}"#.to_owned())]);
         assert_eq!(once(&base).unwrap(), serde_json::json!({"done": true}));
+    }
+
+    #[test]
+    fn a_refused_connection_names_the_endpoint_and_the_cause_but_no_path() {
+        // Port 9 (discard) is closed on these machines: the connection is refused.
+        let e = once("http://127.0.0.1:9").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Retryable);
+        assert!(e.unprocessed, "a connection never made did nothing");
+        assert!(e.message.contains("http://127.0.0.1:9/…"), "{e}");
+        assert!(!e.message.contains("/v2/x)"), "{e}");
+        assert!(e.message.to_lowercase().contains("refused"), "{e}");
     }
 
     #[test]
