@@ -1,0 +1,475 @@
+//! The `gcs` state backend against a real `fake-gcs-server` on 127.0.0.1: the lock object and
+//! its lease, compare-and-swap writes of the state object, and `weir` processes contending for
+//! one state. `STORAGE_EMULATOR_HOST` points weir straight at the emulator.
+
+#[path = "support/cli.rs"]
+mod cli;
+#[path = "support/gcp.rs"]
+mod gcp;
+
+use gcp::{FakeGcs, http, http_get};
+use serde_json::Value;
+use std::io::BufRead;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use weir::state::gcs::{FLUSH_EVERY, GcsBackend, LEASE_VAR};
+use weir::state::{Recorded, ResourceState, State, StateBackend, StateError};
+
+const BUCKET: &str = "weir-state";
+
+/// The emulator with the state bucket in it.
+fn emulator() -> FakeGcs {
+    let gcs = FakeGcs::start();
+    let (status, body) = http(
+        &gcs.url,
+        "POST",
+        "/storage/v1/b?project=test",
+        None,
+        Some(&format!(r#"{{"name":"{BUCKET}"}}"#)),
+    )
+    .expect("the emulator answers");
+    assert_eq!(status, 200, "create bucket: {body}");
+    gcs
+}
+
+fn backend(gcs: &FakeGcs, prefix: &str, lease: &str) -> GcsBackend {
+    let url = gcs.url.clone();
+    let lease = lease.to_string();
+    GcsBackend::open(BUCKET, prefix, &move |name| match name {
+        "STORAGE_EMULATOR_HOST" => Some(url.clone()),
+        LEASE_VAR => Some(lease.clone()),
+        _ => None,
+    })
+    .unwrap()
+}
+
+/// An object's content and generation, read past weir.
+fn object(gcs: &FakeGcs, name: &str) -> Option<(Value, u64)> {
+    let path = format!("/storage/v1/b/{BUCKET}/o/{}", name.replace('/', "%2F"));
+    let (status, meta) = http_get(&gcs.url, &path)?;
+    if status == 404 {
+        return None;
+    }
+    assert_eq!(status, 200, "{meta}");
+    let meta: Value = serde_json::from_str(&meta).unwrap();
+    let generation = meta["generation"].as_str().unwrap().parse().unwrap();
+    let (_, body) = http_get(&gcs.url, &format!("{path}?alt=media")).unwrap();
+    Some((serde_json::from_str(&body).unwrap(), generation))
+}
+
+/// Writes an object past weir and its lock (a plain media upload).
+fn overwrite(gcs: &FakeGcs, name: &str, body: &str) {
+    let (status, answer) = http(
+        &gcs.url,
+        "POST",
+        &format!("/upload/storage/v1/b/{BUCKET}/o?uploadType=media&name={name}"),
+        None,
+        Some(body),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{answer}");
+}
+
+fn resource(n: usize) -> ResourceState {
+    ResourceState::new("mage_pipeline", "mage", serde_json::json!({ "n": n }))
+}
+
+/// A configuration of `n` pipelines on the local target, its state in the emulator.
+fn config(dir: &Path, n: usize, prefix: &str) {
+    let backend = format!(
+        "weir {{\n  backend \"gcs\" {{\n    bucket = \"{BUCKET}\"\n    prefix = \"{prefix}\"\n  }}\n}}\n"
+    );
+    std::fs::write(
+        dir.join("main.hcl"),
+        backend + &cli::many_pipelines(n, false),
+    )
+    .unwrap();
+}
+
+fn weir(gcs: &FakeGcs, dir: &Path, lease: &str) -> assert_cmd::Command {
+    let mut cmd = cli::weir(dir);
+    cmd.env("STORAGE_EMULATOR_HOST", &gcs.url)
+        .env(LEASE_VAR, lease);
+    cmd
+}
+
+fn weir_process(gcs: &FakeGcs, dir: &Path, lease: &str, args: &[&str]) -> Child {
+    Command::new(assert_cmd::cargo::cargo_bin("weir"))
+        .arg("-C")
+        .arg(dir)
+        .arg("--no-color")
+        .args(args)
+        .env_remove("CI")
+        .env("STORAGE_EMULATOR_HOST", &gcs.url)
+        .env(LEASE_VAR, lease)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn serial(gcs: &FakeGcs, prefix: &str) -> u64 {
+    object(gcs, &format!("{prefix}/state.json")).unwrap().0["serial"]
+        .as_u64()
+        .unwrap()
+}
+
+#[test]
+fn lock_object_is_created_once_names_its_holder_and_is_removed_on_release() {
+    let gcs = emulator();
+    let b = backend(&gcs, "env/prod", "60s");
+    let held = b.lock("apply", Duration::ZERO).unwrap();
+    let (lock, generation) = object(&gcs, "env/prod/state.lock").unwrap();
+    assert_eq!(lock["id"], held.info().id.as_str());
+    assert_eq!(lock["operation"], "apply");
+    assert!(lock["expires"].is_string(), "{lock}");
+    assert!(generation > 0);
+
+    let t = Instant::now();
+    let err = b.lock("plan", Duration::ZERO).unwrap_err();
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "no wait without --lock-timeout"
+    );
+    let msg = err.to_string();
+    for part in [
+        held.info().id.as_str(),
+        held.info().who.as_str(),
+        "`weir apply`",
+        "lease until",
+        "--lock-timeout",
+        "gs://weir-state/env/prod/state.json",
+    ] {
+        assert!(msg.contains(part), "{part:?} missing from {msg}");
+    }
+    held.unlock().unwrap();
+    assert!(object(&gcs, "env/prod/state.lock").is_none());
+    b.lock("plan", Duration::ZERO).unwrap();
+}
+
+#[test]
+fn a_held_lock_is_renewed_past_its_lease_and_a_waiter_gets_it_on_release() {
+    let gcs = emulator();
+    let b = backend(&gcs, "", "2s");
+    let held = b.lock("apply", Duration::ZERO).unwrap();
+    let (_, first) = object(&gcs, "state.lock").unwrap();
+    // Twice the lease: the holder renews it, so it never looks expired.
+    std::thread::sleep(Duration::from_secs(4));
+    let err = b.lock("plan", Duration::ZERO).unwrap_err();
+    assert!(matches!(err, StateError::LockHeld { .. }), "{err}");
+    let (_, renewed) = object(&gcs, "state.lock").unwrap();
+    assert!(renewed > first, "the lease was renewed");
+
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        drop(held);
+    });
+    let t = Instant::now();
+    let l = b.lock("plan", Duration::from_secs(30)).unwrap();
+    assert!(
+        t.elapsed() >= Duration::from_millis(1000),
+        "{:?}",
+        t.elapsed()
+    );
+    releaser.join().unwrap();
+    assert_eq!(
+        object(&gcs, "state.lock").unwrap().0["id"],
+        l.info().id.as_str()
+    );
+}
+
+/// Two contenders, 50 times: each takes the lock (waiting for the other), reads, adds its
+/// resource and writes. No update is lost and every write that changed something adds one to
+/// the serial.
+#[test]
+fn fifty_rounds_of_two_contending_writers_lose_no_update() {
+    let gcs = emulator();
+    let rounds = 50;
+    for round in 0..rounds {
+        let writers: Vec<_> = (0..2)
+            .map(|w| {
+                let b = backend(&gcs, "race", "60s");
+                std::thread::spawn(move || {
+                    let mut s = b.lock("apply", Duration::from_secs(60)).unwrap();
+                    let mut state = s.read().unwrap().unwrap_or_default();
+                    state
+                        .resources
+                        .insert(format!("r.w{w}_{round}"), resource(round));
+                    state.bump();
+                    s.persist(&state).unwrap();
+                    s.unlock().unwrap();
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+    }
+    let (state, _) = object(&gcs, "race/state.json").unwrap();
+    assert_eq!(state["serial"], 2 * rounds as u64);
+    assert_eq!(state["resources"].as_object().unwrap().len(), 2 * rounds);
+    assert!(object(&gcs, "race/state.lock").is_none());
+}
+
+#[test]
+fn a_state_written_by_someone_else_between_read_and_write_is_reported_not_overwritten() {
+    let gcs = emulator();
+    let b = backend(&gcs, "p", "60s");
+    let mut s = b.lock("apply", Duration::ZERO).unwrap();
+    let mut state = s.read().unwrap().unwrap_or_default();
+    state.bump();
+    s.persist(&state).unwrap();
+    let mine = s.read().unwrap().unwrap();
+
+    // Someone writes the state without the lock.
+    let mut theirs = mine.clone();
+    theirs.serial = 7;
+    theirs.resources.insert("r.theirs".into(), resource(7));
+    overwrite(&gcs, "p/state.json", &theirs.to_json());
+
+    let mut next = mine.clone();
+    next.resources.insert("r.mine".into(), resource(1));
+    next.bump();
+    let err = s.persist(&next).unwrap_err();
+    assert!(matches!(err, StateError::Conflict { .. }), "{err:?}");
+    let msg = err.to_string();
+    for part in [
+        "gs://weir-state/p/state.json",
+        "written by someone else",
+        "serial 7",
+    ] {
+        assert!(msg.contains(part), "{part:?} missing from {msg}");
+    }
+    let (kept, _) = object(&gcs, "p/state.json").unwrap();
+    assert_eq!(kept["serial"], 7, "their state is kept");
+    assert!(kept["resources"]["r.theirs"].is_object());
+
+    // A state created by someone else after this session found none is refused too.
+    let fresh = backend(&gcs, "q", "60s");
+    let mut s = fresh.lock("apply", Duration::ZERO).unwrap();
+    assert_eq!(s.read().unwrap(), None);
+    overwrite(&gcs, "q/state.json", &State::new().to_json());
+    let err = s.persist(&State::new()).unwrap_err();
+    assert!(err.to_string().contains("absent when read"), "{err}");
+}
+
+/// Records are written together every few seconds, not one upload each.
+#[test]
+fn progress_is_written_every_few_seconds_not_once_per_record() {
+    let gcs = emulator();
+    let b = backend(&gcs, "", "60s");
+    let mut s = b.lock("apply", Duration::ZERO).unwrap();
+    let mut state = s.read().unwrap().unwrap_or_default();
+    state.bump();
+    s.persist(&state).unwrap();
+    let (_, written) = object(&gcs, "state.json").unwrap();
+    s.begin(&state).unwrap();
+    for n in 0..200 {
+        s.record_batch(&[Recorded::Set {
+            address: format!("r.n{n}"),
+            resource: resource(n),
+        }])
+        .unwrap();
+    }
+    assert_eq!(
+        object(&gcs, "state.json").unwrap().1,
+        written,
+        "no upload yet"
+    );
+    std::thread::sleep(FLUSH_EVERY);
+    s.record_batch(&[Recorded::Remove {
+        address: "r.n0".into(),
+    }])
+    .unwrap();
+    let (progress, generation) = object(&gcs, "state.json").unwrap();
+    assert!(generation > written);
+    assert_eq!(progress["resources"].as_object().unwrap().len(), 199);
+    assert_eq!(progress["serial"], state.serial + 1);
+}
+
+/// The CLI: while one weir holds the lock, another is refused at once naming it, or waits with
+/// --lock-timeout and then applies against the new state.
+#[test]
+fn a_second_weir_is_refused_naming_the_holder_or_waits_with_lock_timeout() {
+    let gcs = emulator();
+    let tmp = tempfile::tempdir().unwrap();
+    config(tmp.path(), 3, "cli");
+    let b = backend(&gcs, "cli", "60s");
+    let held = b.lock("apply", Duration::ZERO).unwrap();
+    let out = weir(&gcs, tmp.path(), "60s")
+        .args(["apply", "--auto-approve"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&held.info().id), "{stderr}");
+    assert!(stderr.contains("--lock-timeout"), "{stderr}");
+    assert!(object(&gcs, "cli/state.json").is_none(), "nothing applied");
+
+    let waiter = weir_process(
+        &gcs,
+        tmp.path(),
+        "60s",
+        &["apply", "--auto-approve", "--lock-timeout=60s"],
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    held.unlock().unwrap();
+    let out = waiter.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(serial(&gcs, "cli"), 1);
+    let (code, text) = {
+        let out = weir(&gcs, tmp.path(), "60s")
+            .args(["plan", "--detailed-exitcode"])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    assert_eq!(code, Some(0), "{text}");
+}
+
+/// Two `weir apply` started together, round after round with one more pipeline each time:
+/// both finish (the second waits), only the first changes something, and the serial grows by
+/// exactly one per round.
+#[test]
+fn applies_started_together_serialise_and_the_serial_counts_the_applies_that_changed() {
+    let gcs = emulator();
+    let tmp = tempfile::tempdir().unwrap();
+    let rounds = 10;
+    for round in 0..rounds {
+        config(tmp.path(), 2 + round, "together");
+        let both: Vec<Child> = (0..2)
+            .map(|_| {
+                weir_process(
+                    &gcs,
+                    tmp.path(),
+                    "60s",
+                    &["apply", "--auto-approve", "--lock-timeout=60s"],
+                )
+            })
+            .collect();
+        for child in both {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert_eq!(serial(&gcs, "together"), round as u64 + 1, "round {round}");
+    }
+    let (state, _) = object(&gcs, "together/state.json").unwrap();
+    let pipelines = state["resources"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| k.starts_with("mage_pipeline."))
+        .count();
+    assert_eq!(pipelines, 2 + rounds - 1);
+}
+
+/// A weir killed (SIGKILL) while holding the lock: before its lease expires the next one is
+/// refused naming it; after, the next one takes over, says whose lock it was, and converges.
+#[test]
+fn a_killed_holder_blocks_until_its_lease_expires_then_is_taken_over() {
+    let gcs = emulator();
+    let tmp = tempfile::tempdir().unwrap();
+    config(tmp.path(), 150, "killed");
+    let lease = "4s";
+    let mut child = weir_process(
+        &gcs,
+        tmp.path(),
+        lease,
+        &["apply", "--auto-approve", "--parallelism", "2"],
+    );
+    let mut reader = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let mut created = 0;
+    while created < 20 && reader.read_line(&mut line).unwrap() > 0 {
+        created += usize::from(line.contains(": created"));
+        line.clear();
+    }
+    assert_eq!(created, 20, "the apply reported progress");
+    let (lock, _) = object(&gcs, "killed/state.lock").expect("the apply holds the lock");
+    child.kill().unwrap();
+    let killed_at = Instant::now();
+    child.wait().unwrap();
+
+    let out = weir(&gcs, tmp.path(), lease)
+        .args(["plan"])
+        .output()
+        .unwrap();
+    assert!(
+        killed_at.elapsed() < Duration::from_secs(3),
+        "checked before expiry"
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(lock["id"].as_str().unwrap()), "{stderr}");
+    assert!(stderr.contains("lease until"), "{stderr}");
+
+    std::thread::sleep(Duration::from_secs(5).saturating_sub(killed_at.elapsed()));
+    let out = weir(&gcs, tmp.path(), lease)
+        .args(["apply", "--auto-approve"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("took it over"), "{stderr}");
+    assert!(stderr.contains(lock["id"].as_str().unwrap()), "{stderr}");
+    let out = weir(&gcs, tmp.path(), lease)
+        .args(["plan", "--detailed-exitcode"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(object(&gcs, "killed/state.lock").is_none(), "released");
+}
+
+#[test]
+fn force_unlock_removes_only_the_named_lock() {
+    let gcs = emulator();
+    let tmp = tempfile::tempdir().unwrap();
+    config(tmp.path(), 1, "stuck");
+    let b = backend(&gcs, "stuck", "60s");
+    let held = b.lock("apply", Duration::ZERO).unwrap();
+    let id = held.info().id.clone();
+    // The holder dies without releasing (its renewals stop with it).
+    std::mem::forget(held);
+
+    let out = weir(&gcs, tmp.path(), "60s")
+        .args(["force-unlock", "not-the-id"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&id) && stderr.contains("not-the-id"),
+        "{stderr}"
+    );
+    assert!(object(&gcs, "stuck/state.lock").is_some());
+
+    let out = weir(&gcs, tmp.path(), "60s")
+        .args(["force-unlock", &id])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains(&id), "{stderr}");
+    assert!(object(&gcs, "stuck/state.lock").is_none());
+    let out = weir(&gcs, tmp.path(), "60s")
+        .args(["apply", "--auto-approve"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
