@@ -41,6 +41,8 @@ pub const FLUSH_EVERY: Duration = Duration::from_secs(2);
 const RETRY_EVERY: Duration = Duration::from_millis(500);
 /// How long one request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// How many times a request is sent at most (see [`Client::send`]).
+const ATTEMPTS: u32 = 4;
 /// Where Cloud Storage is when no emulator is named.
 const GOOGLE_STORAGE: &str = "https://storage.googleapis.com";
 
@@ -216,6 +218,10 @@ impl StateBackend for GcsBackend {
             match self.read_lock()? {
                 // Released in between: try again at once.
                 None => continue,
+                // Our own create or takeover, applied although its answer was lost.
+                Some((Some(holder), generation)) if holder.id == info.id => {
+                    return Ok(Box::new(GcsSession::start(self, info, generation)));
+                }
                 Some((Some(holder), generation)) if expired(&holder) => {
                     let put = self.client.put(
                         &self.lock_name,
@@ -338,6 +344,15 @@ impl GcsSession {
                             Ok(Put::Written(next)) => {
                                 *generation.lock().unwrap_or_else(|e| e.into_inner()) = next;
                             }
+                            // This very renewal, applied although its answer was lost.
+                            Ok(Put::PreconditionFailed)
+                                if let Ok(Some((bytes, next))) =
+                                    client.get(&name, "read lock object")
+                                    && serde_json::from_slice::<LockInfo>(&bytes)
+                                        .is_ok_and(|now| now == info) =>
+                            {
+                                *generation.lock().unwrap_or_else(|e| e.into_inner()) = next;
+                            }
                             Ok(Put::PreconditionFailed) => {
                                 *lost.lock().unwrap_or_else(|e| e.into_inner()) = Some(
                                     "another weir took it over (this one's lease had expired)"
@@ -407,6 +422,12 @@ impl GcsSession {
             }
             Put::PreconditionFailed => {
                 let now = match self.client.get(&self.state_name, "read state object") {
+                    // This very write, applied although its answer was lost (then repeated).
+                    Ok(Some((bytes, generation))) if bytes == body.as_bytes() => {
+                        self.state_generation = Some(generation);
+                        self.last_write = Instant::now();
+                        return Ok(());
+                    }
                     Ok(Some((bytes, generation))) => {
                         match serde_json::from_slice::<serde_json::Value>(&bytes) {
                             Ok(v) => format!(
@@ -618,12 +639,31 @@ impl Client {
         })
     }
 
+    /// Sends `request`, again after a pause when Cloud Storage asks to (429, 5xx) or the
+    /// request failed on the way. Every call the backend makes may be repeated: reads and
+    /// deletes are idempotent, and a conditional upload whose first try was applied fails its
+    /// precondition the second time, which the callers recognise as their own write.
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, String> {
-        let request = match &self.auth {
-            None => request,
-            Some(auth) => request.headers(auth().await.map_err(|e| e.to_string())?),
-        };
-        request.send().await.map_err(|e| describe_reqwest(&e))
+        let mut pause = Duration::from_millis(250);
+        let mut attempt = 1;
+        loop {
+            let this = request
+                .try_clone()
+                .ok_or("the request cannot be repeated")?;
+            let this = match &self.auth {
+                None => this,
+                Some(auth) => this.headers(auth().await.map_err(|e| e.to_string())?),
+            };
+            match this.send().await {
+                Ok(response) if attempt < ATTEMPTS && retryable(response.status()) => {}
+                Ok(response) => return Ok(response),
+                Err(e) if attempt < ATTEMPTS && (e.is_connect() || e.is_timeout()) => {}
+                Err(e) => return Err(describe_reqwest(&e)),
+            }
+            tokio::time::sleep(pause).await;
+            pause *= 2;
+            attempt += 1;
+        }
     }
 
     fn failure(&self, action: &'static str, name: &str, message: String) -> StateError {
@@ -735,6 +775,13 @@ impl Client {
         })
         .map_err(|message| self.failure(action, name, message))
     }
+}
+
+/// Whether Cloud Storage asks for the request to be sent again.
+fn retryable(status: StatusCode) -> bool {
+    status == StatusCode::TOO_MANY_REQUESTS
+        || status == StatusCode::REQUEST_TIMEOUT
+        || status.is_server_error()
 }
 
 /// An object resource's generation (an int64, which the JSON API writes as a string).
