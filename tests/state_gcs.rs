@@ -473,3 +473,112 @@ fn force_unlock_removes_only_the_named_lock() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A proxy in front of the emulator that forwards every request but, for the requests whose
+/// first line contains `matching` and whose rank among those is in `lose` (from 0), closes the
+/// connection instead of passing the answer on: a write that was applied but whose answer was
+/// lost.
+struct LosingProxy {
+    url: String,
+}
+
+impl LosingProxy {
+    fn start(upstream: &str, matching: &'static str, lose: &'static [usize]) -> LosingProxy {
+        use std::io::{Read, Write};
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let upstream = upstream.strip_prefix("http://").unwrap().to_string();
+        let seen = Arc::new(AtomicUsize::new(0));
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(mut client) = client else { return };
+                let upstream = upstream.clone();
+                let seen = seen.clone();
+                std::thread::spawn(move || {
+                    loop {
+                        // One request: its head, then Content-Length bytes of body.
+                        let mut request = Vec::new();
+                        let mut byte = [0u8; 1];
+                        while !request.ends_with(b"\r\n\r\n") {
+                            match client.read(&mut byte) {
+                                Ok(1) => request.push(byte[0]),
+                                _ => return,
+                            }
+                        }
+                        let head = String::from_utf8_lossy(&request).to_string();
+                        let length = head
+                            .lines()
+                            .find_map(|l| {
+                                let (k, v) = l.split_once(':')?;
+                                k.eq_ignore_ascii_case("content-length")
+                                    .then(|| v.trim().parse::<usize>().ok())?
+                            })
+                            .unwrap_or(0);
+                        let mut body = vec![0u8; length];
+                        if client.read_exact(&mut body).is_err() {
+                            return;
+                        }
+                        // Forward on a connection of its own, closed after the answer.
+                        let head = head.replacen("\r\n", "\r\nconnection: close\r\n", 1);
+                        let head: String = head
+                            .split("\r\n")
+                            .filter(|l| !l.to_ascii_lowercase().starts_with("connection: keep"))
+                            .collect::<Vec<_>>()
+                            .join("\r\n");
+                        let mut up = std::net::TcpStream::connect(&upstream).unwrap();
+                        up.write_all(head.as_bytes()).unwrap();
+                        up.write_all(&body).unwrap();
+                        let mut answer = Vec::new();
+                        up.read_to_end(&mut answer).unwrap();
+                        let first = head.lines().next().unwrap_or_default();
+                        if first.contains(matching)
+                            && lose.contains(&seen.fetch_add(1, Ordering::SeqCst))
+                        {
+                            return; // Drops the client connection: the answer is lost.
+                        }
+                        if client.write_all(&answer).is_err() {
+                            return;
+                        }
+                        // The emulator closed its side: so does the proxy.
+                        return;
+                    }
+                });
+            }
+        });
+        LosingProxy { url }
+    }
+}
+
+/// A lock create and a state write that were applied but whose answers were lost are sent
+/// again; their precondition then fails, and weir recognises its own write instead of
+/// reporting itself as the holder or as someone else's update.
+#[test]
+fn writes_applied_but_whose_answers_were_lost_are_recognised_as_our_own() {
+    let gcs = emulator();
+    // The first lock create and the first state write (the third upload, after the repeated
+    // lock create).
+    let proxy = LosingProxy::start(&gcs.url, "POST /upload/", &[0, 2]);
+    let url = proxy.url.clone();
+    let b = GcsBackend::open(BUCKET, "lossy", &move |name| {
+        (name == "STORAGE_EMULATOR_HOST").then(|| url.clone())
+    })
+    .unwrap();
+    // The first upload (the lock create) is applied, its answer lost.
+    let mut s = b.lock("apply", Duration::ZERO).unwrap();
+    let (lock, _) = object(&gcs, "lossy/state.lock").unwrap();
+    assert_eq!(lock["id"], s.info().id.as_str());
+    assert_eq!(s.read().unwrap(), None);
+    // The second (the state write) too.
+    let mut state = State::new();
+    state.bump();
+    s.persist(&state).unwrap();
+    assert_eq!(object(&gcs, "lossy/state.json").unwrap().0["serial"], 1);
+    // And the session goes on from the generation it wrote.
+    state.bump();
+    s.persist(&state).unwrap();
+    s.unlock().unwrap();
+    assert_eq!(serial(&gcs, "lossy"), 2);
+    assert!(object(&gcs, "lossy/state.lock").is_none());
+}

@@ -657,7 +657,8 @@ impl Client {
             match this.send().await {
                 Ok(response) if attempt < ATTEMPTS && retryable(response.status()) => {}
                 Ok(response) => return Ok(response),
-                Err(e) if attempt < ATTEMPTS && (e.is_connect() || e.is_timeout()) => {}
+                // Not sent, or its answer lost: either way it can be sent again.
+                Err(e) if attempt < ATTEMPTS && !e.is_builder() => {}
                 Err(e) => return Err(describe_reqwest(&e)),
             }
             tokio::time::sleep(pause).await;
