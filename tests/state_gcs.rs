@@ -254,7 +254,8 @@ fn a_state_written_by_someone_else_between_read_and_write_is_reported_not_overwr
     assert!(err.to_string().contains("absent when read"), "{err}");
 }
 
-/// Records are written together every few seconds, not one upload each.
+/// Records are written together every few seconds, not one upload each, and without waiting
+/// for the next operation to finish.
 #[test]
 fn progress_is_written_every_few_seconds_not_once_per_record() {
     let gcs = emulator();
@@ -277,15 +278,58 @@ fn progress_is_written_every_few_seconds_not_once_per_record() {
         written,
         "no upload yet"
     );
-    std::thread::sleep(FLUSH_EVERY);
+    // Nothing else happens: the session writes them on its own within a few seconds.
+    let t = Instant::now();
+    let (progress, generation) = loop {
+        let (progress, generation) = object(&gcs, "state.json").unwrap();
+        if generation != written || t.elapsed() > 3 * FLUSH_EVERY {
+            break (progress, generation);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(generation > written, "written within {:?}", 3 * FLUSH_EVERY);
+    assert!(t.elapsed() <= 3 * FLUSH_EVERY);
+    assert_eq!(progress["resources"].as_object().unwrap().len(), 200);
+    assert_eq!(progress["serial"], state.serial + 1);
+    // The next records after a write wait for the next one.
     s.record_batch(&[Recorded::Remove {
         address: "r.n0".into(),
     }])
     .unwrap();
-    let (progress, generation) = object(&gcs, "state.json").unwrap();
-    assert!(generation > written);
-    assert_eq!(progress["resources"].as_object().unwrap().len(), 199);
-    assert_eq!(progress["serial"], state.serial + 1);
+    assert_eq!(object(&gcs, "state.json").unwrap().1, generation);
+    // Unlocking writes what is left.
+    s.unlock().unwrap();
+    let (last, _) = object(&gcs, "state.json").unwrap();
+    assert_eq!(last["resources"].as_object().unwrap().len(), 199);
+}
+
+/// A session whose lease ran out and whose lock another weir took over writes nothing more,
+/// says so, and leaves the new holder's lock in place.
+#[test]
+fn a_session_whose_lock_was_taken_over_stops_writing_and_keeps_the_new_lock() {
+    let gcs = emulator();
+    let b = backend(&gcs, "over", "3s");
+    let mut s = b.lock("apply", Duration::ZERO).unwrap();
+    let state = s.read().unwrap().unwrap_or_default();
+    s.begin(&state).unwrap();
+    // Another weir writes its own lock over this one (as a takeover after expiry would).
+    let mut other = s.info().clone();
+    other.id = "the-new-holder".into();
+    overwrite(
+        &gcs,
+        "over/state.lock",
+        &serde_json::to_string(&other).unwrap(),
+    );
+    // The next renewal (every second) finds the lock is no longer this session's.
+    std::thread::sleep(Duration::from_millis(2500));
+    let mut next = state.clone();
+    next.bump();
+    let err = s.persist(&next).unwrap_err();
+    assert!(matches!(err, StateError::LockLost { .. }), "{err:?}");
+    assert!(err.to_string().contains("took it over"), "{err}");
+    s.unlock().unwrap();
+    let (lock, _) = object(&gcs, "over/state.lock").unwrap();
+    assert_eq!(lock["id"], "the-new-holder");
 }
 
 /// The CLI: while one weir holds the lock, another is refused at once naming it, or waits with

@@ -11,9 +11,10 @@
 //!   lock's generation; release deletes it conditioned the same way. A lock whose lease has
 //!   expired (its holder was killed, or lost its connection) is taken over by a conditional
 //!   write on its generation, saying whose it was; `weir force-unlock ID` removes one by hand.
-//! - During an apply, finished operations are applied to a copy of the state in memory and
-//!   written at most every [`FLUSH_EVERY`] (on the next finished operation), and the whole
-//!   state at the end: not one upload per resource.
+//! - During an apply, finished operations are applied to a copy of the state in memory, which
+//!   is written once [`FLUSH_EVERY`] has passed since the previous write (by the next finished
+//!   operation or by the background thread, whichever comes first), and the whole state at the
+//!   end: not one upload per resource.
 //!
 //! Requests use the Cloud Storage JSON API over reqwest, authenticated with Application Default
 //! Credentials as the Google provider is, or sent without credentials to `STORAGE_EMULATOR_HOST`
@@ -302,66 +303,191 @@ fn lock_body(info: &LockInfo) -> Vec<u8> {
 
 /// The lock on a gcs state, and the reads and writes made under it.
 pub struct GcsSession {
-    client: Arc<Client>,
-    state_name: String,
+    writer: StateWriter,
     lock_name: String,
     info: LockInfo,
     /// The lock object's generation, which the renewals move on.
     lock_generation: Arc<Mutex<u64>>,
-    /// Why the lock was lost, once a renewal found it taken over.
-    lost: Arc<Mutex<Option<String>>>,
-    renewer: Option<(mpsc::Sender<()>, std::thread::JoinHandle<()>)>,
-    /// The state object's generation as last read or written (0: there was none).
-    state_generation: Option<u64>,
+    /// What this thread and the background thread share about the state object.
+    progress: Arc<Mutex<Progress>>,
+    /// The thread that renews the lease and writes progress, and how to stop it.
+    background: Option<(mpsc::Sender<()>, std::thread::JoinHandle<()>)>,
+    released: bool,
+}
+
+/// The state object as this session knows it.
+struct Progress {
+    /// Its generation as last read or written (0: there was none; `None`: not read yet).
+    generation: Option<u64>,
     /// The state of [`StateSession::begin`] with this session's records applied.
     pending: Option<State>,
     /// Whether `pending` holds records not yet written.
     dirty: bool,
     last_write: Instant,
-    released: bool,
+}
+
+/// Writes the state object for one session, from its thread or its background thread.
+#[derive(Clone)]
+struct StateWriter {
+    client: Arc<Client>,
+    name: String,
+    /// Why the lock was lost, once a renewal found it taken over: nothing is written after.
+    lost: Arc<Mutex<Option<String>>>,
+}
+
+/// The data behind `mutex`, even if a thread panicked while holding it (every update of the
+/// data it guards is a single assignment).
+fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl StateWriter {
+    fn location(&self) -> String {
+        self.client.location(&self.name)
+    }
+
+    fn check_lost(&self) -> Result<(), StateError> {
+        match locked(&self.lost).clone() {
+            Some(message) => Err(StateError::LockLost {
+                location: self.location(),
+                message,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes `state` conditioned on the generation last seen.
+    fn write(&self, progress: &mut Progress, state: &State) -> Result<(), StateError> {
+        self.check_lost()?;
+        let sealed = state.sealed();
+        let body = sealed.to_json();
+        let read = progress.generation.unwrap_or(0);
+        let put = self
+            .client
+            .put(&self.name, body.as_bytes(), read, "write state object")?;
+        let now = match put {
+            Put::Written(generation) => {
+                progress.generation = Some(generation);
+                progress.last_write = Instant::now();
+                return Ok(());
+            }
+            Put::PreconditionFailed => match self.client.get(&self.name, "read state object") {
+                // This very write, applied although its answer was lost (then repeated).
+                Ok(Some((bytes, generation))) if bytes == body.as_bytes() => {
+                    progress.generation = Some(generation);
+                    progress.last_write = Instant::now();
+                    return Ok(());
+                }
+                Ok(Some((bytes, generation))) => {
+                    match serde_json::from_slice::<serde_json::Value>(&bytes) {
+                        Ok(v) => format!(
+                            "generation {generation}, serial {}",
+                            v["serial"].as_u64().map_or("?".into(), |s| s.to_string())
+                        ),
+                        Err(_) => format!("generation {generation}"),
+                    }
+                }
+                Ok(None) => "deleted".into(),
+                Err(_) => "unreadable".into(),
+            },
+        };
+        let then = match read {
+            0 => "absent".to_string(),
+            g => format!("generation {g}"),
+        };
+        Err(StateError::Conflict {
+            location: self.location(),
+            detail: format!("it was {then} when read, it is now {now}"),
+        })
+    }
+
+    /// Writes the records not yet written.
+    fn flush(&self, progress: &mut Progress) -> Result<(), StateError> {
+        let Some(pending) = &progress.pending else {
+            return Ok(());
+        };
+        // The records of a session make one new serial, as the engine's final write will.
+        let mut state = pending.clone();
+        state.bump();
+        self.write(progress, &state)?;
+        progress.dirty = false;
+        Ok(())
+    }
+}
+
+/// Renews the lease of the lock described by `info` (its `expires` moved on); `false` when the
+/// lock is no longer ours.
+fn renew(
+    client: &Client,
+    name: &str,
+    info: &mut LockInfo,
+    lease: Duration,
+    generation: &Mutex<u64>,
+) -> bool {
+    info.expires = Some(expiry(lease));
+    let current = *locked(generation);
+    match client.put(name, &lock_body(info), current, "renew lock object") {
+        Ok(Put::Written(next)) => *locked(generation) = next,
+        // This very renewal, applied although its answer was lost.
+        Ok(Put::PreconditionFailed)
+            if let Ok(Some((bytes, next))) = client.get(name, "read lock object")
+                && serde_json::from_slice::<LockInfo>(&bytes).is_ok_and(|now| now == *info) =>
+        {
+            *locked(generation) = next
+        }
+        Ok(Put::PreconditionFailed) => return false,
+        // Transient: the lease outlasts the next two attempts.
+        Err(_) => {}
+    }
+    true
 }
 
 impl GcsSession {
     fn start(backend: &GcsBackend, info: LockInfo, generation: u64) -> GcsSession {
         let lock_generation = Arc::new(Mutex::new(generation));
-        let lost = Arc::new(Mutex::new(None));
+        let writer = StateWriter {
+            client: backend.client.clone(),
+            name: backend.state_name.clone(),
+            lost: Arc::new(Mutex::new(None)),
+        };
+        let progress = Arc::new(Mutex::new(Progress {
+            generation: None,
+            pending: None,
+            dirty: false,
+            last_write: Instant::now(),
+        }));
         let (stop, stopped) = mpsc::channel::<()>();
-        let renewer = {
-            let client = backend.client.clone();
+        let background = {
+            let writer = writer.clone();
             let name = backend.lock_name.clone();
             let lease = backend.lease;
             let generation = lock_generation.clone();
-            let lost = lost.clone();
+            let progress = progress.clone();
             let mut info = info.clone();
+            let tick = FLUSH_EVERY.min(lease / 3);
             std::thread::Builder::new()
                 .name("weir-lock-renewal".into())
                 .spawn(move || {
-                    while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(lease / 3)
-                    {
-                        info.expires = Some(expiry(lease));
-                        let current = *generation.lock().unwrap_or_else(|e| e.into_inner());
-                        match client.put(&name, &lock_body(&info), current, "renew lock object") {
-                            Ok(Put::Written(next)) => {
-                                *generation.lock().unwrap_or_else(|e| e.into_inner()) = next;
-                            }
-                            // This very renewal, applied although its answer was lost.
-                            Ok(Put::PreconditionFailed)
-                                if let Ok(Some((bytes, next))) =
-                                    client.get(&name, "read lock object")
-                                    && serde_json::from_slice::<LockInfo>(&bytes)
-                                        .is_ok_and(|now| now == info) =>
-                            {
-                                *generation.lock().unwrap_or_else(|e| e.into_inner()) = next;
-                            }
-                            Ok(Put::PreconditionFailed) => {
-                                *lost.lock().unwrap_or_else(|e| e.into_inner()) = Some(
+                    let mut renew_at = Instant::now() + lease / 3;
+                    while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(tick) {
+                        if Instant::now() >= renew_at {
+                            renew_at = Instant::now() + lease / 3;
+                            if !renew(&writer.client, &name, &mut info, lease, &generation) {
+                                *locked(&writer.lost) = Some(
                                     "another weir took it over (this one's lease had expired)"
                                         .into(),
                                 );
                                 return;
                             }
-                            // Transient: the lease outlasts the next two attempts.
-                            Err(_) => {}
+                        }
+                        // Progress finished a while ago and not written since: write it now,
+                        // not only when the next operation finishes.
+                        let mut progress = locked(&progress);
+                        if progress.dirty && progress.last_write.elapsed() >= FLUSH_EVERY {
+                            if let Err(StateError::Conflict { .. }) = writer.flush(&mut progress) {
+                                // Reported by the session's next write, which fails the same.
+                                progress.dirty = false;
+                            }
                         }
                     }
                 })
@@ -369,99 +495,28 @@ impl GcsSession {
                 .map(|handle| (stop, handle))
         };
         GcsSession {
-            client: backend.client.clone(),
-            state_name: backend.state_name.clone(),
+            writer,
             lock_name: backend.lock_name.clone(),
             info,
             lock_generation,
-            lost,
-            renewer,
-            state_generation: None,
-            pending: None,
-            dirty: false,
-            last_write: Instant::now(),
+            progress,
+            background,
             released: false,
         }
     }
 
     fn location(&self) -> String {
-        self.client.location(&self.state_name)
+        self.writer.location()
     }
 
     fn check_lost(&self) -> Result<(), StateError> {
-        let lost = self.lost.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        match (lost, &self.renewer) {
-            (Some(message), _) => Err(StateError::LockLost {
-                location: self.location(),
-                message,
-            }),
-            (None, None) => Err(StateError::LockLost {
+        if self.background.is_none() && !self.released {
+            return Err(StateError::LockLost {
                 location: self.location(),
                 message: "the thread that renews its lease could not be started".into(),
-            }),
-            (None, Some(_)) => Ok(()),
+            });
         }
-    }
-
-    /// Writes `state` conditioned on the generation last seen.
-    fn write(&mut self, state: &State) -> Result<(), StateError> {
-        self.check_lost()?;
-        let sealed = state.sealed();
-        let body = sealed.to_json();
-        let read = self.state_generation.unwrap_or(0);
-        match self.client.put(
-            &self.state_name,
-            body.as_bytes(),
-            read,
-            "write state object",
-        )? {
-            Put::Written(generation) => {
-                self.state_generation = Some(generation);
-                self.last_write = Instant::now();
-                Ok(())
-            }
-            Put::PreconditionFailed => {
-                let now = match self.client.get(&self.state_name, "read state object") {
-                    // This very write, applied although its answer was lost (then repeated).
-                    Ok(Some((bytes, generation))) if bytes == body.as_bytes() => {
-                        self.state_generation = Some(generation);
-                        self.last_write = Instant::now();
-                        return Ok(());
-                    }
-                    Ok(Some((bytes, generation))) => {
-                        match serde_json::from_slice::<serde_json::Value>(&bytes) {
-                            Ok(v) => format!(
-                                "generation {generation}, serial {}",
-                                v["serial"].as_u64().map_or("?".into(), |s| s.to_string())
-                            ),
-                            Err(_) => format!("generation {generation}"),
-                        }
-                    }
-                    Ok(None) => "deleted".into(),
-                    Err(_) => "unreadable".into(),
-                };
-                let then = match read {
-                    0 => "absent".to_string(),
-                    g => format!("generation {g}"),
-                };
-                Err(StateError::Conflict {
-                    location: self.location(),
-                    detail: format!("it was {then} when read, it is now {now}"),
-                })
-            }
-        }
-    }
-
-    fn flush(&mut self) -> Result<(), StateError> {
-        let Some(pending) = &self.pending else {
-            return Ok(());
-        };
-        // The records of a session make one new serial, as the engine's final write will.
-        let mut progress = pending.clone();
-        progress.bump();
-        self.write(&progress)?;
-        self.dirty = false;
-        Ok(())
+        self.writer.check_lost()
     }
 
     fn release(&mut self) -> Result<(), StateError> {
@@ -469,34 +524,36 @@ impl GcsSession {
             return Ok(());
         }
         self.released = true;
-        if let Some((stop, handle)) = self.renewer.take() {
+        if let Some((stop, handle)) = self.background.take() {
             let _ = stop.send(());
             let _ = handle.join();
         }
-        if self
-            .lost
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_some()
-        {
+        if locked(&self.writer.lost).is_some() {
             // Not ours any more: the new holder's lock must stay.
             return Ok(());
         }
-        let generation = *self
-            .lock_generation
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if self
-            .client
-            .delete(&self.lock_name, generation, "remove lock object")?
-        {
-            Ok(())
-        } else {
-            Err(StateError::LockLost {
-                location: self.location(),
-                message: "another weir took it over before this one released it".into(),
-            })
-        }
+        // Progress not yet written (the engine writes at the end; this is for an early exit).
+        let flushed = {
+            let mut progress = locked(&self.progress);
+            match progress.dirty {
+                true => self.writer.flush(&mut progress),
+                false => Ok(()),
+            }
+        };
+        let generation = *locked(&self.lock_generation);
+        let removed =
+            match self
+                .writer
+                .client
+                .delete(&self.lock_name, generation, "remove lock object")?
+            {
+                true => Ok(()),
+                false => Err(StateError::LockLost {
+                    location: self.location(),
+                    message: "another weir took it over before this one released it".into(),
+                }),
+            };
+        flushed.and(removed)
     }
 }
 
@@ -507,26 +564,29 @@ impl StateSession for GcsSession {
 
     fn read(&mut self) -> Result<Option<State>, StateError> {
         self.check_lost()?;
-        let (state, generation) = match self.client.get(&self.state_name, "read state object")? {
+        let client = &self.writer.client;
+        let (state, generation) = match client.get(&self.writer.name, "read state object")? {
             None => (None, 0),
             Some((bytes, generation)) => (
                 Some(State::parse(&bytes, Path::new(&self.location()))?),
                 generation,
             ),
         };
-        self.state_generation = Some(generation);
+        locked(&self.progress).generation = Some(generation);
         Ok(state)
     }
 
     fn begin(&mut self, state: &State) -> Result<(), StateError> {
+        self.check_lost()?;
+        let mut progress = locked(&self.progress);
         // What the providers create is marked with the state's lineage: if this weir dies before
         // its first progress write, the next must find that lineage (and the key) in the bucket.
-        if self.state_generation.unwrap_or(0) == 0 {
-            self.write(state)?;
+        if progress.generation.unwrap_or(0) == 0 {
+            self.writer.write(&mut progress, state)?;
         }
-        self.pending = Some(state.clone());
-        self.dirty = false;
-        self.last_write = Instant::now();
+        progress.pending = Some(state.clone());
+        progress.dirty = false;
+        progress.last_write = Instant::now();
         Ok(())
     }
 
@@ -534,7 +594,9 @@ impl StateSession for GcsSession {
         if changes.is_empty() {
             return Ok(());
         }
-        let Some(pending) = &mut self.pending else {
+        self.check_lost()?;
+        let mut progress = locked(&self.progress);
+        let Some(pending) = &mut progress.pending else {
             return Err(StateError::Remote {
                 action: "record progress in",
                 location: self.location(),
@@ -544,19 +606,21 @@ impl StateSession for GcsSession {
         for change in changes {
             pending.apply_change(change);
         }
-        self.dirty = true;
-        if self.last_write.elapsed() >= FLUSH_EVERY {
-            self.flush()?;
+        progress.dirty = true;
+        if progress.last_write.elapsed() >= FLUSH_EVERY {
+            self.writer.flush(&mut progress)?;
         }
         Ok(())
     }
 
     fn persist(&mut self, state: &State) -> Result<(), StateError> {
-        self.write(state)?;
-        if self.pending.is_some() {
-            self.pending = Some(state.clone());
+        self.check_lost()?;
+        let mut progress = locked(&self.progress);
+        self.writer.write(&mut progress, state)?;
+        if progress.pending.is_some() {
+            progress.pending = Some(state.clone());
         }
-        self.dirty = false;
+        progress.dirty = false;
         Ok(())
     }
 
@@ -567,10 +631,6 @@ impl StateSession for GcsSession {
 
 impl Drop for GcsSession {
     fn drop(&mut self) {
-        // Progress not yet written (the engine persists at the end; this is for an early exit).
-        if self.dirty && !self.released {
-            let _ = self.flush();
-        }
         let _ = self.release();
     }
 }
