@@ -541,53 +541,48 @@ impl LosingProxy {
                 let upstream = upstream.clone();
                 let seen = seen.clone();
                 std::thread::spawn(move || {
-                    loop {
-                        // One request: its head, then Content-Length bytes of body.
-                        let mut request = Vec::new();
-                        let mut byte = [0u8; 1];
-                        while !request.ends_with(b"\r\n\r\n") {
-                            match client.read(&mut byte) {
-                                Ok(1) => request.push(byte[0]),
-                                _ => return,
-                            }
+                    // One request: its head, then Content-Length bytes of body.
+                    let mut request = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !request.ends_with(b"\r\n\r\n") {
+                        match client.read(&mut byte) {
+                            Ok(1) => request.push(byte[0]),
+                            _ => return,
                         }
-                        let head = String::from_utf8_lossy(&request).to_string();
-                        let length = head
-                            .lines()
-                            .find_map(|l| {
-                                let (k, v) = l.split_once(':')?;
-                                k.eq_ignore_ascii_case("content-length")
-                                    .then(|| v.trim().parse::<usize>().ok())?
-                            })
-                            .unwrap_or(0);
-                        let mut body = vec![0u8; length];
-                        if client.read_exact(&mut body).is_err() {
-                            return;
-                        }
-                        // Forward on a connection of its own, closed after the answer.
-                        let head = head.replacen("\r\n", "\r\nconnection: close\r\n", 1);
-                        let head: String = head
-                            .split("\r\n")
-                            .filter(|l| !l.to_ascii_lowercase().starts_with("connection: keep"))
-                            .collect::<Vec<_>>()
-                            .join("\r\n");
-                        let mut up = std::net::TcpStream::connect(&upstream).unwrap();
-                        up.write_all(head.as_bytes()).unwrap();
-                        up.write_all(&body).unwrap();
-                        let mut answer = Vec::new();
-                        up.read_to_end(&mut answer).unwrap();
-                        let first = head.lines().next().unwrap_or_default();
-                        if first.contains(matching)
-                            && lose.contains(&seen.fetch_add(1, Ordering::SeqCst))
-                        {
-                            return; // Drops the client connection: the answer is lost.
-                        }
-                        if client.write_all(&answer).is_err() {
-                            return;
-                        }
-                        // The emulator closed its side: so does the proxy.
+                    }
+                    let head = String::from_utf8_lossy(&request).to_string();
+                    let length = head
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse::<usize>().ok())?
+                        })
+                        .unwrap_or(0);
+                    let mut body = vec![0u8; length];
+                    if client.read_exact(&mut body).is_err() {
                         return;
                     }
+                    // Forward on a connection of its own, closed after the answer.
+                    let head = head.replacen("\r\n", "\r\nconnection: close\r\n", 1);
+                    let head: String = head
+                        .split("\r\n")
+                        .filter(|l| !l.to_ascii_lowercase().starts_with("connection: keep"))
+                        .collect::<Vec<_>>()
+                        .join("\r\n");
+                    let mut up = std::net::TcpStream::connect(&upstream).unwrap();
+                    up.write_all(head.as_bytes()).unwrap();
+                    up.write_all(&body).unwrap();
+                    let mut answer = Vec::new();
+                    up.read_to_end(&mut answer).unwrap();
+                    let first = head.lines().next().unwrap_or_default();
+                    if first.contains(matching)
+                        && lose.contains(&seen.fetch_add(1, Ordering::SeqCst))
+                    {
+                        return; // Drops the client connection: the answer is lost.
+                    }
+                    // One answer per connection: the emulator closed its side, so does the proxy.
+                    let _ = client.write_all(&answer);
                 });
             }
         });

@@ -483,11 +483,12 @@ impl GcsSession {
                         // Progress finished a while ago and not written since: write it now,
                         // not only when the next operation finishes.
                         let mut progress = locked(&progress);
-                        if progress.dirty && progress.last_write.elapsed() >= FLUSH_EVERY {
-                            if let Err(StateError::Conflict { .. }) = writer.flush(&mut progress) {
-                                // Reported by the session's next write, which fails the same.
-                                progress.dirty = false;
-                            }
+                        if progress.dirty
+                            && progress.last_write.elapsed() >= FLUSH_EVERY
+                            && let Err(StateError::Conflict { .. }) = writer.flush(&mut progress)
+                        {
+                            // Reported by the session's next write, which fails the same.
+                            progress.dirty = false;
                         }
                     }
                 })
