@@ -547,6 +547,8 @@ fn force_unlock_removes_only_the_named_lock() {
 /// lost.
 struct LosingProxy {
     url: String,
+    /// The first line of every request, in the order they came.
+    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl LosingProxy {
@@ -558,11 +560,14 @@ impl LosingProxy {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let upstream = upstream.strip_prefix("http://").unwrap().to_string();
         let seen = Arc::new(AtomicUsize::new(0));
+        let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = requests.clone();
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(mut client) = client else { return };
                 let upstream = upstream.clone();
                 let seen = seen.clone();
+                let log = log.clone();
                 std::thread::spawn(move || {
                     // One request: its head, then Content-Length bytes of body.
                     let mut request = Vec::new();
@@ -599,6 +604,7 @@ impl LosingProxy {
                     let mut answer = Vec::new();
                     up.read_to_end(&mut answer).unwrap();
                     let first = head.lines().next().unwrap_or_default();
+                    log.lock().unwrap().push(first.to_string());
                     if first.contains(matching)
                         && lose.contains(&seen.fetch_add(1, Ordering::SeqCst))
                     {
@@ -609,7 +615,7 @@ impl LosingProxy {
                 });
             }
         });
-        LosingProxy { url }
+        LosingProxy { url, requests }
     }
 }
 
@@ -643,4 +649,60 @@ fn writes_applied_but_whose_answers_were_lost_are_recognised_as_our_own() {
     s.unlock().unwrap();
     assert_eq!(serial(&gcs, "lossy"), 2);
     assert!(object(&gcs, "lossy/state.lock").is_none());
+}
+
+/// A plan with nothing to change reads one object whatever the size of the configuration, and
+/// the lock costs one create and one delete, conditioned on the lock's generation.
+#[test]
+fn a_no_change_plan_reads_one_object_and_releases_the_lock_at_its_generation() {
+    let gcs = emulator();
+    let tmp = tempfile::tempdir().unwrap();
+    config(tmp.path(), 40, "count");
+    let out = weir(&gcs, tmp.path(), "60s")
+        .args(["apply", "--auto-approve"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let proxy = LosingProxy::start(&gcs.url, "nothing", &[]);
+    let out = cli::weir(tmp.path())
+        .env("STORAGE_EMULATOR_HOST", &proxy.url)
+        .args(["plan", "--detailed-exitcode"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let requests = proxy.requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 3, "{requests:#?}");
+    assert!(
+        requests[0].starts_with("POST /upload/storage/v1/b/weir-state/o?")
+            && requests[0].contains("uploadType=multipart")
+            && requests[0].contains("ifGenerationMatch=0"),
+        "{requests:#?}"
+    );
+    assert!(
+        requests[1].starts_with("GET /storage/v1/b/weir-state/o/count%2Fstate.json?alt=media"),
+        "{requests:#?}"
+    );
+    let delete = &requests[2];
+    assert!(
+        delete
+            .starts_with("DELETE /storage/v1/b/weir-state/o/count%2Fstate.lock?ifGenerationMatch="),
+        "{requests:#?}"
+    );
+    let generation: u64 = delete
+        .split("ifGenerationMatch=")
+        .nth(1)
+        .and_then(|rest| rest.split([' ', '&']).next())
+        .and_then(|g| g.parse().ok())
+        .unwrap();
+    assert!(generation > 0, "{delete}");
 }
