@@ -366,6 +366,13 @@ fn a_second_weir_is_refused_naming_the_holder_or_waits_with_lock_timeout() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(serial(&gcs, "cli"), 1);
+    // Reading commands read the bucket too (without the lock).
+    let out = weir(&gcs, tmp.path(), "60s")
+        .args(["state", "list"])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(listed.contains("mage_pipeline.p2"), "{listed}");
     let (code, text) = {
         let out = weir(&gcs, tmp.path(), "60s")
             .args(["plan", "--detailed-exitcode"])

@@ -40,8 +40,11 @@ const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 pub const FLUSH_EVERY: Duration = Duration::from_secs(2);
 /// How often a waiting lock retries.
 const RETRY_EVERY: Duration = Duration::from_millis(500);
-/// How long one request may take.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long one request may take in all (a large state takes a while to upload).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a request may wait for the connection or for the next bytes of its answer: well
+/// under the default lease, so that a renewal stuck on the network is tried again in time.
+const STALL_TIMEOUT: Duration = Duration::from_secs(15);
 /// How many times a request is sent at most (see [`Client::send`]).
 const ATTEMPTS: u32 = 4;
 /// Where Cloud Storage is when no emulator is named.
@@ -99,6 +102,8 @@ impl GcsBackend {
         };
         let http = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(STALL_TIMEOUT)
+            .read_timeout(STALL_TIMEOUT)
             .build()
             .map_err(|e| format!("cannot set up Cloud Storage requests: {e}"))?;
         let rt = tokio::runtime::Builder::new_multi_thread()
