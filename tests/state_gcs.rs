@@ -713,3 +713,31 @@ fn a_no_change_plan_reads_one_object_and_releases_the_lock_at_its_generation() {
         .unwrap();
     assert!(generation > 0, "{delete}");
 }
+
+/// A state object that is not a state is an error naming its `gs://` location, line and column.
+#[test]
+fn a_corrupt_state_object_is_an_error_naming_its_location_line_and_column() {
+    let gcs = emulator();
+    let tmp = tempfile::tempdir().unwrap();
+    config(tmp.path(), 1, "bad");
+    overwrite(
+        &gcs,
+        "bad%2Fstate.json",
+        "{\n  \"version\": 1,\n  \"serial\": oops\n}\n",
+    );
+    let out = weir(&gcs, tmp.path(), "60s")
+        .args(["plan"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("state gs://weir-state/bad/state.json is corrupt")
+            && stderr.contains("line 3 column"),
+        "{stderr}"
+    );
+    assert!(
+        object(&gcs, "bad/state.lock").is_none(),
+        "the lock is released"
+    );
+}

@@ -26,7 +26,6 @@ use super::{LockInfo, Recorded, State, StateError};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use std::future::Future;
-use std::path::Path;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
@@ -141,7 +140,7 @@ impl GcsBackend {
             None => Ok((None, 0)),
             Some((bytes, generation)) => {
                 let location = self.client.location(&self.state_name);
-                let state = State::parse(&bytes, Path::new(&location))?;
+                let state = State::parse_at(&bytes, &location)?;
                 Ok((Some(state), generation))
             }
         }
@@ -573,10 +572,9 @@ impl StateSession for GcsSession {
         let client = &self.writer.client;
         let (state, generation) = match client.get(&self.writer.name, "read state object")? {
             None => (None, 0),
-            Some((bytes, generation)) => (
-                Some(State::parse(&bytes, Path::new(&self.location()))?),
-                generation,
-            ),
+            Some((bytes, generation)) => {
+                (Some(State::parse_at(&bytes, &self.location())?), generation)
+            }
         };
         locked(&self.progress).generation = Some(generation);
         Ok(state)

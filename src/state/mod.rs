@@ -240,14 +240,20 @@ impl State {
         }
     }
 
-    /// Parses a state document. `source` names where it came from, for error messages.
-    /// Errors: [`StateError::UnsupportedVersion`] for another format version,
-    /// [`StateError::Corrupt`] (with serde_json's line and column) for anything else wrong.
+    /// Parses a state document read from the file `source`. See [`State::parse_at`].
     pub fn parse(bytes: &[u8], source: &Path) -> Result<State, StateError> {
+        State::parse_at(bytes, &source.display().to_string())
+    }
+
+    /// Parses a state document. `location` names where it came from (a path, a `gs://` URL),
+    /// for error messages. Errors: [`StateError::UnsupportedVersion`] for another format
+    /// version, [`StateError::Corrupt`] (with serde_json's line and column) for anything else
+    /// wrong.
+    pub fn parse_at(bytes: &[u8], location: &str) -> Result<State, StateError> {
         match serde_json::from_slice::<State>(bytes) {
             Ok(state) if state.version == STATE_VERSION => Ok(state),
             Ok(state) => Err(StateError::UnsupportedVersion {
-                path: source.to_path_buf(),
+                location: location.to_string(),
                 version: u64::from(state.version),
             }),
             Err(err) => {
@@ -260,12 +266,12 @@ impl State {
                 match serde_json::from_slice::<VersionOnly>(bytes) {
                     Ok(v) if v.version != u64::from(STATE_VERSION) => {
                         Err(StateError::UnsupportedVersion {
-                            path: source.to_path_buf(),
+                            location: location.to_string(),
                             version: v.version,
                         })
                     }
                     _ => Err(StateError::Corrupt {
-                        path: source.to_path_buf(),
+                        location: location.to_string(),
                         source: err,
                     }),
                 }
@@ -294,19 +300,20 @@ pub enum StateError {
         source: std::io::Error,
     },
 
-    #[error("state file {path} is corrupt: {source}")]
+    #[error("state {location} is corrupt: {source}")]
     Corrupt {
-        path: PathBuf,
+        /// Where the state is: a path, or a `gs://` URL.
+        location: String,
         #[source]
         source: serde_json::Error,
     },
 
     #[error(
-        "state file {path} has format version {version}, but this weir ({}) only understands \
+        "state {location} has format version {version}, but this weir ({}) only understands \
          version {STATE_VERSION}; use the weir that wrote it or a newer one",
         WEIR_VERSION
     )]
-    UnsupportedVersion { path: PathBuf, version: u64 },
+    UnsupportedVersion { location: String, version: u64 },
 
     #[error("cannot encode state for {path}: {source}")]
     Encode {
