@@ -112,7 +112,7 @@ pub fn provider_config(
 /// Where Google's credentials are and which endpoints replace Google's APIs, from the
 /// environment (an empty variable counts as unset). Refuses an endpoint that is not a plain
 /// `http(s)://host[:port]` base URL.
-fn google_access(
+pub(crate) fn google_access(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(CredentialsSource, Endpoints), String> {
     let var = |name: &str| env(name).filter(|v| !v.trim().is_empty());

@@ -14,7 +14,7 @@ pub mod reporter;
 use crate::plan::sensitive::{get_path, marker, seal};
 use crate::plan::{Action, Change, Plan};
 use crate::providers::Providers;
-use crate::state::{OutputState, Recorded, ResourceState, State, StateLock, output_address};
+use crate::state::{OutputState, Recorded, ResourceState, State, StateSession, output_address};
 use reporter::{Event, Reporter};
 use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
@@ -320,7 +320,7 @@ fn lifecycle_records(plan: &Plan, state: &State) -> Vec<Recorded> {
 pub async fn apply(
     plan: &Plan,
     providers: Arc<Providers>,
-    lock: &mut StateLock,
+    lock: &mut dyn StateSession,
     state: &mut State,
     opts: &ApplyOptions,
     reporter: &dyn Reporter,
@@ -343,7 +343,10 @@ pub async fn apply(
             .push(("provider configuration".into(), Action::NoOp, e));
         return outcome;
     }
-    lock.begin(state);
+    if let Err(e) = lock.begin(state) {
+        outcome.state_error = Some(e.to_string());
+        return outcome;
+    }
     let lifecycle = lifecycle_records(plan, state);
     if !lifecycle.is_empty() {
         if let Err(e) = lock.record_batch(&lifecycle) {

@@ -148,6 +148,13 @@ pub enum Command {
     /// Inspect or edit the state.
     #[command(subcommand)]
     State(StateCommand),
+    /// Remove a state lock left by a weir that cannot release it (gcs backend), by its lock id.
+    ForceUnlock {
+        /// The lock id, as the error that refused the lock names it.
+        id: String,
+        #[command(flatten)]
+        vars: VarArgs,
+    },
     /// Print the resource dependency graph in DOT.
     Graph {
         #[command(flatten)]
@@ -325,6 +332,9 @@ fn run(cli: &Cli) -> ExitCode {
             vars,
             lock_timeout,
         }) => commands::state::rm(&cli.dir, vars, addresses, lock_timeout, color),
+        Command::ForceUnlock { id, vars } => {
+            commands::state::force_unlock(&cli.dir, vars, id, color)
+        }
         Command::Graph { vars } => commands::state::graph(&cli.dir, vars, color),
         Command::Version => {
             output::print_stdout(&format!("weir {}\n", env!("CARGO_PKG_VERSION")));

@@ -5,7 +5,8 @@ use crate::cli::{VarArgs, output};
 use crate::lower::ResourceInstance;
 use crate::model::{Backend, Configuration};
 use crate::providers::Providers;
-use crate::state::{LocalBackend, default_path};
+use crate::state::gcs::GcsBackend;
+use crate::state::{LocalBackend, StateBackend, default_path};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ pub struct Workspace {
     /// What saved plans are bound to: `lower::fingerprint`.
     pub config_hash: String,
     pub instances: Vec<ResourceInstance>,
-    pub backend: LocalBackend,
+    pub backend: Box<dyn StateBackend>,
     pub providers: Arc<Providers>,
 }
 
@@ -50,19 +51,30 @@ pub fn open(dir: &Path, vars: &VarArgs, color: bool) -> Result<Workspace, String
     })
 }
 
-pub fn backend_for(dir: &Path, model: &Configuration) -> Result<LocalBackend, String> {
+pub fn backend_for(dir: &Path, model: &Configuration) -> Result<Box<dyn StateBackend>, String> {
     match &model.settings.backend {
-        Backend::Local { path } => LocalBackend::open(dir, path).map_err(|e| e.to_string()),
-        Backend::Gcs { bucket, .. } => Err(format!(
-            "the gcs backend (bucket `{bucket}`) is not in this build of weir; use the local backend (remove the `backend \"gcs\"` block)"
-        )),
+        Backend::Local { path } => LocalBackend::open(dir, path)
+            .map(|b| Box::new(b) as Box<dyn StateBackend>)
+            .map_err(|e| e.to_string()),
+        Backend::Gcs { bucket, prefix } => {
+            GcsBackend::open(bucket, prefix, &|name| std::env::var(name).ok())
+                .map(|b| Box::new(b) as Box<dyn StateBackend>)
+        }
     }
 }
 
-/// The state backend of a directory without evaluating the whole configuration (for `state`
-/// and `output`): the default path unless a `backend "local"` block says otherwise.
-pub fn backend_only(dir: &Path, vars: &VarArgs, color: bool) -> Result<LocalBackend, String> {
-    let default = || LocalBackend::open(dir, &default_path()).map_err(|e| e.to_string());
+/// The state backend of a directory without evaluating the whole configuration (for `state`,
+/// `output` and `force-unlock`): the default path unless a `backend` block says otherwise.
+pub fn backend_only(
+    dir: &Path,
+    vars: &VarArgs,
+    color: bool,
+) -> Result<Box<dyn StateBackend>, String> {
+    let default = || {
+        LocalBackend::open(dir, &default_path())
+            .map(|b| Box::new(b) as Box<dyn StateBackend>)
+            .map_err(|e| e.to_string())
+    };
     let opts = crate::cli::commands::validate::load_options(dir, vars);
     let (model, diags) = crate::model::load(&opts);
     match model {

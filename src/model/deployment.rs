@@ -93,10 +93,15 @@ pub(super) fn settings(config: &Config, diags: &mut Diagnostics) -> Option<Setti
                         &[],
                         diags,
                     );
-                    let prefix = br
-                        .string(ev, "prefix", diags)
-                        .map(|p| p.value)
-                        .unwrap_or_default();
+                    let prefix = match br.string(ev, "prefix", diags) {
+                        Some(p) => {
+                            if let Err(msg) = crate::model::values::check_state_prefix(&p.value) {
+                                diags.push(value_error(&p, msg, "an object name prefix"));
+                            }
+                            p.value
+                        }
+                        None => String::new(),
+                    };
                     match br.string(ev, "bucket", diags) {
                         Some(bucket) => {
                             if let Err(msg) = check_bucket_name(&bucket.value) {

@@ -332,6 +332,32 @@ pub fn check_bucket_name(s: &str) -> Result<(), String> {
     }
 }
 
+/// The `prefix` of a `backend "gcs"` block: the folder of the state and lock objects. Cloud
+/// Storage takes almost any name; these are the ones that would name another object than meant,
+/// or none at all.
+pub fn check_state_prefix(s: &str) -> Result<(), String> {
+    let trimmed = s.trim_matches('/');
+    let why = if s.len() > 1000 {
+        Some("it is longer than 1000 bytes (an object name has at most 1024)")
+    } else if s.chars().any(char::is_control) {
+        Some("it holds a control character")
+    } else if trimmed.split('/').any(|seg| seg == "." || seg == "..") {
+        Some("a `.` or `..` segment does not name a folder in a bucket")
+    } else if !trimmed.is_empty() && trimmed.split('/').any(str::is_empty) {
+        Some("it has an empty segment (`//`)")
+    } else if trimmed.starts_with(".well-known/acme-challenge") {
+        Some("Cloud Storage reserves `.well-known/acme-challenge/`")
+    } else {
+        None
+    };
+    match why {
+        None => Ok(()),
+        Some(why) => Err(format!(
+            "`{s}` is not a usable state prefix: {why}; use a path such as `mage/prod`"
+        )),
+    }
+}
+
 /// GCP label keys and values.
 pub fn check_label(key: &str, value: &str) -> Result<(), String> {
     let chars_ok = |s: &str| {
@@ -494,6 +520,24 @@ pub fn version_satisfies(constraint: &str, version: &str) -> Result<bool, String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn state_prefixes() {
+        for ok in ["", "mage/prod", "/mage/prod/", "env-1/state.d", "été"] {
+            assert_eq!(check_state_prefix(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "a/../b",
+            "..",
+            "./x",
+            "a//b",
+            "a\nb",
+            ".well-known/acme-challenge/x",
+        ] {
+            assert!(check_state_prefix(bad).is_err(), "{bad}");
+        }
+        assert!(check_state_prefix(&"a".repeat(1001)).is_err());
+    }
 
     #[test]
     fn durations() {

@@ -462,13 +462,8 @@ fn read_state_head(backend: &LocalBackend) -> Result<Option<StateHead>, StateErr
 /// directory. Readers see the old or the new file, never a mix.
 pub(crate) fn write_state_atomic(backend: &LocalBackend, state: &State) -> Result<(), StateError> {
     // Secrets still in clear (a state written by an older weir) are written as keyed digests.
-    let mut sealed = None;
-    if !state.key.is_empty() && state.holds_clear_secrets() {
-        let mut copy = state.clone();
-        copy.seal_secrets();
-        sealed = Some(copy);
-    }
-    let state = sealed.as_ref().unwrap_or(state);
+    let sealed = state.sealed();
+    let state = sealed.as_ref();
     // Mode 0600: state may hold secrets (sealed, and the key that seals them).
     backend
         .root

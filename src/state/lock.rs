@@ -15,6 +15,7 @@
 use super::local::{
     JournalWriter, LocalBackend, Recorded, fs_error, read_state, write_state_atomic,
 };
+use super::store::{StateBackend, StateSession};
 use super::{State, StateError, WEIR_VERSION};
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File, TryLockError};
@@ -38,10 +39,17 @@ pub struct LockInfo {
     pub created: String,
     /// The weir version holding the lock.
     pub version: String,
+    /// The CI run holding the lock, when the usual CI variables name one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci_run: Option<String>,
+    /// Until when the lock is held unless its holder renews it (RFC 3339, UTC): a leased lock
+    /// (gcs). A local lock has none: the OS releases it when its holder dies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
 }
 
 impl LockInfo {
-    fn new(operation: &str) -> Self {
+    pub(crate) fn new(operation: &str) -> Self {
         LockInfo {
             id: uuid::Uuid::new_v4().to_string(),
             operation: operation.to_string(),
@@ -49,7 +57,25 @@ impl LockInfo {
             pid: std::process::id(),
             created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             version: WEIR_VERSION.to_string(),
+            ci_run: None,
+            expires: None,
         }
+    }
+
+    /// The holder, as error messages name it.
+    pub fn describe(&self) -> String {
+        let mut text = format!(
+            "{} (pid {}, running `weir {}`, since {}, weir {}, lock id {}",
+            self.who, self.pid, self.operation, self.created, self.version, self.id
+        );
+        if let Some(run) = &self.ci_run {
+            text.push_str(&format!(", CI run {run}"));
+        }
+        if let Some(expires) = &self.expires {
+            text.push_str(&format!(", lease until {expires}"));
+        }
+        text.push(')');
+        text
     }
 }
 
@@ -100,8 +126,8 @@ impl LocalBackend {
                     let waited = start.elapsed();
                     if waited >= timeout {
                         return Err(StateError::LockHeld {
-                            path: self.path().to_path_buf(),
-                            info_path: self.lock_info_path(),
+                            location: self.path().display().to_string(),
+                            info_location: self.lock_info_path().display().to_string(),
                             holder: self.lock_holder().map(Box::new),
                             waited: if timeout.is_zero() {
                                 Duration::ZERO
@@ -258,6 +284,61 @@ impl StateLock {
             .unlock()
             .map_err(|e| StateError::io("unlock", &self.backend.lock_path(), e));
         removed.and(unlocked)
+    }
+}
+
+impl StateBackend for LocalBackend {
+    fn location(&self) -> String {
+        self.path().display().to_string()
+    }
+
+    fn lock(
+        &self,
+        operation: &str,
+        timeout: Duration,
+    ) -> Result<Box<dyn StateSession>, StateError> {
+        LocalBackend::lock(self, operation, timeout).map(|l| Box::new(l) as Box<dyn StateSession>)
+    }
+
+    fn read_unlocked(&self) -> Result<Option<State>, StateError> {
+        LocalBackend::read_unlocked(self)
+    }
+
+    fn force_unlock(&self, _id: &str) -> Result<LockInfo, StateError> {
+        Err(StateError::ForceUnlock {
+            location: self.location(),
+            message: "the local backend's lock is an operating system lock, released when its \
+                      holder exits or is killed: there is nothing to force-unlock"
+                .into(),
+        })
+    }
+}
+
+impl StateSession for StateLock {
+    fn info(&self) -> &LockInfo {
+        StateLock::info(self)
+    }
+
+    fn read(&mut self) -> Result<Option<State>, StateError> {
+        StateLock::read(self)
+    }
+
+    fn begin(&mut self, state: &State) -> Result<(), StateError> {
+        // The journal records the lineage and key itself.
+        StateLock::begin(self, state);
+        Ok(())
+    }
+
+    fn record_batch(&mut self, changes: &[Recorded]) -> Result<(), StateError> {
+        StateLock::record_batch(self, changes)
+    }
+
+    fn persist(&mut self, state: &State) -> Result<(), StateError> {
+        StateLock::persist(self, state)
+    }
+
+    fn unlock(self: Box<Self>) -> Result<(), StateError> {
+        StateLock::unlock(*self)
     }
 }
 

@@ -19,11 +19,15 @@
 //! - `lineage` is fixed when the state is created ([`State::new`]); `serial` is increased by the
 //!   caller ([`State::bump`]) on every write that changed something, never on a no-op.
 //!
-//! Backends: [`local::LocalBackend`] (a file, locked with [`lock::StateLock`], with a per-operation
-//! journal so that apply records each finished operation in O(1)).
+//! Backends ([`store::StateBackend`]): [`local::LocalBackend`] (a file, locked with
+//! [`lock::StateLock`], with a per-operation journal so that apply records each finished
+//! operation in O(1)) and [`gcs::GcsBackend`] (an object in Cloud Storage, written
+//! compare-and-swap, with a leased lock object).
 
+pub mod gcs;
 pub mod local;
 pub mod lock;
+pub mod store;
 
 use crate::plan::sensitive::{holds_clear_secret, seal};
 use serde::{Deserialize, Serialize};
@@ -34,6 +38,7 @@ use std::time::Duration;
 
 pub use local::{LocalBackend, Recorded, default_path};
 pub use lock::{LockInfo, StateLock};
+pub use store::{StateBackend, StateSession};
 
 /// The only state format version this weir reads and writes.
 pub const STATE_VERSION: u32 = 1;
@@ -193,6 +198,17 @@ impl State {
         changed
     }
 
+    /// The state as it is written: itself, or a copy with the secrets it still holds in clear
+    /// (a state written by an older weir) replaced by their keyed digests.
+    pub fn sealed(&self) -> std::borrow::Cow<'_, State> {
+        if self.key.is_empty() || !self.holds_clear_secrets() {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        let mut copy = self.clone();
+        copy.seal_secrets();
+        std::borrow::Cow::Owned(copy)
+    }
+
     /// Whether [`State::seal_secrets`] has anything to replace.
     pub fn holds_clear_secrets(&self) -> bool {
         self.resources
@@ -224,14 +240,20 @@ impl State {
         }
     }
 
-    /// Parses a state document. `source` names where it came from, for error messages.
-    /// Errors: [`StateError::UnsupportedVersion`] for another format version,
-    /// [`StateError::Corrupt`] (with serde_json's line and column) for anything else wrong.
+    /// Parses a state document read from the file `source`. See [`State::parse_at`].
     pub fn parse(bytes: &[u8], source: &Path) -> Result<State, StateError> {
+        State::parse_at(bytes, &source.display().to_string())
+    }
+
+    /// Parses a state document. `location` names where it came from (a path, a `gs://` URL),
+    /// for error messages. Errors: [`StateError::UnsupportedVersion`] for another format
+    /// version, [`StateError::Corrupt`] (with serde_json's line and column) for anything else
+    /// wrong.
+    pub fn parse_at(bytes: &[u8], location: &str) -> Result<State, StateError> {
         match serde_json::from_slice::<State>(bytes) {
             Ok(state) if state.version == STATE_VERSION => Ok(state),
             Ok(state) => Err(StateError::UnsupportedVersion {
-                path: source.to_path_buf(),
+                location: location.to_string(),
                 version: u64::from(state.version),
             }),
             Err(err) => {
@@ -244,12 +266,12 @@ impl State {
                 match serde_json::from_slice::<VersionOnly>(bytes) {
                     Ok(v) if v.version != u64::from(STATE_VERSION) => {
                         Err(StateError::UnsupportedVersion {
-                            path: source.to_path_buf(),
+                            location: location.to_string(),
                             version: v.version,
                         })
                     }
                     _ => Err(StateError::Corrupt {
-                        path: source.to_path_buf(),
+                        location: location.to_string(),
                         source: err,
                     }),
                 }
@@ -278,19 +300,20 @@ pub enum StateError {
         source: std::io::Error,
     },
 
-    #[error("state file {path} is corrupt: {source}")]
+    #[error("state {location} is corrupt: {source}")]
     Corrupt {
-        path: PathBuf,
+        /// Where the state is: a path, or a `gs://` URL.
+        location: String,
         #[source]
         source: serde_json::Error,
     },
 
     #[error(
-        "state file {path} has format version {version}, but this weir ({}) only understands \
+        "state {location} has format version {version}, but this weir ({}) only understands \
          version {STATE_VERSION}; use the weir that wrote it or a newer one",
         WEIR_VERSION
     )]
-    UnsupportedVersion { path: PathBuf, version: u64 },
+    UnsupportedVersion { location: String, version: u64 },
 
     #[error("cannot encode state for {path}: {source}")]
     Encode {
@@ -345,40 +368,59 @@ pub enum StateError {
         state_serial: Option<u64>,
     },
 
-    #[error("{}", lock_held_message(.path, .info_path, .holder.as_deref(), *.waited))]
+    #[error("{}", lock_held_message(.location, .info_location, .holder.as_deref(), *.waited))]
     LockHeld {
-        /// The state file.
-        path: PathBuf,
-        /// The lock-info file that was read to name the holder.
-        info_path: PathBuf,
-        /// Who holds the lock, when the info file could be read.
+        /// Where the state is.
+        location: String,
+        /// Where the lock information was read to name the holder.
+        info_location: String,
+        /// Who holds the lock, when its information could be read.
         holder: Option<Box<LockInfo>>,
         /// How long we waited (zero: did not wait).
         waited: Duration,
     },
+
+    #[error("cannot {action} {location}: {message}")]
+    Remote {
+        /// What was being done, e.g. "read state object".
+        action: &'static str,
+        location: String,
+        message: String,
+    },
+
+    #[error(
+        "state {location} was written by someone else since this weir read it ({detail}); it \
+         was not overwritten. Another weir wrote it without the lock, or took the lock over \
+         after this one's lease expired: run weir plan again to see the current state"
+    )]
+    Conflict { location: String, detail: String },
+
+    #[error(
+        "the lock on state {location} was lost: {message}; nothing more is written to state \
+         (run weir apply again: it reconciles what was done from the provider)"
+    )]
+    LockLost { location: String, message: String },
+
+    #[error("cannot force-unlock {location}: {message}")]
+    ForceUnlock { location: String, message: String },
 }
 
 fn lock_held_message(
-    path: &Path,
-    info_path: &Path,
+    location: &str,
+    info_location: &str,
     holder: Option<&LockInfo>,
     waited: Duration,
 ) -> String {
     let who = match holder {
-        Some(h) => format!(
-            "locked by {} (pid {}, running `weir {}`, since {}, weir {}, lock id {})",
-            h.who, h.pid, h.operation, h.created, h.version, h.id
-        ),
-        None => format!(
-            "locked by another process (no readable lock information in {})",
-            info_path.display()
-        ),
+        Some(h) => format!("locked by {}", h.describe()),
+        None => {
+            format!("locked by another process (no readable lock information in {info_location})")
+        }
     };
     if waited.is_zero() {
         format!(
-            "state {} is {who}; wait for it to finish and retry, or pass --lock-timeout \
-             (e.g. --lock-timeout=5m) to wait for the lock",
-            path.display()
+            "state {location} is {who}; wait for it to finish and retry, or pass --lock-timeout \
+             (e.g. --lock-timeout=5m) to wait for the lock"
         )
     } else {
         let waited = if waited < Duration::from_secs(1) {
@@ -387,8 +429,7 @@ fn lock_held_message(
             format!("{:.1}s", waited.as_secs_f64())
         };
         format!(
-            "state {} is {who}; gave up after waiting {waited} for the lock (--lock-timeout)",
-            path.display()
+            "state {location} is {who}; gave up after waiting {waited} for the lock (--lock-timeout)"
         )
     }
 }

@@ -260,6 +260,24 @@ impl Provider for GoogleProvider {
     }
 }
 
+/// Authentication headers from Application Default Credentials, for the calls to Google that
+/// weir makes outside this provider (the gcs state backend). The returned function serves one
+/// async runtime, as [`auth::Adc`] explains.
+pub fn adc_headers(
+    source: weir_provider_sdk::CredentialsSource,
+) -> impl Fn() -> futures_util::future::BoxFuture<
+    'static,
+    Result<reqwest::header::HeaderMap, ProviderError>,
+> + Send
++ Sync {
+    auth::install_crypto_provider();
+    let adc = Arc::new(auth::Adc::new(source));
+    move || {
+        let adc = adc.clone();
+        Box::pin(async move { rest::Tokens::headers(&*adc).await })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

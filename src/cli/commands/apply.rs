@@ -6,7 +6,7 @@ use crate::cli::workspace::{self};
 use crate::cli::{PlanArgs, output};
 use crate::plan::Plan;
 use crate::render::{Format, render};
-use crate::state::{State, StateLock};
+use crate::state::{State, StateSession};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
@@ -27,7 +27,7 @@ pub fn run(
     // The lock is held from the plan to the end of the apply (while the question waits for its
     // answer, too): no other weir can change the state in between and leave this one applying
     // a stale plan over it.
-    let lock = ws
+    let mut lock = ws
         .backend
         .lock(if destroy { "destroy" } else { "apply" }, timeout)
         .map_err(|e| e.to_string())?;
@@ -92,7 +92,7 @@ fn execute(
     ws: &workspace::Workspace,
     plan: &Plan,
     args: &PlanArgs,
-    mut lock: StateLock,
+    mut lock: Box<dyn StateSession>,
     mut state: State,
     color: bool,
 ) -> Result<ExitCode, String> {
@@ -109,7 +109,7 @@ fn execute(
     let outcome = rt.block_on(apply(
         plan,
         ws.providers.clone(),
-        &mut lock,
+        lock.as_mut(),
         &mut state,
         &opts,
         reporter.as_ref(),

@@ -1,4 +1,4 @@
-//! `weir state list | show ADDR | rm ADDR`, `weir output`, `weir graph`.
+//! `weir state list | show ADDR | rm ADDR`, `weir force-unlock ID`, `weir output`, `weir graph`.
 
 use crate::cli::workspace::{self, REPORTED};
 use crate::cli::{VarArgs, output};
@@ -68,6 +68,17 @@ pub fn rm(
             "Removed {address} from state. The object itself is untouched; weir no longer manages it."
         );
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn force_unlock(dir: &Path, vars: &VarArgs, id: &str, color: bool) -> Result<ExitCode, String> {
+    let backend = workspace::backend_only(dir, vars, color)?;
+    let holder = backend.force_unlock(id).map_err(|e| e.to_string())?;
+    eprintln!(
+        "Removed the lock on {} held by {}.",
+        backend.location(),
+        holder.describe()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
