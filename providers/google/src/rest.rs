@@ -14,7 +14,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::Value;
 use weir_provider_sdk::retry::{Idempotency, RetryPolicy, parse_retry_after, retry};
-use weir_provider_sdk::{Cancel, Endpoints, ErrorKind, ProviderError};
+use weir_provider_sdk::{Cancel, Endpoints, ErrorKind, ProviderError, ResourceRef};
 
 /// What a call to Google itself answers when the client was made without a way to get tokens
 /// (the provider makes it so only when every API goes to a sandbox or an emulator, or before it
@@ -157,6 +157,65 @@ impl Client {
             self.once(api, method.clone(), path, query, body)
         })
         .await
+    }
+
+    /// GETs `path` on `api`: the object, or `None` when the API answers 404 (it is gone).
+    pub(crate) async fn get(
+        &self,
+        api: Api,
+        path: &str,
+        query: &[(&str, &str)],
+        cancel: &Cancel,
+    ) -> Result<Option<Value>, ProviderError> {
+        found(
+            self.call(
+                api,
+                Method::GET,
+                path,
+                query,
+                None,
+                Idempotency::Idempotent,
+                cancel,
+            )
+            .await,
+        )
+    }
+
+    /// DELETEs `path` on `api` and waits for its operation (see [`Client::deleted`]).
+    pub(crate) async fn delete(
+        &self,
+        api: Api,
+        path: &str,
+        query: &[(&str, &str)],
+        cancel: &Cancel,
+    ) -> Result<(), ProviderError> {
+        let answer = self
+            .call(
+                api,
+                Method::DELETE,
+                path,
+                query,
+                None,
+                Idempotency::Idempotent,
+                cancel,
+            )
+            .await;
+        self.deleted(api, answer, cancel).await
+    }
+
+    /// After a delete that answered `answer`: its operation waited for. An object that was
+    /// not there (404) is deleted already.
+    pub(crate) async fn deleted(
+        &self,
+        api: Api,
+        answer: Result<Value, ProviderError>,
+        cancel: &Cancel,
+    ) -> Result<(), ProviderError> {
+        match answer {
+            Ok(op) => self.wait(api, op, cancel).await.map(|_| ()),
+            Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// The request for `path` on `api`: the URL, and the headers that say which API and who
@@ -351,6 +410,45 @@ impl Client {
                 )
                 .await?;
         }
+    }
+}
+
+/// Whether `value` is safe as one URL path segment: not empty, not `.` or `..`, and only ASCII
+/// letters, digits, `-`, `_`, `.`, `:` (a project id may be domain-scoped, `example.com:p`) or
+/// one of `also`; so it cannot name another path (`/`), start a query (`?`) or escape (`%`).
+pub(crate) fn is_segment(value: &str, also: &[char]) -> bool {
+    !value.is_empty()
+        && value != "."
+        && value != ".."
+        && value.chars().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':') || also.contains(&c)
+        })
+}
+
+/// The attribute `key` of `r`, checked by [`is_segment`]; the error says that `service` (who
+/// would refuse it, e.g. `Cloud SQL`) accepts no such name.
+pub(crate) fn segment<'a>(
+    r: &'a ResourceRef,
+    key: &str,
+    service: &str,
+) -> Result<&'a str, ProviderError> {
+    let value = r.attributes.get(key).and_then(Value::as_str).unwrap_or("");
+    if is_segment(value, &[]) {
+        Ok(value)
+    } else {
+        Err(ProviderError::permanent(format!(
+            "{}: `{key}` is {value:?}, not a name {service} accepts (letters, digits, `-`, `_`, `.`, `:`)",
+            r.address
+        )))
+    }
+}
+
+/// A read's answer with a 404 as `None`: the object is gone.
+pub(crate) fn found(answer: Result<Value, ProviderError>) -> Result<Option<Value>, ProviderError> {
+    match answer {
+        Ok(live) => Ok(Some(live)),
+        Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
     }
 }
 

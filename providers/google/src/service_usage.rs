@@ -9,10 +9,11 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 use weir_provider_sdk::retry::Idempotency;
-use weir_provider_sdk::{Cancel, ErrorKind, ProviderError, ResourceRef};
+use weir_provider_sdk::{Cancel, ProviderError, ResourceRef};
 
+use crate::rest::segment;
 use crate::rest::{Api, Client};
-use crate::run_job::{at, segment};
+use crate::run_job::at;
 
 /// Applies `google_project_service`.
 pub(crate) struct ProjectService;
@@ -21,8 +22,8 @@ pub(crate) struct ProjectService;
 fn path(r: &ResourceRef) -> Result<String, ProviderError> {
     Ok(format!(
         "/v1/projects/{}/services/{}",
-        segment(r, "project")?,
-        segment(r, "service")?
+        segment(r, "project", "Google")?,
+        segment(r, "service", "Google")?
     ))
 }
 
@@ -32,19 +33,9 @@ async fn enabled(
     r: &ResourceRef,
     cancel: &Cancel,
 ) -> Result<Option<Value>, ProviderError> {
-    let got = client
-        .call(
-            Api::ServiceUsage,
-            Method::GET,
-            &path(r)?,
-            &[],
-            None,
-            Idempotency::Idempotent,
-            cancel,
-        )
-        .await;
+    let got = client.get(Api::ServiceUsage, &path(r)?, &[], cancel).await;
     match got {
-        Ok(live) if live.get("state").and_then(Value::as_str) == Some("ENABLED") => {
+        Ok(Some(live)) if live.get("state").and_then(Value::as_str) == Some("ENABLED") => {
             // The API names the project by number: keep the attributes as weir wrote them.
             Ok(Some(json!({
                 "project": r.attributes.get("project"),
@@ -52,7 +43,6 @@ async fn enabled(
             })))
         }
         Ok(_) => Ok(None),
-        Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
         Err(e) => Err(at(r, e)),
     }
 }
