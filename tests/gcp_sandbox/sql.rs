@@ -66,19 +66,6 @@ fn start_sql(record: Option<PathBuf>, behaviour: Behaviour) -> (Running, SqlPass
     )
 }
 
-/// The plan, or the planner's refusal.
-fn try_plan(engine: &Engine, desired: &[ResourceInstance]) -> Result<Plan, Vec<String>> {
-    let state = engine.backend.read_unlocked().unwrap();
-    let input = PlanInput {
-        desired: desired.to_vec(),
-        outputs: &[],
-        prior: state.as_ref(),
-        config_hash: "hash".into(),
-        git_commit: None,
-    };
-    rt().block_on(plan(input, &engine.providers, &PlanOptions::default()))
-}
-
 #[test]
 fn quickstart_database_is_created_unchanged_on_replan_resized_in_place_and_deleted_its_password_only_in_cloud_sql()
  {
@@ -227,8 +214,7 @@ fn quickstart_database_is_created_unchanged_on_replan_resized_in_place_and_delet
         users_insert.body.as_ref().unwrap()["password"],
         json!("REDACTED")
     );
-    let report = record::validate_file(&file, &catalog());
-    assert!(report.is_ok(), "{report:?}");
+    assert_record_valid(&file);
 }
 
 #[test]
@@ -252,13 +238,13 @@ fn a_region_change_of_the_protected_instance_is_refused_by_the_plan_naming_it() 
 
     let mut moved = desired.clone();
     find(&mut moved, INSTANCE).attributes["region"] = json!("us-east1");
-    let refused = try_plan(&engine, &moved).unwrap_err().join("\n");
+    let refused = engine.try_plan(&moved, &[]).unwrap_err().join("\n");
     assert!(refused.contains(&format!("{INSTANCE}.prod")), "{refused}");
     assert!(refused.contains("prevent_destroy = false"), "{refused}");
 
     // The instance is untouched, and a delete that got past the engine would still be refused
     // by the provider, its deletion protection being on.
-    let removed = try_plan(&engine, &[]).unwrap_err().join("\n");
+    let removed = engine.try_plan(&[], &[]).unwrap_err().join("\n");
     assert!(removed.contains(&format!("{INSTANCE}.prod")), "{removed}");
     let mut unprotected = desired.clone();
     for i in &mut unprotected {
@@ -330,11 +316,7 @@ fn a_database_left_by_a_lost_state_is_adopted_and_a_strangers_instance_or_databa
     let outcome = first.apply(&update);
     assert!(outcome.success(), "{:?}", outcome.failed);
     assert!(!first.plan(&bigger).has_changes());
-    let refused = record::read(&file)
-        .unwrap()
-        .iter()
-        .filter(|e| e.method == "PATCH" && e.status == 412)
-        .count();
+    let refused = count(&file, |e| e.method == "PATCH" && e.status == 412);
     assert_eq!(
         refused, 1,
         "the stale update was refused once, then retried"

@@ -294,10 +294,8 @@ pub(crate) fn key(host: &str, name: &str) -> String {
 /// `options.requestedPolicyVersion` from the query (IAM, Secret Manager).
 pub(crate) fn requested_in_query(request: &Request) -> Option<i64> {
     request
-        .query
-        .iter()
-        .find(|(k, _)| k == "options.requestedPolicyVersion")
-        .and_then(|(_, v)| v.parse().ok())
+        .query_value("options.requestedPolicyVersion")
+        .and_then(|v| v.parse().ok())
 }
 
 /// Whether `member` is of a form IAM documents.

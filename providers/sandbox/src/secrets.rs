@@ -43,13 +43,7 @@ pub(crate) fn answer(
     request: &Request,
 ) -> Option<(u16, Value)> {
     let path = request.path.strip_prefix("/v1/")?;
-    let query = |key: &str| {
-        request
-            .query
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    };
+    let query = |key: &str| request.query_value(key);
     let body = request.body.clone().unwrap_or_else(|| json!({}));
     Some(match method_id {
         "secretmanager.projects.secrets.create" => {

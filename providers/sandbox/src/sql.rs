@@ -88,13 +88,7 @@ pub(crate) fn answer(
     let path = request.path.strip_prefix("/v1/projects/")?;
     let parts: Vec<&str> = path.split('/').collect();
     let project = *parts.first()?;
-    let query = |key: &str| {
-        request
-            .query
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    };
+    let query = |key: &str| request.query_value(key);
     let body = request.body.clone().unwrap_or_else(|| json!({}));
     let instance_key = parts.get(2).map(|i| format!("{project}/{i}"));
     Some(match method_id {
@@ -579,18 +573,6 @@ fn error(code: u16, status: &str, message: String) -> (u16, Value) {
 mod tests {
     use super::*;
 
-    fn request(method: &str, path: &str, query: &[(&str, &str)], body: Option<Value>) -> Request {
-        Request {
-            method: method.into(),
-            path: path.into(),
-            query: query
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-            body,
-        }
-    }
-
     fn instance_body() -> Value {
         json!({"name": "db", "region": "us-central1", "databaseVersion": "POSTGRES_16",
             "settings": {"tier": "db-f1-micro", "edition": "ENTERPRISE"}})
@@ -604,7 +586,7 @@ mod tests {
             &mut store,
             &b,
             "sql.instances.insert",
-            &request(
+            &Request::of(
                 "POST",
                 "/v1/projects/p/instances",
                 &[],
@@ -620,13 +602,13 @@ mod tests {
                 .unwrap()
                 .starts_with("https://sqladmin.googleapis.com/v1/projects/p/operations/")
         );
-        let get = request("GET", "/v1/projects/p/instances/db", &[], None);
+        let get = Request::of("GET", "/v1/projects/p/instances/db", &[], None);
         let (_, live) = answer(&mut store, &b, "sql.instances.get", &get).unwrap();
         assert_eq!(live["connectionName"], "p:us-central1:db");
         assert_eq!(live["state"], "RUNNABLE");
         assert_eq!(live["settings"]["settingsVersion"], "1");
         let patch = |version: &str| {
-            request(
+            Request::of(
                 "PATCH",
                 "/v1/projects/p/instances/db",
                 &[],
@@ -645,7 +627,7 @@ mod tests {
             &mut store,
             &b,
             "sql.instances.insert",
-            &request(
+            &Request::of(
                 "POST",
                 "/v1/projects/p/instances",
                 &[],
@@ -664,7 +646,7 @@ mod tests {
             &mut Store::default(),
             &Behaviour::default(),
             "sql.instances.insert",
-            &request("POST", "/v1/projects/p/instances", &[], Some(body)),
+            &Request::of("POST", "/v1/projects/p/instances", &[], Some(body)),
         )
         .unwrap();
         assert_eq!(status, 400);
@@ -679,7 +661,7 @@ mod tests {
             &mut store,
             &b,
             "sql.instances.insert",
-            &request(
+            &Request::of(
                 "POST",
                 "/v1/projects/p/instances",
                 &[],
@@ -688,7 +670,7 @@ mod tests {
         )
         .unwrap();
         let users = "/v1/projects/p/instances/db/users";
-        let insert = request(
+        let insert = Request::of(
             "POST",
             users,
             &[],
@@ -702,14 +684,14 @@ mod tests {
             &mut store,
             &b,
             "sql.users.get",
-            &request("GET", &format!("{users}/mage"), &[], None),
+            &Request::of("GET", &format!("{users}/mage"), &[], None),
         )
         .unwrap();
         let (_, list) = answer(
             &mut store,
             &b,
             "sql.users.list",
-            &request("GET", users, &[], None),
+            &Request::of("GET", users, &[], None),
         )
         .unwrap();
         for answered in [&op, &again, &user, &list] {
@@ -733,10 +715,10 @@ mod tests {
             &mut store,
             &b,
             "sql.instances.insert",
-            &request("POST", "/v1/projects/p/instances", &[], Some(body)),
+            &Request::of("POST", "/v1/projects/p/instances", &[], Some(body)),
         )
         .unwrap();
-        let delete = request("DELETE", "/v1/projects/p/instances/db", &[], None);
+        let delete = Request::of("DELETE", "/v1/projects/p/instances/db", &[], None);
         let (status, _) = answer(&mut store, &b, "sql.instances.delete", &delete).unwrap();
         assert_eq!(status, 400);
         assert!(store.instances.contains_key("p/db"));
