@@ -9,13 +9,12 @@
 
 use reqwest::Method;
 use serde_json::{Map, Value, json};
-use std::sync::Mutex;
-use weir_provider_sdk::retry::{Idempotency, retry};
+use weir_provider_sdk::retry::Idempotency;
 use weir_provider_sdk::{Cancel, ErrorKind, ProviderError, ResourceRef};
 
 use crate::ownership::{LABELS, made_for_deployment};
-use crate::rest::{Api, Client, is_segment};
-use crate::run_job::{at, project};
+use crate::rest::{Api, Client, at, is_segment};
+use crate::run_job::project;
 use crate::schemas::{output_only, types::STORAGE_BUCKET};
 
 /// The fields a patch sets: every managed field the API can change in place.
@@ -77,11 +76,9 @@ fn path(name: &str) -> String {
 impl crate::Applier for Bucket {
     async fn read(&self, client: &Client, r: &ResourceRef) -> Result<Option<Value>, ProviderError> {
         let name = name_of(r)?;
-        Ok(client
-            .get(Api::Storage, &path(&name), &[], &Cancel::new())
+        client
+            .read(Api::Storage, &path(&name), r, to_attributes)
             .await
-            .map_err(|e| at(r, e))?
-            .map(|live| to_attributes(&live, &r.attributes)))
     }
 
     async fn create(
@@ -190,53 +187,32 @@ async fn patch(
     seen: &Value,
     cancel: &Cancel,
 ) -> Result<Value, ProviderError> {
-    let seen = Mutex::new(seen.clone());
-    let live = retry(
-        client.policy(),
-        Idempotency::Idempotent,
-        cancel,
-        |_| async {
-            let current = seen.lock().map(|s| s.clone()).unwrap_or_default();
-            let body = patch_body(&r.attributes, &current);
-            let metageneration = metageneration_of(&current);
-            let query: Vec<(&str, &str)> = metageneration
-                .as_deref()
-                .map(|m| vec![("ifMetagenerationMatch", m)])
-                .unwrap_or_default();
-            let answer = client
-                .call(
-                    Api::Storage,
-                    Method::PATCH,
-                    &path(name),
-                    &query,
-                    Some(&body),
-                    Idempotency::Idempotent,
-                    cancel,
-                )
-                .await;
-            match answer {
-                Err(e) if e.kind == ErrorKind::PreconditionFailed => {
-                    let live = client
-                        .get(Api::Storage, &path(name), &[], cancel)
-                        .await?
-                        .ok_or_else(|| {
-                            ProviderError::not_found(format!(
-                                "the bucket {name} was deleted meanwhile"
-                            ))
-                        })?;
-                    if let Ok(mut s) = seen.lock() {
-                        *s = live;
-                    }
-                    Err(ProviderError::retryable(format!(
-                        "{}; read it again",
-                        e.message
-                    )))
-                }
-                other => other,
+    let path = path(name);
+    let what = format!("the bucket {name}");
+    let live = client
+        .write_fresh(Api::Storage, &path, &what, seen.clone(), cancel, |seen| {
+            let body = patch_body(&r.attributes, &seen);
+            let metageneration = metageneration_of(&seen);
+            let path = &path;
+            async move {
+                let query: Vec<(&str, &str)> = metageneration
+                    .as_deref()
+                    .map(|m| vec![("ifMetagenerationMatch", m)])
+                    .unwrap_or_default();
+                client
+                    .call(
+                        Api::Storage,
+                        Method::PATCH,
+                        path,
+                        &query,
+                        Some(&body),
+                        Idempotency::Idempotent,
+                        cancel,
+                    )
+                    .await
             }
-        },
-    )
-    .await?;
+        })
+        .await?;
     Ok(to_attributes(&live, &r.attributes))
 }
 

@@ -27,8 +27,8 @@ use weir_provider_sdk::{Cancel, ErrorKind, ProviderError, ResourceRef};
 
 use crate::normalize::{BOOT_DISK_SIZE, disk_size_gb};
 use crate::ownership::{LABELS, made_for_deployment};
-use crate::rest::{Api, Client, is_segment, segment};
-use crate::run_job::{at, project};
+use crate::rest::{Api, Client, at, is_segment, segment, settled};
+use crate::run_job::project;
 use crate::schemas::{output_only, types::COMPUTE_INSTANCE};
 
 /// The attributes that are path parameters, not fields of the API's body.
@@ -85,11 +85,9 @@ pub(crate) struct Instance;
 impl crate::Applier for Instance {
     async fn read(&self, client: &Client, r: &ResourceRef) -> Result<Option<Value>, ProviderError> {
         let name = VmName::of(r)?;
-        Ok(client
-            .get(Api::Compute, &name.path(), &[], &Cancel::new())
+        client
+            .read(Api::Compute, &name.path(), r, to_attributes)
             .await
-            .map_err(|e| at(r, e))?
-            .map(|live| to_attributes(&live, &r.attributes)))
     }
 
     async fn create(
@@ -496,19 +494,13 @@ async fn finish(
     let live = client
         .get(Api::Compute, &name.path(), &[], &Cancel::new())
         .await;
-    match (done, live) {
-        (Ok(()), Ok(Some(live))) => Ok(to_attributes(&live, &r.attributes)),
-        (Ok(()), Ok(None)) => Err(ProviderError::retryable(format!(
-            "{}: the operation finished but the VM {} is not there",
-            r.address,
+    let live = live.map(|o| o.map(|live| to_attributes(&live, &r.attributes)));
+    settled(r, done, live, || {
+        format!(
+            "the operation finished but the VM {} is not there",
             name.full()
-        ))),
-        (Ok(()), Err(e)) => Err(at(r, e)),
-        (Err(e), Ok(Some(live))) => {
-            Err(at(r, e).with_existing(to_attributes(&live, &r.attributes)))
-        }
-        (Err(e), _) => Err(at(r, e)),
-    }
+        )
+    })
 }
 
 /// The API's body for the attributes: without the path parameters and the output-only fields.

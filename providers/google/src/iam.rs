@@ -15,8 +15,8 @@ use serde_json::{Map, Value, json};
 use weir_provider_sdk::retry::Idempotency;
 use weir_provider_sdk::{Cancel, ErrorKind, ProviderError, ResourceRef};
 
-use crate::rest::{Api, Client, is_segment};
-use crate::run_job::{at, project};
+use crate::rest::{Api, Client, at, is_segment};
+use crate::run_job::project;
 
 /// The fields of a service account that weir writes and the API changes in place.
 const WRITTEN: &[&str] = &["displayName", "description"];
@@ -91,11 +91,7 @@ impl AccountName {
 impl crate::Applier for ServiceAccount {
     async fn read(&self, client: &Client, r: &ResourceRef) -> Result<Option<Value>, ProviderError> {
         let name = AccountName::of(r)?;
-        Ok(client
-            .get(Api::Iam, &name.path(), &[], &Cancel::new())
-            .await
-            .map_err(|e| at(r, e))?
-            .map(|live| to_attributes(&live, &r.attributes)))
+        client.read(Api::Iam, &name.path(), r, to_attributes).await
     }
 
     async fn create(

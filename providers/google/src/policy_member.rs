@@ -25,8 +25,7 @@ use serde_json::{Value, json};
 use weir_provider_sdk::retry::{Idempotency, RetryPolicy, retry};
 use weir_provider_sdk::{Cancel, ErrorKind, ProviderError, ResourceRef};
 
-use crate::rest::{Api, Client, found};
-use crate::run_job::at;
+use crate::rest::{Api, Client, at, found};
 use crate::schemas::types::{
     PROJECT_IAM_MEMBER, SECRET_IAM_MEMBER, SERVICE_ACCOUNT_IAM_MEMBER, STORAGE_BUCKET_IAM_MEMBER,
 };

@@ -181,6 +181,22 @@ impl Client {
         )
     }
 
+    /// For [`crate::Applier::read`]: the object at `path` on `api` in the shape of `r`'s
+    /// attributes (`shape` of the live object and them); `None` when it is gone. Errors name `r`.
+    pub(crate) async fn read(
+        &self,
+        api: Api,
+        path: &str,
+        r: &ResourceRef,
+        shape: impl FnOnce(&Value, &Value) -> Value,
+    ) -> Result<Option<Value>, ProviderError> {
+        Ok(self
+            .get(api, path, &[], &Cancel::new())
+            .await
+            .map_err(|e| at(r, e))?
+            .map(|live| shape(&live, &r.attributes)))
+    }
+
     /// DELETEs `path` on `api` and waits for its operation (see [`Client::deleted`]).
     pub(crate) async fn delete(
         &self,
@@ -201,6 +217,45 @@ impl Client {
             )
             .await;
         self.deleted(api, answer, cancel).await
+    }
+
+    /// A write made from the object as last seen (`seen`, whose etag, settings version or
+    /// metageneration the write sends so as not to overwrite a change made since). When the
+    /// API refuses it for that (412), the object at `path` on `api` is read again and the write
+    /// made again from it, as the client's retry policy allows. `what` names the object.
+    pub(crate) async fn write_fresh<W, F>(
+        &self,
+        api: Api,
+        path: &str,
+        what: &str,
+        seen: Value,
+        cancel: &Cancel,
+        write: W,
+    ) -> Result<Value, ProviderError>
+    where
+        W: Fn(Value) -> F,
+        F: std::future::Future<Output = Result<Value, ProviderError>>,
+    {
+        let seen = std::sync::Mutex::new(seen);
+        retry(&self.policy, Idempotency::Idempotent, cancel, |_| async {
+            let current = seen.lock().map(|s| s.clone()).unwrap_or_default();
+            match write(current).await {
+                Err(e) if e.kind == ErrorKind::PreconditionFailed => {
+                    let live = self.get(api, path, &[], cancel).await?.ok_or_else(|| {
+                        ProviderError::not_found(format!("{what} was deleted meanwhile"))
+                    })?;
+                    if let Ok(mut s) = seen.lock() {
+                        *s = live;
+                    }
+                    Err(ProviderError::retryable(format!(
+                        "{}; read it again",
+                        e.message
+                    )))
+                }
+                other => other,
+            }
+        })
+        .await
     }
 
     /// After a delete that answered `answer`: its operation waited for. An object that was
@@ -413,6 +468,14 @@ impl Client {
     }
 }
 
+/// The error, naming the resource.
+pub(crate) fn at(r: &ResourceRef, e: ProviderError) -> ProviderError {
+    ProviderError {
+        message: format!("{}: {}", r.address, e.message),
+        ..e
+    }
+}
+
 /// Whether `value` is safe as one URL path segment: not empty, not `.` or `..`, and only ASCII
 /// letters, digits, `-`, `_`, `.`, `:` (a project id may be domain-scoped, `example.com:p`) or
 /// one of `also`; so it cannot name another path (`/`), start a query (`?`) or escape (`%`).
@@ -440,6 +503,29 @@ pub(crate) fn segment<'a>(
             "{}: `{key}` is {value:?}, not a name {service} accepts (letters, digits, `-`, `_`, `.`, `:`)",
             r.address
         )))
+    }
+}
+
+/// How a write ended, from how it went (`done`: its answer, or the wait for its operation) and
+/// the object read right after it (`live`, in the shape of `r`'s attributes; `None` when it is
+/// not there): the object; or the error, carrying the object when it exists (a failed or
+/// stopped operation may leave one), so that it is recorded. An object missing after a write
+/// that succeeded is a retryable error saying so (`missing`).
+pub(crate) fn settled<T>(
+    r: &ResourceRef,
+    done: Result<T, ProviderError>,
+    live: Result<Option<Value>, ProviderError>,
+    missing: impl FnOnce() -> String,
+) -> Result<Value, ProviderError> {
+    match (done, live) {
+        (Ok(_), Ok(Some(live))) => Ok(live),
+        (Ok(_), Ok(None)) => Err(ProviderError::retryable(format!(
+            "{}: {}",
+            r.address,
+            missing()
+        ))),
+        (Ok(_), Err(e)) | (Err(e), Ok(None) | Err(_)) => Err(at(r, e)),
+        (Err(e), Ok(Some(live))) => Err(at(r, e).with_existing(live)),
     }
 }
 

@@ -11,12 +11,11 @@
 
 use reqwest::Method;
 use serde_json::{Map, Value, json};
-use std::sync::Mutex;
-use weir_provider_sdk::retry::{Idempotency, retry};
+use weir_provider_sdk::retry::Idempotency;
 use weir_provider_sdk::{Cancel, ErrorKind, ProviderError, ResourceRef};
 
 use crate::ownership::{LABELS, made_for_deployment};
-use crate::rest::{Api, Client, segment};
+use crate::rest::{Api, Client, at, segment, settled};
 use crate::schemas::{
     output_only,
     types::{CLOUD_RUN_JOB, CLOUD_RUN_SERVICE},
@@ -89,10 +88,11 @@ impl<'k> ObjectName<'k> {
 impl crate::Applier for Kind {
     async fn read(&self, client: &Client, r: &ResourceRef) -> Result<Option<Value>, ProviderError> {
         let name = ObjectName::of(self, r)?;
-        Ok(client
-            .get(Api::Run, &name.path(), &[], &Cancel::new())
-            .await?
-            .map(|live| to_attributes(self, &live, &r.attributes)))
+        client
+            .read(Api::Run, &name.path(), r, |live, shape| {
+                to_attributes(self, live, shape)
+            })
+            .await
     }
 
     async fn create(
@@ -131,7 +131,7 @@ impl crate::Applier for Kind {
         cancel: &Cancel,
     ) -> Result<Value, ProviderError> {
         let name = ObjectName::of(self, r)?;
-        patch(client, r, &name, etag_of(prior), cancel).await
+        patch(client, r, &name, prior, cancel).await
     }
 
     async fn delete(
@@ -175,66 +175,51 @@ async fn adopt(
             name.kind.noun
         )));
     }
-    patch(client, r, name, etag_of(&live), cancel).await
+    patch(client, r, name, &live, cancel).await
 }
 
-/// PATCHes the object to `r`'s attributes with `etag`; on 412 reads the job again and retries
-/// with its new etag. The PATCH carries the whole body (no `updateMask`), so that fields
-/// weir dropped return to the API's defaults.
+/// PATCHes the object to `r`'s attributes with the etag of `seen` (the object as last read or
+/// recorded); on 412 reads it again and retries with its new etag. The PATCH carries the whole
+/// body (no `updateMask`), so that fields weir dropped return to the API's defaults.
 async fn patch(
     client: &Client,
     r: &ResourceRef,
     name: &ObjectName<'_>,
-    etag: Option<String>,
+    seen: &Value,
     cancel: &Cancel,
 ) -> Result<Value, ProviderError> {
-    let etag = Mutex::new(etag);
-    let op = retry(
-        client.policy(),
-        Idempotency::Idempotent,
-        cancel,
-        |_| async {
-            let mut body = body(name.kind, &r.attributes);
-            body["name"] = json!(name.full());
-            if let Some(etag) = etag.lock().ok().and_then(|e| e.clone()) {
-                body["etag"] = json!(etag);
-            }
-            let answer = client
-                .call(
-                    Api::Run,
-                    Method::PATCH,
-                    &name.path(),
-                    &[],
-                    Some(&body),
-                    Idempotency::Idempotent,
-                    cancel,
-                )
-                .await;
-            match answer {
-                Err(e) if e.kind == ErrorKind::PreconditionFailed => {
-                    let live = client
-                        .get(Api::Run, &name.path(), &[], cancel)
-                        .await?
-                        .ok_or_else(|| {
-                            ProviderError::not_found(format!(
-                                "{} was deleted meanwhile",
-                                name.full()
-                            ))
-                        })?;
-                    if let Ok(mut e) = etag.lock() {
-                        *e = etag_of(&live);
-                    }
-                    Err(ProviderError::retryable(format!(
-                        "{}; read it again",
-                        e.message
-                    )))
+    let path = name.path();
+    let op = client
+        .write_fresh(
+            Api::Run,
+            &path,
+            &name.full(),
+            seen.clone(),
+            cancel,
+            |seen| {
+                let mut body = body(name.kind, &r.attributes);
+                body["name"] = json!(name.full());
+                if let Some(etag) = etag_of(&seen) {
+                    body["etag"] = json!(etag);
                 }
-                other => other,
-            }
-        },
-    )
-    .await
-    .map_err(|e| at(r, e))?;
+                let path = &path;
+                async move {
+                    client
+                        .call(
+                            Api::Run,
+                            Method::PATCH,
+                            path,
+                            &[],
+                            Some(&body),
+                            Idempotency::Idempotent,
+                            cancel,
+                        )
+                        .await
+                }
+            },
+        )
+        .await
+        .map_err(|e| at(r, e))?;
     finish(client, r, name, op, cancel).await
 }
 
@@ -252,20 +237,14 @@ async fn finish(
     let live = client
         .get(Api::Run, &name.path(), &[], &Cancel::new())
         .await;
-    match (waited, live) {
-        (Ok(_), Ok(Some(live))) => Ok(to_attributes(name.kind, &live, &r.attributes)),
-        (Ok(_), Ok(None)) => Err(ProviderError::retryable(format!(
-            "{}: the operation finished but the {} {} is not there",
-            r.address,
+    let live = live.map(|o| o.map(|live| to_attributes(name.kind, &live, &r.attributes)));
+    settled(r, waited, live, || {
+        format!(
+            "the operation finished but the {} {} is not there",
             name.kind.noun,
             name.full()
-        ))),
-        (Ok(_), Err(e)) => Err(at(r, e)),
-        (Err(e), Ok(Some(live))) => {
-            Err(at(r, e).with_existing(to_attributes(name.kind, &live, &r.attributes)))
-        }
-        (Err(e), _) => Err(at(r, e)),
-    }
+        )
+    })
 }
 
 /// The API's body for the attributes: without the path parameters and the output-only fields.
@@ -281,14 +260,6 @@ fn body(kind: &Kind, attributes: &Value) -> Value {
 
 fn etag_of(value: &Value) -> Option<String> {
     value.get("etag").and_then(Value::as_str).map(str::to_owned)
-}
-
-/// The error, naming the resource.
-pub(crate) fn at(r: &ResourceRef, e: ProviderError) -> ProviderError {
-    ProviderError {
-        message: format!("{}: {}", r.address, e.message),
-        ..e
-    }
 }
 
 /// The live object in the shape of `shape` (the attributes weir recorded or plans): only the fields

@@ -23,8 +23,8 @@ use weir_provider_sdk::retry::Idempotency;
 use weir_provider_sdk::{Cancel, ErrorKind, ProviderError, ResourceRef};
 
 use crate::ownership::{LABELS, made_for_deployment};
-use crate::rest::{Api, Client, is_segment, segment};
-use crate::run_job::{at, project};
+use crate::rest::{Api, Client, at, is_segment, segment};
+use crate::run_job::project;
 use crate::schemas::output_only;
 use crate::schemas::types::{SECRET, SECRET_VERSION};
 
@@ -126,10 +126,14 @@ fn secret_body(attributes: &Value) -> Value {
 impl crate::Applier for Secret {
     async fn read(&self, client: &Client, r: &ResourceRef) -> Result<Option<Value>, ProviderError> {
         let name = secret_name(r)?;
-        Ok(get(client, &name)
+        client
+            .read(
+                Api::SecretManager,
+                &format!("/v1/{name}"),
+                r,
+                secret_attributes,
+            )
             .await
-            .map_err(|e| at(r, e))?
-            .map(|live| secret_attributes(&live, &r.attributes)))
     }
 
     async fn create(

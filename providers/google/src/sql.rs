@@ -18,13 +18,12 @@
 
 use reqwest::Method;
 use serde_json::{Map, Value, json};
-use std::sync::Mutex;
-use weir_provider_sdk::retry::{Idempotency, retry};
+use weir_provider_sdk::retry::Idempotency;
 use weir_provider_sdk::{Cancel, ErrorKind, ProviderError, ResourceRef};
 
 use crate::ownership::{SQL_USER_LABELS, made_for_deployment, managed_by_weir};
-use crate::rest::{Api, Client};
-use crate::run_job::{at, project};
+use crate::rest::{Api, Client, at, settled};
+use crate::run_job::project;
 use crate::schemas::output_only;
 use crate::schemas::types::SQL_INSTANCE;
 use crate::secret::{access, checked_name};
@@ -101,16 +100,10 @@ async fn finish(
     let waited = client.wait(Api::SqlAdmin, op, cancel).await;
     // Read even when cancelled: one short call, so that what exists gets recorded.
     let live = client.get(Api::SqlAdmin, path, &[], &Cancel::new()).await;
-    match (waited, live) {
-        (Ok(_), Ok(Some(live))) => Ok(shape_of(&live, &r.attributes)),
-        (Ok(_), Ok(None)) => Err(ProviderError::retryable(format!(
-            "{}: the operation finished but {path} is not there",
-            r.address
-        ))),
-        (Ok(_), Err(e)) => Err(at(r, e)),
-        (Err(e), Ok(Some(live))) => Err(at(r, e).with_existing(shape_of(&live, &r.attributes))),
-        (Err(e), _) => Err(at(r, e)),
-    }
+    let live = live.map(|o| o.map(|live| shape_of(&live, &r.attributes)));
+    settled(r, waited, live, || {
+        format!("the operation finished but {path} is not there")
+    })
 }
 
 // ---- instances ----
@@ -162,59 +155,39 @@ fn settings_version(value: &Value) -> Option<Value> {
         .cloned()
 }
 
-/// PATCHes the instance to `r`'s attributes, with `version` (the settings version the change
-/// was planned against) so that a concurrent change is not overwritten; on 412 reads the
-/// instance again and retries with its current version.
+/// PATCHes the instance to `r`'s attributes, with the settings version of `seen` (the instance
+/// the change was planned against) so that a concurrent change is not overwritten; on 412 reads
+/// the instance again and retries with its current version.
 async fn patch_instance(
     client: &Client,
     r: &ResourceRef,
-    version: Option<Value>,
+    seen: &Value,
     cancel: &Cancel,
 ) -> Result<Value, ProviderError> {
     let path = instance_path(r, "name")?;
-    let version = Mutex::new(version);
-    let op = retry(
-        client.policy(),
-        Idempotency::Idempotent,
-        cancel,
-        |_| async {
+    let op = client
+        .write_fresh(Api::SqlAdmin, &path, &path, seen.clone(), cancel, |seen| {
             let mut body = instance_body(&r.attributes);
-            if let Some(v) = version.lock().ok().and_then(|v| v.clone()) {
+            if let Some(v) = settings_version(&seen) {
                 set_path(&mut body, "settings.settingsVersion", v);
             }
-            let answer = client
-                .call(
-                    Api::SqlAdmin,
-                    Method::PATCH,
-                    &path,
-                    &[],
-                    Some(&body),
-                    Idempotency::Idempotent,
-                    cancel,
-                )
-                .await;
-            match answer {
-                Err(e) if e.kind == ErrorKind::PreconditionFailed => {
-                    let live = client
-                        .get(Api::SqlAdmin, &path, &[], cancel)
-                        .await?
-                        .ok_or_else(|| {
-                            ProviderError::not_found(format!("{path} was deleted meanwhile"))
-                        })?;
-                    if let Ok(mut v) = version.lock() {
-                        *v = settings_version(&live);
-                    }
-                    Err(ProviderError::retryable(format!(
-                        "{}; read it again",
-                        e.message
-                    )))
-                }
-                other => other,
+            let path = &path;
+            async move {
+                client
+                    .call(
+                        Api::SqlAdmin,
+                        Method::PATCH,
+                        path,
+                        &[],
+                        Some(&body),
+                        Idempotency::Idempotent,
+                        cancel,
+                    )
+                    .await
             }
-        },
-    )
-    .await
-    .map_err(|e| at(r, e))?;
+        })
+        .await
+        .map_err(|e| at(r, e))?;
     finish(client, r, &path, op, cancel, instance_attributes).await
 }
 
@@ -222,11 +195,9 @@ async fn patch_instance(
 impl crate::Applier for SqlInstance {
     async fn read(&self, client: &Client, r: &ResourceRef) -> Result<Option<Value>, ProviderError> {
         let path = instance_path(r, "name")?;
-        Ok(client
-            .get(Api::SqlAdmin, &path, &[], &Cancel::new())
+        client
+            .read(Api::SqlAdmin, &path, r, instance_attributes)
             .await
-            .map_err(|e| at(r, e))?
-            .map(|live| instance_attributes(&live, &r.attributes)))
     }
 
     async fn create(
@@ -269,7 +240,7 @@ impl crate::Applier for SqlInstance {
             ))
             .with_help("delete or rename that instance, or give this deployment another name"));
         }
-        patch_instance(client, r, settings_version(&live), cancel).await
+        patch_instance(client, r, &live, cancel).await
     }
 
     async fn update(
@@ -279,7 +250,7 @@ impl crate::Applier for SqlInstance {
         r: &ResourceRef,
         cancel: &Cancel,
     ) -> Result<Value, ProviderError> {
-        patch_instance(client, r, settings_version(prior), cancel).await
+        patch_instance(client, r, prior, cancel).await
     }
 
     async fn delete(
@@ -359,11 +330,9 @@ fn database_attributes(live: &Value, shape: &Value) -> Value {
 impl crate::Applier for SqlDatabase {
     async fn read(&self, client: &Client, r: &ResourceRef) -> Result<Option<Value>, ProviderError> {
         let path = database_path(r)?;
-        Ok(client
-            .get(Api::SqlAdmin, &path, &[], &Cancel::new())
+        client
+            .read(Api::SqlAdmin, &path, r, database_attributes)
             .await
-            .map_err(|e| at(r, e))?
-            .map(|live| database_attributes(&live, &r.attributes)))
     }
 
     async fn create(
@@ -518,16 +487,14 @@ async fn write_user(
 impl crate::Applier for SqlUser {
     async fn read(&self, client: &Client, r: &ResourceRef) -> Result<Option<Value>, ProviderError> {
         let (users, name) = users_path(r)?;
-        Ok(client
-            .get(
+        client
+            .read(
                 Api::SqlAdmin,
                 &format!("{users}/{name}"),
-                &[],
-                &Cancel::new(),
+                r,
+                user_attributes,
             )
             .await
-            .map_err(|e| at(r, e))?
-            .map(|live| user_attributes(&live, &r.attributes)))
     }
 
     async fn create(

@@ -14,7 +14,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::policies::{self, Stale};
+use crate::policies::{self, Stale, invalid};
+use crate::run_jobs::error;
 use crate::validate::Request;
 
 /// The etag IAM answers for every service account (the field is deprecated).
@@ -234,17 +235,6 @@ fn policy_key(account: &Value) -> String {
 
 fn not_found(name: &str) -> (u16, Value) {
     error(404, "NOT_FOUND", format!("Unknown service account {name}."))
-}
-
-fn invalid(message: String) -> (u16, Value) {
-    error(400, "INVALID_ARGUMENT", message)
-}
-
-fn error(code: u16, status: &str, message: String) -> (u16, Value) {
-    (
-        code,
-        json!({"error": {"code": code, "message": message, "status": status}}),
-    )
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+use crate::run_jobs::error;
 use crate::validate::Request;
 
 /// The policies kept, by resource (`<api host>/<resource name>`).
@@ -454,15 +455,9 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
-fn invalid(message: String) -> (u16, Value) {
+/// Google's `400 INVALID_ARGUMENT` answer.
+pub(crate) fn invalid(message: String) -> (u16, Value) {
     error(400, "INVALID_ARGUMENT", message)
-}
-
-fn error(code: u16, status: &str, message: String) -> (u16, Value) {
-    (
-        code,
-        json!({"error": {"code": code, "message": message, "status": status}}),
-    )
 }
 
 #[cfg(test)]

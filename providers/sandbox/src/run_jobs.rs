@@ -530,7 +530,8 @@ fn stale_etag(name: &str) -> (u16, Value) {
     )
 }
 
-fn error(code: u16, status: &str, message: String) -> (u16, Value) {
+/// Google's error answer: `code` with its canonical `status` (`NOT_FOUND`, …) and `message`.
+pub(crate) fn error(code: u16, status: &str, message: String) -> (u16, Value) {
     (
         code,
         json!({"error": {"code": code, "message": message, "status": status}}),

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+use crate::run_jobs::error;
 use crate::validate::Request;
 
 /// The secrets and versions the sandbox keeps.
@@ -261,12 +262,5 @@ fn destroyed(version: &Value) -> (u16, Value) {
         400,
         "FAILED_PRECONDITION",
         format!("Secret Version [{name}] is in DESTROYED state."),
-    )
-}
-
-fn error(code: u16, status: &str, message: String) -> (u16, Value) {
-    (
-        code,
-        json!({"error": {"code": code, "message": message, "status": status}}),
     )
 }

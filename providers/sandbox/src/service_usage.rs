@@ -13,6 +13,7 @@ use std::time::Instant;
 use serde_json::{Value, json};
 
 use crate::run_jobs::Behaviour;
+use crate::run_jobs::error;
 use crate::validate::Request;
 
 const ENABLE_RESPONSE: &str =
@@ -179,13 +180,6 @@ impl Store {
         }
         answer
     }
-}
-
-fn error(code: u16, status: &str, message: String) -> (u16, Value) {
-    (
-        code,
-        json!({"error": {"code": code, "message": message, "status": status}}),
-    )
 }
 
 #[cfg(test)]

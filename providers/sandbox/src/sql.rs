@@ -22,6 +22,7 @@ use std::time::Instant;
 use serde_json::{Value, json};
 
 use crate::run_jobs::Behaviour;
+use crate::run_jobs::error;
 use crate::server::Sandbox;
 use crate::validate::Request;
 
@@ -560,13 +561,6 @@ fn database_not_found() -> (u16, Value) {
 
 fn user_not_found() -> (u16, Value) {
     error(404, "NOT_FOUND", "The user does not exist.".into())
-}
-
-fn error(code: u16, status: &str, message: String) -> (u16, Value) {
-    (
-        code,
-        json!({"error": {"code": code, "message": message, "status": status}}),
-    )
 }
 
 #[cfg(test)]
