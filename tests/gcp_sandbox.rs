@@ -171,6 +171,48 @@ impl Engine {
         ))
     }
 
+    /// Applies the plan of `desired` and holds it to succeed and leave nothing to change
+    /// (`context` says which run, in the messages).
+    fn converge(&self, desired: &[ResourceInstance], context: &str) {
+        let outcome = self.apply(&self.plan(desired));
+        assert!(outcome.success(), "{context}: {:?}", outcome.failed);
+        let again = self.plan(desired);
+        assert!(!again.has_changes(), "{context}: {:?}", actions(&again));
+    }
+
+    /// Applies the plan of `desired` (from no state: every instance a create), and holds the
+    /// apply to succeed.
+    fn create_all(&self, desired: &[ResourceInstance]) {
+        let first = self.plan(desired);
+        let created = actions(&first);
+        assert_eq!(created.len(), desired.len(), "{created:?}");
+        assert!(
+            created.iter().all(|(_, a)| *a == Action::Create),
+            "{created:?}"
+        );
+        let outcome = self.apply(&first);
+        assert!(outcome.success(), "{:?}", outcome.failed);
+    }
+
+    /// Applies the plan of `desired` and raises the stop 700 ms in, while the sandbox's
+    /// operations run: holds the stop to end the wait at once and the apply to fail.
+    fn apply_stopped(&self, desired: &[ResourceInstance]) {
+        let options = ApplyOptions::new(4);
+        let stop = options.stop.clone();
+        let stopper = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(700));
+            stop.cancel();
+        });
+        let started = std::time::Instant::now();
+        let outcome = self.apply_with(&self.plan(desired), &options);
+        stopper.join().unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the stop did not end the wait"
+        );
+        assert!(!outcome.success());
+    }
+
     fn state(&self) -> State {
         self.backend.read_unlocked().unwrap().unwrap()
     }
@@ -401,13 +443,9 @@ fn with_a_fifth_of_calls_throttled_or_failing_and_added_latency_the_jobs_still_c
         );
         let (desired, config) = jobs(&dir, &sandbox.url());
         let engine = Engine::new(config);
-        let outcome = engine.apply(&engine.plan(&desired));
-        assert!(outcome.success(), "seed {seed}: {:?}", outcome.failed);
-        assert!(!engine.plan(&desired).has_changes(), "seed {seed}");
+        engine.converge(&desired, &format!("seed {seed}"));
         let fewer = &desired[..1];
-        let outcome = engine.apply(&engine.plan(fewer));
-        assert!(outcome.success(), "seed {seed}: {:?}", outcome.failed);
-        assert!(!engine.plan(fewer).has_changes(), "seed {seed}");
+        engine.converge(fewer, &format!("seed {seed}"));
         drop(sandbox);
         assert!(
             count(&file, is_fault) > 0,
@@ -430,20 +468,7 @@ fn a_stop_while_operations_run_records_the_jobs_and_the_next_run_does_not_create
     let dir = quickstart(tmp.path(), |t| t);
     let (desired, config) = jobs(&dir, &sandbox.url());
     let engine = Engine::new(config);
-    let options = ApplyOptions::new(4);
-    let stop = options.stop.clone();
-    let stopper = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(700));
-        stop.cancel();
-    });
-    let started = std::time::Instant::now();
-    let outcome = engine.apply_with(&engine.plan(&desired), &options);
-    stopper.join().unwrap();
-    assert!(
-        started.elapsed() < Duration::from_secs(30),
-        "the stop did not end the wait"
-    );
-    assert!(!outcome.success());
+    engine.apply_stopped(&desired);
     let state = engine.state();
     for job in ["standard", "highmem"] {
         let recorded = &state.resources[&format!("{JOB}.{job}")].attributes;
@@ -545,15 +570,7 @@ fn quickstart_secrets_and_versions_are_created_unchanged_on_replan_kept_out_of_t
         }
     }
 
-    let first = engine.plan(&desired);
-    let created = actions(&first);
-    assert_eq!(created.len(), desired.len(), "{created:?}");
-    assert!(
-        created.iter().all(|(_, a)| *a == Action::Create),
-        "{created:?}"
-    );
-    let outcome = engine.apply(&first);
-    assert!(outcome.success(), "{:?}", outcome.failed);
+    engine.create_all(&desired);
 
     // Right after apply, nothing to change: not even the generated password.
     let again = engine.plan(&desired);
@@ -681,9 +698,7 @@ fn a_secret_left_by_a_lost_state_is_adopted_and_a_strangers_secret_is_a_conflict
 
     // The state is lost: the secrets weir made for this deployment are adopted.
     let second = Engine::new(config.clone());
-    let outcome = second.apply(&second.plan(&desired));
-    assert!(outcome.success(), "{:?}", outcome.failed);
-    assert!(!second.plan(&desired).has_changes());
+    second.converge(&desired, "");
 
     // Another deployment's secret of the same id is not touched.
     let stranger: Vec<ResourceInstance> = desired

@@ -186,9 +186,7 @@ fn an_insert_retried_after_a_lost_answer_reuses_its_request_id_and_makes_one_vm(
         );
         let (desired, config) = scheduler(&dir, &sandbox.url());
         let engine = Engine::new(config);
-        let outcome = engine.apply(&engine.plan(&desired));
-        assert!(outcome.success(), "seed {seed}: {:?}", outcome.failed);
-        assert!(!engine.plan(&desired).has_changes(), "seed {seed}");
+        engine.converge(&desired, &format!("seed {seed}"));
         drop(sandbox);
         let inserts: Vec<_> = record::read(&file)
             .unwrap()

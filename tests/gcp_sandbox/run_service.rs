@@ -159,9 +159,7 @@ fn a_web_server_left_by_a_lost_state_is_adopted_a_stale_etag_is_read_again_and_a
     // the service again and goes through.
     let mut warm = desired.clone();
     warm[0].attributes["template"]["scaling"]["minInstanceCount"] = json!(1);
-    let outcome = first.apply(&first.plan(&warm));
-    assert!(outcome.success(), "{:?}", outcome.failed);
-    assert!(!first.plan(&warm).has_changes());
+    first.converge(&warm, "");
     let refused = count(&file, |e| e.method == "PATCH" && e.status == 412);
     assert_eq!(refused, 1);
 
@@ -267,9 +265,7 @@ fn the_apis_are_enabled_unchanged_on_replan_and_left_enabled_when_deleted() {
 
     // A lost state enables them again: enabling an enabled API is a no-op.
     let second = Engine::new(config);
-    let outcome = second.apply(&second.plan(&desired));
-    assert!(outcome.success(), "{:?}", outcome.failed);
-    assert!(!second.plan(&desired).has_changes());
+    second.converge(&desired, "");
 
     // Removing one from the configuration forgets it, leaves it enabled, and the plan says so.
     let fewer: Vec<ResourceInstance> = desired
@@ -327,9 +323,7 @@ fn with_a_fifth_of_calls_throttled_or_failing_the_web_server_and_the_apis_still_
             &[SERVICE, API],
         );
         let engine = Engine::new(config);
-        let outcome = engine.apply(&engine.plan(&desired));
-        assert!(outcome.success(), "seed {seed}: {:?}", outcome.failed);
-        assert!(!engine.plan(&desired).has_changes(), "seed {seed}");
+        engine.converge(&desired, &format!("seed {seed}"));
         drop(sandbox);
         for host in ["run.googleapis.com", "serviceusage.googleapis.com"] {
             assert!(

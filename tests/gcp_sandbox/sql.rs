@@ -86,12 +86,7 @@ fn quickstart_database_is_created_unchanged_on_replan_resized_in_place_and_delet
         .unwrap()
         .to_owned();
 
-    let first = engine.plan(&desired);
-    let created = actions(&first);
-    assert_eq!(created.len(), 5, "{created:?}");
-    assert!(created.iter().all(|(_, a)| *a == Action::Create));
-    let outcome = engine.apply(&first);
-    assert!(outcome.success(), "{:?}", outcome.failed);
+    engine.create_all(&desired);
     let state = engine.state();
     let instance = &state.resources[&format!("{INSTANCE}.prod")].attributes;
     assert_eq!(
@@ -293,9 +288,7 @@ fn a_database_left_by_a_lost_state_is_adopted_and_a_strangers_instance_or_databa
     // The state is lost: the instance, database and user weir made are adopted; the password
     // is generated again and the user given it.
     let second = Engine::new(config.clone());
-    let outcome = second.apply(&second.plan(&desired));
-    assert!(outcome.success(), "{:?}", outcome.failed);
-    assert!(!second.plan(&desired).has_changes());
+    second.converge(&desired, "");
     let after = passwords.get(&project, &instance_name, &user_name).unwrap();
     assert_ne!(before, after, "the user has the new version's password");
     assert_eq!(
@@ -414,20 +407,7 @@ fn a_stop_while_the_instance_is_created_records_it_and_the_next_run_does_not_cre
         .cloned()
         .collect();
     let engine = Engine::new(config);
-    let options = ApplyOptions::new(4);
-    let stop = options.stop.clone();
-    let stopper = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(700));
-        stop.cancel();
-    });
-    let started = std::time::Instant::now();
-    let outcome = engine.apply_with(&engine.plan(&instance_only), &options);
-    stopper.join().unwrap();
-    assert!(
-        started.elapsed() < Duration::from_secs(30),
-        "the stop did not end the wait"
-    );
-    assert!(!outcome.success());
+    engine.apply_stopped(&instance_only);
     let recorded = &engine.state().resources[&format!("{INSTANCE}.prod")].attributes;
     assert_eq!(recorded["state"], json!("PENDING_CREATE"), "{recorded}");
     let next = engine.plan(&instance_only);

@@ -248,15 +248,11 @@ fn with_a_fifth_of_storage_calls_throttled_or_failing_the_bucket_still_converges
         let (desired, config) = bucket(&dir, &sandbox);
         let desired = edited(&desired, |i| i.prevent_destroy = false);
         let engine = Engine::new(config);
-        let outcome = engine.apply(&engine.plan(&desired));
-        assert!(outcome.success(), "seed {seed}: {:?}", outcome.failed);
-        assert!(!engine.plan(&desired).has_changes(), "seed {seed}");
+        engine.converge(&desired, &format!("seed {seed}"));
         let relabelled = edited(&desired, |i| {
             i.attributes["labels"]["team"] = json!("platform")
         });
-        let outcome = engine.apply(&engine.plan(&relabelled));
-        assert!(outcome.success(), "seed {seed}: {:?}", outcome.failed);
-        assert!(!engine.plan(&relabelled).has_changes(), "seed {seed}");
+        engine.converge(&relabelled, &format!("seed {seed}"));
         let outcome = engine.apply(&engine.plan(&[]));
         assert!(outcome.success(), "seed {seed}: {:?}", outcome.failed);
         drop(sandbox);
@@ -323,9 +319,7 @@ fn a_bucket_left_by_a_lost_state_is_adopted_and_a_strangers_bucket_is_a_conflict
         i.attributes["labels"]["team"] = json!("platform")
     });
     let second = Engine::new(config.clone());
-    let outcome = second.apply(&second.plan(&relabelled));
-    assert!(outcome.success(), "{:?}", outcome.failed);
-    assert!(!second.plan(&relabelled).has_changes());
+    second.converge(&relabelled, "");
     assert_eq!(
         second.state().resources[ADDRESS].attributes["labels"]["team"],
         json!("platform")
