@@ -132,10 +132,19 @@ impl Engine {
     }
 
     fn plan(&self, desired: &[ResourceInstance]) -> Plan {
+        self.try_plan(desired, &[]).unwrap()
+    }
+
+    /// The plan of `desired` with `outputs`, or the planner's refusal.
+    fn try_plan(
+        &self,
+        desired: &[ResourceInstance],
+        outputs: &[weir::model::Output],
+    ) -> Result<Plan, Vec<String>> {
         let state = self.backend.read_unlocked().unwrap();
         let input = PlanInput {
             desired: desired.to_vec(),
-            outputs: &[],
+            outputs,
             prior: state.as_ref(),
             config_hash: state.as_ref().map_or("hash".into(), |s| {
                 weir::plan::file::config_digest(&s.key, "hash")
@@ -143,7 +152,6 @@ impl Engine {
             git_commit: None,
         };
         rt().block_on(plan(input, &self.providers, &PlanOptions::default()))
-            .unwrap()
     }
 
     fn apply(&self, plan: &Plan) -> ApplyOutcome {
@@ -161,6 +169,48 @@ impl Engine {
             options,
             &Quiet,
         ))
+    }
+
+    /// Applies the plan of `desired` and holds it to succeed and leave nothing to change
+    /// (`context` says which run, in the messages).
+    fn converge(&self, desired: &[ResourceInstance], context: &str) {
+        let outcome = self.apply(&self.plan(desired));
+        assert!(outcome.success(), "{context}: {:?}", outcome.failed);
+        let again = self.plan(desired);
+        assert!(!again.has_changes(), "{context}: {:?}", actions(&again));
+    }
+
+    /// Applies the plan of `desired` (from no state: every instance a create), and holds the
+    /// apply to succeed.
+    fn create_all(&self, desired: &[ResourceInstance]) {
+        let first = self.plan(desired);
+        let created = actions(&first);
+        assert_eq!(created.len(), desired.len(), "{created:?}");
+        assert!(
+            created.iter().all(|(_, a)| *a == Action::Create),
+            "{created:?}"
+        );
+        let outcome = self.apply(&first);
+        assert!(outcome.success(), "{:?}", outcome.failed);
+    }
+
+    /// Applies the plan of `desired` and raises the stop 700 ms in, while the sandbox's
+    /// operations run: holds the stop to end the wait at once and the apply to fail.
+    fn apply_stopped(&self, desired: &[ResourceInstance]) {
+        let options = ApplyOptions::new(4);
+        let stop = options.stop.clone();
+        let stopper = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(700));
+            stop.cancel();
+        });
+        let started = std::time::Instant::now();
+        let outcome = self.apply_with(&self.plan(desired), &options);
+        stopper.join().unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the stop did not end the wait"
+        );
+        assert!(!outcome.success());
     }
 
     fn state(&self) -> State {
@@ -269,8 +319,7 @@ fn quickstart_jobs_are_created_updated_in_place_and_deleted_against_the_sandbox(
             "no {seen:?} in {methods:?}"
         );
     }
-    let report = record::validate_file(&file, &catalog());
-    assert!(report.is_ok(), "{report:?}");
+    assert_record_valid(&file);
 }
 
 #[test]
@@ -307,11 +356,7 @@ fn a_job_left_by_a_lost_state_is_adopted_a_stale_etag_is_read_again_and_a_strang
     let outcome = first.apply(&update);
     assert!(outcome.success(), "{:?}", outcome.failed);
     assert!(!first.plan(&bigger).has_changes());
-    let refused = record::read(&file)
-        .unwrap()
-        .iter()
-        .filter(|e| e.method == "PATCH" && e.status == 412)
-        .count();
+    let refused = count(&file, |e| e.method == "PATCH" && e.status == 412);
     assert_eq!(
         refused, 2,
         "each stale update was refused once, then retried"
@@ -398,25 +443,15 @@ fn with_a_fifth_of_calls_throttled_or_failing_and_added_latency_the_jobs_still_c
         );
         let (desired, config) = jobs(&dir, &sandbox.url());
         let engine = Engine::new(config);
-        let outcome = engine.apply(&engine.plan(&desired));
-        assert!(outcome.success(), "seed {seed}: {:?}", outcome.failed);
-        assert!(!engine.plan(&desired).has_changes(), "seed {seed}");
+        engine.converge(&desired, &format!("seed {seed}"));
         let fewer = &desired[..1];
-        let outcome = engine.apply(&engine.plan(fewer));
-        assert!(outcome.success(), "seed {seed}: {:?}", outcome.failed);
-        assert!(!engine.plan(fewer).has_changes(), "seed {seed}");
+        engine.converge(fewer, &format!("seed {seed}"));
         drop(sandbox);
-        let statuses: Vec<u16> = record::read(&file)
-            .unwrap()
-            .iter()
-            .map(|e| e.status)
-            .collect();
         assert!(
-            statuses.iter().any(|s| *s == 429 || *s == 503),
-            "seed {seed}: no fault was injected: {statuses:?}"
+            count(&file, is_fault) > 0,
+            "seed {seed}: no fault was injected"
         );
-        let report = record::validate_file(&file, &catalog());
-        assert!(report.is_ok(), "{report:?}");
+        assert_record_valid(&file);
     }
 }
 
@@ -433,20 +468,7 @@ fn a_stop_while_operations_run_records_the_jobs_and_the_next_run_does_not_create
     let dir = quickstart(tmp.path(), |t| t);
     let (desired, config) = jobs(&dir, &sandbox.url());
     let engine = Engine::new(config);
-    let options = ApplyOptions::new(4);
-    let stop = options.stop.clone();
-    let stopper = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(700));
-        stop.cancel();
-    });
-    let started = std::time::Instant::now();
-    let outcome = engine.apply_with(&engine.plan(&desired), &options);
-    stopper.join().unwrap();
-    assert!(
-        started.elapsed() < Duration::from_secs(30),
-        "the stop did not end the wait"
-    );
-    assert!(!outcome.success());
+    engine.apply_stopped(&desired);
     let state = engine.state();
     for job in ["standard", "highmem"] {
         let recorded = &state.resources[&format!("{JOB}.{job}")].attributes;
@@ -472,20 +494,58 @@ fn secrets(
     )
 }
 
-/// One raw HTTP GET to the sandbox, as a client outside weir would make it; the answer's body.
-fn get(sandbox: &Running, host: &str, path: &str) -> serde_json::Value {
+/// One raw call to the sandbox, as a client outside weir makes it: the status and body.
+fn call(
+    sandbox: &Running,
+    host: &str,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(sandbox.addr()).unwrap();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     )
     .unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
     let (head, body) = answer.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 200"), "{answer}");
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {answer}"))
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (
+        status,
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {answer}")),
+    )
+}
+
+/// One raw GET to the sandbox, as a client outside weir makes it; the body of its 200.
+fn get(sandbox: &Running, host: &str, path: &str) -> serde_json::Value {
+    let (status, body) = call(sandbox, host, "GET", path, None);
+    assert_eq!(status, 200, "GET {path}: {body}");
+    body
+}
+
+/// How many exchanges of the sandbox's record `file` are `which`.
+fn count(file: &Path, which: impl Fn(&record::Exchange) -> bool) -> usize {
+    record::read(file)
+        .unwrap()
+        .iter()
+        .filter(|e| which(e))
+        .count()
+}
+
+/// Whether the sandbox's answer is one of the faults it injects (429 or 503).
+fn is_fault(e: &record::Exchange) -> bool {
+    e.status == 429 || e.status == 503
+}
+
+/// Holds every exchange of the record `file` to Google's discovery documents.
+fn assert_record_valid(file: &Path) {
+    let report = record::validate_file(file, &catalog());
+    assert!(report.is_ok(), "{report:?}");
 }
 
 #[test]
@@ -510,15 +570,7 @@ fn quickstart_secrets_and_versions_are_created_unchanged_on_replan_kept_out_of_t
         }
     }
 
-    let first = engine.plan(&desired);
-    let created = actions(&first);
-    assert_eq!(created.len(), desired.len(), "{created:?}");
-    assert!(
-        created.iter().all(|(_, a)| *a == Action::Create),
-        "{created:?}"
-    );
-    let outcome = engine.apply(&first);
-    assert!(outcome.success(), "{:?}", outcome.failed);
+    engine.create_all(&desired);
 
     // Right after apply, nothing to change: not even the generated password.
     let again = engine.plan(&desired);
@@ -632,8 +684,7 @@ fn quickstart_secrets_and_versions_are_created_unchanged_on_replan_kept_out_of_t
             && e.path == format!("/v1/{version_name}")
             && e.status == 200)
     );
-    let report = record::validate_file(&file, &catalog());
-    assert!(report.is_ok(), "{report:?}");
+    assert_record_valid(&file);
 }
 
 #[test]
@@ -647,9 +698,7 @@ fn a_secret_left_by_a_lost_state_is_adopted_and_a_strangers_secret_is_a_conflict
 
     // The state is lost: the secrets weir made for this deployment are adopted.
     let second = Engine::new(config.clone());
-    let outcome = second.apply(&second.plan(&desired));
-    assert!(outcome.success(), "{:?}", outcome.failed);
-    assert!(!second.plan(&desired).has_changes());
+    second.converge(&desired, "");
 
     // Another deployment's secret of the same id is not touched.
     let stranger: Vec<ResourceInstance> = desired

@@ -166,8 +166,7 @@ fn the_scheduler_vm_is_created_resized_by_stop_and_start_updated_in_place_replac
         .filter(|e| e.method == "DELETE" && e.status == 200)
         .count();
     assert_eq!(deletes, 2, "the replaced VM and the last one");
-    let report = record::validate_file(&file, &catalog());
-    assert!(report.is_ok(), "{report:?}");
+    assert_record_valid(&file);
 }
 
 #[test]
@@ -187,9 +186,7 @@ fn an_insert_retried_after_a_lost_answer_reuses_its_request_id_and_makes_one_vm(
         );
         let (desired, config) = scheduler(&dir, &sandbox.url());
         let engine = Engine::new(config);
-        let outcome = engine.apply(&engine.plan(&desired));
-        assert!(outcome.success(), "seed {seed}: {:?}", outcome.failed);
-        assert!(!engine.plan(&desired).has_changes(), "seed {seed}");
+        engine.converge(&desired, &format!("seed {seed}"));
         drop(sandbox);
         let inserts: Vec<_> = record::read(&file)
             .unwrap()
@@ -213,8 +210,7 @@ fn an_insert_retried_after_a_lost_answer_reuses_its_request_id_and_makes_one_vm(
         );
         // The sandbox makes the VM before it answers 503: the answer was lost, not the insert.
         lost_answers += inserts.iter().filter(|e| e.status == 503).count();
-        let report = record::validate_file(&file, &catalog());
-        assert!(report.is_ok(), "{report:?}");
+        assert_record_valid(&file);
     }
     assert!(
         lost_answers > 0,
@@ -308,21 +304,17 @@ fn an_insert_whose_operation_ends_in_error_is_a_failure_with_the_vm_recorded() {
     );
 }
 
-/// One raw HTTP POST of `body` to Compute in the sandbox, as another client would send it;
-/// the answer's status.
+/// One raw POST of `body` to Compute in the sandbox, as another client would send it; the
+/// answer's status.
 fn post(sandbox: &Running, path: &str, body: &Value) -> u16 {
-    use std::io::{Read, Write};
-    let body = body.to_string();
-    let mut stream = std::net::TcpStream::connect(sandbox.addr()).unwrap();
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: compute.googleapis.com\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
+    call(
+        sandbox,
+        "compute.googleapis.com",
+        "POST",
+        path,
+        Some(body.clone()),
     )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    answer[9..12].parse().unwrap()
+    .0
 }
 
 #[test]
@@ -371,11 +363,9 @@ fn metadata_changed_by_someone_else_during_an_update_is_read_again_and_the_updat
         someone.join().unwrap()
     });
     assert_eq!(someone, 200, "the other client's change went through");
-    let stale = record::read(&file)
-        .unwrap()
-        .iter()
-        .filter(|e| e.path.ends_with("/setMetadata") && e.status == 412)
-        .count();
+    let stale = count(&file, |e| {
+        e.path.ends_with("/setMetadata") && e.status == 412
+    });
     assert_eq!(stale, 1, "weir's stale fingerprint was refused once");
     let live = get(&sandbox, "compute.googleapis.com", &path);
     assert_eq!(
@@ -482,6 +472,5 @@ fn a_larger_boot_disk_grows_in_place_and_a_smaller_one_or_other_scheduling_is_a_
     assert!(!engine.plan(&shrunk).has_changes());
 
     drop(sandbox);
-    let report = record::validate_file(&file, &catalog());
-    assert!(report.is_ok(), "{report:?}");
+    assert_record_valid(&file);
 }

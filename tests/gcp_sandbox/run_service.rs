@@ -36,24 +36,6 @@ fn web_outputs(dir: &Path) -> Vec<Output> {
     outputs
 }
 
-impl Engine {
-    /// A plan of `desired` with `outputs`.
-    fn plan_outputs(&self, desired: &[ResourceInstance], outputs: &[Output]) -> Plan {
-        let state = self.backend.read_unlocked().unwrap();
-        let input = PlanInput {
-            desired: desired.to_vec(),
-            outputs,
-            prior: state.as_ref(),
-            config_hash: state.as_ref().map_or("hash".into(), |s| {
-                weir::plan::file::config_digest(&s.key, "hash")
-            }),
-            git_commit: None,
-        };
-        rt().block_on(plan(input, &self.providers, &PlanOptions::default()))
-            .unwrap()
-    }
-}
-
 fn attributes(engine: &Engine, address: &str) -> serde_json::Value {
     engine.state().resources[address].attributes.clone()
 }
@@ -69,7 +51,7 @@ fn the_web_server_is_created_with_its_url_recorded_and_shown_updated_in_place_re
     let outputs = web_outputs(&dir);
     let engine = Engine::new(config);
 
-    let first = engine.plan_outputs(&desired, &outputs);
+    let first = engine.try_plan(&desired, &outputs).unwrap();
     assert_eq!(actions(&first), vec![(WEB.to_owned(), Action::Create)]);
     let outcome = engine.apply(&first);
     assert!(outcome.success(), "{:?}", outcome.failed);
@@ -90,7 +72,7 @@ fn the_web_server_is_created_with_its_url_recorded_and_shown_updated_in_place_re
 
     // Right after apply, nothing to change, though the API filled in defaults and left out
     // the zero minimum of instances.
-    let again = engine.plan_outputs(&desired, &outputs);
+    let again = engine.try_plan(&desired, &outputs).unwrap();
     assert!(!again.has_changes(), "{:?}", actions(&again));
 
     // More memory and one warm instance: an update in place, a new revision.
@@ -98,7 +80,7 @@ fn the_web_server_is_created_with_its_url_recorded_and_shown_updated_in_place_re
     bigger[0].attributes["template"]["scaling"]["minInstanceCount"] = json!(1);
     bigger[0].attributes["template"]["containers"][0]["resources"]["limits"]["memory"] =
         json!("4096Mi");
-    let update = engine.plan_outputs(&bigger, &outputs);
+    let update = engine.try_plan(&bigger, &outputs).unwrap();
     assert_eq!(actions(&update), vec![(WEB.to_owned(), Action::Update)]);
     let outcome = engine.apply(&update);
     assert!(outcome.success(), "{:?}", outcome.failed);
@@ -110,16 +92,16 @@ fn the_web_server_is_created_with_its_url_recorded_and_shown_updated_in_place_re
         updated.pointer("/template/containers/0/resources/limits/memory"),
         Some(&json!("4Gi"))
     );
-    assert!(!engine.plan_outputs(&bigger, &outputs).has_changes());
+    assert!(!engine.try_plan(&bigger, &outputs).unwrap().has_changes());
 
     // Another name, or another region: a new service.
     let mut renamed = bigger.clone();
     renamed[0].attributes["name"] = json!(format!("{name}-2"));
-    let replace = engine.plan_outputs(&renamed, &outputs);
+    let replace = engine.try_plan(&renamed, &outputs).unwrap();
     assert_eq!(actions(&replace), vec![(WEB.to_owned(), Action::Replace)]);
     let mut moved = bigger.clone();
     moved[0].attributes["location"] = json!("europe-west1");
-    let replace = engine.plan_outputs(&moved, &outputs);
+    let replace = engine.try_plan(&moved, &outputs).unwrap();
     assert_eq!(actions(&replace), vec![(WEB.to_owned(), Action::Replace)]);
     let outcome = engine.apply(&replace);
     assert!(outcome.success(), "{:?}", outcome.failed);
@@ -129,7 +111,7 @@ fn the_web_server_is_created_with_its_url_recorded_and_shown_updated_in_place_re
         engine.state().outputs[&outputs[0].name].value,
         json!(moved_uri)
     );
-    assert!(!engine.plan_outputs(&moved, &outputs).has_changes());
+    assert!(!engine.try_plan(&moved, &outputs).unwrap().has_changes());
 
     // No web server: deleted.
     let delete = engine.plan(&[]);
@@ -151,8 +133,7 @@ fn the_web_server_is_created_with_its_url_recorded_and_shown_updated_in_place_re
         (services("POST"), services("PATCH"), services("DELETE")),
         (2, 1, 2)
     );
-    let report = record::validate_file(&file, &catalog());
-    assert!(report.is_ok(), "{report:?}");
+    assert_record_valid(&file);
 }
 
 #[test]
@@ -178,14 +159,8 @@ fn a_web_server_left_by_a_lost_state_is_adopted_a_stale_etag_is_read_again_and_a
     // the service again and goes through.
     let mut warm = desired.clone();
     warm[0].attributes["template"]["scaling"]["minInstanceCount"] = json!(1);
-    let outcome = first.apply(&first.plan(&warm));
-    assert!(outcome.success(), "{:?}", outcome.failed);
-    assert!(!first.plan(&warm).has_changes());
-    let refused = record::read(&file)
-        .unwrap()
-        .iter()
-        .filter(|e| e.method == "PATCH" && e.status == 412)
-        .count();
+    first.converge(&warm, "");
+    let refused = count(&file, |e| e.method == "PATCH" && e.status == 412);
     assert_eq!(refused, 1);
 
     // Another deployment's service of the same name is not taken over.
@@ -290,9 +265,7 @@ fn the_apis_are_enabled_unchanged_on_replan_and_left_enabled_when_deleted() {
 
     // A lost state enables them again: enabling an enabled API is a no-op.
     let second = Engine::new(config);
-    let outcome = second.apply(&second.plan(&desired));
-    assert!(outcome.success(), "{:?}", outcome.failed);
-    assert!(!second.plan(&desired).has_changes());
+    second.converge(&desired, "");
 
     // Removing one from the configuration forgets it, leaves it enabled, and the plan says so.
     let fewer: Vec<ResourceInstance> = desired
@@ -326,8 +299,7 @@ fn the_apis_are_enabled_unchanged_on_replan_and_left_enabled_when_deleted() {
             .any(|e| e.path.starts_with("/v1/operations/") && e.status == 200),
         "no operation was polled"
     );
-    let report = record::validate_file(&file, &catalog());
-    assert!(report.is_ok(), "{report:?}");
+    assert_record_valid(&file);
 }
 
 #[test]
@@ -351,18 +323,14 @@ fn with_a_fifth_of_calls_throttled_or_failing_the_web_server_and_the_apis_still_
             &[SERVICE, API],
         );
         let engine = Engine::new(config);
-        let outcome = engine.apply(&engine.plan(&desired));
-        assert!(outcome.success(), "seed {seed}: {:?}", outcome.failed);
-        assert!(!engine.plan(&desired).has_changes(), "seed {seed}");
+        engine.converge(&desired, &format!("seed {seed}"));
         drop(sandbox);
-        let exchanges = record::read(&file).unwrap();
         // Which calls get the faults depends on the order the concurrent calls arrive in:
         // over the whole apply (some 30 calls), at least one.
         assert!(
-            exchanges.iter().any(|e| e.status == 429 || e.status == 503),
+            count(&file, is_fault) > 0,
             "seed {seed}: no fault was injected"
         );
-        let report = record::validate_file(&file, &catalog());
-        assert!(report.is_ok(), "{report:?}");
+        assert_record_valid(&file);
     }
 }

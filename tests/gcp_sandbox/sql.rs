@@ -66,19 +66,6 @@ fn start_sql(record: Option<PathBuf>, behaviour: Behaviour) -> (Running, SqlPass
     )
 }
 
-/// The plan, or the planner's refusal.
-fn try_plan(engine: &Engine, desired: &[ResourceInstance]) -> Result<Plan, Vec<String>> {
-    let state = engine.backend.read_unlocked().unwrap();
-    let input = PlanInput {
-        desired: desired.to_vec(),
-        outputs: &[],
-        prior: state.as_ref(),
-        config_hash: "hash".into(),
-        git_commit: None,
-    };
-    rt().block_on(plan(input, &engine.providers, &PlanOptions::default()))
-}
-
 #[test]
 fn quickstart_database_is_created_unchanged_on_replan_resized_in_place_and_deleted_its_password_only_in_cloud_sql()
  {
@@ -99,12 +86,7 @@ fn quickstart_database_is_created_unchanged_on_replan_resized_in_place_and_delet
         .unwrap()
         .to_owned();
 
-    let first = engine.plan(&desired);
-    let created = actions(&first);
-    assert_eq!(created.len(), 5, "{created:?}");
-    assert!(created.iter().all(|(_, a)| *a == Action::Create));
-    let outcome = engine.apply(&first);
-    assert!(outcome.success(), "{:?}", outcome.failed);
+    engine.create_all(&desired);
     let state = engine.state();
     let instance = &state.resources[&format!("{INSTANCE}.prod")].attributes;
     assert_eq!(
@@ -227,8 +209,7 @@ fn quickstart_database_is_created_unchanged_on_replan_resized_in_place_and_delet
         users_insert.body.as_ref().unwrap()["password"],
         json!("REDACTED")
     );
-    let report = record::validate_file(&file, &catalog());
-    assert!(report.is_ok(), "{report:?}");
+    assert_record_valid(&file);
 }
 
 #[test]
@@ -252,13 +233,13 @@ fn a_region_change_of_the_protected_instance_is_refused_by_the_plan_naming_it() 
 
     let mut moved = desired.clone();
     find(&mut moved, INSTANCE).attributes["region"] = json!("us-east1");
-    let refused = try_plan(&engine, &moved).unwrap_err().join("\n");
+    let refused = engine.try_plan(&moved, &[]).unwrap_err().join("\n");
     assert!(refused.contains(&format!("{INSTANCE}.prod")), "{refused}");
     assert!(refused.contains("prevent_destroy = false"), "{refused}");
 
     // The instance is untouched, and a delete that got past the engine would still be refused
     // by the provider, its deletion protection being on.
-    let removed = try_plan(&engine, &[]).unwrap_err().join("\n");
+    let removed = engine.try_plan(&[], &[]).unwrap_err().join("\n");
     assert!(removed.contains(&format!("{INSTANCE}.prod")), "{removed}");
     let mut unprotected = desired.clone();
     for i in &mut unprotected {
@@ -307,9 +288,7 @@ fn a_database_left_by_a_lost_state_is_adopted_and_a_strangers_instance_or_databa
     // The state is lost: the instance, database and user weir made are adopted; the password
     // is generated again and the user given it.
     let second = Engine::new(config.clone());
-    let outcome = second.apply(&second.plan(&desired));
-    assert!(outcome.success(), "{:?}", outcome.failed);
-    assert!(!second.plan(&desired).has_changes());
+    second.converge(&desired, "");
     let after = passwords.get(&project, &instance_name, &user_name).unwrap();
     assert_ne!(before, after, "the user has the new version's password");
     assert_eq!(
@@ -330,11 +309,7 @@ fn a_database_left_by_a_lost_state_is_adopted_and_a_strangers_instance_or_databa
     let outcome = first.apply(&update);
     assert!(outcome.success(), "{:?}", outcome.failed);
     assert!(!first.plan(&bigger).has_changes());
-    let refused = record::read(&file)
-        .unwrap()
-        .iter()
-        .filter(|e| e.method == "PATCH" && e.status == 412)
-        .count();
+    let refused = count(&file, |e| e.method == "PATCH" && e.status == 412);
     assert_eq!(
         refused, 1,
         "the stale update was refused once, then retried"
@@ -432,20 +407,7 @@ fn a_stop_while_the_instance_is_created_records_it_and_the_next_run_does_not_cre
         .cloned()
         .collect();
     let engine = Engine::new(config);
-    let options = ApplyOptions::new(4);
-    let stop = options.stop.clone();
-    let stopper = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(700));
-        stop.cancel();
-    });
-    let started = std::time::Instant::now();
-    let outcome = engine.apply_with(&engine.plan(&instance_only), &options);
-    stopper.join().unwrap();
-    assert!(
-        started.elapsed() < Duration::from_secs(30),
-        "the stop did not end the wait"
-    );
-    assert!(!outcome.success());
+    engine.apply_stopped(&instance_only);
     let recorded = &engine.state().resources[&format!("{INSTANCE}.prod")].attributes;
     assert_eq!(recorded["state"], json!("PENDING_CREATE"), "{recorded}");
     let next = engine.plan(&instance_only);

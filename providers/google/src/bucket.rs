@@ -9,12 +9,12 @@
 
 use reqwest::Method;
 use serde_json::{Map, Value, json};
-use std::sync::Mutex;
-use weir_provider_sdk::retry::{Idempotency, retry};
+use weir_provider_sdk::retry::Idempotency;
 use weir_provider_sdk::{Cancel, ErrorKind, ProviderError, ResourceRef};
 
-use crate::rest::{Api, Client};
-use crate::run_job::{at, project};
+use crate::ownership::{LABELS, made_for_deployment};
+use crate::rest::{Api, Client, at, is_segment};
+use crate::run_job::project;
 use crate::schemas::{output_only, types::STORAGE_BUCKET};
 
 /// The fields a patch sets: every managed field the API can change in place.
@@ -30,7 +30,8 @@ fn name_of(r: &ResourceRef) -> Result<String, ProviderError> {
         .get("name")
         .and_then(Value::as_str)
         .unwrap_or("");
-    let fits = (3..=222).contains(&name.len())
+    let fits = is_segment(name, &[])
+        && (3..=222).contains(&name.len())
         && name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
@@ -75,10 +76,9 @@ fn path(name: &str) -> String {
 impl crate::Applier for Bucket {
     async fn read(&self, client: &Client, r: &ResourceRef) -> Result<Option<Value>, ProviderError> {
         let name = name_of(r)?;
-        Ok(get(client, &name, &Cancel::new())
+        client
+            .read(Api::Storage, &path(&name), r, to_attributes)
             .await
-            .map_err(|e| at(r, e))?
-            .map(|live| to_attributes(&live, &r.attributes)))
     }
 
     async fn create(
@@ -129,20 +129,8 @@ impl crate::Applier for Bucket {
         cancel: &Cancel,
     ) -> Result<(), ProviderError> {
         let name = name_of(r)?;
-        let deleted = client
-            .call(
-                Api::Storage,
-                Method::DELETE,
-                &path(&name),
-                &[],
-                None,
-                Idempotency::Idempotent,
-                cancel,
-            )
-            .await;
-        match deleted {
-            Ok(_) => Ok(()),
-            Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
+        match client.delete(Api::Storage, &path(&name), &[], cancel).await {
+            Ok(()) => Ok(()),
             // weir never deletes objects: what is in the bucket may be the only copy.
             Err(e) if e.kind == ErrorKind::Conflict => Err(ProviderError::conflict(format!(
                 "{}: the bucket {name} is not empty, and weir does not delete the objects in it ({})",
@@ -174,20 +162,13 @@ async fn adopt(
         ))
         .with_help("give the bucket another name (`storage { bucket = ... }`), or delete that bucket")
     };
-    let live = match get(client, name, cancel).await {
+    let live = match client.get(Api::Storage, &path(name), &[], cancel).await {
         Ok(Some(live)) => live,
         Ok(None) => return Err(at(r, conflict)),
         Err(e) if e.kind == ErrorKind::Permanent => return Err(stranger()),
         Err(e) => return Err(at(r, e)),
     };
-    let label = |v: &Value, key: &str| {
-        v.pointer(&format!("/labels/{key}"))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    };
-    let ours = label(&live, "managed-by").as_deref() == Some("weir")
-        && label(&r.attributes, "weir-deployment").is_some()
-        && label(&live, "weir-deployment") == label(&r.attributes, "weir-deployment");
+    let ours = made_for_deployment(&live, &r.attributes, LABELS);
     if !ours {
         return Err(stranger());
     }
@@ -206,48 +187,32 @@ async fn patch(
     seen: &Value,
     cancel: &Cancel,
 ) -> Result<Value, ProviderError> {
-    let seen = Mutex::new(seen.clone());
-    let live = retry(
-        client.policy(),
-        Idempotency::Idempotent,
-        cancel,
-        |_| async {
-            let current = seen.lock().map(|s| s.clone()).unwrap_or_default();
-            let body = patch_body(&r.attributes, &current);
-            let metageneration = metageneration_of(&current);
-            let query: Vec<(&str, &str)> = metageneration
-                .as_deref()
-                .map(|m| vec![("ifMetagenerationMatch", m)])
-                .unwrap_or_default();
-            let answer = client
-                .call(
-                    Api::Storage,
-                    Method::PATCH,
-                    &path(name),
-                    &query,
-                    Some(&body),
-                    Idempotency::Idempotent,
-                    cancel,
-                )
-                .await;
-            match answer {
-                Err(e) if e.kind == ErrorKind::PreconditionFailed => {
-                    let live = get(client, name, cancel).await?.ok_or_else(|| {
-                        ProviderError::not_found(format!("the bucket {name} was deleted meanwhile"))
-                    })?;
-                    if let Ok(mut s) = seen.lock() {
-                        *s = live;
-                    }
-                    Err(ProviderError::retryable(format!(
-                        "{}; read it again",
-                        e.message
-                    )))
-                }
-                other => other,
+    let path = path(name);
+    let what = format!("the bucket {name}");
+    let live = client
+        .write_fresh(Api::Storage, &path, &what, seen.clone(), cancel, |seen| {
+            let body = patch_body(&r.attributes, &seen);
+            let metageneration = metageneration_of(&seen);
+            let path = &path;
+            async move {
+                let query: Vec<(&str, &str)> = metageneration
+                    .as_deref()
+                    .map(|m| vec![("ifMetagenerationMatch", m)])
+                    .unwrap_or_default();
+                client
+                    .call(
+                        Api::Storage,
+                        Method::PATCH,
+                        path,
+                        &query,
+                        Some(&body),
+                        Idempotency::Idempotent,
+                        cancel,
+                    )
+                    .await
             }
-        },
-    )
-    .await?;
+        })
+        .await?;
     Ok(to_attributes(&live, &r.attributes))
 }
 
@@ -279,25 +244,6 @@ fn metageneration_of(bucket: &Value) -> Option<String> {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
-    }
-}
-
-async fn get(client: &Client, name: &str, cancel: &Cancel) -> Result<Option<Value>, ProviderError> {
-    match client
-        .call(
-            Api::Storage,
-            Method::GET,
-            &path(name),
-            &[],
-            None,
-            Idempotency::Idempotent,
-            cancel,
-        )
-        .await
-    {
-        Ok(live) => Ok(Some(live)),
-        Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
     }
 }
 

@@ -26,8 +26,9 @@ use weir_provider_sdk::retry::{Attempt, Idempotency, RetryPolicy, retry};
 use weir_provider_sdk::{Cancel, ErrorKind, ProviderError, ResourceRef};
 
 use crate::normalize::{BOOT_DISK_SIZE, disk_size_gb};
-use crate::rest::{Api, Client};
-use crate::run_job::{at, project};
+use crate::ownership::{LABELS, made_for_deployment};
+use crate::rest::{Api, Client, at, is_segment, segment, settled};
+use crate::run_job::project;
 use crate::schemas::{output_only, types::COMPUTE_INSTANCE};
 
 /// The attributes that are path parameters, not fields of the API's body.
@@ -49,17 +50,7 @@ struct VmName {
 
 impl VmName {
     fn of(r: &ResourceRef) -> Result<VmName, ProviderError> {
-        let part = |key: &str| -> Result<String, ProviderError> {
-            let value = r.attributes.get(key).and_then(Value::as_str).unwrap_or("");
-            if valid_segment(value) {
-                Ok(value.to_owned())
-            } else {
-                Err(ProviderError::permanent(format!(
-                    "{}: `{key}` is {value:?}, not a name Compute Engine accepts (letters, digits, `-`, `_`, `.`, `:`)",
-                    r.address
-                )))
-            }
-        };
+        let part = |key| segment(r, key, "Compute Engine").map(str::to_owned);
         Ok(VmName {
             project: part("project")?,
             zone: part("zone")?,
@@ -87,17 +78,6 @@ impl VmName {
     }
 }
 
-/// Whether `value` is safe as one URL path segment: anything that could name another path is
-/// refused. Project ids may be domain-scoped (`example.com:project`).
-fn valid_segment(value: &str) -> bool {
-    !value.is_empty()
-        && value != "."
-        && value != ".."
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
-}
-
 /// Applies `google_compute_instance`.
 pub(crate) struct Instance;
 
@@ -105,10 +85,9 @@ pub(crate) struct Instance;
 impl crate::Applier for Instance {
     async fn read(&self, client: &Client, r: &ResourceRef) -> Result<Option<Value>, ProviderError> {
         let name = VmName::of(r)?;
-        Ok(get(client, &name, &Cancel::new())
+        client
+            .read(Api::Compute, &name.path(), r, to_attributes)
             .await
-            .map_err(|e| at(r, e))?
-            .map(|live| to_attributes(&live, &r.attributes)))
     }
 
     async fn create(
@@ -145,7 +124,8 @@ impl crate::Applier for Instance {
         cancel: &Cancel,
     ) -> Result<Value, ProviderError> {
         let name = VmName::of(r)?;
-        let live = get(client, &name, cancel)
+        let live = client
+            .get(Api::Compute, &name.path(), &[], cancel)
             .await
             .map_err(|e| at(r, e))?
             .ok_or_else(|| {
@@ -164,15 +144,11 @@ impl crate::Applier for Instance {
         cancel: &Cancel,
     ) -> Result<(), ProviderError> {
         let name = VmName::of(r)?;
-        match write(client, Method::DELETE, &name.path(), None, cancel).await {
-            Ok(op) => client
-                .wait(Api::Compute, op, cancel)
-                .await
-                .map(|_| ())
-                .map_err(|e| at(r, e)),
-            Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(at(r, e)),
-        }
+        let answer = write(client, Method::DELETE, &name.path(), None, cancel).await;
+        client
+            .deleted(Api::Compute, answer, cancel)
+            .await
+            .map_err(|e| at(r, e))
     }
 }
 
@@ -220,17 +196,14 @@ async fn adopt(
     cancel: &Cancel,
     conflict: ProviderError,
 ) -> Result<Value, ProviderError> {
-    let Some(live) = get(client, name, cancel).await.map_err(|e| at(r, e))? else {
+    let Some(live) = client
+        .get(Api::Compute, &name.path(), &[], cancel)
+        .await
+        .map_err(|e| at(r, e))?
+    else {
         return Err(at(r, conflict));
     };
-    let label = |v: &Value, key: &str| {
-        v.pointer(&format!("/labels/{key}"))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    };
-    let ours = label(&live, "managed-by").as_deref() == Some("weir")
-        && label(&r.attributes, "weir-deployment").is_some()
-        && label(&live, "weir-deployment") == label(&r.attributes, "weir-deployment");
+    let ours = made_for_deployment(&live, &r.attributes, LABELS);
     if !ours {
         return Err(ProviderError::conflict(format!(
             "{}: the VM {} already exists and weir did not create it for this deployment (its labels `managed-by` and `weir-deployment` do not say so)",
@@ -288,7 +261,8 @@ async fn converge(
             if let Err(e) = resize_boot_disk(client, name, &live, &size, cancel).await {
                 return finish(client, r, name, Err(e)).await;
             }
-            get(client, name, cancel)
+            client
+                .get(Api::Compute, &name.path(), &[], cancel)
                 .await
                 .map_err(|e| at(r, e))?
                 .ok_or_else(|| {
@@ -332,7 +306,7 @@ async fn resize_boot_disk(
         .unwrap_or("");
     let disk = source.rsplit('/').next().unwrap_or("");
     // The last segment of what the API answered becomes a path segment: a disk name only.
-    if !valid_segment(disk) {
+    if !is_segment(disk, &[]) {
         return Err(ProviderError::permanent(format!(
             "the VM {} answered the boot disk {source:?}, whose name is not a Compute Engine disk name",
             name.full()
@@ -472,9 +446,12 @@ async fn set_with_fingerprint(
         let body = make(&live.lock().map(|l| l.clone()).unwrap_or_default());
         match write(client, Method::POST, &name.verb(verb), Some(&body), cancel).await {
             Err(e) if e.kind == ErrorKind::PreconditionFailed => {
-                let fresh = get(client, name, cancel).await?.ok_or_else(|| {
-                    ProviderError::not_found(format!("{} was deleted meanwhile", name.full()))
-                })?;
+                let fresh = client
+                    .get(Api::Compute, &name.path(), &[], cancel)
+                    .await?
+                    .ok_or_else(|| {
+                        ProviderError::not_found(format!("{} was deleted meanwhile", name.full()))
+                    })?;
                 if let Ok(mut l) = live.lock() {
                     *l = fresh;
                 }
@@ -514,43 +491,16 @@ async fn finish(
     done: Result<(), ProviderError>,
 ) -> Result<Value, ProviderError> {
     // Read even when cancelled: one short call, so that what exists gets recorded.
-    let live = get(client, name, &Cancel::new()).await;
-    match (done, live) {
-        (Ok(()), Ok(Some(live))) => Ok(to_attributes(&live, &r.attributes)),
-        (Ok(()), Ok(None)) => Err(ProviderError::retryable(format!(
-            "{}: the operation finished but the VM {} is not there",
-            r.address,
+    let live = client
+        .get(Api::Compute, &name.path(), &[], &Cancel::new())
+        .await;
+    let live = live.map(|o| o.map(|live| to_attributes(&live, &r.attributes)));
+    settled(r, done, live, || {
+        format!(
+            "the operation finished but the VM {} is not there",
             name.full()
-        ))),
-        (Ok(()), Err(e)) => Err(at(r, e)),
-        (Err(e), Ok(Some(live))) => {
-            Err(at(r, e).with_existing(to_attributes(&live, &r.attributes)))
-        }
-        (Err(e), _) => Err(at(r, e)),
-    }
-}
-
-async fn get(
-    client: &Client,
-    name: &VmName,
-    cancel: &Cancel,
-) -> Result<Option<Value>, ProviderError> {
-    match client
-        .call(
-            Api::Compute,
-            Method::GET,
-            &name.path(),
-            &[],
-            None,
-            Idempotency::Idempotent,
-            cancel,
         )
-        .await
-    {
-        Ok(live) => Ok(Some(live)),
-        Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
+    })
 }
 
 /// The API's body for the attributes: without the path parameters and the output-only fields.

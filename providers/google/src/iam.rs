@@ -15,8 +15,8 @@ use serde_json::{Map, Value, json};
 use weir_provider_sdk::retry::Idempotency;
 use weir_provider_sdk::{Cancel, ErrorKind, ProviderError, ResourceRef};
 
-use crate::rest::{Api, Client};
-use crate::run_job::{at, project};
+use crate::rest::{Api, Client, at, is_segment};
+use crate::run_job::project;
 
 /// The fields of a service account that weir writes and the API changes in place.
 const WRITTEN: &[&str] = &["displayName", "description"];
@@ -53,8 +53,8 @@ impl AccountName {
     fn of(r: &ResourceRef) -> Result<AccountName, ProviderError> {
         let part = |key: &str, ok: fn(char) -> bool| -> Result<String, ProviderError> {
             let value = r.attributes.get(key).and_then(Value::as_str).unwrap_or("");
-            // These become URL path segments: refuse anything that could name another path.
-            if !value.is_empty() && value != "." && value != ".." && value.chars().all(ok) {
+            // These become URL path segments, of fewer characters than most names.
+            if is_segment(value, &[]) && value.chars().all(ok) {
                 Ok(value.to_owned())
             } else {
                 Err(ProviderError::permanent(format!(
@@ -91,10 +91,7 @@ impl AccountName {
 impl crate::Applier for ServiceAccount {
     async fn read(&self, client: &Client, r: &ResourceRef) -> Result<Option<Value>, ProviderError> {
         let name = AccountName::of(r)?;
-        Ok(get(client, &name, &Cancel::new())
-            .await
-            .map_err(|e| at(r, e))?
-            .map(|live| to_attributes(&live, &r.attributes)))
+        client.read(Api::Iam, &name.path(), r, to_attributes).await
     }
 
     async fn create(
@@ -146,22 +143,10 @@ impl crate::Applier for ServiceAccount {
         cancel: &Cancel,
     ) -> Result<(), ProviderError> {
         let name = AccountName::of(r)?;
-        let deleted = client
-            .call(
-                Api::Iam,
-                Method::DELETE,
-                &name.path(),
-                &[],
-                None,
-                Idempotency::Idempotent,
-                cancel,
-            )
-            .await;
-        match deleted {
-            Ok(_) => Ok(()),
-            Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(at(r, e)),
-        }
+        client
+            .delete(Api::Iam, &name.path(), &[], cancel)
+            .await
+            .map_err(|e| at(r, e))
     }
 }
 
@@ -174,7 +159,11 @@ async fn adopt(
     cancel: &Cancel,
     conflict: ProviderError,
 ) -> Result<Value, ProviderError> {
-    let Some(live) = get(client, name, cancel).await.map_err(|e| at(r, e))? else {
+    let Some(live) = client
+        .get(Api::Iam, &name.path(), &[], cancel)
+        .await
+        .map_err(|e| at(r, e))?
+    else {
         return Err(at(r, conflict));
     };
     let description = |v: &Value| {
@@ -225,7 +214,8 @@ async fn patch(
         .await
         .map_err(|e| at(r, e))?;
     // The patch answers only the fields it changed: read the whole account.
-    match get(client, name, &Cancel::new())
+    match client
+        .get(Api::Iam, &name.path(), &[], &Cancel::new())
         .await
         .map_err(|e| at(r, e))?
     {
@@ -235,29 +225,6 @@ async fn patch(
             r.address,
             name.email()
         ))),
-    }
-}
-
-async fn get(
-    client: &Client,
-    name: &AccountName,
-    cancel: &Cancel,
-) -> Result<Option<Value>, ProviderError> {
-    match client
-        .call(
-            Api::Iam,
-            Method::GET,
-            &name.path(),
-            &[],
-            None,
-            Idempotency::Idempotent,
-            cancel,
-        )
-        .await
-    {
-        Ok(live) => Ok(Some(live)),
-        Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
     }
 }
 

@@ -23,6 +23,7 @@ mod compute;
 pub mod cost;
 mod iam;
 mod normalize;
+mod ownership;
 mod policy_member;
 mod rest;
 mod run_job;
@@ -117,13 +118,26 @@ pub(crate) trait Applier: Sync {
         r: &ResourceRef,
         cancel: &Cancel,
     ) -> Result<Value, ProviderError>;
+    /// Brings the object to `r`'s attributes in place. By default, for a type that cannot
+    /// change in place (its schema replaces it on every change, so the engine never asks): an
+    /// error saying why ([`Applier::unchangeable`]).
     async fn update(
         &self,
-        client: &rest::Client,
-        prior: &Value,
+        _client: &rest::Client,
+        _prior: &Value,
         r: &ResourceRef,
-        cancel: &Cancel,
-    ) -> Result<Value, ProviderError>;
+        _cancel: &Cancel,
+    ) -> Result<Value, ProviderError> {
+        Err(ProviderError::permanent(format!(
+            "{}: {}",
+            r.address,
+            self.unchangeable()
+        )))
+    }
+    /// Why an object of this type cannot change in place, for the default [`Applier::update`].
+    fn unchangeable(&self) -> &'static str {
+        "this resource cannot change in place; a change replaces it"
+    }
     async fn delete(
         &self,
         client: &rest::Client,
@@ -136,13 +150,13 @@ pub(crate) trait Applier: Sync {
 /// here (a test holds every schema to having one).
 fn applier(type_name: &str) -> Option<&'static dyn Applier> {
     match type_name {
-        types::CLOUD_RUN_JOB => Some(&run_job::RunJob),
+        types::CLOUD_RUN_JOB => Some(&run_job::JOB),
         types::SECRET => Some(&secret::Secret),
         types::SECRET_VERSION => Some(&secret::SecretVersion),
         types::SQL_INSTANCE => Some(&sql::SqlInstance),
         types::SQL_DATABASE => Some(&sql::SqlDatabase),
         types::SQL_USER => Some(&sql::SqlUser),
-        types::CLOUD_RUN_SERVICE => Some(&run_job::RunService),
+        types::CLOUD_RUN_SERVICE => Some(&run_job::SERVICE),
         types::PROJECT_SERVICE => Some(&service_usage::ProjectService),
         types::SERVICE_ACCOUNT => Some(&iam::ServiceAccount),
         types::PROJECT_IAM_MEMBER

@@ -25,8 +25,7 @@ use serde_json::{Value, json};
 use weir_provider_sdk::retry::{Idempotency, RetryPolicy, retry};
 use weir_provider_sdk::{Cancel, ErrorKind, ProviderError, ResourceRef};
 
-use crate::rest::{Api, Client};
-use crate::run_job::at;
+use crate::rest::{Api, Client, at, found};
 use crate::schemas::types::{
     PROJECT_IAM_MEMBER, SECRET_IAM_MEMBER, SERVICE_ACCOUNT_IAM_MEMBER, STORAGE_BUCKET_IAM_MEMBER,
 };
@@ -50,14 +49,9 @@ enum Target {
     Bucket(String),
 }
 
-/// Whether `value` is safe as one URL path segment.
+/// Whether `value` is safe as one URL path segment; a service account's email has an `@`.
 fn is_segment(value: &str) -> bool {
-    !value.is_empty()
-        && value != "."
-        && value != ".."
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '@'))
+    crate::rest::is_segment(value, &['@'])
 }
 
 impl Target {
@@ -145,74 +139,51 @@ impl Target {
     /// The policy; `None` when the resource is gone.
     async fn get(&self, client: &Client, cancel: &Cancel) -> Result<Option<Value>, ProviderError> {
         let api = self.api();
-        // Each API asks for the version its own way.
-        let answer = match self {
-            Target::Project(p) => {
-                let body = json!({"options": {"requestedPolicyVersion": 3}});
-                let path = format!("/v3/projects/{p}:getIamPolicy");
-                client
-                    .call(
-                        api,
-                        Method::POST,
-                        &path,
-                        &[],
-                        Some(&body),
-                        Idempotency::Idempotent,
-                        cancel,
-                    )
-                    .await
-            }
-            Target::ServiceAccount(n) => {
-                let path = format!("/v1/{n}:getIamPolicy");
-                let query = [("options.requestedPolicyVersion", POLICY_VERSION)];
-                client
-                    .call(
-                        api,
-                        Method::POST,
-                        &path,
-                        &query,
-                        None,
-                        Idempotency::Idempotent,
-                        cancel,
-                    )
-                    .await
-            }
-            Target::Secret(n) => {
-                let path = format!("/v1/{n}:getIamPolicy");
-                let query = [("options.requestedPolicyVersion", POLICY_VERSION)];
-                client
-                    .call(
-                        api,
-                        Method::GET,
-                        &path,
-                        &query,
-                        None,
-                        Idempotency::Idempotent,
-                        cancel,
-                    )
-                    .await
-            }
-            Target::Bucket(b) => {
-                let path = format!("/storage/v1/b/{b}/iam");
-                let query = [("optionsRequestedPolicyVersion", POLICY_VERSION)];
-                client
-                    .call(
-                        api,
-                        Method::GET,
-                        &path,
-                        &query,
-                        None,
-                        Idempotency::Idempotent,
-                        cancel,
-                    )
-                    .await
-            }
+        // Each API asks for the version its own way, some by POST.
+        let (method, path, query, body) = match self {
+            Target::Project(p) => (
+                Method::POST,
+                format!("/v3/projects/{p}:getIamPolicy"),
+                "",
+                Some(json!({"options": {"requestedPolicyVersion": 3}})),
+            ),
+            Target::ServiceAccount(n) => (
+                Method::POST,
+                format!("/v1/{n}:getIamPolicy"),
+                "options.requestedPolicyVersion",
+                None,
+            ),
+            Target::Secret(n) => (
+                Method::GET,
+                format!("/v1/{n}:getIamPolicy"),
+                "options.requestedPolicyVersion",
+                None,
+            ),
+            Target::Bucket(b) => (
+                Method::GET,
+                format!("/storage/v1/b/{b}/iam"),
+                "optionsRequestedPolicyVersion",
+                None,
+            ),
         };
-        match answer {
-            Ok(policy) => Ok(Some(policy)),
-            Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
+        let version = [(query, POLICY_VERSION)];
+        let query: &[(&str, &str)] = if query.is_empty() { &[] } else { &version };
+        if method == Method::GET {
+            return client.get(api, &path, query, cancel).await;
         }
+        found(
+            client
+                .call(
+                    api,
+                    method,
+                    &path,
+                    query,
+                    body.as_ref(),
+                    Idempotency::Idempotent,
+                    cancel,
+                )
+                .await,
+        )
     }
 
     /// Writes `policy` (as read, with its etag, changed). Repeating it is safe: once one
@@ -457,17 +428,8 @@ impl crate::Applier for PolicyMember {
         create(client, r, cancel).await.map_err(|e| hidden(r, e))
     }
 
-    async fn update(
-        &self,
-        _client: &Client,
-        _prior: &Value,
-        r: &ResourceRef,
-        _cancel: &Cancel,
-    ) -> Result<Value, ProviderError> {
-        Err(ProviderError::permanent(format!(
-            "{}: an IAM member cannot change; another resource, role or member is a new member (a replacement)",
-            r.address
-        )))
+    fn unchangeable(&self) -> &'static str {
+        "an IAM member cannot change; another resource, role or member is a new member (a replacement)"
     }
 
     async fn delete(

@@ -14,7 +14,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::Value;
 use weir_provider_sdk::retry::{Idempotency, RetryPolicy, parse_retry_after, retry};
-use weir_provider_sdk::{Cancel, Endpoints, ErrorKind, ProviderError};
+use weir_provider_sdk::{Cancel, Endpoints, ErrorKind, ProviderError, ResourceRef};
 
 /// What a call to Google itself answers when the client was made without a way to get tokens
 /// (the provider makes it so only when every API goes to a sandbox or an emulator, or before it
@@ -157,6 +157,120 @@ impl Client {
             self.once(api, method.clone(), path, query, body)
         })
         .await
+    }
+
+    /// GETs `path` on `api`: the object, or `None` when the API answers 404 (it is gone).
+    pub(crate) async fn get(
+        &self,
+        api: Api,
+        path: &str,
+        query: &[(&str, &str)],
+        cancel: &Cancel,
+    ) -> Result<Option<Value>, ProviderError> {
+        found(
+            self.call(
+                api,
+                Method::GET,
+                path,
+                query,
+                None,
+                Idempotency::Idempotent,
+                cancel,
+            )
+            .await,
+        )
+    }
+
+    /// For [`crate::Applier::read`]: the object at `path` on `api` in the shape of `r`'s
+    /// attributes (`shape` of the live object and them); `None` when it is gone. Errors name `r`.
+    pub(crate) async fn read(
+        &self,
+        api: Api,
+        path: &str,
+        r: &ResourceRef,
+        shape: impl FnOnce(&Value, &Value) -> Value,
+    ) -> Result<Option<Value>, ProviderError> {
+        Ok(self
+            .get(api, path, &[], &Cancel::new())
+            .await
+            .map_err(|e| at(r, e))?
+            .map(|live| shape(&live, &r.attributes)))
+    }
+
+    /// DELETEs `path` on `api` and waits for its operation (see [`Client::deleted`]).
+    pub(crate) async fn delete(
+        &self,
+        api: Api,
+        path: &str,
+        query: &[(&str, &str)],
+        cancel: &Cancel,
+    ) -> Result<(), ProviderError> {
+        let answer = self
+            .call(
+                api,
+                Method::DELETE,
+                path,
+                query,
+                None,
+                Idempotency::Idempotent,
+                cancel,
+            )
+            .await;
+        self.deleted(api, answer, cancel).await
+    }
+
+    /// A write made from the object as last seen (`seen`, whose etag, settings version or
+    /// metageneration the write sends so as not to overwrite a change made since). When the
+    /// API refuses it for that (412), the object at `path` on `api` is read again and the write
+    /// made again from it, as the client's retry policy allows. `what` names the object.
+    pub(crate) async fn write_fresh<W, F>(
+        &self,
+        api: Api,
+        path: &str,
+        what: &str,
+        seen: Value,
+        cancel: &Cancel,
+        write: W,
+    ) -> Result<Value, ProviderError>
+    where
+        W: Fn(Value) -> F,
+        F: std::future::Future<Output = Result<Value, ProviderError>>,
+    {
+        let seen = std::sync::Mutex::new(seen);
+        retry(&self.policy, Idempotency::Idempotent, cancel, |_| async {
+            let current = seen.lock().map(|s| s.clone()).unwrap_or_default();
+            match write(current).await {
+                Err(e) if e.kind == ErrorKind::PreconditionFailed => {
+                    let live = self.get(api, path, &[], cancel).await?.ok_or_else(|| {
+                        ProviderError::not_found(format!("{what} was deleted meanwhile"))
+                    })?;
+                    if let Ok(mut s) = seen.lock() {
+                        *s = live;
+                    }
+                    Err(ProviderError::retryable(format!(
+                        "{}; read it again",
+                        e.message
+                    )))
+                }
+                other => other,
+            }
+        })
+        .await
+    }
+
+    /// After a delete that answered `answer`: its operation waited for. An object that was
+    /// not there (404) is deleted already.
+    pub(crate) async fn deleted(
+        &self,
+        api: Api,
+        answer: Result<Value, ProviderError>,
+        cancel: &Cancel,
+    ) -> Result<(), ProviderError> {
+        match answer {
+            Ok(op) => self.wait(api, op, cancel).await.map(|_| ()),
+            Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// The request for `path` on `api`: the URL, and the headers that say which API and who
@@ -351,6 +465,76 @@ impl Client {
                 )
                 .await?;
         }
+    }
+}
+
+/// The error, naming the resource.
+pub(crate) fn at(r: &ResourceRef, e: ProviderError) -> ProviderError {
+    ProviderError {
+        message: format!("{}: {}", r.address, e.message),
+        ..e
+    }
+}
+
+/// Whether `value` is safe as one URL path segment: not empty, not `.` or `..`, and only ASCII
+/// letters, digits, `-`, `_`, `.`, `:` (a project id may be domain-scoped, `example.com:p`) or
+/// one of `also`; so it cannot name another path (`/`), start a query (`?`) or escape (`%`).
+pub(crate) fn is_segment(value: &str, also: &[char]) -> bool {
+    !value.is_empty()
+        && value != "."
+        && value != ".."
+        && value.chars().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':') || also.contains(&c)
+        })
+}
+
+/// The attribute `key` of `r`, checked by [`is_segment`]; the error says that `service` (who
+/// would refuse it, e.g. `Cloud SQL`) accepts no such name.
+pub(crate) fn segment<'a>(
+    r: &'a ResourceRef,
+    key: &str,
+    service: &str,
+) -> Result<&'a str, ProviderError> {
+    let value = r.attributes.get(key).and_then(Value::as_str).unwrap_or("");
+    if is_segment(value, &[]) {
+        Ok(value)
+    } else {
+        Err(ProviderError::permanent(format!(
+            "{}: `{key}` is {value:?}, not a name {service} accepts (letters, digits, `-`, `_`, `.`, `:`)",
+            r.address
+        )))
+    }
+}
+
+/// How a write ended, from how it went (`done`: its answer, or the wait for its operation) and
+/// the object read right after it (`live`, in the shape of `r`'s attributes; `None` when it is
+/// not there): the object; or the error, carrying the object when it exists (a failed or
+/// stopped operation may leave one), so that it is recorded. An object missing after a write
+/// that succeeded is a retryable error saying so (`missing`).
+pub(crate) fn settled<T>(
+    r: &ResourceRef,
+    done: Result<T, ProviderError>,
+    live: Result<Option<Value>, ProviderError>,
+    missing: impl FnOnce() -> String,
+) -> Result<Value, ProviderError> {
+    match (done, live) {
+        (Ok(_), Ok(Some(live))) => Ok(live),
+        (Ok(_), Ok(None)) => Err(ProviderError::retryable(format!(
+            "{}: {}",
+            r.address,
+            missing()
+        ))),
+        (Ok(_), Err(e)) | (Err(e), Ok(None) | Err(_)) => Err(at(r, e)),
+        (Err(e), Ok(Some(live))) => Err(at(r, e).with_existing(live)),
+    }
+}
+
+/// A read's answer with a 404 as `None`: the object is gone.
+pub(crate) fn found(answer: Result<Value, ProviderError>) -> Result<Option<Value>, ProviderError> {
+    match answer {
+        Ok(live) => Ok(Some(live)),
+        Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
     }
 }
 

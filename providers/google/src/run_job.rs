@@ -11,11 +11,11 @@
 
 use reqwest::Method;
 use serde_json::{Map, Value, json};
-use std::sync::Mutex;
-use weir_provider_sdk::retry::{Idempotency, retry};
+use weir_provider_sdk::retry::Idempotency;
 use weir_provider_sdk::{Cancel, ErrorKind, ProviderError, ResourceRef};
 
-use crate::rest::{Api, Client};
+use crate::ownership::{LABELS, made_for_deployment};
+use crate::rest::{Api, Client, at, segment, settled};
 use crate::schemas::{
     output_only,
     types::{CLOUD_RUN_JOB, CLOUD_RUN_SERVICE},
@@ -36,55 +36,36 @@ pub(crate) struct Kind {
     noun: &'static str,
 }
 
-const JOB: Kind = Kind {
+pub(crate) const JOB: Kind = Kind {
     type_name: CLOUD_RUN_JOB,
     collection: "jobs",
     id_parameter: "jobId",
     noun: "Cloud Run job",
 };
 
-const SERVICE: Kind = Kind {
+pub(crate) const SERVICE: Kind = Kind {
     type_name: CLOUD_RUN_SERVICE,
     collection: "services",
     id_parameter: "serviceId",
     noun: "Cloud Run service",
 };
 
-/// The attribute `key` of `r`, checked to be safe as one URL path segment: refuses anything
-/// that could name another path (`/`, `?`, `%`, `..`, empty).
-pub(crate) fn segment(r: &ResourceRef, key: &str) -> Result<String, ProviderError> {
-    let value = r.attributes.get(key).and_then(Value::as_str).unwrap_or("");
-    let safe = !value.is_empty()
-        && value != "."
-        && value != ".."
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
-    if safe {
-        Ok(value.to_owned())
-    } else {
-        Err(ProviderError::permanent(format!(
-            "{}: `{key}` is {value:?}, not a name Google accepts (letters, digits, `-`, `_`, `.`, `:`)",
-            r.address
-        )))
-    }
-}
-
 /// Where a job or service lives, from its attributes.
-struct ObjectName {
-    kind: &'static Kind,
+struct ObjectName<'k> {
+    kind: &'k Kind,
     project: String,
     location: String,
     id: String,
 }
 
-impl ObjectName {
-    fn of(kind: &'static Kind, r: &ResourceRef) -> Result<ObjectName, ProviderError> {
+impl<'k> ObjectName<'k> {
+    fn of(kind: &'k Kind, r: &ResourceRef) -> Result<ObjectName<'k>, ProviderError> {
+        let part = |key| segment(r, key, "Google").map(str::to_owned);
         Ok(ObjectName {
             kind,
-            project: segment(r, "project")?,
-            location: segment(r, "location")?,
-            id: segment(r, "name")?,
+            project: part("project")?,
+            location: part("location")?,
+            id: part("name")?,
         })
     }
 
@@ -101,138 +82,69 @@ impl ObjectName {
     }
 }
 
-/// Implements [`crate::Applier`] for a unit struct by the functions below, with its [`Kind`].
-macro_rules! applier {
-    ($(#[$doc:meta])* $name:ident, $kind:expr) => {
-        $(#[$doc])*
-        pub(crate) struct $name;
-
-        #[async_trait::async_trait]
-        impl crate::Applier for $name {
-            async fn read(
-                &self,
-                client: &Client,
-                r: &ResourceRef,
-            ) -> Result<Option<Value>, ProviderError> {
-                read(&$kind, client, r).await
-            }
-            async fn create(
-                &self,
-                client: &Client,
-                r: &ResourceRef,
-                cancel: &Cancel,
-            ) -> Result<Value, ProviderError> {
-                create(&$kind, client, r, cancel).await
-            }
-            async fn update(
-                &self,
-                client: &Client,
-                prior: &Value,
-                r: &ResourceRef,
-                cancel: &Cancel,
-            ) -> Result<Value, ProviderError> {
-                update(&$kind, client, prior, r, cancel).await
-            }
-            async fn delete(
-                &self,
-                client: &Client,
-                r: &ResourceRef,
-                cancel: &Cancel,
-            ) -> Result<(), ProviderError> {
-                delete(&$kind, client, r, cancel).await
-            }
-        }
-    };
-}
-
-applier!(
-    /// Applies `google_cloud_run_v2_job`.
-    RunJob,
-    JOB
-);
-applier!(
-    /// Applies `google_cloud_run_v2_service`.
-    RunService,
-    SERVICE
-);
-
-/// The live object, in the shape of `r`'s attributes; `None` when it is gone.
-async fn read(
-    kind: &'static Kind,
-    client: &Client,
-    r: &ResourceRef,
-) -> Result<Option<Value>, ProviderError> {
-    let name = ObjectName::of(kind, r)?;
-    Ok(get(client, &name, &Cancel::new())
-        .await?
-        .map(|live| to_attributes(kind, &live, &r.attributes)))
-}
-
-async fn create(
-    kind: &'static Kind,
-    client: &Client,
-    r: &ResourceRef,
-    cancel: &Cancel,
-) -> Result<Value, ProviderError> {
-    let name = ObjectName::of(kind, r)?;
-    let body = body(kind, &r.attributes);
-    // A repeated create is safe: an object already made by an attempt whose answer was lost
-    // answers 409, and it carries weir's labels, so it is adopted below.
-    let created = client
-        .call(
-            Api::Run,
-            Method::POST,
-            &format!("/v2/{}/{}", name.parent(), kind.collection),
-            &[(kind.id_parameter, name.id.as_str())],
-            Some(&body),
-            Idempotency::Idempotent,
-            cancel,
-        )
-        .await;
-    match created {
-        Ok(op) => finish(client, r, &name, op, cancel).await,
-        Err(e) if e.kind == ErrorKind::Conflict => adopt(client, r, &name, cancel, e).await,
-        Err(e) => Err(at(r, e)),
-    }
-}
-
-async fn update(
-    kind: &'static Kind,
-    client: &Client,
-    prior: &Value,
-    r: &ResourceRef,
-    cancel: &Cancel,
-) -> Result<Value, ProviderError> {
-    let name = ObjectName::of(kind, r)?;
-    patch(client, r, &name, etag_of(prior), cancel).await
-}
-
-async fn delete(
-    kind: &'static Kind,
-    client: &Client,
-    r: &ResourceRef,
-    cancel: &Cancel,
-) -> Result<(), ProviderError> {
-    let name = ObjectName::of(kind, r)?;
-    let deleted = client
-        .call(
-            Api::Run,
-            Method::DELETE,
-            &name.path(),
-            &[],
-            None,
-            Idempotency::Idempotent,
-            cancel,
-        )
-        .await;
-    match deleted {
-        Ok(op) => client
-            .wait(Api::Run, op, cancel)
+/// Applies the Cloud Run type of the kind (`google_cloud_run_v2_job` for [`JOB`],
+/// `google_cloud_run_v2_service` for [`SERVICE`]).
+#[async_trait::async_trait]
+impl crate::Applier for Kind {
+    async fn read(&self, client: &Client, r: &ResourceRef) -> Result<Option<Value>, ProviderError> {
+        let name = ObjectName::of(self, r)?;
+        client
+            .read(Api::Run, &name.path(), r, |live, shape| {
+                to_attributes(self, live, shape)
+            })
             .await
-            .map(|_| ())
-            .map_err(|e| at(r, e)),
-        Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(at(r, e)),
+    }
+
+    async fn create(
+        &self,
+        client: &Client,
+        r: &ResourceRef,
+        cancel: &Cancel,
+    ) -> Result<Value, ProviderError> {
+        let name = ObjectName::of(self, r)?;
+        let body = body(self, &r.attributes);
+        // A repeated create is safe: an object already made by an attempt whose answer was lost
+        // answers 409, and it carries weir's labels, so it is adopted below.
+        let created = client
+            .call(
+                Api::Run,
+                Method::POST,
+                &format!("/v2/{}/{}", name.parent(), self.collection),
+                &[(self.id_parameter, name.id.as_str())],
+                Some(&body),
+                Idempotency::Idempotent,
+                cancel,
+            )
+            .await;
+        match created {
+            Ok(op) => finish(client, r, &name, op, cancel).await,
+            Err(e) if e.kind == ErrorKind::Conflict => adopt(client, r, &name, cancel, e).await,
+            Err(e) => Err(at(r, e)),
+        }
+    }
+
+    async fn update(
+        &self,
+        client: &Client,
+        prior: &Value,
+        r: &ResourceRef,
+        cancel: &Cancel,
+    ) -> Result<Value, ProviderError> {
+        let name = ObjectName::of(self, r)?;
+        patch(client, r, &name, prior, cancel).await
+    }
+
+    async fn delete(
+        &self,
+        client: &Client,
+        r: &ResourceRef,
+        cancel: &Cancel,
+    ) -> Result<(), ProviderError> {
+        let name = ObjectName::of(self, r)?;
+        client
+            .delete(Api::Run, &name.path(), &[], cancel)
+            .await
+            .map_err(|e| at(r, e))
     }
 }
 
@@ -243,21 +155,14 @@ async fn delete(
 async fn adopt(
     client: &Client,
     r: &ResourceRef,
-    name: &ObjectName,
+    name: &ObjectName<'_>,
     cancel: &Cancel,
     conflict: ProviderError,
 ) -> Result<Value, ProviderError> {
-    let Some(live) = get(client, name, cancel).await? else {
+    let Some(live) = client.get(Api::Run, &name.path(), &[], cancel).await? else {
         return Err(at(r, conflict));
     };
-    let label = |v: &Value, key: &str| {
-        v.pointer(&format!("/labels/{key}"))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    };
-    let ours = label(&live, "managed-by").as_deref() == Some("weir")
-        && label(&r.attributes, "weir-deployment").is_some()
-        && label(&live, "weir-deployment") == label(&r.attributes, "weir-deployment");
+    let ours = made_for_deployment(&live, &r.attributes, LABELS);
     if !ours {
         return Err(ProviderError::conflict(format!(
             "{}: the {} {} already exists and weir did not create it for this deployment (its labels `managed-by` and `weir-deployment` do not say so)",
@@ -270,60 +175,51 @@ async fn adopt(
             name.kind.noun
         )));
     }
-    patch(client, r, name, etag_of(&live), cancel).await
+    patch(client, r, name, &live, cancel).await
 }
 
-/// PATCHes the object to `r`'s attributes with `etag`; on 412 reads the job again and retries
-/// with its new etag. The PATCH carries the whole body (no `updateMask`), so that fields
-/// weir dropped return to the API's defaults.
+/// PATCHes the object to `r`'s attributes with the etag of `seen` (the object as last read or
+/// recorded); on 412 reads it again and retries with its new etag. The PATCH carries the whole
+/// body (no `updateMask`), so that fields weir dropped return to the API's defaults.
 async fn patch(
     client: &Client,
     r: &ResourceRef,
-    name: &ObjectName,
-    etag: Option<String>,
+    name: &ObjectName<'_>,
+    seen: &Value,
     cancel: &Cancel,
 ) -> Result<Value, ProviderError> {
-    let etag = Mutex::new(etag);
-    let op = retry(
-        client.policy(),
-        Idempotency::Idempotent,
-        cancel,
-        |_| async {
-            let mut body = body(name.kind, &r.attributes);
-            body["name"] = json!(name.full());
-            if let Some(etag) = etag.lock().ok().and_then(|e| e.clone()) {
-                body["etag"] = json!(etag);
-            }
-            let answer = client
-                .call(
-                    Api::Run,
-                    Method::PATCH,
-                    &name.path(),
-                    &[],
-                    Some(&body),
-                    Idempotency::Idempotent,
-                    cancel,
-                )
-                .await;
-            match answer {
-                Err(e) if e.kind == ErrorKind::PreconditionFailed => {
-                    let live = get(client, name, cancel).await?.ok_or_else(|| {
-                        ProviderError::not_found(format!("{} was deleted meanwhile", name.full()))
-                    })?;
-                    if let Ok(mut e) = etag.lock() {
-                        *e = etag_of(&live);
-                    }
-                    Err(ProviderError::retryable(format!(
-                        "{}; read it again",
-                        e.message
-                    )))
+    let path = name.path();
+    let op = client
+        .write_fresh(
+            Api::Run,
+            &path,
+            &name.full(),
+            seen.clone(),
+            cancel,
+            |seen| {
+                let mut body = body(name.kind, &r.attributes);
+                body["name"] = json!(name.full());
+                if let Some(etag) = etag_of(&seen) {
+                    body["etag"] = json!(etag);
                 }
-                other => other,
-            }
-        },
-    )
-    .await
-    .map_err(|e| at(r, e))?;
+                let path = &path;
+                async move {
+                    client
+                        .call(
+                            Api::Run,
+                            Method::PATCH,
+                            path,
+                            &[],
+                            Some(&body),
+                            Idempotency::Idempotent,
+                            cancel,
+                        )
+                        .await
+                }
+            },
+        )
+        .await
+        .map_err(|e| at(r, e))?;
     finish(client, r, name, op, cancel).await
 }
 
@@ -332,50 +228,23 @@ async fn patch(
 async fn finish(
     client: &Client,
     r: &ResourceRef,
-    name: &ObjectName,
+    name: &ObjectName<'_>,
     op: Value,
     cancel: &Cancel,
 ) -> Result<Value, ProviderError> {
     let waited = client.wait(Api::Run, op, cancel).await;
     // Read even when cancelled: one short call, so that what exists gets recorded.
-    let live = get(client, name, &Cancel::new()).await;
-    match (waited, live) {
-        (Ok(_), Ok(Some(live))) => Ok(to_attributes(name.kind, &live, &r.attributes)),
-        (Ok(_), Ok(None)) => Err(ProviderError::retryable(format!(
-            "{}: the operation finished but the {} {} is not there",
-            r.address,
+    let live = client
+        .get(Api::Run, &name.path(), &[], &Cancel::new())
+        .await;
+    let live = live.map(|o| o.map(|live| to_attributes(name.kind, &live, &r.attributes)));
+    settled(r, waited, live, || {
+        format!(
+            "the operation finished but the {} {} is not there",
             name.kind.noun,
             name.full()
-        ))),
-        (Ok(_), Err(e)) => Err(at(r, e)),
-        (Err(e), Ok(Some(live))) => {
-            Err(at(r, e).with_existing(to_attributes(name.kind, &live, &r.attributes)))
-        }
-        (Err(e), _) => Err(at(r, e)),
-    }
-}
-
-async fn get(
-    client: &Client,
-    name: &ObjectName,
-    cancel: &Cancel,
-) -> Result<Option<Value>, ProviderError> {
-    match client
-        .call(
-            Api::Run,
-            Method::GET,
-            &name.path(),
-            &[],
-            None,
-            Idempotency::Idempotent,
-            cancel,
         )
-        .await
-    {
-        Ok(live) => Ok(Some(live)),
-        Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
+    })
 }
 
 /// The API's body for the attributes: without the path parameters and the output-only fields.
@@ -391,14 +260,6 @@ fn body(kind: &Kind, attributes: &Value) -> Value {
 
 fn etag_of(value: &Value) -> Option<String> {
     value.get("etag").and_then(Value::as_str).map(str::to_owned)
-}
-
-/// The error, naming the resource.
-pub(crate) fn at(r: &ResourceRef, e: ProviderError) -> ProviderError {
-    ProviderError {
-        message: format!("{}: {}", r.address, e.message),
-        ..e
-    }
 }
 
 /// The live object in the shape of `shape` (the attributes weir recorded or plans): only the fields

@@ -22,8 +22,9 @@ use serde_json::{Map, Value, json};
 use weir_provider_sdk::retry::Idempotency;
 use weir_provider_sdk::{Cancel, ErrorKind, ProviderError, ResourceRef};
 
-use crate::rest::{Api, Client};
-use crate::run_job::{at, project};
+use crate::ownership::{LABELS, made_for_deployment};
+use crate::rest::{Api, Client, at, is_segment, segment};
+use crate::run_job::project;
 use crate::schemas::output_only;
 use crate::schemas::types::{SECRET, SECRET_VERSION};
 
@@ -38,29 +39,9 @@ const MAX_GENERATED: u64 = 1024;
 /// What a generated password is made of: safe inside a URL or a shell word unquoted.
 const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
-/// Whether `value` is safe as one URL path segment (a project or secret id, a version number).
-pub(crate) fn is_segment(value: &str) -> bool {
-    !value.is_empty()
-        && value != "."
-        && value != ".."
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
-}
-
 /// `projects/<p>/secrets/<s>` from `r`'s `project` and `secretId`.
 fn secret_name(r: &ResourceRef) -> Result<String, ProviderError> {
-    let part = |key: &str| -> Result<&str, ProviderError> {
-        let value = r.attributes.get(key).and_then(Value::as_str).unwrap_or("");
-        if is_segment(value) {
-            Ok(value)
-        } else {
-            Err(ProviderError::permanent(format!(
-                "{}: `{key}` is {value:?}, not a name Secret Manager accepts (letters, digits, `-`, `_`, `.`, `:`)",
-                r.address
-            )))
-        }
-    };
+    let part = |key| segment(r, key, "Secret Manager");
     Ok(format!(
         "projects/{}/secrets/{}",
         part("project")?,
@@ -81,7 +62,7 @@ pub(crate) fn checked_name(
         && parts[0] == "projects"
         && parts[2] == "secrets"
         && (more == 0 || parts[4] == "versions")
-        && parts.iter().all(|p| is_segment(p));
+        && parts.iter().all(|p| is_segment(p, &[]));
     if ok {
         Ok(())
     } else {
@@ -96,23 +77,17 @@ pub(crate) fn checked_name(
     }
 }
 
+/// The secret or version `name` (`projects/<p>/secrets/<s>[/versions/<v>]`); `None` when it
+/// is gone.
 async fn get(client: &Client, name: &str) -> Result<Option<Value>, ProviderError> {
-    let answer = client
-        .call(
+    client
+        .get(
             Api::SecretManager,
-            Method::GET,
             &format!("/v1/{name}"),
             &[],
-            None,
-            Idempotency::Idempotent,
             &Cancel::new(),
         )
-        .await;
-    match answer {
-        Ok(live) => Ok(Some(live)),
-        Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
+        .await
 }
 
 /// The live secret in the shape of `shape`: the fields weir manages, the output-only ones,
@@ -151,10 +126,14 @@ fn secret_body(attributes: &Value) -> Value {
 impl crate::Applier for Secret {
     async fn read(&self, client: &Client, r: &ResourceRef) -> Result<Option<Value>, ProviderError> {
         let name = secret_name(r)?;
-        Ok(get(client, &name)
+        client
+            .read(
+                Api::SecretManager,
+                &format!("/v1/{name}"),
+                r,
+                secret_attributes,
+            )
             .await
-            .map_err(|e| at(r, e))?
-            .map(|live| secret_attributes(&live, &r.attributes)))
     }
 
     async fn create(
@@ -182,18 +161,8 @@ impl crate::Applier for Secret {
                 // A secret already there is adopted only when weir made it for this deployment
                 // (an attempt whose answer was lost); otherwise it belongs to someone else.
                 let live = get(client, &name).await.map_err(|e| at(r, e))?;
-                let label = |v: &Value, key: &str| {
-                    v.pointer(&format!("/labels/{key}"))
-                        .and_then(Value::as_str)
-                        .map(str::to_owned)
-                };
                 match live {
-                    Some(live)
-                        if label(&live, "managed-by").as_deref() == Some("weir")
-                            && label(&r.attributes, "weir-deployment").is_some()
-                            && label(&live, "weir-deployment")
-                                == label(&r.attributes, "weir-deployment") =>
-                    {
+                    Some(live) if made_for_deployment(&live, &r.attributes, LABELS) => {
                         patch(client, r, &name, cancel).await
                     }
                     _ => Err(ProviderError::conflict(format!(
@@ -225,22 +194,10 @@ impl crate::Applier for Secret {
         cancel: &Cancel,
     ) -> Result<(), ProviderError> {
         let name = secret_name(r)?;
-        let deleted = client
-            .call(
-                Api::SecretManager,
-                Method::DELETE,
-                &format!("/v1/{name}"),
-                &[],
-                None,
-                Idempotency::Idempotent,
-                cancel,
-            )
-            .await;
-        match deleted {
-            Ok(_) => Ok(()),
-            Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(at(r, e)),
-        }
+        client
+            .delete(Api::SecretManager, &format!("/v1/{name}"), &[], cancel)
+            .await
+            .map_err(|e| at(r, e))
     }
 }
 
@@ -478,17 +435,8 @@ impl crate::Applier for SecretVersion {
         Ok(out)
     }
 
-    async fn update(
-        &self,
-        _client: &Client,
-        _prior: &Value,
-        r: &ResourceRef,
-        _cancel: &Cancel,
-    ) -> Result<Value, ProviderError> {
-        Err(ProviderError::permanent(format!(
-            "{}: a secret version cannot change; a new value is a new version (a replacement)",
-            r.address
-        )))
+    fn unchangeable(&self) -> &'static str {
+        "a secret version cannot change; a new value is a new version (a replacement)"
     }
 
     async fn delete(

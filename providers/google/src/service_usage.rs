@@ -9,10 +9,9 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 use weir_provider_sdk::retry::Idempotency;
-use weir_provider_sdk::{Cancel, ErrorKind, ProviderError, ResourceRef};
+use weir_provider_sdk::{Cancel, ProviderError, ResourceRef};
 
-use crate::rest::{Api, Client};
-use crate::run_job::{at, segment};
+use crate::rest::{Api, Client, at, segment, settled};
 
 /// Applies `google_project_service`.
 pub(crate) struct ProjectService;
@@ -21,30 +20,22 @@ pub(crate) struct ProjectService;
 fn path(r: &ResourceRef) -> Result<String, ProviderError> {
     Ok(format!(
         "/v1/projects/{}/services/{}",
-        segment(r, "project")?,
-        segment(r, "service")?
+        segment(r, "project", "Google")?,
+        segment(r, "service", "Google")?
     ))
 }
 
-/// `r`'s attributes when the API's state is `ENABLED`; `None` when it is disabled or unknown.
+/// `r`'s attributes when the API at `path` (`r`'s, checked) is `ENABLED`; `None` when it is
+/// disabled or unknown. Errors do not name `r`.
 async fn enabled(
     client: &Client,
     r: &ResourceRef,
+    path: &str,
     cancel: &Cancel,
 ) -> Result<Option<Value>, ProviderError> {
-    let got = client
-        .call(
-            Api::ServiceUsage,
-            Method::GET,
-            &path(r)?,
-            &[],
-            None,
-            Idempotency::Idempotent,
-            cancel,
-        )
-        .await;
+    let got = client.get(Api::ServiceUsage, path, &[], cancel).await;
     match got {
-        Ok(live) if live.get("state").and_then(Value::as_str) == Some("ENABLED") => {
+        Ok(Some(live)) if live.get("state").and_then(Value::as_str) == Some("ENABLED") => {
             // The API names the project by number: keep the attributes as weir wrote them.
             Ok(Some(json!({
                 "project": r.attributes.get("project"),
@@ -52,19 +43,19 @@ async fn enabled(
             })))
         }
         Ok(_) => Ok(None),
-        Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(at(r, e)),
+        Err(e) => Err(e),
     }
 }
 
 /// Enables the API and waits for it. When the wait fails or stops but the API is enabled,
 /// the error carries the attributes, so that it is recorded.
 async fn enable(client: &Client, r: &ResourceRef, cancel: &Cancel) -> Result<Value, ProviderError> {
+    let path = path(r)?;
     let op = client
         .call(
             Api::ServiceUsage,
             Method::POST,
-            &format!("{}:enable", path(r)?),
+            &format!("{path}:enable"),
             &[],
             Some(&json!({})),
             Idempotency::Idempotent,
@@ -74,23 +65,21 @@ async fn enable(client: &Client, r: &ResourceRef, cancel: &Cancel) -> Result<Val
         .map_err(|e| at(r, e))?;
     let waited = client.wait(Api::ServiceUsage, op, cancel).await;
     // Read even when cancelled: one short call, so that what exists gets recorded.
-    let live = enabled(client, r, &Cancel::new()).await;
-    match (waited, live) {
-        (Ok(_), Ok(Some(attributes))) => Ok(attributes),
-        (Ok(_), Ok(None)) => Err(ProviderError::retryable(format!(
-            "{}: the operation enabling {} finished but the API is not enabled",
-            r.address, r.attributes["service"]
-        ))),
-        (Ok(_), Err(e)) => Err(e),
-        (Err(e), Ok(Some(attributes))) => Err(at(r, e).with_existing(attributes)),
-        (Err(e), _) => Err(at(r, e)),
-    }
+    let live = enabled(client, r, &path, &Cancel::new()).await;
+    settled(r, waited, live, || {
+        format!(
+            "the operation enabling {} finished but the API is not enabled",
+            r.attributes["service"]
+        )
+    })
 }
 
 #[async_trait::async_trait]
 impl crate::Applier for ProjectService {
     async fn read(&self, client: &Client, r: &ResourceRef) -> Result<Option<Value>, ProviderError> {
-        enabled(client, r, &Cancel::new()).await
+        enabled(client, r, &path(r)?, &Cancel::new())
+            .await
+            .map_err(|e| at(r, e))
     }
 
     async fn create(

@@ -18,15 +18,15 @@
 
 use reqwest::Method;
 use serde_json::{Map, Value, json};
-use std::sync::Mutex;
-use weir_provider_sdk::retry::{Idempotency, retry};
+use weir_provider_sdk::retry::Idempotency;
 use weir_provider_sdk::{Cancel, ErrorKind, ProviderError, ResourceRef};
 
-use crate::rest::{Api, Client};
-use crate::run_job::{at, project};
+use crate::ownership::{SQL_USER_LABELS, made_for_deployment, managed_by_weir};
+use crate::rest::{Api, Client, at, settled};
+use crate::run_job::project;
 use crate::schemas::output_only;
 use crate::schemas::types::SQL_INSTANCE;
-use crate::secret::{access, checked_name, is_segment};
+use crate::secret::{access, checked_name};
 
 /// Applies `google_sql_database_instance`.
 pub(crate) struct SqlInstance;
@@ -39,15 +39,7 @@ pub(crate) struct SqlUser;
 
 /// The attribute `key` of `r`, checked to be one URL path segment.
 fn segment<'a>(r: &'a ResourceRef, key: &str) -> Result<&'a str, ProviderError> {
-    let value = r.attributes.get(key).and_then(Value::as_str).unwrap_or("");
-    if is_segment(value) {
-        Ok(value)
-    } else {
-        Err(ProviderError::permanent(format!(
-            "{}: `{key}` is {value:?}, not a name Cloud SQL accepts (letters, digits, `-`, `_`, `.`, `:`)",
-            r.address
-        )))
-    }
+    crate::rest::segment(r, key, "Cloud SQL")
 }
 
 /// `/v1/projects/<p>/instances/<i>`, from `r`'s `project` and `instance_key`.
@@ -94,26 +86,6 @@ fn set_path(value: &mut Value, path: &str, v: Value) {
     }
 }
 
-/// GETs `path` on Cloud SQL; `None` on 404.
-async fn get(client: &Client, path: &str, cancel: &Cancel) -> Result<Option<Value>, ProviderError> {
-    match client
-        .call(
-            Api::SqlAdmin,
-            Method::GET,
-            path,
-            &[],
-            None,
-            Idempotency::Idempotent,
-            cancel,
-        )
-        .await
-    {
-        Ok(live) => Ok(Some(live)),
-        Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
 /// Waits for a write's operation, then reads the object at `path` and brings it to `r`'s shape
 /// with `shape_of`. When the operation failed or the wait stopped but the object exists, the
 /// error carries its attributes, so that it is recorded.
@@ -127,48 +99,11 @@ async fn finish(
 ) -> Result<Value, ProviderError> {
     let waited = client.wait(Api::SqlAdmin, op, cancel).await;
     // Read even when cancelled: one short call, so that what exists gets recorded.
-    let live = get(client, path, &Cancel::new()).await;
-    match (waited, live) {
-        (Ok(_), Ok(Some(live))) => Ok(shape_of(&live, &r.attributes)),
-        (Ok(_), Ok(None)) => Err(ProviderError::retryable(format!(
-            "{}: the operation finished but {path} is not there",
-            r.address
-        ))),
-        (Ok(_), Err(e)) => Err(at(r, e)),
-        (Err(e), Ok(Some(live))) => Err(at(r, e).with_existing(shape_of(&live, &r.attributes))),
-        (Err(e), _) => Err(at(r, e)),
-    }
-}
-
-/// Sends a write and waits for its operation (for deletes: nothing to read afterwards). A
-/// missing object is already deleted.
-async fn delete_at(
-    client: &Client,
-    r: &ResourceRef,
-    path: &str,
-    query: &[(&str, &str)],
-    cancel: &Cancel,
-) -> Result<(), ProviderError> {
-    let deleted = client
-        .call(
-            Api::SqlAdmin,
-            Method::DELETE,
-            path,
-            query,
-            None,
-            Idempotency::Idempotent,
-            cancel,
-        )
-        .await;
-    match deleted {
-        Ok(op) => client
-            .wait(Api::SqlAdmin, op, cancel)
-            .await
-            .map(|_| ())
-            .map_err(|e| at(r, e)),
-        Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(at(r, e)),
-    }
+    let live = client.get(Api::SqlAdmin, path, &[], &Cancel::new()).await;
+    let live = live.map(|o| o.map(|live| shape_of(&live, &r.attributes)));
+    settled(r, waited, live, || {
+        format!("the operation finished but {path} is not there")
+    })
 }
 
 // ---- instances ----
@@ -220,75 +155,49 @@ fn settings_version(value: &Value) -> Option<Value> {
         .cloned()
 }
 
-/// PATCHes the instance to `r`'s attributes, with `version` (the settings version the change
-/// was planned against) so that a concurrent change is not overwritten; on 412 reads the
-/// instance again and retries with its current version.
+/// PATCHes the instance to `r`'s attributes, with the settings version of `seen` (the instance
+/// the change was planned against) so that a concurrent change is not overwritten; on 412 reads
+/// the instance again and retries with its current version.
 async fn patch_instance(
     client: &Client,
     r: &ResourceRef,
-    version: Option<Value>,
+    seen: &Value,
     cancel: &Cancel,
 ) -> Result<Value, ProviderError> {
     let path = instance_path(r, "name")?;
-    let version = Mutex::new(version);
-    let op = retry(
-        client.policy(),
-        Idempotency::Idempotent,
-        cancel,
-        |_| async {
+    let op = client
+        .write_fresh(Api::SqlAdmin, &path, &path, seen.clone(), cancel, |seen| {
             let mut body = instance_body(&r.attributes);
-            if let Some(v) = version.lock().ok().and_then(|v| v.clone()) {
+            if let Some(v) = settings_version(&seen) {
                 set_path(&mut body, "settings.settingsVersion", v);
             }
-            let answer = client
-                .call(
-                    Api::SqlAdmin,
-                    Method::PATCH,
-                    &path,
-                    &[],
-                    Some(&body),
-                    Idempotency::Idempotent,
-                    cancel,
-                )
-                .await;
-            match answer {
-                Err(e) if e.kind == ErrorKind::PreconditionFailed => {
-                    let live = get(client, &path, cancel).await?.ok_or_else(|| {
-                        ProviderError::not_found(format!("{path} was deleted meanwhile"))
-                    })?;
-                    if let Ok(mut v) = version.lock() {
-                        *v = settings_version(&live);
-                    }
-                    Err(ProviderError::retryable(format!(
-                        "{}; read it again",
-                        e.message
-                    )))
-                }
-                other => other,
+            let path = &path;
+            async move {
+                client
+                    .call(
+                        Api::SqlAdmin,
+                        Method::PATCH,
+                        path,
+                        &[],
+                        Some(&body),
+                        Idempotency::Idempotent,
+                        cancel,
+                    )
+                    .await
             }
-        },
-    )
-    .await
-    .map_err(|e| at(r, e))?;
+        })
+        .await
+        .map_err(|e| at(r, e))?;
     finish(client, r, &path, op, cancel, instance_attributes).await
-}
-
-/// The value of the label `key` in an instance's `settings.userLabels`.
-fn user_label(instance: &Value, key: &str) -> Option<String> {
-    instance
-        .pointer(&format!("/settings/userLabels/{key}"))
-        .and_then(Value::as_str)
-        .map(str::to_owned)
 }
 
 #[async_trait::async_trait]
 impl crate::Applier for SqlInstance {
     async fn read(&self, client: &Client, r: &ResourceRef) -> Result<Option<Value>, ProviderError> {
         let path = instance_path(r, "name")?;
-        Ok(get(client, &path, &Cancel::new())
+        client
+            .read(Api::SqlAdmin, &path, r, instance_attributes)
             .await
-            .map_err(|e| at(r, e))?
-            .map(|live| instance_attributes(&live, &r.attributes)))
     }
 
     async fn create(
@@ -317,20 +226,21 @@ impl crate::Applier for SqlInstance {
             Err(e) if e.kind == ErrorKind::Conflict => e,
             Err(e) => return Err(at(r, e)),
         };
-        let Some(live) = get(client, &path, cancel).await.map_err(|e| at(r, e))? else {
+        let Some(live) = client
+            .get(Api::SqlAdmin, &path, &[], cancel)
+            .await
+            .map_err(|e| at(r, e))?
+        else {
             return Err(at(r, conflict));
         };
-        let ours = user_label(&live, "managed-by").as_deref() == Some("weir")
-            && user_label(&r.attributes, "weir-deployment").is_some()
-            && user_label(&live, "weir-deployment") == user_label(&r.attributes, "weir-deployment");
-        if !ours {
+        if !made_for_deployment(&live, &r.attributes, SQL_USER_LABELS) {
             return Err(ProviderError::conflict(format!(
                 "{}: the Cloud SQL instance {path} already exists and weir did not create it for this deployment (its `settings.userLabels` `managed-by` and `weir-deployment` do not say so)",
                 r.address
             ))
             .with_help("delete or rename that instance, or give this deployment another name"));
         }
-        patch_instance(client, r, settings_version(&live), cancel).await
+        patch_instance(client, r, &live, cancel).await
     }
 
     async fn update(
@@ -340,7 +250,7 @@ impl crate::Applier for SqlInstance {
         r: &ResourceRef,
         cancel: &Cancel,
     ) -> Result<Value, ProviderError> {
-        patch_instance(client, r, settings_version(prior), cancel).await
+        patch_instance(client, r, prior, cancel).await
     }
 
     async fn delete(
@@ -357,7 +267,10 @@ impl crate::Applier for SqlInstance {
             ))
             .with_help("first run `weir apply` with `prevent_destroy = false` in the deployment's `lifecycle` block and no other change to this instance (that turns its deletion protection off in place), then run this again"));
         }
-        delete_at(client, r, &path, &[], cancel).await
+        client
+            .delete(Api::SqlAdmin, &path, &[], cancel)
+            .await
+            .map_err(|e| at(r, e))
     }
 }
 
@@ -373,9 +286,12 @@ async fn in_weirs_instance(
     cancel: &Cancel,
 ) -> Result<(), ProviderError> {
     let path = instance_path(r, "instance")?;
-    let live = get(client, &path, cancel).await.map_err(|e| at(r, e))?;
+    let live = client
+        .get(Api::SqlAdmin, &path, &[], cancel)
+        .await
+        .map_err(|e| at(r, e))?;
     match live {
-        Some(live) if user_label(&live, "managed-by").as_deref() == Some("weir") => Ok(()),
+        Some(live) if managed_by_weir(&live, SQL_USER_LABELS) => Ok(()),
         Some(_) => Err(ProviderError::conflict(format!(
             "{}: the {what} already exists in the Cloud SQL instance {path}, which weir did not create (its `settings.userLabels` do not say `managed-by = weir`)",
             r.address
@@ -414,10 +330,9 @@ fn database_attributes(live: &Value, shape: &Value) -> Value {
 impl crate::Applier for SqlDatabase {
     async fn read(&self, client: &Client, r: &ResourceRef) -> Result<Option<Value>, ProviderError> {
         let path = database_path(r)?;
-        Ok(get(client, &path, &Cancel::new())
+        client
+            .read(Api::SqlAdmin, &path, r, database_attributes)
             .await
-            .map_err(|e| at(r, e))?
-            .map(|live| database_attributes(&live, &r.attributes)))
     }
 
     async fn create(
@@ -449,7 +364,8 @@ impl crate::Applier for SqlDatabase {
             Err(e) if e.kind == ErrorKind::Conflict => {
                 in_weirs_instance(client, r, "database", e, cancel).await?;
                 // Nothing of a database weir manages changes in place: adopting it is reading it.
-                get(client, &path, cancel)
+                client
+                    .get(Api::SqlAdmin, &path, &[], cancel)
                     .await
                     .map_err(|e| at(r, e))?
                     .map(|live| database_attributes(&live, &r.attributes))
@@ -464,17 +380,8 @@ impl crate::Applier for SqlDatabase {
         }
     }
 
-    async fn update(
-        &self,
-        _client: &Client,
-        _prior: &Value,
-        r: &ResourceRef,
-        _cancel: &Cancel,
-    ) -> Result<Value, ProviderError> {
-        Err(ProviderError::permanent(format!(
-            "{}: a Cloud SQL database has nothing weir changes in place; a change replaces it",
-            r.address
-        )))
+    fn unchangeable(&self) -> &'static str {
+        "a Cloud SQL database has nothing weir changes in place; a change replaces it"
     }
 
     async fn delete(
@@ -484,7 +391,10 @@ impl crate::Applier for SqlDatabase {
         cancel: &Cancel,
     ) -> Result<(), ProviderError> {
         let path = database_path(r)?;
-        delete_at(client, r, &path, &[], cancel).await
+        client
+            .delete(Api::SqlAdmin, &path, &[], cancel)
+            .await
+            .map_err(|e| at(r, e))
     }
 }
 
@@ -577,10 +487,14 @@ async fn write_user(
 impl crate::Applier for SqlUser {
     async fn read(&self, client: &Client, r: &ResourceRef) -> Result<Option<Value>, ProviderError> {
         let (users, name) = users_path(r)?;
-        Ok(get(client, &format!("{users}/{name}"), &Cancel::new())
+        client
+            .read(
+                Api::SqlAdmin,
+                &format!("{users}/{name}"),
+                r,
+                user_attributes,
+            )
             .await
-            .map_err(|e| at(r, e))?
-            .map(|live| user_attributes(&live, &r.attributes)))
     }
 
     async fn create(
@@ -616,7 +530,10 @@ impl crate::Applier for SqlUser {
         cancel: &Cancel,
     ) -> Result<(), ProviderError> {
         let (users, name) = users_path(r)?;
-        delete_at(client, r, &users, &[("name", name)], cancel).await
+        client
+            .delete(Api::SqlAdmin, &users, &[("name", name)], cancel)
+            .await
+            .map_err(|e| at(r, e))
     }
 }
 

@@ -135,11 +135,9 @@ fn serve(
     target: &Target<'_>,
 ) -> Option<(u16, Value)> {
     let request_id = request
-        .query
-        .iter()
-        .find(|(k, _)| k == "requestId")
-        .map(|(_, v)| v.clone())
-        .filter(|id| !id.is_empty());
+        .query_value("requestId")
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned);
     if let Some(n) = request_id.as_ref().and_then(|id| store.by_request.get(id)) {
         // The same request again: its operation, nothing done twice.
         return Some((200, store.operations[n].view()));
@@ -745,18 +743,6 @@ fn compute_error(code: u16, status: &str, reason: &str, message: String) -> (u16
 mod tests {
     use super::*;
 
-    fn request(method: &str, path: &str, query: &[(&str, &str)], body: Option<Value>) -> Request {
-        Request {
-            method: method.into(),
-            path: path.into(),
-            query: query
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-            body,
-        }
-    }
-
     const BASE: &str = "/compute/v1/projects/p/zones/us-central1-a";
 
     fn vm() -> Value {
@@ -775,7 +761,7 @@ mod tests {
     #[test]
     fn the_same_request_id_answers_the_same_operation_and_makes_one_instance() {
         let mut store = Store::default();
-        let insert = request(
+        let insert = Request::of(
             "POST",
             &format!("{BASE}/instances"),
             &[("requestId", "r1")],
@@ -786,7 +772,7 @@ mod tests {
         assert_eq!((s1, s2), (200, 200));
         assert_eq!(op1["name"], op2["name"]);
         assert_eq!(store.instances.len(), 1);
-        let other = request(
+        let other = Request::of(
             "POST",
             &format!("{BASE}/instances"),
             &[("requestId", "r2")],
@@ -798,15 +784,15 @@ mod tests {
     #[test]
     fn a_stale_fingerprint_is_412_and_the_machine_type_changes_only_when_stopped() {
         let mut store = Store::default();
-        let insert = request("POST", &format!("{BASE}/instances"), &[], Some(vm()));
+        let insert = Request::of("POST", &format!("{BASE}/instances"), &[], Some(vm()));
         call(&mut store, "compute.instances.insert", insert);
-        let get = request("GET", &format!("{BASE}/instances/vm"), &[], None);
+        let get = Request::of("GET", &format!("{BASE}/instances/vm"), &[], None);
         let (_, live) = call(&mut store, "compute.instances.get", get.clone());
         assert_eq!(live["status"], "RUNNING");
         assert!(live["disks"][0].get("initializeParams").is_none());
         let fp = live["metadata"]["fingerprint"].clone();
         let set = |fp: &Value| {
-            request(
+            Request::of(
                 "POST",
                 &format!("{BASE}/instances/vm/setMetadata"),
                 &[],
@@ -821,7 +807,7 @@ mod tests {
             call(&mut store, "compute.instances.setMetadata", set(&fp)).0,
             412
         );
-        let machine = request(
+        let machine = Request::of(
             "POST",
             &format!("{BASE}/instances/vm/setMachineType"),
             &[],
@@ -836,7 +822,7 @@ mod tests {
             .0,
             400
         );
-        let stop = request("POST", &format!("{BASE}/instances/vm/stop"), &[], None);
+        let stop = Request::of("POST", &format!("{BASE}/instances/vm/stop"), &[], None);
         call(&mut store, "compute.instances.stop", stop);
         assert_eq!(
             call(&mut store, "compute.instances.setMachineType", machine).0,
@@ -855,9 +841,9 @@ mod tests {
     #[test]
     fn a_disk_grows_but_never_shrinks_and_the_instance_shows_its_size() {
         let mut store = Store::default();
-        let insert = request("POST", &format!("{BASE}/instances"), &[], Some(vm()));
+        let insert = Request::of("POST", &format!("{BASE}/instances"), &[], Some(vm()));
         call(&mut store, "compute.instances.insert", insert);
-        let get = request("GET", &format!("{BASE}/instances/vm"), &[], None);
+        let get = Request::of("GET", &format!("{BASE}/instances/vm"), &[], None);
         let (_, before) = call(&mut store, "compute.instances.get", get.clone());
         let disk = before["disks"][0]["source"]
             .as_str()
@@ -866,7 +852,7 @@ mod tests {
             .next()
             .unwrap();
         let resize = |size: &str| {
-            request(
+            Request::of(
                 "POST",
                 &format!("{BASE}/disks/{disk}/resize"),
                 &[],
@@ -895,7 +881,7 @@ mod tests {
         for fp in ["/fingerprint", "/labelFingerprint", "/metadata/fingerprint"] {
             assert_eq!(after.pointer(fp), before.pointer(fp), "{fp}");
         }
-        let missing = request(
+        let missing = Request::of(
             "POST",
             &format!("{BASE}/disks/other/resize"),
             &[],

@@ -14,7 +14,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::policies::{self, Stale};
+use crate::policies::{self, Stale, invalid};
+use crate::run_jobs::error;
 use crate::validate::Request;
 
 /// The etag IAM answers for every service account (the field is deprecated).
@@ -236,35 +237,21 @@ fn not_found(name: &str) -> (u16, Value) {
     error(404, "NOT_FOUND", format!("Unknown service account {name}."))
 }
 
-fn invalid(message: String) -> (u16, Value) {
-    error(400, "INVALID_ARGUMENT", message)
-}
-
-fn error(code: u16, status: &str, message: String) -> (u16, Value) {
-    (
-        code,
-        json!({"error": {"code": code, "message": message, "status": status}}),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn request(method: &str, path: &str, body: Option<Value>) -> Request {
-        Request {
-            method: method.into(),
-            path: path.into(),
-            query: Vec::new(),
-            body,
-        }
-    }
 
     #[test]
     fn an_account_is_created_once_found_by_email_or_id_patched_and_deleted_with_its_policy() {
         let (mut store, mut policies) = (Store::default(), policies::Store::default());
         let mut call = |id: &str, method: &str, path: &str, body: Option<Value>| {
-            answer(&mut store, &mut policies, id, &request(method, path, body)).unwrap()
+            answer(
+                &mut store,
+                &mut policies,
+                id,
+                &Request::of(method, path, &[], body),
+            )
+            .unwrap()
         };
         let create = json!({"accountId": "mage-web", "serviceAccount": {"displayName": "W"}});
         let (status, sa) = call(
@@ -373,7 +360,7 @@ mod tests {
         let (mut store, mut policies) = (Store::default(), policies::Store::default());
         let create = json!({"accountId": "mage-job", "serviceAccount": {}});
         let path = "/v1/projects/p/serviceAccounts";
-        let created = request("POST", path, Some(create));
+        let created = Request::of("POST", path, &[], Some(create));
         let (_, sa) = answer(
             &mut store,
             &mut policies,
@@ -391,9 +378,10 @@ mod tests {
             200
         );
         let (_, before) = policies.get("elsewhere", Some(3), Vec::new);
-        let deleted = request(
+        let deleted = Request::of(
             "DELETE",
             &format!("{path}/{}", sa["email"].as_str().unwrap()),
+            &[],
             None,
         );
         let (status, _) = answer(

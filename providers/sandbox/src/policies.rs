@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+use crate::run_jobs::error;
 use crate::validate::Request;
 
 /// The policies kept, by resource (`<api host>/<resource name>`).
@@ -294,10 +295,8 @@ pub(crate) fn key(host: &str, name: &str) -> String {
 /// `options.requestedPolicyVersion` from the query (IAM, Secret Manager).
 pub(crate) fn requested_in_query(request: &Request) -> Option<i64> {
     request
-        .query
-        .iter()
-        .find(|(k, _)| k == "options.requestedPolicyVersion")
-        .and_then(|(_, v)| v.parse().ok())
+        .query_value("options.requestedPolicyVersion")
+        .and_then(|v| v.parse().ok())
 }
 
 /// Whether `member` is of a form IAM documents.
@@ -456,15 +455,9 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
-fn invalid(message: String) -> (u16, Value) {
+/// Google's `400 INVALID_ARGUMENT` answer.
+pub(crate) fn invalid(message: String) -> (u16, Value) {
     error(400, "INVALID_ARGUMENT", message)
-}
-
-fn error(code: u16, status: &str, message: String) -> (u16, Value) {
-    (
-        code,
-        json!({"error": {"code": code, "message": message, "status": status}}),
-    )
 }
 
 #[cfg(test)]

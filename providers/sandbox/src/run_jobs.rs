@@ -136,13 +136,7 @@ pub(crate) fn answer(
     request: &Request,
 ) -> Option<(u16, Value)> {
     let name = request.path.strip_prefix("/v2/")?.to_owned();
-    let query = |key: &str| {
-        request
-            .query
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    };
+    let query = |key: &str| request.query_value(key);
     let validate_only = query("validateOnly") == Some("true");
     let (collection, verb) = method_id
         .strip_prefix("run.projects.locations.")?
@@ -536,7 +530,8 @@ fn stale_etag(name: &str) -> (u16, Value) {
     )
 }
 
-fn error(code: u16, status: &str, message: String) -> (u16, Value) {
+/// Google's error answer: `code` with its canonical `status` (`NOT_FOUND`, …) and `message`.
+pub(crate) fn error(code: u16, status: &str, message: String) -> (u16, Value) {
     (
         code,
         json!({"error": {"code": code, "message": message, "status": status}}),

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+use crate::run_jobs::error;
 use crate::validate::Request;
 
 /// The secrets and versions the sandbox keeps.
@@ -43,13 +44,7 @@ pub(crate) fn answer(
     request: &Request,
 ) -> Option<(u16, Value)> {
     let path = request.path.strip_prefix("/v1/")?;
-    let query = |key: &str| {
-        request
-            .query
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    };
+    let query = |key: &str| request.query_value(key);
     let body = request.body.clone().unwrap_or_else(|| json!({}));
     Some(match method_id {
         "secretmanager.projects.secrets.create" => {
@@ -267,12 +262,5 @@ fn destroyed(version: &Value) -> (u16, Value) {
         400,
         "FAILED_PRECONDITION",
         format!("Secret Version [{name}] is in DESTROYED state."),
-    )
-}
-
-fn error(code: u16, status: &str, message: String) -> (u16, Value) {
-    (
-        code,
-        json!({"error": {"code": code, "message": message, "status": status}}),
     )
 }

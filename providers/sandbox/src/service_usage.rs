@@ -13,6 +13,7 @@ use std::time::Instant;
 use serde_json::{Value, json};
 
 use crate::run_jobs::Behaviour;
+use crate::run_jobs::error;
 use crate::validate::Request;
 
 const ENABLE_RESPONSE: &str =
@@ -79,11 +80,7 @@ pub(crate) fn answer(
         "serviceusage.services.get" => (200, store.service(name)),
         "serviceusage.services.list" => {
             let parent = name.strip_suffix("/services")?;
-            let filter = request
-                .query
-                .iter()
-                .find(|(k, _)| k == "filter")
-                .map(|(_, v)| v.as_str());
+            let filter = request.query_value("filter");
             // Only the APIs the sandbox knows of: the ones enabled (a real project lists
             // every public API, nearly all disabled).
             let prefix = format!("{parent}/services/");
@@ -185,26 +182,10 @@ impl Store {
     }
 }
 
-fn error(code: u16, status: &str, message: String) -> (u16, Value) {
-    (
-        code,
-        json!({"error": {"code": code, "message": message, "status": status}}),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
-
-    fn request(method: &str, path: &str) -> Request {
-        Request {
-            method: method.into(),
-            path: path.into(),
-            query: Vec::new(),
-            body: None,
-        }
-    }
 
     #[test]
     fn an_api_is_enabled_when_its_operation_is_done_and_enabling_it_again_is_done_at_once() {
@@ -219,7 +200,7 @@ mod tests {
                 store,
                 &slow,
                 "serviceusage.services.get",
-                &request("GET", run),
+                &Request::new("GET", run),
             )
             .unwrap()
             .1["state"]
@@ -230,7 +211,7 @@ mod tests {
             &mut store,
             &slow,
             "serviceusage.services.enable",
-            &request("POST", &format!("{run}:enable")),
+            &Request::new("POST", &format!("{run}:enable")),
         )
         .unwrap();
         assert_eq!(op["done"], false);
@@ -241,7 +222,7 @@ mod tests {
             &mut store,
             &slow,
             "serviceusage.operations.get",
-            &request("GET", &format!("/v1/{name}")),
+            &Request::new("GET", &format!("/v1/{name}")),
         )
         .unwrap();
         assert_eq!(polled["done"], true);
@@ -251,7 +232,7 @@ mod tests {
             &mut store,
             &slow,
             "serviceusage.services.enable",
-            &request("POST", &format!("{run}:enable")),
+            &Request::new("POST", &format!("{run}:enable")),
         )
         .unwrap();
         assert_eq!(again["done"], true);
@@ -261,7 +242,7 @@ mod tests {
                 &mut store,
                 &slow,
                 "serviceusage.services.disable",
-                &request("POST", &format!("{run}:disable")),
+                &Request::new("POST", &format!("{run}:disable")),
             )
             .is_none()
         );
@@ -271,7 +252,7 @@ mod tests {
     fn a_batch_enables_every_api_it_names_and_the_list_shows_the_enabled_ones() {
         let mut store = Store::default();
         let now = Behaviour::default();
-        let mut batch = request("POST", "/v1/projects/p/services:batchEnable");
+        let mut batch = Request::new("POST", "/v1/projects/p/services:batchEnable");
         batch.body = Some(json!({"serviceIds": ["run.googleapis.com", "iam.googleapis.com"]}));
         let (status, op) = answer(
             &mut store,
@@ -287,7 +268,7 @@ mod tests {
             &mut store,
             &now,
             "serviceusage.services.list",
-            &request("GET", "/v1/projects/p/services"),
+            &Request::new("GET", "/v1/projects/p/services"),
         )
         .unwrap();
         let names: Vec<&str> = list["services"]

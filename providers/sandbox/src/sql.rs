@@ -22,6 +22,7 @@ use std::time::Instant;
 use serde_json::{Value, json};
 
 use crate::run_jobs::Behaviour;
+use crate::run_jobs::error;
 use crate::server::Sandbox;
 use crate::validate::Request;
 
@@ -88,13 +89,7 @@ pub(crate) fn answer(
     let path = request.path.strip_prefix("/v1/projects/")?;
     let parts: Vec<&str> = path.split('/').collect();
     let project = *parts.first()?;
-    let query = |key: &str| {
-        request
-            .query
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    };
+    let query = |key: &str| request.query_value(key);
     let body = request.body.clone().unwrap_or_else(|| json!({}));
     let instance_key = parts.get(2).map(|i| format!("{project}/{i}"));
     Some(match method_id {
@@ -568,28 +563,9 @@ fn user_not_found() -> (u16, Value) {
     error(404, "NOT_FOUND", "The user does not exist.".into())
 }
 
-fn error(code: u16, status: &str, message: String) -> (u16, Value) {
-    (
-        code,
-        json!({"error": {"code": code, "message": message, "status": status}}),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn request(method: &str, path: &str, query: &[(&str, &str)], body: Option<Value>) -> Request {
-        Request {
-            method: method.into(),
-            path: path.into(),
-            query: query
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-            body,
-        }
-    }
 
     fn instance_body() -> Value {
         json!({"name": "db", "region": "us-central1", "databaseVersion": "POSTGRES_16",
@@ -604,7 +580,7 @@ mod tests {
             &mut store,
             &b,
             "sql.instances.insert",
-            &request(
+            &Request::of(
                 "POST",
                 "/v1/projects/p/instances",
                 &[],
@@ -620,13 +596,13 @@ mod tests {
                 .unwrap()
                 .starts_with("https://sqladmin.googleapis.com/v1/projects/p/operations/")
         );
-        let get = request("GET", "/v1/projects/p/instances/db", &[], None);
+        let get = Request::of("GET", "/v1/projects/p/instances/db", &[], None);
         let (_, live) = answer(&mut store, &b, "sql.instances.get", &get).unwrap();
         assert_eq!(live["connectionName"], "p:us-central1:db");
         assert_eq!(live["state"], "RUNNABLE");
         assert_eq!(live["settings"]["settingsVersion"], "1");
         let patch = |version: &str| {
-            request(
+            Request::of(
                 "PATCH",
                 "/v1/projects/p/instances/db",
                 &[],
@@ -645,7 +621,7 @@ mod tests {
             &mut store,
             &b,
             "sql.instances.insert",
-            &request(
+            &Request::of(
                 "POST",
                 "/v1/projects/p/instances",
                 &[],
@@ -664,7 +640,7 @@ mod tests {
             &mut Store::default(),
             &Behaviour::default(),
             "sql.instances.insert",
-            &request("POST", "/v1/projects/p/instances", &[], Some(body)),
+            &Request::of("POST", "/v1/projects/p/instances", &[], Some(body)),
         )
         .unwrap();
         assert_eq!(status, 400);
@@ -679,7 +655,7 @@ mod tests {
             &mut store,
             &b,
             "sql.instances.insert",
-            &request(
+            &Request::of(
                 "POST",
                 "/v1/projects/p/instances",
                 &[],
@@ -688,7 +664,7 @@ mod tests {
         )
         .unwrap();
         let users = "/v1/projects/p/instances/db/users";
-        let insert = request(
+        let insert = Request::of(
             "POST",
             users,
             &[],
@@ -702,14 +678,14 @@ mod tests {
             &mut store,
             &b,
             "sql.users.get",
-            &request("GET", &format!("{users}/mage"), &[], None),
+            &Request::of("GET", &format!("{users}/mage"), &[], None),
         )
         .unwrap();
         let (_, list) = answer(
             &mut store,
             &b,
             "sql.users.list",
-            &request("GET", users, &[], None),
+            &Request::of("GET", users, &[], None),
         )
         .unwrap();
         for answered in [&op, &again, &user, &list] {
@@ -733,10 +709,10 @@ mod tests {
             &mut store,
             &b,
             "sql.instances.insert",
-            &request("POST", "/v1/projects/p/instances", &[], Some(body)),
+            &Request::of("POST", "/v1/projects/p/instances", &[], Some(body)),
         )
         .unwrap();
-        let delete = request("DELETE", "/v1/projects/p/instances/db", &[], None);
+        let delete = Request::of("DELETE", "/v1/projects/p/instances/db", &[], None);
         let (status, _) = answer(&mut store, &b, "sql.instances.delete", &delete).unwrap();
         assert_eq!(status, 400);
         assert!(store.instances.contains_key("p/db"));

@@ -302,14 +302,6 @@ fn bucket_of(path: &str) -> Option<String> {
     Some(crate::discovery::percent_decode(raw))
 }
 
-fn query_value<'q>(request: &'q Request, name: &str) -> Option<&'q str> {
-    request
-        .query
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
-
 /// Google's bucket etag: the base64 of the metageneration as a protocol buffer field 1.
 fn etag(metageneration: u64) -> String {
     let mut bytes = vec![0x08];
@@ -540,7 +532,7 @@ impl Front {
             return refusal;
         }
         let media =
-            request.path.starts_with("/download/") || query_value(request, "alt") == Some("media");
+            request.path.starts_with("/download/") || request.query_value("alt") == Some("media");
         let answer = match forward(upstream, parts, body).await {
             Ok(answer) => answer,
             Err(e) => {
@@ -607,7 +599,7 @@ impl Front {
         match method_id {
             "storage.buckets.insert" => {
                 let body = request.body.clone().unwrap_or(Value::Null);
-                let project = query_value(request, "project").unwrap_or("_");
+                let project = request.query_value("project").unwrap_or("_");
                 let name = value
                     .get("name")
                     .and_then(Value::as_str)
@@ -715,7 +707,11 @@ impl Front {
         request: &Request,
         bucket: &str,
     ) -> Result<(), (Answer, Option<Value>)> {
-        let wanted = |name: &str| query_value(request, name).and_then(|v| v.parse::<u64>().ok());
+        let wanted = |name: &str| {
+            request
+                .query_value(name)
+                .and_then(|v| v.parse::<u64>().ok())
+        };
         let (matching, not_matching) = (
             wanted("ifMetagenerationMatch"),
             wanted("ifMetagenerationNotMatch"),

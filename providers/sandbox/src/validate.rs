@@ -37,6 +37,32 @@ impl Request {
         self.body = Some(body);
         self
     }
+
+    /// A request as the server parses one, for the sandbox's own tests.
+    #[cfg(test)]
+    pub(crate) fn of(
+        method: &str,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Request {
+        Request {
+            query: query
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            body,
+            ..Request::new(method, path)
+        }
+    }
+
+    /// The first value of the query parameter `name`, if it was sent.
+    pub fn query_value(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// Splits a raw query string (`a=1&b=x%20y`) into decoded pairs (`+` is a space).
