@@ -12,6 +12,10 @@
 //! Release ids start with the time they were made (UTC, to the millisecond), so they sort in
 //! the order they were published.
 
+mod provider;
+
+pub use provider::{NAME as PROVIDER_NAME, ReleaseProvider, TYPE};
+
 use crate::state::StateError;
 use crate::state::gcs::{Client, Put};
 use serde::{Deserialize, Serialize};
@@ -87,6 +91,20 @@ impl ReleaseStore {
     ) -> Result<ReleaseStore, String> {
         Ok(ReleaseStore {
             client: Client::open(bucket, env)?,
+            prefix: prefix.trim_matches('/').to_string(),
+        })
+    }
+
+    /// The releases under `prefix` in `bucket`, with these credentials and endpoints (a
+    /// provider's configuration).
+    pub fn with_access(
+        bucket: &str,
+        prefix: &str,
+        credentials: weir_provider_sdk::CredentialsSource,
+        endpoints: weir_provider_sdk::Endpoints,
+    ) -> Result<ReleaseStore, String> {
+        Ok(ReleaseStore {
+            client: Client::with_access(bucket, credentials, endpoints)?,
             prefix: prefix.trim_matches('/').to_string(),
         })
     }
@@ -190,17 +208,28 @@ impl ReleaseStore {
             .collect()
     }
 
-    /// Makes `files` the pointed release, keeping the last `keep` releases. Uploads only the
-    /// contents the pointed release does not have; when the files are the pointed release's,
-    /// uploads nothing and leaves the pointer alone.
+    /// Makes `files` (path → content) the pointed release, keeping the last `keep` releases.
+    /// Uploads only the contents the pointed release does not have; when the files are the
+    /// pointed release's, uploads nothing and leaves the pointer alone.
     pub fn publish(
         &self,
         files: &BTreeMap<String, Vec<u8>>,
         keep: usize,
     ) -> Result<Published, StateError> {
+        self.publish_manifest(&entries(files), files, keep)
+    }
+
+    /// Makes the release of `wanted` the pointed one, as [`ReleaseStore::publish`]; `content`
+    /// holds at least the files whose hash is not in the bucket yet (a content it lacks must be
+    /// there already, from an earlier release).
+    pub fn publish_manifest(
+        &self,
+        wanted: &BTreeMap<String, FileEntry>,
+        content: &BTreeMap<String, Vec<u8>>,
+        keep: usize,
+    ) -> Result<Published, StateError> {
         let (current, generation) = self.current()?;
-        let wanted = entries(files);
-        if let Some(current) = current.as_ref().filter(|c| c.files == wanted) {
+        if let Some(current) = current.as_ref().filter(|c| c.files == *wanted) {
             return Ok(Published {
                 release: current.id.clone(),
                 previous: None,
@@ -214,19 +243,36 @@ impl ReleaseStore {
             .collect();
         let mut uploaded = 0;
         let mut sent = BTreeSet::new();
-        for (path, entry) in &wanted {
+        for (path, entry) in wanted {
             if have.contains(entry.sha256.as_str()) || !sent.insert(entry.sha256.clone()) {
                 continue;
             }
             let name = self.object_name(&entry.sha256);
+            let Some(bytes) = content.get(path) else {
+                // Planned against a release that had it: it must still be in the bucket.
+                if self.client.get(&name, "read release file")?.is_none() {
+                    return Err(self.client.failure(
+                        "upload release file",
+                        &name,
+                        format!("the content of `{path}` is neither planned nor in the bucket; plan again"),
+                    ));
+                }
+                continue;
+            };
+            if hex(&Sha256::digest(bytes)) != entry.sha256 {
+                return Err(self.client.failure(
+                    "upload release file",
+                    &name,
+                    format!("the content planned for `{path}` does not match its hash"),
+                ));
+            }
             // Already there (from an older release, or a retried request): the same bytes.
-            self.client
-                .put(&name, &files[path], 0, "upload release file")?;
+            self.client.put(&name, bytes, 0, "upload release file")?;
             uploaded += 1;
         }
         let manifest = Manifest {
-            id: new_id(&wanted),
-            files: wanted,
+            id: new_id(wanted),
+            files: wanted.clone(),
         };
         let body = serde_json::to_vec_pretty(&manifest).expect("a manifest serialises");
         let name = self.manifest_name(&manifest.id);
@@ -246,6 +292,22 @@ impl ReleaseStore {
             uploaded,
             pruned,
         })
+    }
+
+    /// Deletes every release: the pointer first (a container starting now finds none rather
+    /// than half of one), then the manifests and the objects.
+    pub fn delete_all(&self) -> Result<(), StateError> {
+        let pointer = self.pointer_name();
+        if let Some((_, generation)) = self.client.get(&pointer, "read release pointer")? {
+            self.client
+                .delete(&pointer, generation, "delete release pointer")?;
+        }
+        for dir in ["releases/", "objects/"] {
+            for (name, generation) in self.client.list(&self.name(dir), "list releases")? {
+                self.client.delete(&name, generation, "delete release")?;
+            }
+        }
+        Ok(())
     }
 
     /// Switches the pointer to `id` if its generation is still `generation`.

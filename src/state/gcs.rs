@@ -654,6 +654,16 @@ impl Client {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Client, String> {
         let (credentials, endpoints) = crate::providers::google_access(env)?;
+        Client::with_access(bucket, credentials, endpoints)
+    }
+
+    /// A client of `bucket` with these credentials, at Cloud Storage or at the emulator that
+    /// `endpoints.storage` names.
+    pub(crate) fn with_access(
+        bucket: &str,
+        credentials: weir_provider_sdk::CredentialsSource,
+        endpoints: weir_provider_sdk::Endpoints,
+    ) -> Result<Client, String> {
         // Also installs the TLS crypto provider that reqwest is built to use.
         let tokens = weir_provider_google::adc_headers(credentials);
         let (base, auth): (String, Option<Headers>) = match endpoints.storage {
@@ -881,6 +891,10 @@ impl Client {
                 }
                 let url = format!("{}/storage/v1/b/{}/o", self.base, encode(&self.bucket));
                 let response = self.send(self.http.get(url).query(&query)).await?;
+                // No bucket: nothing in it.
+                if response.status() == StatusCode::NOT_FOUND {
+                    return Ok(found);
+                }
                 if !response.status().is_success() {
                     return Err(status_error(response).await);
                 }
