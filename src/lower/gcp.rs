@@ -38,7 +38,7 @@ const SQL_PROXY_IMAGE: &str = "gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.14.
 /// Where a deployment's code releases are in its bucket.
 const RELEASE_PREFIX: &str = "code";
 /// The program that fetches the pointed release into the container before Mage starts.
-const FETCH_RELEASE: &str = include_str!("fetch_release.py");
+pub const FETCH_RELEASE: &str = include_str!("fetch_release.py");
 /// A container's command: fetch the release, then the image's own entry point with the
 /// arguments the container was given (a job run's `mage run …`; none for the web server).
 const FETCH_THEN_RUN: &str = r#"python3 -c "$WEIR_RELEASE_FETCH" && exec /app/run_app.sh "$@""#;

@@ -176,3 +176,205 @@ fn releases_beyond_the_number_to_keep_are_removed_with_their_objects() {
         store.fetch(id).unwrap();
     }
 }
+
+/// The engine with the release provider only, its state in a temp dir.
+fn release_engine(config: weir_provider_sdk::ProviderConfig) -> super::Engine {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = super::LocalBackend::open(dir.path(), &super::default_path()).unwrap();
+    let providers = std::sync::Arc::new(
+        super::Providers::new(vec![
+            std::sync::Arc::new(weir::release::ReleaseProvider::default())
+                as std::sync::Arc<dyn weir_provider_sdk::Provider>,
+        ])
+        .with_config(config),
+    );
+    super::Engine {
+        _dir: dir,
+        backend,
+        providers,
+    }
+}
+
+/// The quickstart's bucket in the emulator, and the release lowered from `dir`.
+fn quickstart_release(
+    gcs: &FakeGcs,
+    dir: &std::path::Path,
+) -> (
+    Vec<weir::lower::ResourceInstance>,
+    weir_provider_sdk::ProviderConfig,
+) {
+    super::lowered(
+        dir,
+        &[("STORAGE_EMULATOR_HOST", &gcs.url)],
+        &[weir::release::TYPE],
+    )
+}
+
+const QUICKSTART_BUCKET: &str = "acme-data-prod-mage";
+
+fn quickstart_store(gcs: &FakeGcs) -> ReleaseStore {
+    let url = gcs.url.clone();
+    ReleaseStore::open(QUICKSTART_BUCKET, "code", &move |name| {
+        (name == "STORAGE_EMULATOR_HOST").then(|| url.clone())
+    })
+    .unwrap()
+}
+
+fn quickstart_objects(gcs: &FakeGcs) -> Vec<String> {
+    let (status, body) = http(
+        &gcs.url,
+        "GET",
+        &format!("/storage/v1/b/{QUICKSTART_BUCKET}/o?prefix=code%2Fobjects%2F"),
+        None,
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let listing: serde_json::Value = serde_json::from_str(&body).unwrap();
+    listing["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|i| i["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn bucket(gcs: &FakeGcs, name: &str) {
+    let (status, body) = http(
+        &gcs.url,
+        "POST",
+        "/storage/v1/b?project=test",
+        None,
+        Some(&format!(r#"{{"name":"{name}"}}"#)),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "create bucket: {body}");
+}
+
+#[test]
+fn applying_the_quickstart_publishes_its_project_and_a_block_change_uploads_one_file() {
+    let gcs = FakeGcs::start();
+    bucket(&gcs, QUICKSTART_BUCKET);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = super::quickstart(tmp.path(), |t| t);
+    let (desired, config) = quickstart_release(&gcs, &dir);
+    assert_eq!(desired.len(), 1);
+    let engine = release_engine(config);
+
+    let plan = engine.plan(&desired);
+    assert_eq!(
+        super::actions(&plan),
+        [("weir_release.prod".to_string(), weir::plan::Action::Create)]
+    );
+    let outcome = engine.apply(&plan);
+    assert!(outcome.success(), "{:?}", outcome.failed);
+    let state = engine.state();
+    let recorded = &state.resources["weir_release.prod"].attributes;
+    assert!(
+        recorded.get("content").is_none(),
+        "state keeps no file content"
+    );
+    let store = quickstart_store(&gcs);
+    let (current, _) = store.current().unwrap();
+    let current = current.unwrap();
+    assert_eq!(recorded["release"], current.id.as_str());
+    let contents = desired[0].attributes["content"].as_object().unwrap();
+    let published = store.fetch(&current.id).unwrap();
+    assert_eq!(published.len(), contents.len());
+    for (path, text) in contents {
+        assert_eq!(published[path], text.as_str().unwrap().as_bytes(), "{path}");
+    }
+    let objects = quickstart_objects(&gcs);
+
+    // Nothing changed: nothing to do, nothing uploaded.
+    let again = engine.plan(&desired);
+    assert!(
+        super::actions(&again).is_empty(),
+        "{:?}",
+        super::actions(&again)
+    );
+    let outcome = engine.apply(&again);
+    assert!(outcome.success(), "{:?}", outcome.failed);
+    assert_eq!(quickstart_objects(&gcs), objects);
+    assert_eq!(store.current().unwrap().0.unwrap().id, current.id);
+
+    // One block's code changes: the plan carries that file alone, apply uploads one object.
+    let block = dir.join("blocks/load_orders.py");
+    let code = std::fs::read_to_string(&block).unwrap();
+    std::fs::write(&block, format!("{code}\n# changed\n")).unwrap();
+    let (desired, _) = quickstart_release(&gcs, &dir);
+    let plan = engine.plan(&desired);
+    assert_eq!(
+        super::actions(&plan),
+        [("weir_release.prod".to_string(), weir::plan::Action::Update)]
+    );
+    let change = plan
+        .changes
+        .iter()
+        .find(|c| c.address == "weir_release.prod")
+        .unwrap();
+    let planned = change.after.as_ref().unwrap()["content"]
+        .as_object()
+        .unwrap();
+    assert_eq!(
+        planned.keys().collect::<Vec<_>>(),
+        ["data_loaders/load_orders.py"]
+    );
+    let outcome = engine.apply(&plan);
+    assert!(outcome.success(), "{:?}", outcome.failed);
+    assert_eq!(quickstart_objects(&gcs).len(), objects.len() + 1);
+    let (now, _) = store.current().unwrap();
+    let now = now.unwrap();
+    assert_ne!(now.id, current.id);
+    assert_eq!(
+        store.fetch(&now.id).unwrap()["data_loaders/load_orders.py"],
+        format!("{code}\n# changed\n").as_bytes()
+    );
+}
+
+#[test]
+fn the_container_fetch_program_gets_exactly_the_pointed_release() {
+    let gcs = emulator();
+    let store = store(&gcs);
+    let old = project(&[("load", "x = 1\n"), ("clean", "y = 2\n")]);
+    store.publish(&old, 10).unwrap();
+    let files = project(&[("load", "x = 2\n")]);
+    store.publish(&files, 10).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("default_repo");
+    // A file of an earlier container run is not kept.
+    std::fs::create_dir_all(&dest).unwrap();
+    std::fs::write(dest.join("stale.py"), "old").unwrap();
+    let program = weir::lower::FETCH_RELEASE;
+    let output = std::process::Command::new("python3")
+        .args(["-c", program])
+        .env("WEIR_RELEASE_BUCKET", BUCKET)
+        .env("WEIR_RELEASE_PREFIX", PREFIX)
+        .env("WEIR_RELEASE_DIR", &dest)
+        .env("STORAGE_EMULATOR_HOST", &gcs.url)
+        .output()
+        .expect("python3 runs (the Mage image has it; so must the test machine)");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut fetched = BTreeMap::new();
+    let mut stack = vec![dest.clone()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path
+                    .strip_prefix(&dest)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                fetched.insert(rel, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    assert_eq!(fetched, files);
+}
