@@ -378,3 +378,97 @@ fn the_container_fetch_program_gets_exactly_the_pointed_release() {
     }
     assert_eq!(fetched, files);
 }
+
+/// The release provider with its state where `weir` run in `dir` reads it.
+fn engine_in(dir: &std::path::Path, config: weir_provider_sdk::ProviderConfig) -> super::Engine {
+    let mut engine = release_engine(config);
+    engine.backend = super::LocalBackend::open(dir, &super::default_path()).unwrap();
+    engine
+}
+
+fn weir_rollback(
+    gcs: &FakeGcs,
+    dir: &std::path::Path,
+    args: &[&str],
+    stdin: &str,
+) -> std::process::Output {
+    std::process::Command::new(assert_cmd::cargo::cargo_bin("weir"))
+        .arg("rollback")
+        .args(args)
+        .current_dir(dir)
+        .env("STORAGE_EMULATOR_HOST", &gcs.url)
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(stdin.as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap()
+}
+
+#[test]
+fn weir_rollback_shows_a_plan_asks_and_points_back_at_the_previous_release() {
+    let gcs = FakeGcs::start();
+    bucket(&gcs, QUICKSTART_BUCKET);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = super::quickstart(tmp.path(), |t| t);
+    let (desired, config) = quickstart_release(&gcs, &dir);
+    let engine = engine_in(&dir, config);
+    assert!(engine.apply(&engine.plan(&desired)).success());
+    let store = quickstart_store(&gcs);
+    let first = store.current().unwrap().0.unwrap();
+    let block = dir.join("blocks/load_orders.py");
+    let code = std::fs::read_to_string(&block).unwrap();
+    std::fs::write(&block, format!("{code}\n# changed\n")).unwrap();
+    let (desired, _) = quickstart_release(&gcs, &dir);
+    assert!(engine.apply(&engine.plan(&desired)).success());
+    let second = store.current().unwrap().0.unwrap();
+    assert_ne!(first.id, second.id);
+
+    // Shown as a plan and asked: anything but `yes` changes nothing.
+    let refused = weir_rollback(&gcs, &dir, &[], "no\n");
+    let shown = String::from_utf8_lossy(&refused.stdout);
+    assert!(!refused.status.success());
+    assert!(
+        shown.contains(&format!("release: {} -> {}", second.id, first.id)),
+        "{shown}"
+    );
+    assert!(shown.contains("~ data_loaders/load_orders.py"), "{shown}");
+    assert!(
+        shown.contains("Plan: 0 to add, 1 to change, 0 to destroy."),
+        "{shown}"
+    );
+    assert_eq!(store.current().unwrap().0.unwrap().id, second.id);
+
+    let done = weir_rollback(&gcs, &dir, &["--auto-approve"], "");
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert_eq!(store.current().unwrap().0.unwrap().id, first.id);
+    let recorded = &engine.state().resources["weir_release.prod"].attributes;
+    assert_eq!(recorded["release"], first.id.as_str());
+    // A plan now shows the configuration's release to publish again.
+    assert_eq!(
+        super::actions(&engine.plan(&desired)),
+        [("weir_release.prod".to_string(), weir::plan::Action::Update)]
+    );
+
+    // A named release, and names that are not releases.
+    let named = weir_rollback(&gcs, &dir, &[&second.id, "--auto-approve"], "");
+    assert!(
+        named.status.success(),
+        "{}",
+        String::from_utf8_lossy(&named.stderr)
+    );
+    assert_eq!(store.current().unwrap().0.unwrap().id, second.id);
+    let bad = weir_rollback(&gcs, &dir, &["../state", "--auto-approve"], "");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a release id"));
+    assert_eq!(store.current().unwrap().0.unwrap().id, second.id);
+}
