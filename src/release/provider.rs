@@ -8,10 +8,13 @@
 //! state never records `content` (create and update return the value without it).
 
 use super::{FileEntry, ReleaseStore};
+use crate::state::StateError;
 use async_trait::async_trait;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::time::Duration;
+use weir_provider_sdk::retry::{Idempotency, RetryPolicy, retry};
 use weir_provider_sdk::{
     Cancel, CredentialsSource, Endpoints, PlannedValue, Provider, ProviderConfig, ProviderError,
     ResourceRef, ResourceSchema,
@@ -78,12 +81,17 @@ impl ReleaseProvider {
     }
 
     /// Publishes the release `resource` asks for; its value as state records it.
-    async fn publish(&self, resource: &ResourceRef) -> Result<Value, ProviderError> {
+    async fn publish(
+        &self,
+        resource: &ResourceRef,
+        cancel: &Cancel,
+    ) -> Result<Value, ProviderError> {
         let attrs = Attrs::from(resource)?;
         let store = self.store(&attrs.bucket, &attrs.prefix)?;
-        let published =
-            blocking(move || store.publish_manifest(&attrs.files, &attrs.content, attrs.keep))
-                .await?;
+        let published = blocking(cancel, move || {
+            store.publish_manifest(&attrs.files, &attrs.content, attrs.keep)
+        })
+        .await?;
         let mut value = resource.attributes.clone();
         if let Value::Object(map) = &mut value {
             map.remove("content");
@@ -93,14 +101,48 @@ impl ReleaseProvider {
     }
 }
 
-/// Runs the store's blocking calls off the async workers.
+/// Runs the store's blocking calls off the async workers, again when Cloud Storage kept
+/// answering "try later" past the client's own few attempts. Every call may be repeated:
+/// objects are written only if absent, a repeated publish reads the pointer again and switches
+/// it conditioned on what it read.
 async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, crate::state::StateError> + Send + 'static,
+    cancel: &Cancel,
+    work: impl Fn() -> Result<T, StateError> + Send + Sync + 'static,
 ) -> Result<T, ProviderError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| ProviderError::permanent(format!("the release upload stopped: {e}")))?
-        .map_err(|e| ProviderError::retryable(e.to_string()))
+    let work = std::sync::Arc::new(work);
+    let policy = RetryPolicy {
+        max_attempts: 4,
+        initial_backoff: Duration::from_millis(500),
+        max_backoff: Duration::from_secs(4),
+        deadline: None,
+    };
+    retry(&policy, Idempotency::Idempotent, cancel, |_| {
+        let work = work.clone();
+        async move {
+            tokio::task::spawn_blocking(move || work())
+                .await
+                .map_err(|e| ProviderError::permanent(format!("the release upload stopped: {e}")))?
+                .map_err(|e| {
+                    if try_later(&e) {
+                        ProviderError::retryable(e.to_string())
+                    } else {
+                        ProviderError::permanent(e.to_string())
+                    }
+                })
+        }
+    })
+    .await
+}
+
+/// Whether Cloud Storage's last answer was one to try again later (429, 408, 5xx).
+fn try_later(e: &StateError) -> bool {
+    match e {
+        StateError::Remote { message, .. } => {
+            let status = message.split(' ').next().unwrap_or_default();
+            status == "429" || status == "408" || (status.len() == 3 && status.starts_with('5'))
+        }
+        _ => false,
+    }
 }
 
 #[async_trait]
@@ -180,24 +222,24 @@ impl Provider for ReleaseProvider {
     async fn create(
         &self,
         resource: &ResourceRef,
-        _cancel: &Cancel,
+        cancel: &Cancel,
     ) -> Result<Value, ProviderError> {
-        self.publish(resource).await
+        self.publish(resource, cancel).await
     }
 
     async fn update(
         &self,
         _prior: &Value,
         resource: &ResourceRef,
-        _cancel: &Cancel,
+        cancel: &Cancel,
     ) -> Result<Value, ProviderError> {
-        self.publish(resource).await
+        self.publish(resource, cancel).await
     }
 
-    async fn delete(&self, resource: &ResourceRef, _cancel: &Cancel) -> Result<(), ProviderError> {
+    async fn delete(&self, resource: &ResourceRef, cancel: &Cancel) -> Result<(), ProviderError> {
         let attrs = Attrs::from(resource)?;
         let store = self.store(&attrs.bucket, &attrs.prefix)?;
-        blocking(move || store.delete_all()).await
+        blocking(cancel, move || store.delete_all()).await
     }
 }
 
@@ -206,7 +248,7 @@ impl ReleaseProvider {
     async fn read_one(&self, resource: &ResourceRef) -> Result<Option<Value>, ProviderError> {
         let attrs = Attrs::from(resource)?;
         let store = self.store(&attrs.bucket, &attrs.prefix)?;
-        let (current, _) = blocking(move || store.current()).await?;
+        let (current, _) = blocking(&Cancel::new(), move || store.current()).await?;
         Ok(current.map(|manifest| {
             json!({
                 "bucket": attrs.bucket,
@@ -216,5 +258,64 @@ impl ReleaseProvider {
                 "release": manifest.id,
             })
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desired() -> Value {
+        json!({
+            "bucket": "b", "prefix": "code", "keep_releases": 10,
+            "files": {
+                "a.py": {"sha256": "1", "size": 1},
+                "b.py": {"sha256": "2", "size": 1},
+            },
+            "content": {"a.py": "a", "b.py": "b"},
+        })
+    }
+
+    #[test]
+    fn a_plan_carries_the_content_of_changed_files_only() {
+        let provider = ReleaseProvider::default();
+        let live = json!({
+            "bucket": "b", "prefix": "code", "keep_releases": 10,
+            "files": {"a.py": {"sha256": "1", "size": 1}, "b.py": {"sha256": "0", "size": 1}},
+            "release": "r1",
+        });
+        let planned = provider.plan(TYPE, Some(&live), desired()).unwrap();
+        assert_eq!(planned.value["content"], json!({"b.py": "b"}));
+        assert_eq!(planned.unknown, vec![vec!["release".to_string()]]);
+
+        // The same files: no content, the live release kept, nothing unknown.
+        let live = json!({
+            "bucket": "b", "prefix": "code", "keep_releases": 10,
+            "files": desired()["files"], "release": "r1",
+        });
+        let planned = provider.plan(TYPE, Some(&live), desired()).unwrap();
+        assert!(planned.value.get("content").is_none());
+        assert_eq!(planned.value["release"], "r1");
+        assert!(planned.unknown.is_empty());
+        assert_eq!(planned.value, live);
+
+        // Nothing live: every file's content.
+        let planned = provider.plan(TYPE, None, desired()).unwrap();
+        assert_eq!(planned.value["content"], desired()["content"]);
+    }
+
+    #[test]
+    fn only_answers_to_try_later_are_retried() {
+        let remote = |message: &str| StateError::Remote {
+            action: "upload release file",
+            location: "gs://b/o".into(),
+            message: message.into(),
+        };
+        assert!(try_later(&remote("503 Service Unavailable: down")));
+        assert!(try_later(&remote("429 Too Many Requests: slow down")));
+        assert!(!try_later(&remote("403 Forbidden: no")));
+        assert!(!try_later(&remote(
+            "someone else switched the release pointer since weir read it; run the command again"
+        )));
     }
 }
