@@ -1375,4 +1375,45 @@ deployment "prod" {
                 < script.find("mage-scheduler --restart").unwrap()
         );
     }
+
+    #[test]
+    fn keep_releases_is_read_from_the_storage_block_and_checked() {
+        let config = |keep: &str| {
+            format!(
+                r#"deployment "prod" {{
+  target  = "gcp"
+  project = "my-project-123"
+  region  = "us-central1"
+  image   = "mageai/mageai:0.9.80"
+  scheduler {{
+    zone = "us-central1-a"
+  }}
+  storage {{
+    bucket        = "my-project-123-mage"
+    keep_releases = {keep}
+  }}
+}}
+"#
+            )
+        };
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("main.hcl"), config("3")).unwrap();
+        let mut model = load(dir.path());
+        let instances = super::super::lower(&mut model).unwrap();
+        assert_eq!(
+            find(&instances, "weir_release.prod").attributes["keep_releases"],
+            3
+        );
+        std::fs::write(dir.path().join("main.hcl"), config("0")).unwrap();
+        let opts = LoadOptions {
+            dir: dir.path().to_path_buf(),
+            ..Default::default()
+        };
+        let (_, diags) = crate::model::load(&opts);
+        let message = diags.iter().map(|d| d.render(false)).collect::<String>();
+        assert!(
+            diags.has_errors() && message.contains("keep_releases"),
+            "{message}"
+        );
+    }
 }
