@@ -211,6 +211,47 @@ impl Provider for ReleaseProvider {
         Ok(planned)
     }
 
+    /// The old text of each file the plan changes (the live value has only its hash), so the
+    /// plan shows a diff: one read per changed file, none for the others. A content that cannot
+    /// be read, or is not text, is left out (the plan then shows the new text alone).
+    async fn show_before(&self, _type_name: &str, live: &mut Value, planned: &Value) {
+        let (Some(bucket), Some(prefix)) = (live["bucket"].as_str(), live["prefix"].as_str())
+        else {
+            return;
+        };
+        let changed: Vec<(String, FileEntry)> = planned["content"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(path, _)| {
+                let entry = serde_json::from_value(live["files"].get(path)?.clone()).ok()?;
+                Some((path.clone(), entry))
+            })
+            .collect();
+        if changed.is_empty() {
+            return;
+        }
+        let Ok(store) = self.store(bucket, prefix) else {
+            return;
+        };
+        let old = tokio::task::spawn_blocking(move || {
+            changed
+                .into_iter()
+                .filter_map(|(path, entry)| {
+                    let text = String::from_utf8(store.content(&entry).ok()?).ok()?;
+                    Some((path, Value::String(text)))
+                })
+                .collect::<Map<String, Value>>()
+        })
+        .await
+        .unwrap_or_default();
+        if !old.is_empty()
+            && let Value::Object(map) = live
+        {
+            map.insert("content".into(), Value::Object(old));
+        }
+    }
+
     async fn read(&self, resources: &[ResourceRef]) -> Vec<Result<Option<Value>, ProviderError>> {
         let mut out = Vec::new();
         for resource in resources {

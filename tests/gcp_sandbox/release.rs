@@ -320,6 +320,14 @@ fn applying_the_quickstart_publishes_its_project_and_a_block_change_uploads_one_
         planned.keys().collect::<Vec<_>>(),
         ["data_loaders/load_orders.py"]
     );
+    // Shown as a diff: the old text read by its hash, for that file only.
+    let before = change.before.as_ref().unwrap()["content"]
+        .as_object()
+        .unwrap();
+    assert_eq!(before.len(), 1);
+    assert_eq!(before["data_loaders/load_orders.py"], code.as_str());
+    let shown = weir::render::render(&plan, weir::render::Format::Text, false);
+    assert!(shown.contains("+ # changed"), "{shown}");
     let outcome = engine.apply(&plan);
     assert!(outcome.success(), "{:?}", outcome.failed);
     assert_eq!(quickstart_objects(&gcs).len(), objects.len() + 1);
