@@ -43,6 +43,8 @@ pub const FETCH_RELEASE: &str = include_str!("fetch_release.py");
 /// arguments the container was given (a job run's `mage run …`; none for the web server).
 const FETCH_THEN_RUN: &str = r#"python3 -c "$WEIR_RELEASE_FETCH" && exec /app/run_app.sh "$@""#;
 
+/// How often the scheduler VM reads the release pointer, in seconds.
+const RELEASE_POLL_SECS: u32 = 60;
 /// The index of `WEIR_RELEASE_BUCKET` in a container's `env` (see `Lowering::env`).
 const RELEASE_BUCKET_ENV: &str = "4";
 /// The APIs a deployment uses.
@@ -901,8 +903,36 @@ docker rm -f cloudsql-proxy mage-scheduler >/dev/null 2>&1 || true
 mkdir -p {sock}
 docker run -d --name cloudsql-proxy --restart=always -v {sock}:{sock} {proxy} --unix-socket {sock} {conn}
 docker run -d --name mage-scheduler --restart=always --env-file "$env_file" -v {sock}:{sock} -v /var/lib/weir:/weir:ro --entrypoint /bin/sh {image} -c 'python3 /weir/fetch_release.py && exec /app/run_app.sh'
+# A new release (the pointer changed): restart Mage, which fetches it first.
+cat > /var/lib/weir/watch_release.sh <<'WEIR_WATCH_RELEASE'
+#!/bin/bash
+meta=http://metadata.google.internal/computeMetadata/v1
+pointer="https://storage.googleapis.com/storage/v1/b/{bucket}/o/{prefix}%2Fcurrent?alt=media"
+last=""
+while sleep {poll}; do
+  token=$(curl -sf -H 'Metadata-Flavor: Google' "$meta/instance/service-accounts/default/token" | sed -E 's/.*"access_token":"([^"]+)".*/\1/') || continue
+  now=$(curl -sf -H "Authorization: Bearer $token" "$pointer") || continue
+  if [ -n "$last" ] && [ "$now" != "$last" ]; then
+    docker restart mage-scheduler
+  fi
+  last=$now
+done
+WEIR_WATCH_RELEASE
+cat > /etc/systemd/system/weir-release-watch.service <<'WEIR_WATCH_UNIT'
+[Unit]
+Description=weir: restart the Mage scheduler on a new code release
+After=docker.service
+[Service]
+ExecStart=/bin/bash /var/lib/weir/watch_release.sh
+Restart=always
+WEIR_WATCH_UNIT
+systemctl daemon-reload
+systemctl restart weir-release-watch.service
 "#,
             fetch = FETCH_RELEASE,
+            bucket = self.release_bucket(),
+            prefix = RELEASE_PREFIX,
+            poll = RELEASE_POLL_SECS,
             project = self.project,
             env = env_lines.join("\n"),
             secrets = secret_lines.join("\n"),
@@ -1369,6 +1399,13 @@ deployment "prod" {
         assert!(script.contains("WEIR_RELEASE_BUCKET=acme-data-prod-mage"));
         assert!(script.contains("--entrypoint /bin/sh"));
         assert!(script.contains("python3 /weir/fetch_release.py && exec /app/run_app.sh"));
+        // The VM polls the pointer and restarts Mage (which fetches first) on a new release.
+        assert!(script.contains(
+            "https://storage.googleapis.com/storage/v1/b/acme-data-prod-mage/o/code%2Fcurrent?alt=media"
+        ));
+        assert!(script.contains("docker restart mage-scheduler"));
+        assert!(script.contains("systemctl restart weir-release-watch.service"));
+        assert!(script.contains("ExecStart=/bin/bash /var/lib/weir/watch_release.sh"));
         // The program is written before the container that runs it starts.
         assert!(
             script.find("fetch_release.py <<").unwrap()
@@ -1415,5 +1452,36 @@ deployment "prod" {
             diags.has_errors() && message.contains("keep_releases"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn the_startup_script_and_its_release_watcher_parse_as_bash() {
+        let (_, instances) = quickstart();
+        let vm = find(&instances, "google_compute_instance.scheduler");
+        let script = vm.attributes["metadata"]["items"][0]["value"]
+            .as_str()
+            .unwrap();
+        let watcher = script
+            .split("<<'WEIR_WATCH_RELEASE'\n")
+            .nth(1)
+            .and_then(|rest| rest.split("WEIR_WATCH_RELEASE\n").next())
+            .expect("the script writes the watcher");
+        for text in [script, watcher] {
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("script.sh");
+            std::fs::write(&file, text).unwrap();
+            let out = std::process::Command::new("bash")
+                .arg("-n")
+                .arg(&file)
+                .output()
+                .expect("bash runs");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert!(watcher.contains("while sleep 60; do"));
+        assert!(watcher.contains(r#"sed -E 's/.*"access_token":"([^"]+)".*/\1/'"#));
     }
 }

@@ -205,7 +205,7 @@ impl Provider for ReleaseProvider {
         };
         if !same_files {
             planned.notes.push(
-                "a new release is uploaded and the pointer switched to it; containers and the scheduler VM started after that run it".into(),
+                "a new release is uploaded and the pointer switched to it; containers started after that run it, and the scheduler VM restarts Mage on it within a minute".into(),
             );
         }
         Ok(planned)

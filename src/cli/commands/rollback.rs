@@ -65,7 +65,7 @@ pub fn run(
     state.bump();
     lock.persist(&state).map_err(|e| e.to_string())?;
     eprintln!(
-        "Rollback complete: {address} points at release `{}`. Containers and the scheduler VM started from now on run it; the next `weir apply` publishes the configuration's project again.",
+        "Rollback complete: {address} points at release `{}`. Containers started from now on run it, the scheduler VM restarts Mage on it within a minute; the next `weir apply` publishes the configuration's project again.",
         target.id
     );
     Ok(ExitCode::SUCCESS)
