@@ -33,5 +33,6 @@ pub mod model;
 pub mod plan;
 pub mod providers;
 pub mod redact;
+pub mod release;
 pub mod render;
 pub mod state;

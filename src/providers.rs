@@ -43,6 +43,7 @@ impl Providers {
         Providers::new(vec![
             Arc::new(weir_provider_mage::MageProvider::new(base)),
             Arc::new(weir_provider_google::GoogleProvider::new()),
+            Arc::new(crate::release::ReleaseProvider::default()),
         ])
         .with_config(config)
     }

@@ -164,7 +164,7 @@ fn the_quickstart_is_created_updated_in_place_replaced_and_destroyed_but_for_wha
     let (_tmp, dir) = quickstart();
 
     let out = apply(&cloud, &dir);
-    assert!(out.contains("Apply complete! Resources: 45 added"), "{out}");
+    assert!(out.contains("Apply complete! Resources: 46 added"), "{out}");
     assert_eq!(inventory(&cloud), everything(ZONE));
     let (code, out) = run(&cloud, &dir, &["plan", "--detailed-exitcode"]);
     assert_eq!(code, 0, "a plan right after apply is empty:\n{out}");
@@ -322,7 +322,7 @@ fn with_a_fifth_of_calls_throttled_or_failing_and_added_latency_apply_succeeds_e
         let (_tmp, dir) = quickstart();
         let out = apply(&cloud, &dir);
         assert!(
-            out.contains("Apply complete! Resources: 45 added"),
+            out.contains("Apply complete! Resources: 46 added"),
             "seed {seed}: {out}"
         );
         let (code, out) = run(&cloud, &dir, &["plan", "--detailed-exitcode"]);

@@ -725,6 +725,8 @@ mod auth;
 mod compute;
 #[path = "gcp_sandbox/iam.rs"]
 mod iam;
+#[path = "gcp_sandbox/release.rs"]
+mod release;
 #[path = "gcp_sandbox/run_service.rs"]
 mod run_service;
 #[path = "gcp_sandbox/sql.rs"]

@@ -155,6 +155,21 @@ pub enum Command {
         #[command(flatten)]
         vars: VarArgs,
     },
+    /// Point a gcp deployment's code release back at the previous release (or RELEASE),
+    /// shown as a plan and asked first.
+    Rollback {
+        /// The release to point at (an id from the bucket's `releases/`); the one before the
+        /// current release when not given.
+        release: Option<String>,
+        #[command(flatten)]
+        vars: VarArgs,
+        /// Wait this long for the state lock (e.g. 30s, 5m) instead of failing at once.
+        #[arg(long, default_value = "0s", value_name = "DURATION")]
+        lock_timeout: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        auto_approve: bool,
+    },
     /// Print the resource dependency graph in DOT.
     Graph {
         #[command(flatten)]
@@ -335,6 +350,19 @@ fn run(cli: &Cli) -> ExitCode {
         Command::ForceUnlock { id, vars } => {
             commands::state::force_unlock(&cli.dir, vars, id, color)
         }
+        Command::Rollback {
+            release,
+            vars,
+            lock_timeout,
+            auto_approve,
+        } => commands::rollback::run(
+            &cli.dir,
+            vars,
+            release.as_deref(),
+            lock_timeout,
+            *auto_approve,
+            color,
+        ),
         Command::Graph { vars } => commands::state::graph(&cli.dir, vars, color),
         Command::Version => {
             output::print_stdout(&format!("weir {}\n", env!("CARGO_PKG_VERSION")));

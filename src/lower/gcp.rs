@@ -16,7 +16,7 @@
 //! secret a container needs is in Secret Manager and reaches it as a `secretKeyRef` (the VM's
 //! startup script reads it from Secret Manager at boot): never as a plain value.
 
-use super::{Note, ResourceInstance};
+use super::ResourceInstance;
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::model::{Configuration, Deployment, OutputSource, ResourceProfile};
 use serde_json::{Map, Value, json};
@@ -35,6 +35,18 @@ const DB_USER: &str = "mage";
 const SCHEDULER_IMAGE: &str = "projects/cos-cloud/global/images/family/cos-stable";
 /// The Cloud SQL Auth Proxy that gives the scheduler VM the same socket Cloud Run mounts.
 const SQL_PROXY_IMAGE: &str = "gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.14.1";
+/// Where a deployment's code releases are in its bucket.
+const RELEASE_PREFIX: &str = "code";
+/// The program that fetches the pointed release into the container before Mage starts.
+pub const FETCH_RELEASE: &str = include_str!("fetch_release.py");
+/// A container's command: fetch the release, then the image's own entry point with the
+/// arguments the container was given (a job run's `mage run …`; none for the web server).
+const FETCH_THEN_RUN: &str = r#"python3 -c "$WEIR_RELEASE_FETCH" && exec /app/run_app.sh "$@""#;
+
+/// How often the scheduler VM reads the release pointer, in seconds.
+const RELEASE_POLL_SECS: u32 = 60;
+/// The index of `WEIR_RELEASE_BUCKET` in a container's `env` (see `Lowering::env`).
+const RELEASE_BUCKET_ENV: &str = "4";
 /// The APIs a deployment uses.
 const APIS: &[&str] = &[
     "compute.googleapis.com",
@@ -81,8 +93,6 @@ struct Lowering<'a> {
     out: Vec<ResourceInstance>,
     /// Secrets every container gets.
     container_secrets: Vec<ContainerSecret>,
-    /// Whether the configuration has no pipeline (nothing to upload).
-    pipelines_empty: bool,
     diags: Diagnostics,
 }
 
@@ -117,7 +127,6 @@ pub(super) fn lower_gcp(model: &Configuration) -> Result<Vec<ResourceInstance>, 
         labels,
         out: Vec::new(),
         container_secrets: Vec::new(),
-        pipelines_empty: model.pipelines.is_empty(),
         diags,
     };
     l.check_names(model);
@@ -127,6 +136,7 @@ pub(super) fn lower_gcp(model: &Configuration) -> Result<Vec<ResourceInstance>, 
     l.apis();
     l.service_accounts();
     l.bucket();
+    l.release(model)?;
     l.database();
     l.notification_secrets(model);
     l.webserver(model);
@@ -134,7 +144,6 @@ pub(super) fn lower_gcp(model: &Configuration) -> Result<Vec<ResourceInstance>, 
         l.job(p);
     }
     l.scheduler();
-    l.project_upload_note();
     Ok(l.out)
 }
 
@@ -444,6 +453,79 @@ impl Lowering<'_> {
         format!("{}:{}:{}-db", self.project, self.region, self.prefix)
     }
 
+    /// The code release: the Mage project exactly as the local target renders it (the same
+    /// lowering, each file rendered by the Mage provider), as a manifest of hashes and the
+    /// files' text, in the deployment's bucket (see `crate::release`).
+    fn release(&mut self, model: &Configuration) -> Result<(), Diagnostics> {
+        let Some(storage) = &self.d.storage else {
+            return Ok(());
+        };
+        let mut files: BTreeMap<String, String> = BTreeMap::new();
+        let mut secret_files = Vec::new();
+        let mut release = ResourceInstance::new(
+            crate::release::TYPE,
+            &self.d.name,
+            crate::release::PROVIDER_NAME,
+            Value::Null,
+        );
+        let token: weir_provider_sdk::AttrPath = ["triggers", "*", "token"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        for instance in super::mage::lower_local(model)? {
+            let (path, bytes) =
+                weir_provider_mage::render_file(&instance.type_name, &instance.attributes)
+                    .map_err(|e| {
+                        let mut diags = Diagnostics::new();
+                        diags.push(Diagnostic::error(format!(
+                            "{}: cannot render its Mage file for the code release: {e}",
+                            instance.address
+                        )));
+                        diags
+                    })?;
+            // Rendered text (YAML, code): a release holds text only.
+            let text = String::from_utf8(bytes).expect("rendered Mage files are text");
+            // A file rendered from a secret is secret as a whole (an API token is never
+            // rendered into a release: see `render_file`).
+            if instance.sensitive_paths.iter().any(|p| *p != token) {
+                secret_files.push(path.clone());
+            }
+            for from in &instance.lowered_from {
+                release = release.lowered_from(from);
+            }
+            files.insert(path.clone(), text);
+        }
+        let bytes = files
+            .iter()
+            .map(|(path, text)| (path.clone(), text.as_bytes().to_vec()))
+            .collect();
+        release.attributes = json!({
+            "bucket": storage.bucket,
+            "prefix": RELEASE_PREFIX,
+            "keep_releases": storage.keep_releases,
+            "files": crate::release::entries(&bytes),
+            "content": files,
+        });
+        release = release.depends_on(&format!("{STORAGE_BUCKET}.{}", self.d.name));
+        if self.d.sensitive.has("storage.bucket") {
+            release = release.sensitive(&["bucket"]);
+        }
+        for path in secret_files {
+            release = release.sensitive(&["content", &path]);
+        }
+        self.add(release);
+        Ok(())
+    }
+
+    /// The bucket the containers fetch the release from.
+    fn release_bucket(&self) -> String {
+        self.d
+            .storage
+            .as_ref()
+            .map(|s| s.bucket.clone())
+            .unwrap_or_default()
+    }
+
     fn database(&mut self) {
         let db = &self.d.database;
         let instance_name = format!("{}-db", self.prefix);
@@ -554,6 +636,9 @@ impl Lowering<'_> {
             json!({"name": "GCP_PROJECT_ID", "value": self.project}),
             json!({"name": "GCP_REGION", "value": self.region}),
             json!({"name": "ULIMIT_NO_FILE", "value": "16384"}),
+            json!({"name": "WEIR_RELEASE_BUCKET", "value": self.release_bucket()}),
+            json!({"name": "WEIR_RELEASE_PREFIX", "value": RELEASE_PREFIX}),
+            json!({"name": "WEIR_RELEASE_FETCH", "value": FETCH_RELEASE}),
         ];
         for s in &self.container_secrets {
             env.push(json!({"name": s.env, "valueSource": {"secretKeyRef": {"secret": s.secret_id, "version": "latest"}}}));
@@ -582,6 +667,8 @@ impl Lowering<'_> {
                 .iter()
                 .filter(|i| {
                     (i.type_name == SECRET_VERSION && i.name != "db_password")
+                        // The code release is there before a container starts.
+                        || i.type_name == crate::release::TYPE
                         || (matches!(
                             i.type_name.as_str(),
                             SECRET_IAM_MEMBER | STORAGE_BUCKET_IAM_MEMBER | PROJECT_IAM_MEMBER
@@ -621,6 +708,7 @@ impl Lowering<'_> {
                     "containers": [{
                         "name": "mage",
                         "image": self.d.image,
+                        "command": ["/bin/sh", "-c", FETCH_THEN_RUN, "weir"],
                         "ports": [{"containerPort": MAGE_PORT}],
                         "resources": {
                             "limits": {"cpu": w.cpu.to_string(), "memory": memory(w.memory_mib)},
@@ -637,6 +725,16 @@ impl Lowering<'_> {
         .depends_on(&Self::api_address("run.googleapis.com"));
         for dep in self.workload_dependencies(Workload::Web) {
             service = service.depends_on(&dep);
+        }
+        if self.d.sensitive.has("storage.bucket") {
+            service = service.sensitive(&[
+                "template",
+                "containers",
+                "0",
+                "env",
+                RELEASE_BUCKET_ENV,
+                "value",
+            ]);
         }
         self.add(service);
     }
@@ -677,9 +775,9 @@ impl Lowering<'_> {
                         "containers": [{
                             "name": "mage",
                             "image": self.d.image,
-                            // The image's entry point runs its arguments: the scheduler gives
-                            // each run the block to run.
-                            "command": ["/app/run_app.sh"],
+                            // The image's entry point runs its arguments (the scheduler gives
+                            // each run the block to run), after the release is fetched.
+                            "command": ["/bin/sh", "-c", FETCH_THEN_RUN, "weir"],
                             "resources": {"limits": {"cpu": p.cpu.to_string(), "memory": memory(p.memory_mib)}},
                             "env": self.env("job", &extra),
                             "volumeMounts": mounts,
@@ -691,6 +789,17 @@ impl Lowering<'_> {
         )
         .depends_on(&Self::api_address("run.googleapis.com"))
         .lowered_from(&format!("resource_profile.{}", p.name));
+        if self.d.sensitive.has("storage.bucket") {
+            job = job.sensitive(&[
+                "template",
+                "template",
+                "containers",
+                "0",
+                "env",
+                RELEASE_BUCKET_ENV,
+                "value",
+            ]);
+        }
         for dep in self
             .workload_dependencies(Workload::Job)
             .into_iter()
@@ -745,6 +854,10 @@ impl Lowering<'_> {
         }
         instance =
             instance.depends_on(&format!("{SERVICE_ACCOUNT_IAM_MEMBER}.scheduler_runs_jobs"));
+        // The startup script names the release's bucket.
+        if self.d.sensitive.has("storage.bucket") {
+            instance = instance.sensitive(&["metadata", "items", "0", "value"]);
+        }
         self.add(instance);
     }
 
@@ -757,6 +870,8 @@ impl Lowering<'_> {
             format!("GCP_PROJECT_ID={}", self.project),
             format!("GCP_REGION={}", self.region),
             "ULIMIT_NO_FILE=16384".to_string(),
+            format!("WEIR_RELEASE_BUCKET={}", self.release_bucket()),
+            format!("WEIR_RELEASE_PREFIX={RELEASE_PREFIX}"),
         ];
         let mut secret_lines = Vec::new();
         for s in &self.container_secrets {
@@ -780,11 +895,44 @@ cat > "$env_file" <<'EOF'
 {env}
 EOF
 {secrets}
+# Mage runs the pointed code release, fetched by the container before Mage starts.
+mkdir -p /var/lib/weir
+cat > /var/lib/weir/fetch_release.py <<'WEIR_FETCH_RELEASE'
+{fetch}WEIR_FETCH_RELEASE
 docker rm -f cloudsql-proxy mage-scheduler >/dev/null 2>&1 || true
 mkdir -p {sock}
 docker run -d --name cloudsql-proxy --restart=always -v {sock}:{sock} {proxy} --unix-socket {sock} {conn}
-docker run -d --name mage-scheduler --restart=always --env-file "$env_file" -v {sock}:{sock} {image}
+docker run -d --name mage-scheduler --restart=always --env-file "$env_file" -v {sock}:{sock} -v /var/lib/weir:/weir:ro --entrypoint /bin/sh {image} -c 'python3 /weir/fetch_release.py && exec /app/run_app.sh'
+# A new release (the pointer changed): restart Mage, which fetches it first.
+cat > /var/lib/weir/watch_release.sh <<'WEIR_WATCH_RELEASE'
+#!/bin/bash
+meta=http://metadata.google.internal/computeMetadata/v1
+pointer="https://storage.googleapis.com/storage/v1/b/{bucket}/o/{prefix}%2Fcurrent?alt=media"
+last=""
+while sleep {poll}; do
+  token=$(curl -sf -H 'Metadata-Flavor: Google' "$meta/instance/service-accounts/default/token" | sed -E 's/.*"access_token":"([^"]+)".*/\1/') || continue
+  now=$(curl -sf -H "Authorization: Bearer $token" "$pointer") || continue
+  if [ -n "$last" ] && [ "$now" != "$last" ]; then
+    docker restart mage-scheduler
+  fi
+  last=$now
+done
+WEIR_WATCH_RELEASE
+cat > /etc/systemd/system/weir-release-watch.service <<'WEIR_WATCH_UNIT'
+[Unit]
+Description=weir: restart the Mage scheduler on a new code release
+After=docker.service
+[Service]
+ExecStart=/bin/bash /var/lib/weir/watch_release.sh
+Restart=always
+WEIR_WATCH_UNIT
+systemctl daemon-reload
+systemctl restart weir-release-watch.service
 "#,
+            fetch = FETCH_RELEASE,
+            bucket = self.release_bucket(),
+            prefix = RELEASE_PREFIX,
+            poll = RELEASE_POLL_SECS,
             project = self.project,
             env = env_lines.join("\n"),
             secrets = secret_lines.join("\n"),
@@ -793,24 +941,6 @@ docker run -d --name mage-scheduler --restart=always --env-file "$env_file" -v {
             conn = self.sql_connection(),
             image = self.d.image,
         )
-    }
-
-    /// The note that the Mage project is not uploaded yet, on the web server's service (the
-    /// plan shows it when the service changes). The idle cost is the Google provider's
-    /// (`Provider::idle_cost`), from the planned attributes.
-    fn project_upload_note(&mut self) {
-        if self.pipelines_empty {
-            return;
-        }
-        if let Some(service) = self
-            .out
-            .iter_mut()
-            .find(|i| i.type_name == CLOUD_RUN_SERVICE)
-        {
-            service.notes.push(Note::Text(
-                "this build does not yet upload the Mage project (pipelines, blocks, triggers) to a gcp deployment: the web server starts with an empty project".into(),
-            ));
-        }
     }
 }
 
@@ -911,7 +1041,9 @@ deployment "prod" {{
         ] {
             assert!(instances.iter().any(|i| i.type_name == t), "no {t}");
         }
-        assert!(instances.iter().all(|i| i.provider == "google"));
+        // Every resource but the code release (weir's own provider) is Google's.
+        assert!(instances.iter().all(|i| i.provider == "google"
+            || i.address == "weir_release.prod" && i.provider == crate::release::PROVIDER_NAME));
         let name = |a: &str| find(&instances, a).attributes["name"].clone();
         assert_eq!(
             name("google_cloud_run_v2_service.webserver"),
@@ -1183,12 +1315,173 @@ deployment "prod" {
     }
 
     #[test]
-    fn the_web_server_notes_that_the_project_is_not_uploaded() {
-        let (_, instances) = quickstart();
-        let notes = &find(&instances, "google_cloud_run_v2_service.webserver").notes;
+    fn the_release_holds_the_project_as_the_local_target_renders_it() {
+        let (model, instances) = quickstart();
+        let release = find(&instances, "weir_release.prod");
+        let content = release.attributes["content"].as_object().unwrap();
+        let files = release.attributes["files"].as_object().unwrap();
+        // One file per Mage resource of the local target, each with its hash and size.
+        let local = super::super::mage::lower_local(&model).unwrap();
+        assert_eq!(content.len(), local.len());
+        assert!(content.contains_key("metadata.yaml"));
+        for (path, text) in content {
+            let text = text.as_str().unwrap();
+            let entry = &files[path];
+            assert_eq!(entry["size"], text.len());
+            assert_eq!(
+                entry["sha256"].as_str().unwrap(),
+                crate::release::entries(&BTreeMap::from([(
+                    path.clone(),
+                    text.as_bytes().to_vec()
+                )]))[path]
+                    .sha256
+            );
+        }
+        for instance in &local {
+            let (path, bytes) =
+                weir_provider_mage::render_file(&instance.type_name, &instance.attributes).unwrap();
+            assert_eq!(
+                content[&path].as_str().unwrap().as_bytes(),
+                &bytes[..],
+                "{path}"
+            );
+        }
+        assert_eq!(release.attributes["prefix"], RELEASE_PREFIX);
+        assert_eq!(release.attributes["keep_releases"], 10);
         assert!(
-            matches!(&notes[..], [Note::Text(upload)] if upload.contains("does not yet upload")),
-            "{notes:?}"
+            release
+                .dependencies
+                .contains(&"google_storage_bucket.prod".to_string())
         );
+    }
+
+    #[test]
+    fn every_container_fetches_the_release_before_mage_starts() {
+        let (_, instances) = quickstart();
+        for (address, container) in [
+            (
+                "google_cloud_run_v2_service.webserver",
+                "/template/containers/0",
+            ),
+            (
+                "google_cloud_run_v2_job.standard",
+                "/template/template/containers/0",
+            ),
+        ] {
+            let instance = find(&instances, address);
+            let c = instance.attributes.pointer(container).unwrap();
+            assert_eq!(
+                c["command"],
+                json!(["/bin/sh", "-c", FETCH_THEN_RUN, "weir"]),
+                "{address}"
+            );
+            let env = c["env"].as_array().unwrap();
+            assert_eq!(
+                env[4],
+                json!({"name": "WEIR_RELEASE_BUCKET", "value": "acme-data-prod-mage"})
+            );
+            assert!(
+                env.iter()
+                    .any(|e| e["name"] == "WEIR_RELEASE_FETCH" && e["value"] == FETCH_RELEASE)
+            );
+            assert!(
+                instance
+                    .dependencies
+                    .contains(&"weir_release.prod".to_string()),
+                "{address}"
+            );
+        }
+        let vm = find(&instances, "google_compute_instance.scheduler");
+        let script = vm.attributes["metadata"]["items"][0]["value"]
+            .as_str()
+            .unwrap();
+        assert!(script.contains(FETCH_RELEASE));
+        assert!(script.contains("WEIR_RELEASE_BUCKET=acme-data-prod-mage"));
+        assert!(script.contains("--entrypoint /bin/sh"));
+        assert!(script.contains("python3 /weir/fetch_release.py && exec /app/run_app.sh"));
+        // The VM polls the pointer and restarts Mage (which fetches first) on a new release.
+        assert!(script.contains(
+            "https://storage.googleapis.com/storage/v1/b/acme-data-prod-mage/o/code%2Fcurrent?alt=media"
+        ));
+        assert!(script.contains("docker restart mage-scheduler"));
+        assert!(script.contains("systemctl restart weir-release-watch.service"));
+        assert!(script.contains("ExecStart=/bin/bash /var/lib/weir/watch_release.sh"));
+        // The program is written before the container that runs it starts.
+        assert!(
+            script.find("fetch_release.py <<").unwrap()
+                < script.find("mage-scheduler --restart").unwrap()
+        );
+    }
+
+    #[test]
+    fn keep_releases_is_read_from_the_storage_block_and_checked() {
+        let config = |keep: &str| {
+            format!(
+                r#"deployment "prod" {{
+  target  = "gcp"
+  project = "my-project-123"
+  region  = "us-central1"
+  image   = "mageai/mageai:0.9.80"
+  scheduler {{
+    zone = "us-central1-a"
+  }}
+  storage {{
+    bucket        = "my-project-123-mage"
+    keep_releases = {keep}
+  }}
+}}
+"#
+            )
+        };
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("main.hcl"), config("3")).unwrap();
+        let mut model = load(dir.path());
+        let instances = super::super::lower(&mut model).unwrap();
+        assert_eq!(
+            find(&instances, "weir_release.prod").attributes["keep_releases"],
+            3
+        );
+        std::fs::write(dir.path().join("main.hcl"), config("0")).unwrap();
+        let opts = LoadOptions {
+            dir: dir.path().to_path_buf(),
+            ..Default::default()
+        };
+        let (_, diags) = crate::model::load(&opts);
+        let message = diags.iter().map(|d| d.render(false)).collect::<String>();
+        assert!(
+            diags.has_errors() && message.contains("keep_releases"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn the_startup_script_and_its_release_watcher_parse_as_bash() {
+        let (_, instances) = quickstart();
+        let vm = find(&instances, "google_compute_instance.scheduler");
+        let script = vm.attributes["metadata"]["items"][0]["value"]
+            .as_str()
+            .unwrap();
+        let watcher = script
+            .split("<<'WEIR_WATCH_RELEASE'\n")
+            .nth(1)
+            .and_then(|rest| rest.split("WEIR_WATCH_RELEASE\n").next())
+            .expect("the script writes the watcher");
+        for text in [script, watcher] {
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("script.sh");
+            std::fs::write(&file, text).unwrap();
+            let out = std::process::Command::new("bash")
+                .arg("-n")
+                .arg(&file)
+                .output()
+                .expect("bash runs");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert!(watcher.contains("while sleep 60; do"));
+        assert!(watcher.contains(r#"sed -E 's/.*"access_token":"([^"]+)".*/\1/'"#));
     }
 }

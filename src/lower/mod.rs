@@ -6,6 +6,9 @@
 mod gcp;
 mod mage;
 
+/// The program a gcp deployment's containers run to fetch the pointed code release.
+pub use gcp::FETCH_RELEASE;
+
 use crate::diagnostics::Diagnostics;
 use crate::model::{Configuration, Target};
 use serde_json::Value;

@@ -533,10 +533,13 @@ pub(super) fn deployment(config: &Config, diags: &mut Diagnostics) -> Option<Dep
             &b.body,
             format!("the storage of {what}"),
             header,
-            &["bucket", "location"],
+            &["bucket", "location", "keep_releases"],
             &[],
             diags,
         );
+        let keep_releases = br
+            .integer(ev, "keep_releases", 1, 1000, diags)
+            .map_or(crate::release::DEFAULT_KEEP as u32, |k| k.value as u32);
         let location = br
             .string(ev, "location", diags)
             .map(|l| l.value)
@@ -550,6 +553,7 @@ pub(super) fn deployment(config: &Config, diags: &mut Diagnostics) -> Option<Dep
                 storage = Some(Storage {
                     bucket: bucket.value,
                     location,
+                    keep_releases,
                 });
             }
             None if !br.has("bucket") => br.missing(

@@ -132,6 +132,8 @@ pub struct Database {
 pub struct Storage {
     pub bucket: String,
     pub location: String,
+    /// How many code releases of a `gcp` deployment the bucket keeps (`keep_releases`).
+    pub keep_releases: u32,
 }
 
 /// A Cloud Run job that blocks run on.

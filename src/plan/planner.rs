@@ -413,6 +413,13 @@ pub async fn plan(
                 }
             }
         };
+        if action == Action::Update
+            && let Some(now) = current.as_mut()
+        {
+            provider
+                .show_before(&instance.type_name, now, &planned.value)
+                .await;
+        }
         if action == Action::Replace {
             replaced.insert(address.clone(), instance.type_name.clone());
             if instance.prevent_destroy {

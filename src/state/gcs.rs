@@ -84,13 +84,6 @@ impl GcsBackend {
         prefix: &str,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<GcsBackend, String> {
-        let (credentials, endpoints) = crate::providers::google_access(env)?;
-        // Also installs the TLS crypto provider that reqwest is built to use.
-        let tokens = weir_provider_google::adc_headers(credentials);
-        let (base, auth): (String, Option<Headers>) = match endpoints.storage {
-            Some(emulator) => (emulator, None),
-            None => (GOOGLE_STORAGE.to_string(), Some(Box::new(move || tokens()))),
-        };
         let lease = match env(LEASE_VAR).filter(|v| !v.trim().is_empty()) {
             None => DEFAULT_LEASE,
             Some(text) => match crate::model::values::parse_duration(text.trim()) {
@@ -99,31 +92,14 @@ impl GcsBackend {
                 Err(e) => return Err(format!("{LEASE_VAR}: {e}")),
             },
         };
-        let http = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(STALL_TIMEOUT)
-            .read_timeout(STALL_TIMEOUT)
-            .build()
-            .map_err(|e| format!("cannot set up Cloud Storage requests: {e}"))?;
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("weir-gcs")
-            .enable_all()
-            .build()
-            .map_err(|e| format!("cannot start the Cloud Storage runtime: {e}"))?;
+        let client = Client::open(bucket, env)?;
         let prefix = prefix.trim_matches('/');
         let name = |leaf: &str| match prefix {
             "" => leaf.to_string(),
             p => format!("{p}/{leaf}"),
         };
         Ok(GcsBackend {
-            client: Arc::new(Client {
-                base,
-                bucket: bucket.to_string(),
-                http,
-                auth,
-                rt: Some(rt),
-            }),
+            client: Arc::new(client),
             state_name: name("state.json"),
             lock_name: name("state.lock"),
             lease,
@@ -640,15 +616,15 @@ impl Drop for GcsSession {
 }
 
 /// What a conditional upload did.
-enum Put {
+pub(crate) enum Put {
     /// Written; the object's new generation.
     Written(u64),
     /// The object's generation was not the one required (412).
     PreconditionFailed,
 }
 
-/// The few Cloud Storage JSON API calls the backend makes.
-struct Client {
+/// The few Cloud Storage JSON API calls the backend (and code releases) make.
+pub(crate) struct Client {
     /// `https://storage.googleapis.com`, or the emulator's base URL.
     base: String,
     bucket: String,
@@ -657,6 +633,8 @@ struct Client {
     auth: Option<Headers>,
     /// Always `Some` until dropped.
     rt: Option<tokio::runtime::Runtime>,
+    /// How many requests were sent (each attempt counts).
+    requests: std::sync::atomic::AtomicUsize,
 }
 
 impl Drop for Client {
@@ -669,7 +647,52 @@ impl Drop for Client {
 }
 
 impl Client {
-    fn location(&self, name: &str) -> String {
+    /// A client of `bucket`, reading the environment through `env`: `STORAGE_EMULATOR_HOST`
+    /// and the places of Application Default Credentials. Nothing is sent yet.
+    pub(crate) fn open(
+        bucket: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Client, String> {
+        let (credentials, endpoints) = crate::providers::google_access(env)?;
+        Client::with_access(bucket, credentials, endpoints)
+    }
+
+    /// A client of `bucket` with these credentials, at Cloud Storage or at the emulator that
+    /// `endpoints.storage` names.
+    pub(crate) fn with_access(
+        bucket: &str,
+        credentials: weir_provider_sdk::CredentialsSource,
+        endpoints: weir_provider_sdk::Endpoints,
+    ) -> Result<Client, String> {
+        // Also installs the TLS crypto provider that reqwest is built to use.
+        let tokens = weir_provider_google::adc_headers(credentials);
+        let (base, auth): (String, Option<Headers>) = match endpoints.storage {
+            Some(emulator) => (emulator, None),
+            None => (GOOGLE_STORAGE.to_string(), Some(Box::new(move || tokens()))),
+        };
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(STALL_TIMEOUT)
+            .read_timeout(STALL_TIMEOUT)
+            .build()
+            .map_err(|e| format!("cannot set up Cloud Storage requests: {e}"))?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("weir-gcs")
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the Cloud Storage runtime: {e}"))?;
+        Ok(Client {
+            base,
+            bucket: bucket.to_string(),
+            http,
+            auth,
+            rt: Some(rt),
+            requests: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+
+    pub(crate) fn location(&self, name: &str) -> String {
         format!("gs://{}/{name}", self.bucket)
     }
 
@@ -714,6 +737,8 @@ impl Client {
             let this = request
                 .try_clone()
                 .ok_or("the request cannot be repeated")?;
+            self.requests
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let this = match &self.auth {
                 None => this,
                 Some(auth) => this.headers(auth().await.map_err(|e| e.to_string())?),
@@ -731,7 +756,7 @@ impl Client {
         }
     }
 
-    fn failure(&self, action: &'static str, name: &str, message: String) -> StateError {
+    pub(crate) fn failure(&self, action: &'static str, name: &str, message: String) -> StateError {
         StateError::Remote {
             action,
             location: self.location(name),
@@ -740,7 +765,11 @@ impl Client {
     }
 
     /// The object's content and generation; `None` when there is none.
-    fn get(&self, name: &str, action: &'static str) -> Result<Option<(Vec<u8>, u64)>, StateError> {
+    pub(crate) fn get(
+        &self,
+        name: &str,
+        action: &'static str,
+    ) -> Result<Option<(Vec<u8>, u64)>, StateError> {
         self.run(async {
             let response = self
                 .send(
@@ -768,7 +797,7 @@ impl Client {
 
     /// Uploads `body` as `name` if the object's generation is `generation` (0: if there is no
     /// such object). A multipart upload: the emulator enforces preconditions only there.
-    fn put(
+    pub(crate) fn put(
         &self,
         name: &str,
         body: &[u8],
@@ -819,7 +848,7 @@ impl Client {
 
     /// Deletes the object if its generation is `generation`; `false` when it is not (412). An
     /// object already gone counts as deleted.
-    fn delete(
+    pub(crate) fn delete(
         &self,
         name: &str,
         generation: u64,
@@ -839,6 +868,52 @@ impl Client {
             }
         })
         .map_err(|message| self.failure(action, name, message))
+    }
+
+    /// How many requests this client has sent (each attempt counts).
+    pub(crate) fn requests(&self) -> usize {
+        self.requests.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The names and generations of the objects whose name starts with `prefix`, every page.
+    pub(crate) fn list(
+        &self,
+        prefix: &str,
+        action: &'static str,
+    ) -> Result<Vec<(String, u64)>, StateError> {
+        self.run(async {
+            let mut found = Vec::new();
+            let mut page: Option<String> = None;
+            loop {
+                let mut query = vec![("prefix", prefix.to_string())];
+                if let Some(token) = &page {
+                    query.push(("pageToken", token.clone()));
+                }
+                let url = format!("{}/storage/v1/b/{}/o", self.base, encode(&self.bucket));
+                let response = self.send(self.http.get(url).query(&query)).await?;
+                // No bucket: nothing in it.
+                if response.status() == StatusCode::NOT_FOUND {
+                    return Ok(found);
+                }
+                if !response.status().is_success() {
+                    return Err(status_error(response).await);
+                }
+                let listing: serde_json::Value =
+                    response.json().await.map_err(|e| describe_reqwest(&e))?;
+                for item in listing["items"].as_array().into_iter().flatten() {
+                    if let (Some(name), Some(generation)) =
+                        (item["name"].as_str(), generation_of(item))
+                    {
+                        found.push((name.to_string(), generation));
+                    }
+                }
+                match listing["nextPageToken"].as_str() {
+                    Some(token) if !token.is_empty() => page = Some(token.to_string()),
+                    _ => return Ok(found),
+                }
+            }
+        })
+        .map_err(|message| self.failure(action, prefix, message))
     }
 }
 

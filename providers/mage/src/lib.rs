@@ -258,6 +258,34 @@ fn unknown_type(type_name: &str) -> ProviderError {
     ))
 }
 
+/// The file a resource of this provider writes, rendered without touching a disk: its path
+/// inside the project and its content. For a project shipped elsewhere than a local directory
+/// (a `gcp` deployment's code release). Triggers are rendered as planned, without what only
+/// apply chooses (`start_time` and `last_enabled_at` left to Mage, no API token), so that the
+/// same configuration always renders the same bytes.
+pub fn render_file(type_name: &str, attributes: &Value) -> Result<(String, Vec<u8>), String> {
+    let (rel, bytes) = match type_name {
+        project::TYPE => {
+            let attrs = ProjectAttrs::from_value(attributes)?;
+            ("metadata.yaml".to_string(), attrs.render()?.into_bytes())
+        }
+        pipeline::TYPE => {
+            let attrs = PipelineAttrs::from_value(attributes)?;
+            (attrs.rel_path()?.key(), attrs.render()?.into_bytes())
+        }
+        block::TYPE => {
+            let attrs = BlockAttrs::from_value(attributes)?;
+            (attrs.rel_path()?.key(), attrs.code.into_bytes())
+        }
+        triggers::TYPE => {
+            let attrs = TriggersAttrs::from_value(&triggers::without_token_digests(attributes))?;
+            (attrs.rel_path()?.key(), attrs.render()?.into_bytes())
+        }
+        other => return Err(format!("`{other}` is not a Mage file")),
+    };
+    Ok((rel, bytes))
+}
+
 fn render_error(address: &str, detail: String) -> ProviderError {
     ProviderError::permanent(format!(
         "{address}: could not render the Mage file: {detail}"

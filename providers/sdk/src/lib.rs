@@ -375,6 +375,12 @@ pub trait Provider: Send + Sync {
         Ok(PlannedValue::known(desired))
     }
 
+    /// Adds to `live` (a resource's refreshed value) what a plan should show of it next to
+    /// `planned`, read only for what changes: e.g. the old text of the files a release changes,
+    /// which the live value names only by hash. The plan decides on the live value as read;
+    /// this is for showing the change. The default adds nothing.
+    async fn show_before(&self, _type_name: &str, _live: &mut Value, _planned: &Value) {}
+
     /// What `resources` (all of this provider's resources in a deployment, with their
     /// attributes as planned or recorded) cost in a month when idle, `None` when the provider
     /// prices none of them. The plan shows it before and after the change. The default prices
