@@ -140,11 +140,7 @@ fn main() {
         _ => None,
     })
     .expect("the provider configuration");
-    let providers = Arc::new(
-        Providers::new(vec![Arc::new(weir_provider_google::GoogleProvider::new())
-            as Arc<dyn weir_provider_sdk::Provider>])
-        .with_config(config),
-    );
+    let providers = Arc::new(Providers::for_config(&dir, config));
     let backend = LocalBackend::open(tmp.path(), &default_path()).expect("the state backend");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
