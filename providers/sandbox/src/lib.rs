@@ -9,6 +9,7 @@
 //! - [`server`]: the HTTP front (also the `weir-sandbox` binary), which holds every request to
 //!   the documents and records it;
 //! - [`run_jobs`]: Cloud Run v2 jobs and services and their operations, kept in memory;
+//! - [`executions`]: Cloud Run job executions, optionally run as local processes;
 //! - [`service_usage`]: the APIs enabled in a project (Service Usage v1), kept in memory;
 //! - [`secrets`]: Secret Manager v1 secrets and their versions, kept in memory;
 //! - [`sql`]: Cloud SQL Admin v1 instances, databases, users and operations, kept in memory;
@@ -19,6 +20,7 @@
 
 pub mod compute;
 pub mod discovery;
+pub mod executions;
 pub mod iam;
 pub mod policies;
 pub mod record;

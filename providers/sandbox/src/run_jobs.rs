@@ -434,6 +434,14 @@ fn short(n: u64) -> String {
 }
 
 impl Store {
+    /// The job `projects/p/locations/l/jobs/j`, if kept.
+    pub(crate) fn job(&self, name: &str) -> Option<Value> {
+        self.objects
+            .get(name)
+            .filter(|_| name.contains("/jobs/"))
+            .cloned()
+    }
+
     fn next(&mut self) -> u64 {
         self.writes += 1;
         self.writes

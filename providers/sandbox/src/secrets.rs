@@ -230,6 +230,13 @@ impl Store {
         }
     }
 
+    /// The decoded payload of a version (`…/versions/<n|latest>`) not destroyed, if any.
+    pub(crate) fn payload(&self, name: &str) -> Option<Vec<u8>> {
+        use base64::Engine as _;
+        let data = self.version(name)?.data.as_ref()?;
+        base64::engine::general_purpose::STANDARD.decode(data).ok()
+    }
+
     fn version_mut(&mut self, name: &str) -> Option<&mut Version> {
         let (secret, n) = name.rsplit_once("/versions/")?;
         let versions = &mut self.secrets.get_mut(secret)?.versions;

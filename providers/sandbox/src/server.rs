@@ -41,6 +41,10 @@ pub struct Sandbox {
     pub behaviour: Behaviour,
     /// The resources kept, in memory.
     store: Mutex<Store>,
+    /// The Cloud Run job executions, in memory.
+    executions: Mutex<crate::executions::Store>,
+    /// Whether an execution runs its job's command as a local process.
+    run_processes: bool,
     /// The Secret Manager secrets kept, in memory.
     secrets: Mutex<secrets::Store>,
     /// The Cloud SQL instances, databases and users kept, in memory (shared with tests).
@@ -92,6 +96,8 @@ impl Sandbox {
             record: None,
             behaviour: Behaviour::default(),
             store: Mutex::default(),
+            executions: Mutex::default(),
+            run_processes: false,
             secrets: Mutex::default(),
             sql: Arc::default(),
             service_usage: Mutex::default(),
@@ -104,6 +110,13 @@ impl Sandbox {
     /// Appends every exchange to `file`.
     pub fn record(mut self, file: PathBuf) -> Sandbox {
         self.record = Some(file);
+        self
+    }
+
+    /// Runs each job execution's container command as a local process (off by default: an
+    /// execution then just succeeds once the operation delay has passed).
+    pub fn run_processes(mut self, on: bool) -> Sandbox {
+        self.run_processes = on;
         self
     }
 
@@ -329,6 +342,23 @@ impl Sandbox {
                 // A poisoned lock only means another request panicked; the jobs are still whole.
                 let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
                 run_jobs::fault(&mut store, &self.behaviour)
+                    .or_else(|| {
+                        let mut executions =
+                            self.executions.lock().unwrap_or_else(|e| e.into_inner());
+                        let secrets = |name: &str| {
+                            let secrets = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
+                            secrets.payload(name)
+                        };
+                        crate::executions::answer(
+                            &mut executions,
+                            &|name| store.job(name),
+                            &secrets,
+                            self.run_processes,
+                            &self.behaviour,
+                            method_id,
+                            request,
+                        )
+                    })
                     .or_else(|| run_jobs::answer(&mut store, &self.behaviour, method_id, request))
             }
             "secretmanager.googleapis.com" => {
