@@ -41,6 +41,10 @@ struct Args {
     /// `http://host:port`; point `STORAGE_EMULATOR_HOST` at the sandbox then.
     #[arg(long, value_name = "URL", value_parser = http_base)]
     storage_upstream: Option<String>,
+    /// Run each Cloud Run job execution's container command as a local process, with the
+    /// job's environment (secrets resolved from the sandbox's own Secret Manager).
+    #[arg(long)]
+    run_processes: bool,
 }
 
 /// An `http://host:port` base URL.
@@ -96,6 +100,7 @@ fn main() -> ExitCode {
             ..Behaviour::default()
         });
         sandbox.record = args.record;
+        sandbox = sandbox.run_processes(args.run_processes);
         if let Some(upstream) = &args.storage_upstream {
             sandbox = sandbox.storage_upstream(upstream);
         }
