@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::process::{Child, Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -38,6 +38,23 @@ struct Execution {
     ready_at: Instant,
     /// Once over: whether it succeeded, why not, and when it ended.
     outcome: Option<(bool, String, String)>,
+    /// When the process is killed and the execution failed (the run's or the task's `timeout`).
+    deadline: Option<Instant>,
+}
+
+impl Drop for Execution {
+    /// A sandbox that stops leaves no process of its own behind.
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A proto3 JSON duration of whole or fractional seconds (`"600s"`, `"1.5s"`).
+fn duration(text: &str) -> Option<Duration> {
+    Duration::try_from_secs_f64(text.strip_suffix('s')?.parse().ok()?).ok()
 }
 
 /// Reads a secret version's payload (`projects/p/secrets/s/versions/v`), if it exists.
@@ -149,6 +166,12 @@ impl Store {
             child: None,
             ready_at: Instant::now() + behaviour.operation_delay,
             outcome: None,
+            deadline: overrides
+                .and_then(|o| o.get("timeout"))
+                .or_else(|| job.pointer("/template/template/timeout"))
+                .and_then(Value::as_str)
+                .and_then(duration)
+                .map(|d| Instant::now() + d),
         };
         if run_processes {
             match start(job, overrides, secrets) {
@@ -271,6 +294,13 @@ impl Execution {
                     };
                     self.outcome = Some((ok, why, timestamp()));
                     self.child = None;
+                }
+                Ok(None) if self.deadline.is_some_and(|d| Instant::now() >= d) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    self.child = None;
+                    let why = "the task's process ran past its timeout and was killed".to_owned();
+                    self.outcome = Some((false, why, timestamp()));
                 }
                 Ok(None) => {}
                 Err(e) => {
@@ -505,6 +535,18 @@ mod tests {
         assert!(succeeded(&run(addr, "env", check, json!({}))));
         let wrong = "test \"$TOKEN\" = something-else";
         assert!(!succeeded(&run(addr, "env-wrong", wrong, json!({}))));
+
+        // A process still running at its timeout is killed and the execution fails.
+        let timeout = json!({"overrides": {"timeout": "0.5s"}});
+        let late = run(addr, "late", "sleep 30", timeout);
+        assert!(!succeeded(&late));
+        assert!(
+            late["conditions"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("timeout"),
+            "{late}"
+        );
 
         let (status, list) = call(
             addr,
