@@ -93,7 +93,7 @@ pub(crate) fn answer(
         }
         "run.projects.locations.jobs.executions.get" => {
             Some(match store.executions.get_mut(name) {
-                Some(e) => (200, e.to_json()),
+                Some(e) => (200, e.current()),
                 None => error(404, "NOT_FOUND", format!("Resource '{name}' was not found")),
             })
         }
@@ -103,7 +103,7 @@ pub(crate) fn answer(
                 .executions
                 .range_mut(prefix.clone()..)
                 .take_while(|(k, _)| k.starts_with(&prefix))
-                .map(|(_, e)| e.to_json())
+                .map(|(_, e)| e.current())
                 .collect();
             Some((
                 200,
@@ -318,7 +318,8 @@ impl Execution {
         }
     }
 
-    fn to_json(&mut self) -> Value {
+    /// The execution as a read sees it now.
+    fn current(&mut self) -> Value {
         self.refresh();
         let mut e = self.body.clone();
         let tasks = e["taskCount"].as_i64().unwrap_or(1);
@@ -345,7 +346,7 @@ impl Execution {
     }
 
     fn operation(&mut self, name: &str) -> Value {
-        let mut execution = self.to_json();
+        let mut execution = self.current();
         execution["@type"] = json!(EXECUTION_TYPE);
         let done = self.outcome.is_some();
         let mut op = json!({"name": name, "metadata": execution, "done": done});
