@@ -274,8 +274,8 @@ impl ReleaseStore {
             id: new_id(wanted),
             files: wanted.clone(),
         };
-        let body = serde_json::to_vec_pretty(&manifest).expect("a manifest serialises");
         let name = self.manifest_name(&manifest.id);
+        let body = crate::state::gcs::json_body(&manifest, &name)?;
         if let Put::PreconditionFailed = self.client.put(&name, &body, 0, "write release")? {
             return Err(self.client.failure(
                 "write release",
@@ -313,10 +313,10 @@ impl ReleaseStore {
     /// Switches the pointer to `id` if its generation is still `generation`.
     fn point(&self, id: &str, generation: u64) -> Result<(), StateError> {
         let name = self.pointer_name();
-        let body = serde_json::to_vec(&Pointer {
+        let pointer = Pointer {
             release: id.to_string(),
-        })
-        .expect("a pointer serialises");
+        };
+        let body = crate::state::gcs::json_body(&pointer, &name)?;
         match self.client.put(&name, &body, generation, "switch release pointer")? {
             Put::Written(_) => Ok(()),
             Put::PreconditionFailed => Err(self.client.failure(
@@ -402,9 +402,15 @@ impl ReleaseStore {
 
 /// A release id: when it was made and the start of its manifest's hash.
 fn new_id(files: &BTreeMap<String, FileEntry>) -> String {
-    let digest = hex(&Sha256::digest(
-        serde_json::to_vec(files).expect("a manifest serialises"),
-    ));
+    // Over each path and the hash of its content: the same files, the same digest.
+    let mut hasher = Sha256::new();
+    for (path, entry) in files {
+        hasher.update(path.as_bytes());
+        hasher.update([0]);
+        hasher.update(entry.sha256.as_bytes());
+        hasher.update([0]);
+    }
+    let digest = hex(&hasher.finalize());
     format!(
         "{}-{}",
         chrono::Utc::now().format("%Y%m%dT%H%M%S%3fZ"),

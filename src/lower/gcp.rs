@@ -484,7 +484,14 @@ impl Lowering<'_> {
                         diags
                     })?;
             // Rendered text (YAML, code): a release holds text only.
-            let text = String::from_utf8(bytes).expect("rendered Mage files are text");
+            let text = String::from_utf8(bytes).map_err(|_| {
+                let mut diags = Diagnostics::new();
+                diags.push(Diagnostic::error(format!(
+                    "{}: its rendered Mage file {path} is not UTF-8 text, which a code release must be",
+                    instance.address
+                )));
+                diags
+            })?;
             // A file rendered from a secret is secret as a whole (an API token is never
             // rendered into a release: see `render_file`).
             if instance.sensitive_paths.iter().any(|p| *p != token) {

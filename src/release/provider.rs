@@ -75,7 +75,11 @@ impl Attrs {
 
 impl ReleaseProvider {
     fn store(&self, bucket: &str, prefix: &str) -> Result<ReleaseStore, ProviderError> {
-        let (credentials, endpoints) = self.access.lock().expect("not poisoned").clone();
+        let (credentials, endpoints) = self
+            .access
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         ReleaseStore::with_access(bucket, prefix, credentials, endpoints)
             .map_err(ProviderError::permanent)
     }
@@ -167,7 +171,7 @@ impl Provider for ReleaseProvider {
     }
 
     async fn configure(&self, config: &ProviderConfig) -> Result<(), ProviderError> {
-        *self.access.lock().expect("not poisoned") =
+        *self.access.lock().unwrap_or_else(|e| e.into_inner()) =
             (config.credentials.clone(), config.endpoints.clone());
         Ok(())
     }

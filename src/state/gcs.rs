@@ -187,7 +187,7 @@ impl StateBackend for GcsBackend {
     ) -> Result<Box<dyn StateSession>, StateError> {
         let start = Instant::now();
         let info = self.new_info(operation);
-        let body = lock_body(&info);
+        let body = json_body(&info, &self.lock_name)?;
         loop {
             // Create it if there is none: exactly one of two contenders gets generation 1.
             if let Put::Written(generation) =
@@ -277,8 +277,15 @@ impl StateBackend for GcsBackend {
     }
 }
 
-fn lock_body(info: &LockInfo) -> Vec<u8> {
-    serde_json::to_vec_pretty(info).expect("lock information serialises to JSON")
+/// `value` as the JSON body of the object at `location`.
+pub(crate) fn json_body<T: serde::Serialize>(
+    value: &T,
+    location: &str,
+) -> Result<Vec<u8>, StateError> {
+    serde_json::to_vec_pretty(value).map_err(|source| StateError::Encode {
+        path: location.into(),
+        source,
+    })
 }
 
 /// The lock on a gcs state, and the reads and writes made under it.
@@ -396,7 +403,8 @@ impl StateWriter {
 }
 
 /// Renews the lease of the lock described by `info` (its `expires` moved on); `false` when the
-/// lock is no longer ours.
+/// lock is no longer ours (or, never in practice, its description cannot be encoded: the lease
+/// then runs out, which is safe).
 fn renew(
     client: &Client,
     name: &str,
@@ -406,7 +414,10 @@ fn renew(
 ) -> bool {
     info.expires = Some(expiry(lease));
     let current = *locked(generation);
-    match client.put(name, &lock_body(info), current, "renew lock object") {
+    let Ok(body) = json_body(info, name) else {
+        return false;
+    };
+    match client.put(name, &body, current, "renew lock object") {
         Ok(Put::Written(next)) => *locked(generation) = next,
         // This very renewal, applied although its answer was lost.
         Ok(Put::PreconditionFailed)
