@@ -153,6 +153,7 @@ mod manifest;
 mod pipeline;
 mod project;
 mod triggers;
+pub mod runtime;
 mod yaml;
 
 use std::collections::HashMap;
