@@ -16,6 +16,14 @@
 //! `alreadyExists`, anything missing 404 `notFound`. A write repeated with the same `requestId`
 //! answers the first one's operation and does nothing again.
 //!
+//! The scheduler VM's container: when the sandbox runs processes, an instance whose metadata has
+//! a `weir-container` item (the container its startup script runs, as JSON in Cloud Run's
+//! shapes: `command`, `env`, `volumeMounts`, `volumes`) starts that container as a local process
+//! ([`crate::processes`]) when it is inserted and when it is started after a stop; the process
+//! is killed when the instance is stopped or deleted, and when the sandbox stops. A container
+//! that cannot start (bad JSON, a missing secret) leaves the instance running without it, as a
+//! VM whose startup script fails does, and the sandbox says why on its stderr.
+//!
 //! Injected faults ([`Behaviour::unavailable_rate`]): a 429 is answered before anything is
 //! done; a 503 to a write is answered after the write was done (its answer lost on the way
 //! back), which is what `requestId` is there for.
@@ -25,8 +33,12 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
+use crate::processes::{ContainerSpec, Launcher, LocalProcess};
 use crate::run_jobs::Behaviour;
 use crate::validate::Request;
+
+/// The metadata item holding the container the scheduler VM runs.
+const CONTAINER_ITEM: &str = "weir-container";
 
 /// The base of every link Compute Engine answers.
 const LINK: &str = "https://www.googleapis.com/compute/v1";
@@ -46,6 +58,8 @@ pub(crate) struct Store {
     by_request: HashMap<String, u64>,
     /// Counts writes: ids, fingerprints and operation names come from it.
     writes: u64,
+    /// The containers running as local processes, by instance key.
+    containers: HashMap<String, LocalProcess>,
 }
 
 struct Operation {
@@ -105,6 +119,7 @@ fn target(path: &str) -> Option<Target<'_>> {
 pub(crate) fn answer(
     store: &mut Store,
     behaviour: &Behaviour,
+    launcher: Option<&Launcher>,
     method_id: &str,
     request: &Request,
     fault: Option<(u16, Value)>,
@@ -114,7 +129,7 @@ pub(crate) fn answer(
     match fault {
         Some(fault) if fault.0 == 503 && write => {
             store.settle();
-            serve(store, behaviour, method_id, request, &target)?;
+            serve(store, behaviour, launcher, method_id, request, &target)?;
             store.settle();
             return Some(fault);
         }
@@ -122,7 +137,7 @@ pub(crate) fn answer(
         None => {}
     }
     store.settle();
-    let answer = serve(store, behaviour, method_id, request, &target);
+    let answer = serve(store, behaviour, launcher, method_id, request, &target);
     store.settle();
     answer
 }
@@ -130,6 +145,7 @@ pub(crate) fn answer(
 fn serve(
     store: &mut Store,
     behaviour: &Behaviour,
+    launcher: Option<&Launcher>,
     method_id: &str,
     request: &Request,
     target: &Target<'_>,
@@ -144,7 +160,16 @@ fn serve(
     }
     let body = request.body.clone().unwrap_or_else(|| json!({}));
     let answer = match method_id {
-        "compute.instances.insert" => insert(store, behaviour, target, body),
+        "compute.instances.insert" => {
+            let answer = insert(store, behaviour, target, body);
+            if answer.0 == 200
+                && let Some(launcher) = launcher
+                && let Some(name) = target_name(&answer.1)
+            {
+                store.start_container(launcher, target, &name);
+            }
+            answer
+        }
         "compute.instances.list" => {
             let prefix = format!("{}/instances/", target.zone_key());
             let items: Vec<Value> = store
@@ -172,6 +197,7 @@ fn serve(
                 return Some(not_found(&key));
             };
             instance["status"] = json!("STOPPING");
+            store.containers.remove(&key);
             let effect = Effect::Remove(key.clone());
             store.operation(behaviour, target, "delete", &key, effect, None)
         }
@@ -184,6 +210,7 @@ fn serve(
                 instance["status"] = json!("STOPPING");
                 instance["lastStopTimestamp"] = json!(timestamp());
             }
+            store.containers.remove(&key);
             let effect = Effect::Status(key.clone(), "TERMINATED");
             store.operation(behaviour, target, "stop", &key, effect, None)
         }
@@ -196,6 +223,9 @@ fn serve(
                 "TERMINATED" => {
                     instance["status"] = json!("STAGING");
                     instance["lastStartTimestamp"] = json!(timestamp());
+                    if let Some(launcher) = launcher {
+                        store.start_container(launcher, target, target.name?);
+                    }
                 }
                 "RUNNING" => {}
                 other => return Some(not_ready(&key, other)),
@@ -543,7 +573,59 @@ fn resize(
     store.operation(behaviour, target, "resize", &key, Effect::Nothing, None)
 }
 
+/// The instance name an operation's `targetLink` ends with.
+fn target_name(operation: &Value) -> Option<String> {
+    let link = operation.get("targetLink").and_then(Value::as_str)?;
+    link.rsplit('/').next().map(str::to_owned)
+}
+
 impl Store {
+    /// Starts the instance's `weir-container` as a local process, if its metadata has one.
+    fn start_container(&mut self, launcher: &Launcher, target: &Target<'_>, name: &str) {
+        let key = target.key(name);
+        let Some(instance) = self.instances.get(&key) else {
+            return;
+        };
+        let Some(text) = instance
+            .pointer("/metadata/items")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|item| item.get("key").and_then(Value::as_str) == Some(CONTAINER_ITEM))
+            .and_then(|item| item.get("value").and_then(Value::as_str))
+            .map(str::to_owned)
+        else {
+            return;
+        };
+        let n = self.next();
+        let started = serde_json::from_str::<Value>(&text)
+            .map_err(|e| format!("its {CONTAINER_ITEM} metadata item is not JSON: {e}"))
+            .and_then(|container| {
+                launcher.start(&ContainerSpec {
+                    container: &container,
+                    volumes: container.get("volumes"),
+                    args: None,
+                    env_overrides: None,
+                    project: target.project,
+                    label: &format!("{name}-{n}"),
+                })
+            });
+        match started {
+            Ok(process) => {
+                self.containers.insert(key, process);
+            }
+            Err(why) => {
+                eprintln!("weir-sandbox: the container of instance {key} does not run: {why}")
+            }
+        }
+    }
+
+    /// The container of the instance `key` that runs as a local process, if any.
+    #[cfg(test)]
+    fn container(&mut self, key: &str) -> Option<&mut LocalProcess> {
+        self.containers.get_mut(key)
+    }
+
     fn next(&mut self) -> u64 {
         self.writes += 1;
         self.writes
@@ -755,7 +837,7 @@ mod tests {
     }
 
     fn call(store: &mut Store, id: &str, r: Request) -> (u16, Value) {
-        answer(store, &Behaviour::default(), id, &r, None).unwrap()
+        answer(store, &Behaviour::default(), None, id, &r, None).unwrap()
     }
 
     #[test]
@@ -888,6 +970,110 @@ mod tests {
             Some(json!({"sizeGb": "60"})),
         );
         assert_eq!(call(&mut store, "compute.disks.resize", missing).0, 404);
+    }
+
+    /// Whether the container process of `key` is alive (`None`: there is none).
+    fn alive(store: &mut Store, key: &str) -> Option<bool> {
+        let process = store.container(key)?;
+        Some(process.try_wait().unwrap().is_none())
+    }
+
+    fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+        let started = std::time::Instant::now();
+        while !done() {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(10),
+                "{what} never happened"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn the_scheduler_container_runs_from_insert_to_stop_again_from_start_and_dies_with_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let stand_in = crate::processes::ImageStandIn {
+            env: vec![("FROM_IMAGE".into(), "image".into())],
+            cloudsql_dir: None,
+            process_dir: Some(dir.path().to_owned()),
+        };
+        let secrets = |name: &str| {
+            (name == "projects/p/secrets/db-url/versions/latest")
+                .then(|| b"postgresql://x".to_vec())
+        };
+        let launcher = Launcher {
+            stand_in: &stand_in,
+            secrets: &secrets,
+        };
+        let container = json!({
+            "image": "mageai/mageai:0.9.80",
+            "command": ["sh", "-c", "echo \"$FROM_IMAGE $DB_URL $PLAIN\"; exec sleep 300"],
+            "env": [
+                {"name": "PLAIN", "value": "plain"},
+                {"name": "DB_URL", "valueSource": {"secretKeyRef": {"secret": "db-url", "version": "latest"}}},
+            ],
+        });
+        let mut scheduler = vm();
+        scheduler["metadata"]["items"] =
+            json!([{"key": CONTAINER_ITEM, "value": container.to_string()}]);
+        let mut store = Store::default();
+        let call = |store: &mut Store, id: &str, r: Request| {
+            answer(store, &Behaviour::default(), Some(&launcher), id, &r, None).unwrap()
+        };
+        let key = "projects/p/zones/us-central1-a/instances/vm";
+
+        let insert = Request::of("POST", &format!("{BASE}/instances"), &[], Some(scheduler));
+        assert_eq!(call(&mut store, "compute.instances.insert", insert).0, 200);
+        assert_eq!(alive(&mut store, key), Some(true));
+        let log = store.container(key).unwrap().log();
+        assert!(log.starts_with(dir.path()), "{}", log.display());
+        wait_for("the container's output", || {
+            std::fs::read_to_string(&log).unwrap_or_default() == "image postgresql://x plain\n"
+        });
+
+        let stop = Request::of("POST", &format!("{BASE}/instances/vm/stop"), &[], None);
+        let first = store.container(key).unwrap().pid().unwrap();
+        assert_eq!(call(&mut store, "compute.instances.stop", stop).0, 200);
+        assert_eq!(alive(&mut store, key), None);
+        assert!(
+            !crate::processes::running(first),
+            "the stopped container still runs"
+        );
+
+        let start = Request::of("POST", &format!("{BASE}/instances/vm/start"), &[], None);
+        assert_eq!(call(&mut store, "compute.instances.start", start).0, 200);
+        assert_eq!(alive(&mut store, key), Some(true));
+        let second = store.container(key).unwrap().log();
+        assert_ne!(
+            second, log,
+            "a start runs a new process in a directory of its own"
+        );
+        let second = store.container(key).unwrap().pid().unwrap();
+
+        let delete = Request::of("DELETE", &format!("{BASE}/instances/vm"), &[], None);
+        assert_eq!(call(&mut store, "compute.instances.delete", delete).0, 200);
+        assert_eq!(alive(&mut store, key), None);
+        assert!(
+            !crate::processes::running(second),
+            "the deleted VM's container still runs"
+        );
+
+        // An instance without the item runs nothing; a bad item runs nothing either.
+        let mut plain = vm();
+        plain["name"] = json!("plain");
+        let insert = Request::of(
+            "POST",
+            &format!("{BASE}/instances"),
+            &[],
+            Some(plain.clone()),
+        );
+        assert_eq!(call(&mut store, "compute.instances.insert", insert).0, 200);
+        assert!(store.containers.is_empty());
+        plain["name"] = json!("bad");
+        plain["metadata"]["items"] = json!([{"key": CONTAINER_ITEM, "value": "{not json"}]);
+        let insert = Request::of("POST", &format!("{BASE}/instances"), &[], Some(plain));
+        assert_eq!(call(&mut store, "compute.instances.insert", insert).0, 200);
+        assert!(store.containers.is_empty());
     }
 
     #[test]

@@ -4,16 +4,16 @@
 //! A run answers a long-running operation whose `metadata` (and, once done, `response`) is the
 //! `Execution`. When the sandbox runs processes ([`crate::server::Sandbox::run_processes`]), the
 //! execution starts the job's first container `command` + `args` (the run's overridden args win)
-//! as a local child process, with only the job's `env` (plain values, and `secretKeyRef`s
-//! resolved from the sandbox's own Secret Manager store) plus `PATH`; its exit code is the
-//! execution's outcome. Otherwise the execution succeeds once the operation delay has passed.
+//! as a local process (see [`crate::processes`]: the image's stand-in environment, then the job's
+//! `env`, then the run's; `secretKeyRef`s resolved from the sandbox's own Secret Manager store;
+//! Cloud SQL volumes seen at the stand-in directory); its exit code is the execution's outcome. Otherwise the execution succeeds once the operation delay has passed.
 
 use std::collections::{BTreeMap, HashMap};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::processes::{ContainerSpec, Launcher, LocalProcess, strings};
 use crate::run_jobs::{Behaviour, error};
 use crate::validate::Request;
 
@@ -33,7 +33,7 @@ struct Execution {
     /// What does not change as it runs.
     body: Value,
     /// The process, while it runs.
-    child: Option<Child>,
+    child: Option<LocalProcess>,
     /// Without a process: when the execution is over.
     ready_at: Instant,
     /// Once over: whether it succeeded, why not, and when it ended.
@@ -42,31 +42,17 @@ struct Execution {
     deadline: Option<Instant>,
 }
 
-impl Drop for Execution {
-    /// A sandbox that stops leaves no process of its own behind.
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.child {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 /// A proto3 JSON duration of whole or fractional seconds (`"600s"`, `"1.5s"`).
 fn duration(text: &str) -> Option<Duration> {
     Duration::try_from_secs_f64(text.strip_suffix('s')?.parse().ok()?).ok()
 }
-
-/// Reads a secret version's payload (`projects/p/secrets/s/versions/v`), if it exists.
-pub(crate) type Secrets<'a> = &'a dyn Fn(&str) -> Option<Vec<u8>>;
 
 /// The answer to `run.projects.locations.jobs.run`, `…jobs.executions.{get,list}`, or an
 /// operation this module started; `None` for anything else.
 pub(crate) fn answer(
     store: &mut Store,
     job: &dyn Fn(&str) -> Option<Value>,
-    secrets: Secrets,
-    run_processes: bool,
+    launcher: Option<&Launcher>,
     behaviour: &Behaviour,
     method_id: &str,
     request: &Request,
@@ -82,14 +68,7 @@ pub(crate) fn answer(
                     format!("Resource '{job_name}' was not found"),
                 ));
             };
-            Some(store.run(
-                job_name,
-                &job,
-                request.body.as_ref(),
-                secrets,
-                run_processes,
-                behaviour,
-            ))
+            Some(store.run(job_name, &job, request.body.as_ref(), launcher, behaviour))
         }
         "run.projects.locations.jobs.executions.get" => {
             Some(match store.executions.get_mut(name) {
@@ -130,8 +109,7 @@ impl Store {
         job_name: &str,
         job: &Value,
         body: Option<&Value>,
-        secrets: Secrets,
-        run_processes: bool,
+        launcher: Option<&Launcher>,
         behaviour: &Behaviour,
     ) -> (u16, Value) {
         self.runs += 1;
@@ -173,8 +151,8 @@ impl Store {
                 .and_then(duration)
                 .map(|d| Instant::now() + d),
         };
-        if run_processes {
-            match start(job, overrides, secrets) {
+        if let Some(launcher) = launcher {
+            match start(launcher, job_name, &id, job, overrides) {
                 Ok(child) => execution.child = Some(child),
                 Err(why) => execution.outcome = Some((false, why, timestamp())),
             }
@@ -192,90 +170,35 @@ impl Store {
 }
 
 /// Starts the job's first container as a local process, or says why it cannot.
-fn start(job: &Value, overrides: Option<&Value>, secrets: Secrets) -> Result<Child, String> {
+fn start(
+    launcher: &Launcher,
+    job_name: &str,
+    execution_id: &str,
+    job: &Value,
+    overrides: Option<&Value>,
+) -> Result<LocalProcess, String> {
     let container = job
         .pointer("/template/template/containers/0")
         .ok_or("the job has no container")?;
-    let strings = |v: Option<&Value>| -> Vec<String> {
-        v.and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|s| s.as_str().map(str::to_owned))
-            .collect()
-    };
     let over = overrides
         .and_then(|o| o.get("containerOverrides"))
         .and_then(Value::as_array)
         .and_then(|c| c.first());
-    let mut line = strings(container.get("command"));
-    match over {
+    let args = match over {
         Some(o) if o.get("args").is_some() || o.get("clearArgs") == Some(&json!(true)) => {
-            line.extend(strings(o.get("args")))
+            Some(strings(o.get("args")))
         }
-        _ => line.extend(strings(container.get("args"))),
-    }
-    let (program, args) = line
-        .split_first()
-        .ok_or("the job's container has no command or args to run")?;
-    let mut command = Command::new(program);
-    command
-        .args(args)
-        .env_clear()
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    if let Some(path) = std::env::var_os("PATH") {
-        command.env("PATH", path);
-    }
-    let env = container
-        .get("env")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .chain(
-            over.and_then(|o| o.get("env"))
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten(),
-        );
-    for var in env {
-        let Some(key) = var.get("name").and_then(Value::as_str) else {
-            continue;
-        };
-        if let Some(reference) = var.pointer("/valueSource/secretKeyRef") {
-            let secret = reference
-                .get("secret")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let version = reference
-                .get("version")
-                .and_then(Value::as_str)
-                .unwrap_or("latest");
-            let full = if secret.starts_with("projects/") {
-                format!("{secret}/versions/{version}")
-            } else {
-                let project = job
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .and_then(|n| n.split('/').nth(1))
-                    .unwrap_or_default();
-                format!("projects/{project}/secrets/{secret}/versions/{version}")
-            };
-            let value = secrets(&full).ok_or_else(|| {
-                format!("the secret version {full} for environment variable {key} does not exist or has no payload")
-            })?;
-            use std::os::unix::ffi::OsStringExt;
-            command.env(key, std::ffi::OsString::from_vec(value));
-        } else {
-            command.env(
-                key,
-                var.get("value").and_then(Value::as_str).unwrap_or_default(),
-            );
-        }
-    }
-    command
-        .spawn()
-        .map_err(|e| format!("the job's command {program:?} cannot start: {e}"))
+        _ => None,
+    };
+    let project = job_name.split('/').nth(1).unwrap_or_default();
+    launcher.start(&ContainerSpec {
+        container,
+        volumes: job.pointer("/template/template/volumes"),
+        args,
+        env_overrides: over.and_then(|o| o.get("env")),
+        project,
+        label: execution_id,
+    })
 }
 
 impl Execution {
@@ -296,8 +219,7 @@ impl Execution {
                     self.child = None;
                 }
                 Ok(None) if self.deadline.is_some_and(|d| Instant::now() >= d) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
+                    child.stop();
                     self.child = None;
                     let why = "the task's process ran past its timeout and was killed".to_owned();
                     self.outcome = Some((false, why, timestamp()));

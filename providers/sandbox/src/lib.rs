@@ -10,6 +10,7 @@
 //!   the documents and records it;
 //! - [`run_jobs`]: Cloud Run v2 jobs and services and their operations, kept in memory;
 //! - [`executions`]: Cloud Run job executions, optionally run as local processes;
+//! - [`processes`]: containers started as local processes, with the image's stand-in;
 //! - [`service_usage`]: the APIs enabled in a project (Service Usage v1), kept in memory;
 //! - [`secrets`]: Secret Manager v1 secrets and their versions, kept in memory;
 //! - [`sql`]: Cloud SQL Admin v1 instances, databases, users and operations, kept in memory;
@@ -23,6 +24,7 @@ pub mod discovery;
 pub mod executions;
 pub mod iam;
 pub mod policies;
+pub mod processes;
 pub mod record;
 pub mod run_jobs;
 pub mod secrets;

@@ -41,10 +41,35 @@ struct Args {
     /// `http://host:port`; point `STORAGE_EMULATOR_HOST` at the sandbox then.
     #[arg(long, value_name = "URL", value_parser = http_base)]
     storage_upstream: Option<String>,
-    /// Run each Cloud Run job execution's container command as a local process, with the
-    /// job's environment (secrets resolved from the sandbox's own Secret Manager).
+    /// Run each Cloud Run job execution's container command, and the `weir-container` of a
+    /// scheduler VM, as a local process, with the container's environment (secrets resolved
+    /// from the sandbox's own Secret Manager).
     #[arg(long)]
     run_processes: bool,
+    /// Environment the container image would give the processes started (`PATH` with a local
+    /// Mage, `WEIR_IMAGE_ENTRYPOINT`, ...); the container's own environment wins. Repeatable.
+    #[arg(long, value_name = "NAME=VALUE", value_parser = name_value)]
+    process_env: Vec<(String, String)>,
+    /// The directory the processes started see a Cloud SQL volume's mount path as (processes
+    /// share this machine's file system): put each instance's socket in DIR/<connection name>/.
+    #[arg(long, value_name = "DIR")]
+    cloudsql_dir: Option<PathBuf>,
+    /// Give each process started a working directory under DIR (kept, with its output in
+    /// `output.log`) instead of a temporary one.
+    #[arg(long, value_name = "DIR")]
+    process_dir: Option<PathBuf>,
+}
+
+/// `NAME=VALUE`, with a name an environment can hold.
+fn name_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value))
+            if !name.is_empty() && !name.contains('\0') && !value.contains('\0') =>
+        {
+            Ok((name.to_owned(), value.to_owned()))
+        }
+        _ => Err(format!("{text:?} is not NAME=VALUE")),
+    }
 }
 
 /// An `http://host:port` base URL.
@@ -61,6 +86,22 @@ fn share(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
         _ => Err(format!("{text:?} is not a number from 0 to 1")),
+    }
+}
+
+/// Ctrl-C or SIGTERM: the sandbox then stops, and the processes it started with it.
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut terminate) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -101,14 +142,19 @@ fn main() -> ExitCode {
         });
         sandbox.record = args.record;
         sandbox = sandbox.run_processes(args.run_processes);
+        for (name, value) in &args.process_env {
+            sandbox = sandbox.process_env(name, value);
+        }
+        if let Some(dir) = args.cloudsql_dir {
+            sandbox = sandbox.cloudsql_dir(dir);
+        }
+        if let Some(dir) = args.process_dir {
+            sandbox = sandbox.process_dir(dir);
+        }
         if let Some(upstream) = &args.storage_upstream {
             sandbox = sandbox.storage_upstream(upstream);
         }
-        sandbox
-            .serve(listener, async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await;
+        sandbox.serve(listener, stop_signal()).await;
         ExitCode::SUCCESS
     })
 }

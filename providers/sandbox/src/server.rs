@@ -43,8 +43,11 @@ pub struct Sandbox {
     store: Mutex<Store>,
     /// The Cloud Run job executions, in memory.
     executions: Mutex<crate::executions::Store>,
-    /// Whether an execution runs its job's command as a local process.
+    /// Whether an execution runs its job's command (and a scheduler VM its container) as a
+    /// local process.
     run_processes: bool,
+    /// What stands in for the image of the processes started.
+    stand_in: crate::processes::ImageStandIn,
     /// The Secret Manager secrets kept, in memory.
     secrets: Mutex<secrets::Store>,
     /// The Cloud SQL instances, databases and users kept, in memory (shared with tests).
@@ -98,6 +101,7 @@ impl Sandbox {
             store: Mutex::default(),
             executions: Mutex::default(),
             run_processes: false,
+            stand_in: Default::default(),
             secrets: Mutex::default(),
             sql: Arc::default(),
             service_usage: Mutex::default(),
@@ -118,6 +122,32 @@ impl Sandbox {
     pub fn run_processes(mut self, on: bool) -> Sandbox {
         self.run_processes = on;
         self
+    }
+
+    /// Environment the image would give the processes started (`--process-env`); the
+    /// container's own wins.
+    pub fn process_env(mut self, name: &str, value: &str) -> Sandbox {
+        self.stand_in.env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Where the processes started see a Cloud SQL volume's mount path (`--cloudsql-dir`).
+    pub fn cloudsql_dir(mut self, dir: PathBuf) -> Sandbox {
+        self.stand_in.cloudsql_dir = Some(dir);
+        self
+    }
+
+    /// Where each process started gets its working directory, kept (`--process-dir`); a
+    /// temporary directory otherwise.
+    pub fn process_dir(mut self, dir: PathBuf) -> Sandbox {
+        self.stand_in.process_dir = Some(dir);
+        self
+    }
+
+    /// Reads a secret version's payload from the sandbox's Secret Manager.
+    fn secret_payload(&self, name: &str) -> Option<Vec<u8>> {
+        let secrets = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
+        secrets.payload(name)
     }
 
     pub fn behaviour(mut self, behaviour: Behaviour) -> Sandbox {
@@ -345,15 +375,15 @@ impl Sandbox {
                     .or_else(|| {
                         let mut executions =
                             self.executions.lock().unwrap_or_else(|e| e.into_inner());
-                        let secrets = |name: &str| {
-                            let secrets = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
-                            secrets.payload(name)
+                        let secrets = |name: &str| self.secret_payload(name);
+                        let launcher = crate::processes::Launcher {
+                            stand_in: &self.stand_in,
+                            secrets: &secrets,
                         };
                         crate::executions::answer(
                             &mut executions,
                             &|name| store.job(name),
-                            &secrets,
-                            self.run_processes,
+                            self.run_processes.then_some(&launcher),
                             &self.behaviour,
                             method_id,
                             request,
@@ -434,7 +464,20 @@ impl Sandbox {
                     &self.behaviour,
                 );
                 let mut compute = self.compute.lock().unwrap_or_else(|e| e.into_inner());
-                crate::compute::answer(&mut compute, &self.behaviour, method_id, request, fault)
+                let secrets = |name: &str| self.secret_payload(name);
+                let launcher = crate::processes::Launcher {
+                    stand_in: &self.stand_in,
+                    secrets: &secrets,
+                };
+                let launcher = self.run_processes.then_some(&launcher);
+                crate::compute::answer(
+                    &mut compute,
+                    &self.behaviour,
+                    launcher,
+                    method_id,
+                    request,
+                    fault,
+                )
             }
             _ => None,
         };
