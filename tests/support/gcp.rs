@@ -180,15 +180,26 @@ pub struct Cloud {
 
 impl Cloud {
     pub fn start(behaviour: Behaviour) -> Cloud {
+        Cloud::start_with(behaviour, 0, |sandbox| sandbox)
+    }
+
+    /// [`Cloud::start`] on `port` (0: any free one), with the sandbox set up further by
+    /// `configure` (processes, their environment).
+    pub fn start_with(
+        behaviour: Behaviour,
+        port: u16,
+        configure: impl FnOnce(Sandbox) -> Sandbox,
+    ) -> Cloud {
         let dir = tempfile::tempdir().unwrap();
         let record = dir.path().join("record.jsonl");
         let storage = FakeGcs::start();
         let sandbox = Sandbox::new(catalog())
             .behaviour(behaviour)
             .record(record.clone())
-            .storage_upstream(&storage.url)
-            .spawn("127.0.0.1:0".parse().unwrap())
-            .unwrap();
+            .storage_upstream(&storage.url);
+        let sandbox = configure(sandbox)
+            .spawn(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+            .unwrap_or_else(|e| panic!("the sandbox cannot listen on port {port}: {e}"));
         Cloud {
             sandbox,
             storage,

@@ -708,6 +708,29 @@ impl MageServer {
         panic!("mage start failed 3 times (port in use)\n--- server log ---\n{last_log}");
     }
 
+    /// A Mage server that something else started (the sandbox's scheduler VM) on `port`, with
+    /// its log at `log_path`: the same helpers, nothing to stop. Waits as [`MageServer::start`]
+    /// does.
+    pub fn attach(
+        port: u16,
+        project: &Path,
+        data_dir: &Path,
+        log_path: &Path,
+        timeout: Duration,
+    ) -> Result<MageServer, String> {
+        let mut server = MageServer {
+            child: None,
+            _slot: ServerSlot::acquire(),
+            tag: String::new(),
+            port,
+            project: project.to_path_buf(),
+            data_dir: data_dir.to_path_buf(),
+            log_path: log_path.to_path_buf(),
+        };
+        server.wait_until_up(timeout)?;
+        Ok(server)
+    }
+
     /// Waits for `GET /api/status` = 200, then until DB-backed endpoints answer without error: the scheduler
     /// subprocess runs the alembic migrations of a fresh DB *after* the web server already answers (~3-5 s more),
     /// and queries fail with `no such column` meanwhile.
@@ -716,7 +739,9 @@ impl MageServer {
         let mut stage = "GET /api/status";
         let mut last_err = String::new();
         loop {
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+            if let Some(child) = self.child.as_mut()
+                && let Some(status) = child.try_wait().unwrap()
+            {
                 return Err(format!("mage exited early with {status}"));
             }
             if stage == "GET /api/status" {
