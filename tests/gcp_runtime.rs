@@ -398,6 +398,7 @@ fn the_whole_gcp_architecture_runs_on_one_machine_profile_blocks_on_their_job_an
     let sandbox_url = format!("http://127.0.0.1:{sandbox_port}");
     let mage_bin_dir = mage::mage_bin().parent().unwrap().to_owned();
     let tag = format!("{}:gcp-runtime", std::process::id());
+    let mut containers = None;
     let cloud = gcp::Cloud::start_with(
         weir_sandbox::run_jobs::Behaviour::default(),
         sandbox_port,
@@ -417,11 +418,14 @@ fn the_whole_gcp_architecture_runs_on_one_machine_profile_blocks_on_their_job_an
                 ("WEIR_TEST_MAGE_OWNER", &tag),
                 ("PYTHONUNBUFFERED", "1"),
             ];
-            env.iter()
+            let sandbox = env
+                .iter()
                 .fold(sandbox, |s, (name, value)| s.process_env(name, value))
                 .run_processes(true)
                 .cloudsql_dir(sql_dir.clone())
-                .process_dir(processes.clone())
+                .process_dir(processes.clone());
+            containers = Some(sandbox.vm_containers());
+            sandbox
         },
     );
     lap("the sandbox and fake-gcs-server are up");
@@ -453,19 +457,34 @@ fn the_whole_gcp_architecture_runs_on_one_machine_profile_blocks_on_their_job_an
     lap("weir apply is done");
 
     // The sandbox started the VM's container: it fetched the release and started Mage.
-    let scheduler_dir = std::fs::read_dir(&processes)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(VM))
-        .unwrap_or_else(|| panic!("the sandbox started no process for the VM {VM}"));
+    let containers = containers.unwrap();
+    let state = containers
+        .state(VM)
+        .unwrap_or_else(|| panic!("the sandbox runs no container for the VM {VM}"));
+    let scheduler_dir = state.log.parent().unwrap().to_owned();
     let release = scheduler_dir.join("release");
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        if let Some(status) = containers.state(VM).and_then(|s| s.exited) {
+            panic!("the scheduler's container ended ({status}) before Mage answered");
+        }
+        if mage::http_request(mage_port, "GET", "/api/status", None, &[])
+            .is_ok_and(|r| r.status == 200)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Mage did not answer /api/status within 240 s"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
     let server = mage::MageServer::attach(
         mage_port,
         &release,
         &data_dir,
-        &scheduler_dir.join(sandbox_log_file()),
-        Duration::from_secs(240),
+        &state.log,
+        Duration::from_secs(120),
     )
     .unwrap_or_else(|e| panic!("the scheduler's Mage did not come up: {e}"));
     assert!(
@@ -526,18 +545,29 @@ fn the_whole_gcp_architecture_runs_on_one_machine_profile_blocks_on_their_job_an
         .find(|b| b["block_uuid"] == MIDDLE)
         .unwrap_or_else(|| panic!("no block run of {MIDDLE}: {done}"))
         .clone();
+    // Mage shows the block's output (a dict, as a one-row table): it ran in the execution's
+    // process, in the execution's directory, not in the scheduler's process.
     let outputs = server.get(&format!("/api/block_runs/{}/outputs", middle["id"]));
-    let text = outputs.to_string();
-    let execution_dir = processes.join(format!("{JOB}-"));
+    let sample = &outputs["outputs"][0]["sample_data"];
+    let columns = sample["columns"].as_array().cloned().unwrap_or_default();
+    let row = sample["rows"][0].as_array().cloned().unwrap_or_default();
+    let field = |name: &str| {
+        let at = columns.iter().position(|c| c == name);
+        at.and_then(|i| row.get(i).cloned())
+            .unwrap_or_else(|| panic!("the output has no {name}: {outputs}"))
+    };
+    assert_eq!(field("n"), 6, "{outputs}");
+    let cwd = field("cwd");
+    let cwd = std::path::Path::new(cwd.as_str().unwrap());
+    assert_eq!(cwd.parent(), Some(processes.as_path()), "{outputs}");
     assert!(
-        text.contains(&execution_dir.display().to_string()),
-        "the middle block did not run in its job's execution ({}…): {text}",
-        execution_dir.display()
+        cwd.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with(&format!("{JOB}-")),
+        "the middle block did not run in its job's execution: {outputs}"
     );
-    assert!(
-        text.contains("\\\"n\\\": 6") || text.contains("\"n\": 6") || text.contains("'n': 6"),
-        "{text}"
-    );
+    assert_ne!(field("pid"), field("loader_pid"), "{outputs}");
     lap("the run is checked");
 
     // The same pipeline with the middle block failing: the run fails and Slack hears of it.
@@ -592,7 +622,14 @@ fn the_whole_gcp_architecture_runs_on_one_machine_profile_blocks_on_their_job_an
     assert!(message.contains("completed: load"), "{message}");
 
     drop(server);
+    // Every exchange, the runtime's and Mage's included, holds to Google's documents.
+    cloud.assert_record_valid();
     drop(cloud);
+    // The sandbox stopped the scheduler's container with it.
+    assert!(
+        mage::http_request(mage_port, "GET", "/api/status", None, &[]).is_err(),
+        "Mage still answers after the sandbox stopped"
+    );
     drop(db);
     lap("stopped");
 }

@@ -29,12 +29,16 @@
 //! back), which is what `requestId` is there for.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::process::ExitStatus;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde_json::{Value, json};
 
 use crate::processes::{ContainerSpec, Launcher, LocalProcess};
 use crate::run_jobs::Behaviour;
+use crate::server::Sandbox;
 use crate::validate::Request;
 
 /// The metadata item holding the container the scheduler VM runs.
@@ -571,6 +575,52 @@ fn resize(
     }
     disk["diskSizeGb"] = json!(new.to_string());
     store.operation(behaviour, target, "resize", &key, Effect::Nothing, None)
+}
+
+/// A view of the containers the scheduler VMs run as local processes, kept valid after
+/// [`Sandbox::spawn`]: for a test to tell a container that ended from one still starting.
+pub struct VmContainers(Arc<Mutex<Store>>);
+
+/// A VM's container as a local process.
+#[derive(Debug)]
+pub struct ContainerState {
+    /// The file holding its stdout and stderr.
+    pub log: PathBuf,
+    /// Its exit status, once it has ended.
+    pub exited: Option<ExitStatus>,
+}
+
+impl Sandbox {
+    /// A view of the scheduler VMs' containers.
+    pub fn vm_containers(&self) -> VmContainers {
+        VmContainers(self.compute.clone())
+    }
+}
+
+impl Drop for Sandbox {
+    /// A sandbox that stops stops the containers of its VMs, even while a [`VmContainers`]
+    /// view still shares them.
+    fn drop(&mut self) {
+        let mut store = self.compute.lock().unwrap_or_else(|e| e.into_inner());
+        store.containers.clear();
+    }
+}
+
+impl VmContainers {
+    /// The container of the instance named `name` (in any project and zone), if it runs one.
+    pub fn state(&self, name: &str) -> Option<ContainerState> {
+        let mut store = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let suffix = format!("/instances/{name}");
+        let process = store
+            .containers
+            .iter_mut()
+            .find(|(key, _)| key.ends_with(&suffix))?
+            .1;
+        Some(ContainerState {
+            log: process.log(),
+            exited: process.try_wait().ok().flatten(),
+        })
+    }
 }
 
 /// The instance name an operation's `targetLink` ends with.

@@ -56,8 +56,8 @@ pub struct Sandbox {
     service_usage: Mutex<service_usage::Store>,
     /// The IAM service accounts and the IAM policies kept, in memory.
     iam: Mutex<(iam::Store, policies::Store)>,
-    /// The Compute Engine instances kept, in memory.
-    compute: Mutex<crate::compute::Store>,
+    /// The Compute Engine instances kept, in memory (shared with tests: their containers).
+    pub(crate) compute: Arc<Mutex<crate::compute::Store>>,
     /// The Cloud Storage front: where it forwards, what it keeps.
     pub(crate) storage: storage::Front,
 }
@@ -106,7 +106,7 @@ impl Sandbox {
             sql: Arc::default(),
             service_usage: Mutex::default(),
             iam: Mutex::default(),
-            compute: Mutex::default(),
+            compute: Arc::default(),
             storage: storage::Front::default(),
         }
     }
