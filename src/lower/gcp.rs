@@ -596,8 +596,10 @@ impl Lowering<'_> {
         .depends_on(&instance_address)
         .depends_on(&format!("{SECRET_VERSION}.db_password"));
         self.add(user);
+        // The driver is named: SQLAlchemy 2.1 (what `pip install mage-ai` resolves today)
+        // reads a bare `postgresql://` as psycopg 3, which Mage does not ship; psycopg2 it does.
         let url = format!(
-            "postgresql://{DB_USER}:{{password}}@/{DB_NAME}?host={CLOUDSQL_DIR}/{}",
+            "postgresql+psycopg2://{DB_USER}:{{password}}@/{DB_NAME}?host={CLOUDSQL_DIR}/{}",
             self.sql_connection()
         );
         self.container_secret(
