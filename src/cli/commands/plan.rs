@@ -4,7 +4,7 @@ use crate::cli::workspace::{self, Workspace};
 use crate::cli::{PlanArgs, output};
 use crate::plan::Plan;
 use crate::plan::planner::{PlanInput, PlanOptions};
-use crate::render::{Format, render};
+use crate::render::{Format, View, render_view};
 use crate::state::State;
 use std::path::Path;
 use std::process::ExitCode;
@@ -44,6 +44,10 @@ pub fn make_plan(
         git_commit: workspace::git_commit(dir),
     };
     rt.block_on(crate::plan::planner::plan(input, &ws.providers, opts))
+        .map(|mut plan| {
+            plan.deployment = Some(ws.model.deployment.name.clone());
+            plan
+        })
         .map_err(|errors| {
             let text: Vec<String> = errors.iter().map(|e| ws.model.redactor.redact(e)).collect();
             format!("cannot make the plan:\n  {}", text.join("\n  "))
@@ -55,6 +59,7 @@ pub fn run(
     args: &PlanArgs,
     out: Option<&Path>,
     format: Format,
+    view: View,
     detailed: bool,
     destroy: bool,
     color: bool,
@@ -74,7 +79,7 @@ pub fn run(
     };
     let options = args.options(destroy);
     let plan = make_plan(dir, &mut ws, prior.as_ref(), &options)?;
-    let text = render(&plan, format, output::stdout_color(color));
+    let text = render_view(&plan, format, output::stdout_color(color), view);
     output::print_stdout(&ws.model.redactor.redact(&text));
     if let (Some(path), Some(state)) = (out, &prior) {
         crate::plan::file::save(&plan, &options, &state.key, path)?;
