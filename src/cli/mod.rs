@@ -344,16 +344,18 @@ fn run(cli: &Cli) -> ExitCode {
             &cli.dir,
             args,
             out.as_deref(),
-            *format,
-            View {
-                compact: *compact,
-                marker: if *drift_marker {
-                    Marker::Drift
-                } else {
-                    Marker::Plan
+            &commands::plan::Printed {
+                format: *format,
+                view: View {
+                    compact: *compact,
+                    marker: if *drift_marker {
+                        Marker::Drift
+                    } else {
+                        Marker::Plan
+                    },
                 },
+                detailed_exitcode: *detailed_exitcode,
             },
-            *detailed_exitcode,
             *destroy,
             color,
         ),

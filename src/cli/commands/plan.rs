@@ -54,13 +54,19 @@ pub fn make_plan(
         })
 }
 
+/// How `weir plan` prints the plan and what its exit code tells.
+pub struct Printed {
+    pub format: Format,
+    pub view: View,
+    /// `--detailed-exitcode`: exit 2 when the plan has changes.
+    pub detailed_exitcode: bool,
+}
+
 pub fn run(
     dir: &Path,
     args: &PlanArgs,
     out: Option<&Path>,
-    format: Format,
-    view: View,
-    detailed: bool,
+    printed: &Printed,
     destroy: bool,
     color: bool,
 ) -> Result<ExitCode, String> {
@@ -79,7 +85,12 @@ pub fn run(
     };
     let options = args.options(destroy);
     let plan = make_plan(dir, &mut ws, prior.as_ref(), &options)?;
-    let text = render_view(&plan, format, output::stdout_color(color), view);
+    let text = render_view(
+        &plan,
+        printed.format,
+        output::stdout_color(color),
+        printed.view,
+    );
     output::print_stdout(&ws.model.redactor.redact(&text));
     if let (Some(path), Some(state)) = (out, &prior) {
         crate::plan::file::save(&plan, &options, &state.key, path)?;
@@ -90,7 +101,7 @@ pub fn run(
         );
     }
     drop(lock);
-    Ok(if detailed && plan.has_changes() {
+    Ok(if printed.detailed_exitcode && plan.has_changes() {
         ExitCode::from(2)
     } else {
         ExitCode::SUCCESS
