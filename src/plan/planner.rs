@@ -546,6 +546,8 @@ pub async fn plan(
         outputs,
         notes: lifecycle_notes,
         idle_cost,
+        // Named by the caller, who knows the configuration.
+        deployment: None,
     })
 }
 
