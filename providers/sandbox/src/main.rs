@@ -43,7 +43,8 @@ struct Args {
     storage_upstream: Option<String>,
     /// Run each Cloud Run job execution's container command, and the `weir-container` of a
     /// scheduler VM, as a local process, with the container's environment (secrets resolved
-    /// from the sandbox's own Secret Manager).
+    /// from the sandbox's own Secret Manager). Whoever can call the sandbox then runs commands
+    /// on this machine: keep it on a loopback address.
     #[arg(long)]
     run_processes: bool,
     /// Environment the container image would give the processes started (`PATH` with a local
