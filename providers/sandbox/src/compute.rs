@@ -1127,6 +1127,47 @@ mod tests {
     }
 
     #[test]
+    fn a_sandbox_that_stops_stops_its_vms_containers_even_while_a_view_shares_them() {
+        use crate::executions::tests::{call, catalog};
+        let dir = tempfile::tempdir().unwrap();
+        let sandbox = Sandbox::new(catalog())
+            .run_processes(true)
+            .process_dir(dir.path().to_owned());
+        let containers = sandbox.vm_containers();
+        let running = sandbox.spawn("127.0.0.1:0".parse().unwrap()).unwrap();
+        let container = json!({"command": ["sh", "-c", "echo up; exec sleep 300"]});
+        let mut scheduler = vm();
+        scheduler["metadata"]["items"] =
+            json!([{"key": CONTAINER_ITEM, "value": container.to_string()}]);
+        let (status, answer) = call(
+            running.addr(),
+            "compute.googleapis.com",
+            "POST",
+            &format!("{BASE}/instances"),
+            &scheduler,
+        );
+        assert_eq!(status, 200, "{answer}");
+        let state = containers.state("vm").expect("the VM runs its container");
+        assert!(state.exited.is_none(), "{state:?}");
+        wait_for("the container's output", || {
+            std::fs::read_to_string(&state.log).unwrap_or_default() == "up\n"
+        });
+        let pid = {
+            let mut store = containers.0.lock().unwrap();
+            store
+                .container(&format!("{}/instances/vm", &BASE["/compute/v1/".len()..]))
+                .and_then(|p| p.pid())
+                .unwrap()
+        };
+        drop(running);
+        assert!(
+            !crate::processes::running(pid),
+            "the container outlived the sandbox"
+        );
+        assert!(containers.state("vm").is_none());
+    }
+
+    #[test]
     fn fingerprints_look_like_googles() {
         assert_eq!(fingerprint(1), "AAAAAAAAAAE=");
         assert_eq!(fingerprint(1).len(), 12);

@@ -284,7 +284,7 @@ fn timestamp() -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::io::{Read, Write};
     use std::net::{SocketAddr, TcpStream};
     use std::time::Duration;
@@ -298,7 +298,7 @@ mod tests {
     const JOBS: &str = "/v2/projects/acme/locations/us-central1/jobs";
     const SECRET_VALUE: &str = "s3cret-token-value";
 
-    fn catalog() -> Catalog {
+    pub(crate) fn catalog() -> Catalog {
         let dir = documents_dir_for_tests().unwrap_or_else(|e| panic!("{e}"));
         Catalog::load_dir(&dir).unwrap_or_else(|e| panic!("{e}"))
     }
@@ -312,7 +312,7 @@ mod tests {
     }
 
     /// One HTTP/1.1 exchange over a fresh connection: (status, JSON body).
-    fn call(
+    pub(crate) fn call(
         addr: SocketAddr,
         host: &str,
         method: &str,
