@@ -13,9 +13,11 @@ pr="$(cat "$WEIR_WORK/pr" 2>/dev/null || true)"
 
 code=0
 commands_off
-weir -C "$WEIR_DIR" apply --lock-timeout "${WEIR_LOCK_TIMEOUT:-5m}" "$plan_file" \
-  > >(tee "$WEIR_WORK/apply.log") 2>&1 &
+weir -C "$WEIR_DIR" apply --lock-timeout "${WEIR_LOCK_TIMEOUT:-5m}" "$plan_file" >"$WEIR_WORK/apply.log" 2>&1 &
 weir_pid=$!
+# The log, live, in the job's log.
+tail -n +1 -f --pid="$weir_pid" "$WEIR_WORK/apply.log" &
+tail_pid=$!
 trap 'kill -TERM "$weir_pid" 2>/dev/null || true' TERM
 trap 'kill -INT "$weir_pid" 2>/dev/null || true' INT
 # wait returns early when a trapped signal arrives: wait again until weir has really exited.
@@ -23,6 +25,7 @@ while :; do
   wait "$weir_pid" && code=0 || code=$?
   kill -0 "$weir_pid" 2>/dev/null || break
 done
+wait "$tail_pid" || true
 trap - TERM INT
 commands_on
 

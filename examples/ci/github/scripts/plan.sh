@@ -14,9 +14,8 @@ code=0
 commands_off
 weir -C "$WEIR_DIR" plan --out "$plan_file" --format markdown --detailed-exitcode \
   --lock-timeout "${WEIR_LOCK_TIMEOUT:-5m}" ${WEIR_PLAN_COMPACT:+--compact} \
-  >"$WEIR_WORK/plan.md" 2> >(tee "$WEIR_WORK/plan.log" >&2) || code=$?
-# Let tee finish writing the log before it is read.
-wait "$!" || true
+  >"$WEIR_WORK/plan.md" 2>"$WEIR_WORK/plan.log" || code=$?
+cat "$WEIR_WORK/plan.log" >&2
 commands_on
 
 case "$code" in
