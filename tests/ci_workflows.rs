@@ -72,6 +72,8 @@ struct Repository {
     _tmp: tempfile::TempDir,
     root: PathBuf,
     github: FakeGitHub,
+    /// Searched before weir's directory on the jobs' PATH: a stand-in for a program.
+    stand_in_bin: Option<PathBuf>,
     runs: u32,
     logs: String,
 }
@@ -118,6 +120,7 @@ pipeline "notify" {
             _tmp: tmp,
             root,
             github: FakeGitHub::start(),
+            stand_in_bin: None,
             runs: 0,
             logs: String::new(),
         }
@@ -166,11 +169,14 @@ pipeline "notify" {
         let event_path = runner_temp.join("event.json");
         std::fs::write(&event_path, event.to_string()).unwrap();
         let weir_dir = Path::new(env!("CARGO_BIN_EXE_weir")).parent().unwrap();
-        let path = format!(
+        let mut path = format!(
             "{}:{}",
             weir_dir.display(),
             std::env::var("PATH").unwrap_or_default()
         );
+        if let Some(bin) = &self.stand_in_bin {
+            path = format!("{}:{path}", bin.display());
+        }
         let mut env: BTreeMap<String, String> = [
             ("PATH", path.as_str()),
             ("HOME", runner_temp.to_str().unwrap()),
@@ -666,6 +672,75 @@ fn drift_opens_one_issue_updates_it_and_closes_it_when_fixed() {
             .any(|c| c.body.contains("matches its configuration again"))
     );
     repo.assert_no_secret();
+}
+
+/// Cancelling a job sends SIGINT, then SIGTERM, to its step's process: apply.sh passes it on to
+/// weir (which then stops starting changes, saves the state and releases the lock), waits for it,
+/// and reports the interrupted apply on the pull request.
+#[test]
+fn cancelling_the_apply_passes_sigterm_to_weir_and_says_so_in_the_pull_request() {
+    let mut repo = Repository::new();
+    assert!(!repo.plan_pr(7, &sha(0x71)).failed());
+    repo.github.merge_pull(7, &sha(0x71), &sha(0x700));
+
+    // A weir that applies until it is told to stop (10 s at most), and says which signal stopped it.
+    let bin = repo.root.parent().unwrap().join("stand-in-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let started = bin.join("started");
+    let stopped = bin.join("stopped");
+    let weir = bin.join("weir");
+    std::fs::write(
+        &weir,
+        format!(
+            "#!/usr/bin/env bash\n\
+             trap 'echo TERM > {stopped:?}; echo \"stopping: SIGTERM\" >&2; exit 143' TERM\n\
+             echo $PPID > {started:?}.tmp && mv {started:?}.tmp {started:?}\n\
+             for _ in $(seq 200); do sleep 0.05; done\n\
+             exit 99\n"
+        ),
+    )
+    .unwrap();
+    let mut permissions = std::fs::metadata(&weir).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(&weir, permissions).unwrap();
+    repo.stand_in_bin = Some(bin.clone());
+
+    // The runner cancelling the job: SIGTERM to the step's shell once weir runs.
+    let canceller = std::thread::spawn(move || {
+        for _ in 0..600 {
+            if let Ok(pid) = std::fs::read_to_string(&started) {
+                let status = Command::new("kill")
+                    .args(["-TERM", pid.trim()])
+                    .status()
+                    .unwrap();
+                assert!(status.success());
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("the stand-in weir never started");
+    });
+    let cancelled = repo.apply_merge(&sha(0x700));
+    canceller.join().unwrap();
+
+    assert_eq!(
+        std::fs::read_to_string(&stopped).ok().as_deref(),
+        Some("TERM\n"),
+        "weir did not get the SIGTERM:\n{}",
+        cancelled.log
+    );
+    assert_eq!(
+        cancelled.step("Apply").outcome,
+        Outcome::Failure(143),
+        "{}",
+        cancelled.log
+    );
+    let said = repo.github.comments_on(7);
+    let report = said
+        .iter()
+        .find(|c| c.body.contains("weir apply: failed (exit 143)"))
+        .unwrap_or_else(|| panic!("no report of the cancelled apply: {said:#?}"));
+    assert!(report.body.contains("stopping: SIGTERM"), "{}", report.body);
 }
 
 fn plan_exit(repo: &Repository) -> (i32, String) {
