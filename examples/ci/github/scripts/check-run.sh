@@ -2,6 +2,7 @@
 # plan.yml, step "check run": a check on the pull request's head commit that says what the plan
 # found: success when there are changes to review, neutral when there is nothing to do, failure
 # on an error. (A job itself can only pass or fail.)
+# shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 require_env GITHUB_EVENT_PATH
 

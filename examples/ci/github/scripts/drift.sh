@@ -3,6 +3,7 @@
 # configuration (exit 2) it opens one issue with the Markdown plan, or updates the one already open;
 # when it matches again (exit 0) it closes that issue. The issue is found by weir's drift marker, its
 # first line, among open issues opened by this workflow's bot. Fails on a weir error.
+# shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 marker="<!-- weir:drift deployment=${WEIR_DEPLOYMENT} -->"

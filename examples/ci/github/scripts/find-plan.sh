@@ -4,6 +4,7 @@
 # shows) into $RUNNER_TEMP/weir/plan.weir. Step outputs: pr, plan-file.
 # Fails when the commit did not come from a pull request, or that pull request has no saved plan:
 # nothing reviewed, nothing applied.
+# shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 require_env GITHUB_SHA
 

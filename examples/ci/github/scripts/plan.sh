@@ -4,6 +4,7 @@
 # Leaves in $RUNNER_TEMP/weir: plan.weir, comment.md (the comment to post, also on an error) and
 # exitcode (0: nothing to do, 2: changes, 1: error). Step outputs: exitcode, plan-file.
 # Exits 1 when weir failed, so the job fails; the comment step still runs.
+# shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 marker="<!-- weir:plan deployment=${WEIR_DEPLOYMENT} -->"

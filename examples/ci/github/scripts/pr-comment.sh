@@ -3,6 +3,7 @@
 # that comment when it exists, so a pull request has one plan comment per deployment however often
 # it is pushed. The comment is found by its first line, weir's marker, among the comments written by
 # this workflow's bot (a marker pasted by someone else is never edited).
+# shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 require_env GITHUB_EVENT_PATH
 
