@@ -455,6 +455,12 @@ fn a_second_push_updates_the_one_plan_comment_of_the_pull_request() {
         "<!-- weir:plan deployment=prod -->\nnot a plan",
     );
 
+    // A long discussion: the plan comment lands on the second page of 100 comments.
+    for i in 0..120 {
+        let text = format!("review note {i}: {}", "long ".repeat(400));
+        repo.github.add_comment(7, "reviewer", &text);
+    }
+
     let first = repo.plan_pr(7, &sha(0xa1));
     assert!(!first.failed(), "{}", first.log);
     assert_eq!(first.step("Plan").outputs["exitcode"], "2");
@@ -490,7 +496,7 @@ fn a_second_push_updates_the_one_plan_comment_of_the_pull_request() {
         comments[0].body
     );
     let all = repo.github.comments_on(7);
-    assert_eq!(all.len(), 2, "mallory's comment and the plan: {all:#?}");
+    assert_eq!(all.len(), 122, "mallory's, the reviews and the plan");
     assert_eq!(
         all[0].body,
         "<!-- weir:plan deployment=prod -->\nnot a plan"

@@ -49,16 +49,18 @@ api() {
 }
 
 # api_list PATH: every item of a paginated list (PATH without page parameters), as one JSON array.
+# Pages go through files: a page of long comments is larger than one command-line argument may be.
 api_list() {
-  local path="$1" sep='?' page=1 items='[]' batch
+  local path="$1" sep='?' page=1 pages
   [[ "$path" == *\?* ]] && sep='&'
+  pages="$(mktemp -d "$WEIR_WORK/pages.XXXXXX")"
   while ((page <= MAX_PAGES)); do
-    batch="$(api GET "${path}${sep}per_page=100&page=${page}")"
-    items="$(jq -c --argjson batch "$batch" '. + $batch' <<<"$items")"
-    [[ "$(jq 'length' <<<"$batch")" -lt 100 ]] && break
+    api GET "${path}${sep}per_page=100&page=${page}" >"$pages/$(printf '%04d' "$page").json"
+    [[ "$(jq 'length' "$pages/$(printf '%04d' "$page").json")" -lt 100 ]] && break
     page=$((page + 1))
   done
-  printf '%s\n' "$items"
+  jq -s 'add // []' "$pages"/*.json
+  rm -rf "$pages"
 }
 
 # output NAME VALUE: a step output (NAME=VALUE in $GITHUB_OUTPUT); VALUE must be one line.
