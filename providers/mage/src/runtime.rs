@@ -17,7 +17,10 @@ pub const TESTED_MAGE_VERSIONS: &[&str] = &["0.9.80"];
 
 /// The runtime's files: (path inside [`DIR`], contents).
 pub const FILES: &[(&str, &str)] = &[
-    ("sitecustomize.py", include_str!("../runtime/sitecustomize.py")),
+    (
+        "sitecustomize.py",
+        include_str!("../runtime/sitecustomize.py"),
+    ),
     (
         "weir_runtime/__init__.py",
         include_str!("../runtime/weir_runtime/__init__.py"),
