@@ -744,7 +744,7 @@ fn cancelling_the_apply_passes_sigterm_to_weir_and_says_so_in_the_pull_request()
     let said = repo.github.comments_on(7);
     let report = said
         .iter()
-        .find(|c| c.body.contains("weir apply: failed (exit 143)"))
+        .find(|c| c.body.contains("weir apply: cancelled"))
         .unwrap_or_else(|| panic!("no report of the cancelled apply: {said:#?}"));
     assert!(report.body.contains("stopping: SIGTERM"), "{}", report.body);
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# apply.yml, step "apply": `weir apply` of the reviewed plan that find-plan.sh downloaded, then a
+# apply.yml, step "Apply": `weir apply` of the reviewed plan that find-plan.sh downloaded, then a
 # comment on the pull request saying what happened. weir refuses a plan that no longer matches the
 # state or the configuration (exit 3, "the saved plan is stale: …"); the comment then says why and
 # what to do. Exits with weir's code.
@@ -46,6 +46,12 @@ comment="$WEIR_WORK/apply-comment.md"
       fenced "$WEIR_WORK/apply.log" 20000
       printf '\nAnother change was applied since, or this commit is not the one that was planned. '
       printf 'Open a pull request (even an empty one): its plan shows what applying the configuration now does.\n'
+      ;;
+    130 | 143)
+      printf '### weir apply: cancelled\n\n'
+      printf 'The job was cancelled: weir finished the changes in flight, recorded them in the state and released the lock ([run](%s)). ' "$(run_url)"
+      printf 'Make a new plan (any pull request) to complete the rest.\n\n'
+      fenced "$WEIR_WORK/apply.log" 20000
       ;;
     *)
       printf '### weir apply: failed (exit %s)\n\n' "$code"

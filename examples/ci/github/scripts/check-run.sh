@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# plan.yml, step "check run": a check on the pull request's head commit that says what the plan
+# plan.yml, step "Report the plan as a check": a check on the pull request's head commit that says what the plan
 # found: success when there are changes to review, neutral when there is nothing to do, failure
 # on an error. (A job itself can only pass or fail.)
 # shellcheck source=lib.sh

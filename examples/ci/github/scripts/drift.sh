@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# drift.yml, step "drift": `weir plan --detailed-exitcode`. When the deployment no longer matches its
+# drift.yml, step "Look for drift": `weir plan --detailed-exitcode`. When the deployment no longer matches its
 # configuration (exit 2) it opens one issue with the Markdown plan, or updates the one already open;
 # when it matches again (exit 0) it closes that issue. The issue is found by weir's drift marker, its
 # first line, among open issues opened by this workflow's bot. Fails on a weir error.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# apply.yml, step "reviewed plan": finds the pull request that was merged as this commit, and
+# apply.yml, step "Find the reviewed plan": finds the pull request that was merged as this commit, and
 # downloads the plan that plan.yml saved for that pull request's last commit (the one its comment
 # shows) into $RUNNER_TEMP/weir/plan.weir. Step outputs: pr, plan-file.
 # Fails when the commit did not come from a pull request, or that pull request has no saved plan:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# plan.yml, step "plan": makes the saved plan (plan.weir, uploaded as an artifact for apply.yml) and
+# plan.yml, step "Plan": makes the saved plan (plan.weir, uploaded as an artifact for apply.yml) and
 # the Markdown comment in one run of `weir plan`.
 # Leaves in $RUNNER_TEMP/weir: plan.weir, comment.md (the comment to post, also on an error) and
 # exitcode (0: nothing to do, 2: changes, 1: error). Step outputs: exitcode, plan-file.

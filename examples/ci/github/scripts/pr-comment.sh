@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# plan.yml, step "comment": posts the plan as the pull request's comment for this deployment, or edits
+# plan.yml, step "Comment the plan": posts the plan as the pull request's comment for this deployment, or edits
 # that comment when it exists, so a pull request has one plan comment per deployment however often
 # it is pushed. The comment is found by its first line, weir's marker, among the comments written by
 # this workflow's bot (a marker pasted by someone else is never edited).

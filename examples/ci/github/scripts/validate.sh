@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# plan.yml, step "check": `weir fmt --check` and `weir validate`, each problem an annotation on the
+# plan.yml, step "Check formatting and validate": `weir fmt --check` and `weir validate`, each problem an annotation on the
 # pull request's files (`validate --format github` prints GitHub's `::error file=…` commands).
 # Fails when either finds a problem; both always run.
 set -euo pipefail
