@@ -1,8 +1,8 @@
 //! Every GitHub Actions file in the repository — the example workflows teams copy
 //! (`examples/ci/github/*.yml`), weir's own workflows (`.github/workflows/*.yml`) and its actions
 //! (`.github/actions/**/action.yml`) — passes `actionlint` and `zizmor` (offline) with no finding,
-//! and the scripts the example workflows run (`examples/ci/github/scripts/*.sh`) and their `run:`
-//! steps pass `shellcheck`. The linters come from PyPI (`scripts/test-deps.sh` installs them):
+//! and the scripts the example workflows run (`examples/ci/{github,gitlab}/scripts/*.sh`) and the
+//! workflows' `run:` steps pass `shellcheck`. The linters come from PyPI (`scripts/test-deps.sh` installs them):
 //! `WEIR_TEST_ACTIONLINT`, `WEIR_TEST_ZIZMOR`, `WEIR_TEST_SHELLCHECK`.
 
 use std::path::{Path, PathBuf};
@@ -171,15 +171,12 @@ fn every_workflow_and_action_passes_actionlint_and_zizmor() {
 #[test]
 fn the_example_workflows_scripts_pass_shellcheck() {
     let mut scripts = Vec::new();
-    files_under(
-        &repo().join("examples/ci/github/scripts"),
-        ".sh",
-        false,
-        &mut scripts,
-    );
+    for dir in ["examples/ci/github/scripts", "examples/ci/gitlab/scripts"] {
+        files_under(&repo().join(dir), ".sh", false, &mut scripts);
+    }
     assert!(
-        scripts.len() >= 7,
-        "expected the workflows' scripts, found {scripts:?}"
+        scripts.len() >= 12,
+        "expected the GitHub and GitLab scripts, found {scripts:?}"
     );
     let found = shellcheck_findings(&scripts);
     assert!(found.is_empty(), "{found}");

@@ -3,16 +3,16 @@
 //! as written in the workflow (calling the scripts next to it), and GitHub's environment
 //! (`GITHUB_API_URL`, `GITHUB_REPOSITORY`, `GITHUB_SHA`, `GITHUB_EVENT_PATH`, `GITHUB_OUTPUT`,
 //! `GITHUB_STEP_SUMMARY`, `RUNNER_TEMP`, …). The GitHub API is a fake on 127.0.0.1
-//! (`tests/support/fake_github.rs`); the `uses:` steps are stood in for by the test (checkout: the
+//! (`tests/support/fake_forge.rs`); the `uses:` steps are stood in for by the test (checkout: the
 //! repository is already there; setup-weir: weir is on PATH; auth: the `local` target needs no
 //! cloud; upload-artifact: the file goes to the fake's artifacts). The deployment is a copy of
 //! `examples/local` with a sensitive variable, whose value must never reach a comment, an issue,
 //! a check run, a summary or a step's log.
 
-#[path = "support/fake_github.rs"]
-mod fake_github;
+#[path = "support/fake_forge.rs"]
+mod fake_forge;
 
-use fake_github::{BOT, FakeGitHub, TOKEN};
+use fake_forge::{BOT, FakeForge, GITLAB_PROJECT, TOKEN};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -71,7 +71,7 @@ impl Job {
 struct Repository {
     _tmp: tempfile::TempDir,
     root: PathBuf,
-    github: FakeGitHub,
+    github: FakeForge,
     /// Searched before weir's directory on the jobs' PATH: a stand-in for a program.
     stand_in_bin: Option<PathBuf>,
     runs: u32,
@@ -116,10 +116,20 @@ pipeline "notify" {
             &repo_root().join("examples/ci/github"),
             &root.join(".github/workflows"),
         );
+        // GitLab's: the pipeline at the root, its scripts in .gitlab/weir/.
+        std::fs::copy(
+            repo_root().join("examples/ci/gitlab/.gitlab-ci.yml"),
+            root.join(".gitlab-ci.yml"),
+        )
+        .unwrap();
+        copy_dir(
+            &repo_root().join("examples/ci/gitlab/scripts"),
+            &root.join(".gitlab/weir"),
+        );
         Repository {
             _tmp: tmp,
             root,
-            github: FakeGitHub::start(),
+            github: FakeForge::start(),
             stand_in_bin: None,
             runs: 0,
             logs: String::new(),
@@ -308,6 +318,125 @@ pipeline "notify" {
         Outcome::Success
     }
 
+    /// Runs job `name` of `.gitlab-ci.yml` as GitLab's runner does: its `script:` lines in one
+    /// bash, stopping at the first that fails, in a fresh checkout (no `weir-ci/` left by another
+    /// job), with GitLab's predefined variables and the project's CI/CD variables. The
+    /// `before_script` only installs weir, which is already on PATH. A successful `weir-plan` keeps
+    /// its artifact. Returns the job's exit code and log.
+    fn gitlab(&mut self, name: &str, commit: &str, merge_request: Option<u64>) -> (i32, String) {
+        let text = std::fs::read_to_string(self.root.join(".gitlab-ci.yml")).unwrap();
+        let pipeline: Value = serde_saphyr::from_str(&text).expect(".gitlab-ci.yml is YAML");
+        let job = &pipeline[name];
+        let before: Vec<&str> = pipeline["default"]["before_script"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert!(
+            before.iter().any(|l| l.contains("weir-installer.sh")),
+            "before_script installs weir: {before:?}"
+        );
+        let ci_variables: BTreeMap<&str, String> = [
+            ("WEIR_GITLAB_TOKEN", TOKEN.to_string()),
+            ("WEIR_VAR_slack_webhook", SECRET.to_string()),
+            (
+                "GCP_WIF_PROVIDER",
+                "projects/1/locations/global/workloadIdentityPools/gitlab/providers/weir"
+                    .to_string(),
+            ),
+            (
+                "WEIR_PLAN_SERVICE_ACCOUNT",
+                "weir-plan@acme.iam.gserviceaccount.com".to_string(),
+            ),
+            (
+                "WEIR_APPLY_SERVICE_ACCOUNT",
+                "weir-apply@acme.iam.gserviceaccount.com".to_string(),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let weir_dir = Path::new(env!("CARGO_BIN_EXE_weir")).parent().unwrap();
+        let mut env: BTreeMap<String, String> = [
+            (
+                "PATH".to_string(),
+                format!(
+                    "{}:{}",
+                    weir_dir.display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            ),
+            (
+                "HOME".to_string(),
+                self.root.parent().unwrap().display().to_string(),
+            ),
+            ("CI".to_string(), "true".to_string()),
+            ("GITLAB_CI".to_string(), "true".to_string()),
+            (
+                "CI_API_V4_URL".to_string(),
+                format!("{}/api/v4", self.github.url),
+            ),
+            ("CI_PROJECT_ID".to_string(), GITLAB_PROJECT.to_string()),
+            (
+                "CI_PROJECT_DIR".to_string(),
+                self.root.display().to_string(),
+            ),
+            ("CI_COMMIT_SHA".to_string(), commit.to_string()),
+            (
+                "CI_JOB_URL".to_string(),
+                "https://gitlab.example/acme/pipelines/-/jobs/99".to_string(),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        if let Some(iid) = merge_request {
+            env.insert("CI_MERGE_REQUEST_IID".into(), iid.to_string());
+        }
+        for (key, value) in &ci_variables {
+            env.insert(key.to_string(), value.clone());
+        }
+        for variables in [&pipeline["variables"], &job["variables"]] {
+            for (key, value) in variables.as_object().into_iter().flatten() {
+                let value = literal(value);
+                let value = match value.strip_prefix('$') {
+                    Some(name) => ci_variables[name].clone(),
+                    None => value,
+                };
+                env.insert(key.clone(), value);
+            }
+        }
+        let script: Vec<&str> = job["script"]
+            .as_array()
+            .expect("script")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        let _ = std::fs::remove_dir_all(self.root.join("weir-ci"));
+        let out = Command::new("bash")
+            .args(["--noprofile", "--norc", "-e", "-c"])
+            .arg(script.join("\n"))
+            .current_dir(&self.root)
+            .env_clear()
+            .envs(&env)
+            .output()
+            .unwrap();
+        let log = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.logs.push_str(&log);
+        let code = out.status.code().unwrap_or(-1);
+        if name == "weir-plan" && code == 0 {
+            let kept = job["artifacts"]["paths"].as_array().unwrap();
+            assert!(kept.contains(&json!("weir-ci/plan.weir")), "{kept:?}");
+            let plan = std::fs::read(self.root.join("weir-ci/plan.weir")).unwrap();
+            self.github
+                .add_plan_job(merge_request.unwrap(), commit, plan);
+        }
+        (code, log)
+    }
+
     fn plan_pr(&mut self, number: u64, head: &str) -> Job {
         let event = json!({"pull_request": {"number": number, "head": {"sha": head}}});
         self.run("plan.yml", event, &sha(9000 + number as u32))
@@ -437,7 +566,7 @@ fn zip_of(file: &Path) -> Vec<u8> {
     std::fs::read(&zip).unwrap()
 }
 
-fn plan_comments(github: &FakeGitHub, pr: u64) -> Vec<fake_github::Comment> {
+fn plan_comments(github: &FakeForge, pr: u64) -> Vec<fake_forge::Comment> {
     github
         .comments_on(pr)
         .into_iter()
@@ -747,6 +876,61 @@ fn cancelling_the_apply_passes_sigterm_to_weir_and_says_so_in_the_pull_request()
         .find(|c| c.body.contains("weir apply: cancelled"))
         .unwrap_or_else(|| panic!("no report of the cancelled apply: {said:#?}"));
     assert!(report.body.contains("stopping: SIGTERM"), "{}", report.body);
+}
+
+#[test]
+fn gitlab_one_plan_note_updated_the_reviewed_plan_applied_and_a_stale_one_refused() {
+    let mut repo = Repository::new();
+    repo.github.add_comment(
+        5,
+        "mallory",
+        "<!-- weir:plan deployment=prod -->\nnot a plan",
+    );
+    let (code, log) = repo.gitlab("weir-plan", &sha(0x51), Some(5));
+    assert_eq!(code, 0, "{log}");
+    repo.edit_block("gitlab second push");
+    let (code, log) = repo.gitlab("weir-plan", &sha(0x52), Some(5));
+    assert_eq!(code, 0, "{log}");
+    let notes = plan_comments(&repo.github, 5);
+    assert_eq!(notes.len(), 1, "one plan note, edited: {notes:#?}");
+    assert_eq!(notes[0].edits, 1);
+    assert!(notes[0].body.contains(&sha(0x52)) && notes[0].body.contains("gitlab second push"));
+    assert!(notes[0].body.contains("(sensitive)"));
+    assert_eq!(
+        repo.github.comments_on(5).len(),
+        2,
+        "mallory's note is left alone"
+    );
+
+    // Merge request 6 is planned against the same state as 5.
+    let (code, log) = repo.gitlab("weir-plan", &sha(0x61), Some(6));
+    assert_eq!(code, 0, "{log}");
+
+    repo.github.merge_pull(5, &sha(0x52), &sha(0x500));
+    let (code, log) = repo.gitlab("weir-apply", &sha(0x500), None);
+    assert_eq!(code, 0, "{log}");
+    assert!(
+        repo.github
+            .comments_on(5)
+            .iter()
+            .any(|c| c.body.contains("weir apply: done"))
+    );
+
+    repo.github.merge_pull(6, &sha(0x61), &sha(0x600));
+    let (code, log) = repo.gitlab("weir-apply", &sha(0x600), None);
+    assert_eq!(code, 3, "{log}");
+    let said = repo.github.comments_on(6);
+    assert!(
+        said.iter()
+            .any(|c| c.body.contains("refused, the reviewed plan is stale")
+                && c.body.contains("the saved plan is stale:")),
+        "{said:#?}"
+    );
+
+    let (code, log) = repo.gitlab("weir-apply", &sha(0x900), None);
+    assert_eq!(code, 1);
+    assert!(log.contains("was not merged from a merge request"), "{log}");
+    repo.assert_no_secret();
 }
 
 fn plan_exit(repo: &Repository) -> (i32, String) {

@@ -1,7 +1,8 @@
-//! A stand-in for the GitHub REST API, for the tests of the CI workflows' scripts: a small HTTP
-//! server on 127.0.0.1 that keeps pull-request comments, issues, check runs, merged pull requests
-//! and artifacts in memory, and records every call. Only the endpoints the scripts use exist;
-//! anything else is a 404 (and recorded, so a test sees it).
+//! A stand-in for the GitHub REST API (and, below `/api/v4`, GitLab's), for the tests of the CI
+//! workflows' scripts: a small HTTP server on 127.0.0.1 that keeps pull-request comments (GitLab:
+//! merge-request notes), issues, check runs, merged pull requests and artifacts in memory, and
+//! records every call. Only the endpoints the scripts use exist; anything else is a 404 (and
+//! recorded, so a test sees it).
 #![allow(dead_code)] // Each test file uses its own subset.
 
 use serde_json::{Value, json};
@@ -14,6 +15,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 pub const TOKEN: &str = "ghs_fake-token-for-tests";
 /// The login GITHUB_TOKEN writes as.
 pub const BOT: &str = "github-actions[bot]";
+/// GitLab: the project the scripts work on, and the id of the token's user (the author of its notes).
+pub const GITLAB_PROJECT: &str = "42";
+pub const GITLAB_BOT_ID: u64 = 7;
 
 #[derive(Clone, Debug)]
 pub struct Call {
@@ -50,6 +54,16 @@ pub struct Artifact {
     pub zip: Vec<u8>,
 }
 
+/// GitLab: a successful `weir-plan` job of a merge request's pipeline, and the plan it kept.
+#[derive(Clone, Debug)]
+pub struct PlanJob {
+    pub job: u64,
+    pub pipeline: u64,
+    pub merge_request: u64,
+    pub sha: String,
+    pub plan: Vec<u8>,
+}
+
 #[derive(Default)]
 pub struct State {
     pub calls: Vec<Call>,
@@ -57,6 +71,7 @@ pub struct State {
     pub issues: Vec<Issue>,
     pub check_runs: Vec<Value>,
     pub artifacts: Vec<Artifact>,
+    pub plan_jobs: Vec<PlanJob>,
     /// Merge commit → (pull request number, its head commit).
     pub merged_pulls: BTreeMap<String, (u64, String)>,
     next_id: u64,
@@ -69,13 +84,13 @@ impl State {
     }
 }
 
-pub struct FakeGitHub {
+pub struct FakeForge {
     pub url: String,
     state: Arc<Mutex<State>>,
 }
 
-impl FakeGitHub {
-    pub fn start() -> FakeGitHub {
+impl FakeForge {
+    pub fn start() -> FakeForge {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
         let url = format!("http://{}", listener.local_addr().unwrap());
         let state = Arc::new(Mutex::new(State::default()));
@@ -88,7 +103,7 @@ impl FakeGitHub {
                 std::thread::spawn(move || serve(stream, &shared, &base));
             }
         });
-        FakeGitHub { url, state }
+        FakeForge { url, state }
     }
 
     pub fn state(&self) -> MutexGuard<'_, State> {
@@ -137,6 +152,20 @@ impl FakeGitHub {
         });
     }
 
+    /// GitLab: merge request `iid`'s pipeline for `sha` ran `weir-plan`, which kept `plan`.
+    pub fn add_plan_job(&self, iid: u64, sha: &str, plan: Vec<u8>) {
+        let mut state = self.state();
+        let pipeline = state.next_id();
+        let job = state.next_id();
+        state.plan_jobs.push(PlanJob {
+            job,
+            pipeline,
+            merge_request: iid,
+            sha: sha.to_string(),
+            plan,
+        });
+    }
+
     /// Every text the API was given (comment and issue bodies, check runs) and holds.
     pub fn all_text(&self) -> String {
         let state = self.state();
@@ -162,6 +191,8 @@ struct Request {
     method: String,
     path: String,
     authorization: Option<String>,
+    /// GitLab's token header.
+    private_token: Option<String>,
     body: String,
 }
 
@@ -174,6 +205,7 @@ fn read_request(stream: &mut TcpStream) -> Option<Request> {
     let path = parts.next()?.to_string();
     let mut length = 0usize;
     let mut authorization = None;
+    let mut private_token = None;
     let mut expect_continue = false;
     loop {
         let mut header = String::new();
@@ -187,6 +219,7 @@ fn read_request(stream: &mut TcpStream) -> Option<Request> {
         match name.to_ascii_lowercase().as_str() {
             "content-length" => length = value.parse().ok()?,
             "authorization" => authorization = Some(value.to_string()),
+            "private-token" => private_token = Some(value.to_string()),
             "expect" => expect_continue = value.eq_ignore_ascii_case("100-continue"),
             _ => {}
         }
@@ -200,6 +233,7 @@ fn read_request(stream: &mut TcpStream) -> Option<Request> {
         method,
         path,
         authorization,
+        private_token,
         body: String::from_utf8_lossy(&body).into_owned(),
     })
 }
@@ -227,6 +261,14 @@ fn serve(mut stream: TcpStream, shared: &Mutex<State>, base: &str) {
         path: request.path.clone(),
         body: request.body.clone(),
     });
+    if let Some(gitlab_path) = request.path.strip_prefix("/api/v4/") {
+        if request.private_token.as_deref() != Some(TOKEN) {
+            drop(state);
+            return respond(&mut stream, 401, &[], br#"{"message":"401 Unauthorized"}"#);
+        }
+        let gitlab_path = gitlab_path.to_string();
+        return serve_gitlab(stream, state, &request.method, &gitlab_path, &request.body);
+    }
     if request.authorization.as_deref() != Some(&format!("Bearer {TOKEN}")) {
         drop(state);
         return respond(&mut stream, 401, &[], br#"{"message":"Bad credentials"}"#);
@@ -361,6 +403,156 @@ fn serve(mut stream: TcpStream, shared: &Mutex<State>, base: &str) {
     };
     drop(state);
     let (status, json) = answer.unwrap_or((404, json!({"message": "Not Found"})));
+    respond(
+        &mut stream,
+        status,
+        &[("Content-Type", "application/json".into())],
+        json.to_string().as_bytes(),
+    );
+}
+
+/// The GitLab endpoints the GitLab CI scripts call (`path` below `/api/v4/`).
+fn serve_gitlab(
+    mut stream: TcpStream,
+    mut state: MutexGuard<'_, State>,
+    method: &str,
+    path: &str,
+    body: &str,
+) {
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let query: BTreeMap<&str, &str> = query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .collect();
+    let body: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    let segments: Vec<&str> = path.split('/').collect();
+    let note = |c: &Comment| json!({"id": c.id, "body": c.body, "author": {"id": if c.author == BOT { GITLAB_BOT_ID } else { 1 }}});
+    let answer: Option<(u16, Value)> = match (method, segments.as_slice()) {
+        ("GET", ["user"]) => Some((
+            200,
+            json!({"id": GITLAB_BOT_ID, "username": "project_42_bot"}),
+        )),
+        ("GET", ["projects", GITLAB_PROJECT, "merge_requests", iid, "notes"]) => {
+            let iid: u64 = iid.parse().unwrap_or(0);
+            let all: Vec<Value> = state
+                .comments
+                .iter()
+                .filter(|c| c.issue == iid)
+                .map(note)
+                .collect();
+            Some((200, Value::Array(page(&all, &query))))
+        }
+        ("POST", ["projects", GITLAB_PROJECT, "merge_requests", iid, "notes"]) => {
+            let id = state.next_id();
+            let comment = Comment {
+                id,
+                issue: iid.parse().unwrap_or(0),
+                author: BOT.to_string(),
+                body: body["body"].as_str().unwrap_or_default().to_string(),
+                edits: 0,
+            };
+            let json = note(&comment);
+            state.comments.push(comment);
+            Some((201, json))
+        }
+        (
+            "PUT",
+            [
+                "projects",
+                GITLAB_PROJECT,
+                "merge_requests",
+                iid,
+                "notes",
+                id,
+            ],
+        ) => {
+            let (iid, id): (u64, u64) = (iid.parse().unwrap_or(0), id.parse().unwrap_or(0));
+            state
+                .comments
+                .iter_mut()
+                .find(|c| c.id == id && c.issue == iid)
+                .map(|c| {
+                    c.body = body["body"].as_str().unwrap_or_default().to_string();
+                    c.edits += 1;
+                    (200, note(c))
+                })
+        }
+        (
+            "GET",
+            [
+                "projects",
+                GITLAB_PROJECT,
+                "repository",
+                "commits",
+                sha,
+                "merge_requests",
+            ],
+        ) => {
+            let mrs: Vec<Value> = state
+                .merged_pulls
+                .get(*sha)
+                .map(|(iid, head)| json!({"iid": iid, "state": "merged", "merge_commit_sha": sha, "sha": head}))
+                .into_iter()
+                .collect();
+            Some((200, Value::Array(mrs)))
+        }
+        (
+            "GET",
+            [
+                "projects",
+                GITLAB_PROJECT,
+                "merge_requests",
+                iid,
+                "pipelines",
+            ],
+        ) => {
+            let iid: u64 = iid.parse().unwrap_or(0);
+            let pipelines: Vec<Value> = state
+                .plan_jobs
+                .iter()
+                .filter(|j| j.merge_request == iid)
+                .map(|j| json!({"id": j.pipeline, "sha": j.sha, "status": "success"}))
+                .collect();
+            Some((200, Value::Array(pipelines)))
+        }
+        ("GET", ["projects", GITLAB_PROJECT, "pipelines", pipeline, "jobs"]) => {
+            let pipeline: u64 = pipeline.parse().unwrap_or(0);
+            let jobs: Vec<Value> = state
+                .plan_jobs
+                .iter()
+                .filter(|j| j.pipeline == pipeline)
+                .map(|j| json!({"id": j.job, "name": "weir-plan", "status": "success"}))
+                .collect();
+            Some((200, Value::Array(jobs)))
+        }
+        (
+            "GET",
+            [
+                "projects",
+                GITLAB_PROJECT,
+                "jobs",
+                job,
+                "artifacts",
+                "weir-ci",
+                "plan.weir",
+            ],
+        ) => {
+            let job: u64 = job.parse().unwrap_or(0);
+            let plan = state
+                .plan_jobs
+                .iter()
+                .find(|j| j.job == job)
+                .map(|j| j.plan.clone());
+            drop(state);
+            return match plan {
+                Some(plan) => respond(&mut stream, 200, &[], &plan),
+                None => respond(&mut stream, 404, &[], br#"{"message":"404 Not Found"}"#),
+            };
+        }
+        _ => None,
+    };
+    drop(state);
+    let (status, json) = answer.unwrap_or((404, json!({"message": "404 Not Found"})));
     respond(
         &mut stream,
         status,
