@@ -7,7 +7,8 @@
 //! repository is already there; setup-weir: weir is on PATH; auth: the `local` target needs no
 //! cloud; upload-artifact: the file goes to the fake's artifacts). The deployment is a copy of
 //! `examples/local` with a sensitive variable, whose value must never reach a comment, an issue,
-//! a check run, a summary or a step's log.
+//! a check run, a summary or a step's log. The GitLab pipeline (`examples/ci/gitlab`) is run the
+//! same way, its `script:` lines against the fake's GitLab endpoints.
 
 #[path = "support/fake_forge.rs"]
 mod fake_forge;
