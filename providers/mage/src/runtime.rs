@@ -17,9 +17,36 @@ pub const TESTED_MAGE_VERSIONS: &[&str] = &["0.9.80"];
 
 /// The runtime's files: (path inside [`DIR`], contents).
 pub const FILES: &[(&str, &str)] = &[
-    ("sitecustomize.py", include_str!("../runtime/sitecustomize.py")),
+    (
+        "sitecustomize.py",
+        include_str!("../runtime/sitecustomize.py"),
+    ),
     (
         "weir_runtime/__init__.py",
         include_str!("../runtime/weir_runtime/__init__.py"),
+    ),
+    (
+        "weir_runtime/cloud_run.py",
+        include_str!("../runtime/weir_runtime/cloud_run.py"),
+    ),
+    (
+        "weir_runtime/compat.py",
+        include_str!("../runtime/weir_runtime/compat.py"),
+    ),
+    (
+        "weir_runtime/config.py",
+        include_str!("../runtime/weir_runtime/config.py"),
+    ),
+    (
+        "weir_runtime/hooks.py",
+        include_str!("../runtime/weir_runtime/hooks.py"),
+    ),
+    (
+        "weir_runtime/notifications.py",
+        include_str!("../runtime/weir_runtime/notifications.py"),
+    ),
+    (
+        "weir_runtime/profiles.py",
+        include_str!("../runtime/weir_runtime/profiles.py"),
     ),
 ];
