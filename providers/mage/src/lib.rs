@@ -152,8 +152,8 @@ mod fsio;
 mod manifest;
 mod pipeline;
 mod project;
-mod triggers;
 pub mod runtime;
+mod triggers;
 mod yaml;
 
 use std::collections::HashMap;

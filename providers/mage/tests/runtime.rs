@@ -427,7 +427,7 @@ attempt("other_parameters",
         lambda: profiles.check_internals("0.9.80", RenamedFactory, Executor, BlockRun))
 attempt("missing_query",
         lambda: profiles.check_internals("0.9.80", Factory, Executor, BlockRunWithoutQuery))
-sender_module = types.ModuleType(notifications.MODULE)
+sender_module = types.ModuleType("mage_ai.orchestration.notification.sender")
 sender_module.NotificationSender = type("NotificationSender", (), {})
 attempt("sender_without_interpolate_vars", lambda: notifications.patch(sender_module))
 print("WEIR-RESULT " + json.dumps(out))

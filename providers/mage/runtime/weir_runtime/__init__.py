@@ -13,18 +13,16 @@ the Mage version are checked then (``compat``). A check that fails raises ``Weir
 out of Mage's import, so the process stops with the message instead of running Mage unpatched.
 """
 
-from weir_runtime.compat import WeirRuntimeError
-
-__all__ = ["WeirRuntimeError", "install"]
+# Mage module -> the runtime module whose `patch(module)` runs right after Mage loads it. Names
+# only: `sitecustomize` runs in every Python process, so nothing here is imported until Mage is.
+PATCHES = {
+    "mage_ai.data_preparation.executors.executor_factory": "weir_runtime.profiles",
+    "mage_ai.orchestration.notification.sender": "weir_runtime.notifications",
+}
 
 
 def install():
     """Installs the import hook that patches Mage's modules when they are loaded (once)."""
-    from weir_runtime import hooks, notifications, profiles
+    from weir_runtime import hooks
 
-    hooks.install(
-        {
-            profiles.MODULE: profiles.patch,
-            notifications.MODULE: notifications.patch,
-        }
-    )
+    hooks.install(PATCHES)

@@ -7,11 +7,13 @@ the patch runs after the module's code. An exception from the patch propagates o
 module fails the same way: Mage never runs with the module unpatched.
 """
 
-import importlib.abc
+import importlib
 import sys
 
+# Plain classes, not importlib.abc's: importing importlib.abc costs more than all of this module.
 
-class _PatchingLoader(importlib.abc.Loader):
+
+class _PatchingLoader:
     def __init__(self, loader, patch):
         self._loader = loader
         self._patch = patch
@@ -21,15 +23,16 @@ class _PatchingLoader(importlib.abc.Loader):
 
     def exec_module(self, module):
         self._loader.exec_module(module)
-        self._patch(module)
+        importlib.import_module(self._patch).patch(module)
 
     def __getattr__(self, name):
         # get_source, get_code, is_package, resource readers: the real loader's.
         return getattr(self._loader, name)
 
 
-class PatchFinder(importlib.abc.MetaPathFinder):
-    """Finds nothing itself; wraps the loader of the modules it has a patch for."""
+class PatchFinder:
+    """Finds nothing itself; wraps the loader of the modules it has a patch for (Mage module name
+    -> name of the runtime module whose `patch(module)` patches it)."""
 
     def __init__(self, patches):
         self.patches = dict(patches)
@@ -58,4 +61,4 @@ def install(patches):
     for name, patch in patches.items():
         module = sys.modules.get(name)
         if module is not None:
-            patch(module)
+            importlib.import_module(patch).patch(module)

@@ -12,7 +12,6 @@ import sys
 
 from weir_runtime import compat
 
-MODULE = "mage_ai.orchestration.notification.sender"
 
 # The name Python gives NotificationSender's private `__interpolate_vars`.
 _INTERPOLATE = "_NotificationSender__interpolate_vars"
@@ -45,7 +44,7 @@ def patch(module):
         return
     settings = compat.checked_settings()
     version = compat.mage_version()
-    sender = compat.require_attribute(module, MODULE, "NotificationSender", version)
+    sender = compat.require_attribute(module, module.__name__, "NotificationSender", version)
     original = compat.require_callable(
         sender, "NotificationSender", _INTERPOLATE, _INTERPOLATE_PARAMETERS, version
     )

@@ -16,7 +16,6 @@ ends instead of waiting for a block run that will never finish.
 
 from weir_runtime import cloud_run, compat
 
-MODULE = "mage_ai.data_preparation.executors.executor_factory"
 
 # The entry point Mage puts in front of its command; the job's container command execs its args.
 ENTRY_POINT = "/app/run_app.sh"
@@ -53,8 +52,8 @@ def patch(module):
         return
     settings = compat.checked_settings()
     version = compat.mage_version()
-    factory = compat.require_attribute(module, MODULE, "ExecutorFactory", version)
-    block_executor = compat.require_attribute(module, MODULE, "BlockExecutor", version)
+    factory = compat.require_attribute(module, module.__name__, "ExecutorFactory", version)
+    block_executor = compat.require_attribute(module, module.__name__, "BlockExecutor", version)
     from mage_ai.orchestration.db.models.schedules import BlockRun
 
     check_internals(version, factory, block_executor, BlockRun)
