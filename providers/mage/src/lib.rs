@@ -152,8 +152,8 @@ mod fsio;
 mod manifest;
 mod pipeline;
 mod project;
-pub mod runtime;
 mod triggers;
+pub mod runtime;
 mod yaml;
 
 use std::collections::HashMap;
