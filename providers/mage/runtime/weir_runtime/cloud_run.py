@@ -208,16 +208,29 @@ def execution_outcome(operation):
     if not isinstance(execution, dict):
         return False, "the operation ended without an execution"
     name = execution.get("name", "the execution")
-    conditions = execution.get("conditions") or []
+    conditions = execution.get("conditions")
     completed = next(
-        (c for c in conditions if isinstance(c, dict) and c.get("type") == "Completed"), {}
+        (
+            c
+            for c in (conditions if isinstance(conditions, list) else [])
+            if isinstance(c, dict) and c.get("type") == "Completed"
+        ),
+        {},
     )
     message = completed.get("message")
-    failed = int(execution.get("failedCount") or 0) + int(execution.get("cancelledCount") or 0)
-    succeeded = int(execution.get("succeededCount") or 0)
-    tasks = int(execution.get("taskCount") or 1)
+    failed = _count(execution, "failedCount") + _count(execution, "cancelledCount")
+    succeeded = _count(execution, "succeededCount")
+    tasks = _count(execution, "taskCount") or 1
     if failed or completed.get("state") == "CONDITION_FAILED":
         return False, f"{name} failed" + (f": {message}" if message else "")
     if succeeded >= tasks:
         return True, f"{name} succeeded"
     return False, f"{name} ended without succeeding" + (f": {message}" if message else "")
+
+
+def _count(execution, key):
+    """A count of the Execution (an int32, which JSON may carry as a string); 0 if unreadable."""
+    try:
+        return max(0, int(execution.get(key) or 0))
+    except (TypeError, ValueError):
+        return 0
