@@ -745,3 +745,60 @@ fn a_profiled_block_run_runs_its_job_with_mages_command_and_a_failed_execution_f
     assert_eq!(runs[1]["outcome"]["succeeded"], false);
     assert_eq!(runs[1]["status"], "failed", "{}", text(&out));
 }
+
+/// The variables for runs in other states: long, not started, still going, a database error.
+const VARIABLES_OF_OTHER_RUNS: &str = r#"
+import datetime, json
+from types import SimpleNamespace as NS
+from weir_runtime import config, notifications
+
+utc = datetime.timezone.utc
+settings = config.parse({"format": 1, "deployment": "d", "target": "local",
+                         "tested_mage_versions": ["0.9.80"]})
+def at(h, m, s):
+    return datetime.datetime(2026, 1, 1, h, m, s, tzinfo=utc)
+def failing():
+    raise RuntimeError("database is gone")
+def run(started, completed, block_runs=(), variables=lambda: {}):
+    return NS(id=9, started_at=started, completed_at=completed, block_runs=list(block_runs),
+              get_variables=variables)
+now = at(5, 0, 0)
+pipeline = NS(uuid="p", name=None)
+out = {
+    "long": notifications.template_variables(settings, pipeline, run(at(1, 0, 0), at(2, 2, 3)), now),
+    "seconds": notifications.template_variables(settings, pipeline, run(at(1, 0, 0), at(1, 0, 42)), now),
+    "not_started": notifications.template_variables(settings, pipeline, run(None, None), now),
+    "still_going": notifications.template_variables(settings, pipeline, run(at(4, 59, 0), None), now),
+    "database_error": notifications.template_variables(
+        settings, pipeline, run(at(1, 0, 0), at(1, 0, 1), variables=failing), now),
+}
+print("WEIR-RESULT " + json.dumps(out))
+"#;
+
+#[test]
+fn run_variables_read_hours_unstarted_and_unfinished_runs_and_survive_a_database_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let weir = runtime_dir(tmp.path(), &config(json!({})));
+    let out = run_python(tmp.path(), &weir, false, VARIABLES_OF_OTHER_RUNS, &[], &[]);
+    let result = result(&out);
+    assert_eq!(result["long"]["duration"], "1h02m03s");
+    assert_eq!(
+        result["long"]["pipeline_name"], "p",
+        "a pipeline without a name shows its uuid"
+    );
+    assert_eq!(result["long"]["completed_blocks"], "none");
+    assert_eq!(result["long"]["failed_blocks"], "none");
+    assert_eq!(result["seconds"]["duration"], "42s");
+    assert_eq!(result["not_started"]["started_at"], "unknown");
+    assert_eq!(result["not_started"]["duration"], "unknown");
+    assert_eq!(result["still_going"]["finished_at"], "2026-01-01T05:00:00Z");
+    assert_eq!(result["still_going"]["duration"], "1m00s");
+    assert_eq!(result["database_error"]["variables"], "unknown");
+    assert_eq!(result["database_error"]["duration"], "1s");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("notification variable `variables`: RuntimeError: database is gone"),
+        "{}",
+        text(&out)
+    );
+}
