@@ -22,6 +22,8 @@ class _PatchingLoader:
         return self._loader.create_module(spec)
 
     def exec_module(self, module):
+        # A reload runs the module's code again over the same module object: patch it again.
+        module.__dict__.pop("_weir_patched", None)
         self._loader.exec_module(module)
         importlib.import_module(self._patch).patch(module)
 
