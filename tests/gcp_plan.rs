@@ -456,3 +456,43 @@ mod after_apply {
         );
     }
 }
+
+#[test]
+fn an_image_with_a_mage_the_runtime_was_not_tested_with_is_refused_at_plan() {
+    let (_tmp, dir) = quickstart();
+    let main = dir.join("main.hcl");
+    let text = std::fs::read_to_string(&main).unwrap();
+    assert!(text.contains("\"mageai/mageai:0.9.80\""));
+    std::fs::write(
+        &main,
+        text.replace("\"mageai/mageai:0.9.80\"", "\"mageai/mageai:0.8.50\""),
+    )
+    .unwrap();
+    let (code, out, err) = plan(&dir, &[]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("the weir runtime is tested with mage-ai 0.9.80, but the image `mageai/mageai:0.8.50` runs Mage 0.8.50"),
+        "{err}"
+    );
+    assert!(err.contains("allow_untested_mage = true"), "{err}");
+    assert!(err.contains("enabled = false"), "{err}");
+    // Allowed: planned, with a warning and the runtime still shipped.
+    let text = std::fs::read_to_string(&main).unwrap();
+    assert!(text.contains("  image   = local.image\n"));
+    std::fs::write(
+        &main,
+        text.replacen(
+            "  image   = local.image\n",
+            "  image   = local.image\n\n  runtime {\n    allow_untested_mage = true\n  }\n",
+            1,
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = plan(&dir, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("Mage 0.8.50 is not a version weir is tested with"),
+        "{err}"
+    );
+    assert!(out.contains("weir/runtime.json"), "{out}");
+}

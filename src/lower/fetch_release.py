@@ -1,7 +1,9 @@
-# Written by weir: fetches the pointed code release of this deployment before Mage starts.
+# Written by weir: fetches the pointed code release of this deployment, then runs the image's
+# entry point (/app/run_app.sh, or WEIR_IMAGE_ENTRYPOINT) with this program's arguments.
 # Reads <prefix>/current, then that release's manifest, then each file by its hash, checks
-# each hash, writes the project next to its destination and moves it into place. Uses only
-# Python's standard library (the Mage image has Python) and the instance's own identity.
+# each hash, writes the project next to its destination and moves it into place. Puts the
+# release's weir runtime (<project>/weir) on PYTHONPATH. Uses only Python's standard library
+# (the Mage image has Python) and the instance's own identity.
 import hashlib, json, os, shutil, sys, urllib.parse, urllib.request
 
 bucket = os.environ["WEIR_RELEASE_BUCKET"]
@@ -41,3 +43,9 @@ shutil.rmtree(dest, ignore_errors=True)
 os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
 os.rename(staging, dest)
 print("weir: release " + release + " in " + dest, file=sys.stderr)
+runtime = os.path.join(dest, "weir")
+if os.path.isdir(runtime):
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (runtime, os.environ.get("PYTHONPATH")) if p)
+entry = os.environ.get("WEIR_IMAGE_ENTRYPOINT") or "/app/run_app.sh"
+sys.stderr.flush()
+os.execvp(entry, [entry] + sys.argv[1:])

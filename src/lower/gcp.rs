@@ -39,9 +39,16 @@ const SQL_PROXY_IMAGE: &str = "gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.14.
 const RELEASE_PREFIX: &str = "code";
 /// The program that fetches the pointed release into the container before Mage starts.
 pub const FETCH_RELEASE: &str = include_str!("fetch_release.py");
-/// A container's command: fetch the release, then the image's own entry point with the
-/// arguments the container was given (a job run's `mage run …`; none for the web server).
-const FETCH_THEN_RUN: &str = r#"python3 -c "$WEIR_RELEASE_FETCH" && exec /app/run_app.sh "$@""#;
+/// A container's command: the fetch program fetches the release, then runs the image's own
+/// entry point with the arguments the container was given (a job run's `mage run …`; none for
+/// the web server and the scheduler, where `/app/run_app.sh` starts Mage).
+const FETCH_THEN_RUN: &str = r#"exec python3 -c "$WEIR_RELEASE_FETCH" "$@""#;
+/// The command of every container (`/bin/sh -c FETCH_THEN_RUN weir [args…]`).
+const CONTAINER_COMMAND: [&str; 4] = ["/bin/sh", "-c", FETCH_THEN_RUN, "weir"];
+/// The instance metadata item that describes the container the scheduler VM's startup script
+/// runs, in Cloud Run's shapes (image, command, env, volumes): the startup script is written
+/// from it, and the sandbox starts it as a local process.
+pub const SCHEDULER_CONTAINER_ITEM: &str = "weir-container";
 
 /// How often the scheduler VM reads the release pointer, in seconds.
 const RELEASE_POLL_SECS: u32 = 60;
@@ -165,6 +172,22 @@ pub(super) fn output_source(d: &Deployment, attr: &str) -> Option<OutputSource> 
     })
 }
 
+/// The full name of a profile's Cloud Run job
+/// (`projects/<project>/locations/<region>/jobs/<name>`), which the runtime runs.
+pub(super) fn job_path(d: &Deployment, p: &ResourceProfile) -> String {
+    format!(
+        "projects/{}/locations/{}/jobs/{}",
+        d.project.as_deref().unwrap_or_default(),
+        p.region,
+        job_name(d, p)
+    )
+}
+
+/// A profile's Cloud Run job name: `mage-<deployment>-<profile>`.
+fn job_name(d: &Deployment, p: &ResourceProfile) -> String {
+    format!("mage-{}-{}", google_name(&d.name), google_name(&p.name))
+}
+
 /// A memory size as Cloud Run spells it (`2Gi`, `1536Mi`).
 fn memory(mib: u64) -> String {
     let text = format!("{mib}Mi");
@@ -227,7 +250,7 @@ impl Lowering<'_> {
     }
 
     fn job_name(&self, p: &ResourceProfile) -> String {
-        format!("{}-{}", self.prefix, google_name(&p.name))
+        job_name(self.d, p)
     }
 
     fn sa_address(w: Workload) -> String {
@@ -647,6 +670,10 @@ impl Lowering<'_> {
             json!({"name": "WEIR_RELEASE_PREFIX", "value": RELEASE_PREFIX}),
             json!({"name": "WEIR_RELEASE_FETCH", "value": FETCH_RELEASE}),
         ];
+        // Mage's processes load the runtime shipped in the release (`docs/runtime.md`).
+        if self.d.runtime.enabled {
+            env.push(json!({"name": "WEIR_RUNTIME", "value": "1"}));
+        }
         for s in &self.container_secrets {
             env.push(json!({"name": s.env, "valueSource": {"secretKeyRef": {"secret": s.secret_id, "version": "latest"}}}));
         }
@@ -715,7 +742,7 @@ impl Lowering<'_> {
                     "containers": [{
                         "name": "mage",
                         "image": self.d.image,
-                        "command": ["/bin/sh", "-c", FETCH_THEN_RUN, "weir"],
+                        "command": CONTAINER_COMMAND,
                         "ports": [{"containerPort": MAGE_PORT}],
                         "resources": {
                             "limits": {"cpu": w.cpu.to_string(), "memory": memory(w.memory_mib)},
@@ -784,7 +811,7 @@ impl Lowering<'_> {
                             "image": self.d.image,
                             // The image's entry point runs its arguments (the scheduler gives
                             // each run the block to run), after the release is fetched.
-                            "command": ["/bin/sh", "-c", FETCH_THEN_RUN, "weir"],
+                            "command": CONTAINER_COMMAND,
                             "resources": {"limits": {"cpu": p.cpu.to_string(), "memory": memory(p.memory_mib)}},
                             "env": self.env("job", &extra),
                             "volumeMounts": mounts,
@@ -817,7 +844,21 @@ impl Lowering<'_> {
         self.add(job);
     }
 
+    /// The container the scheduler VM runs: Mage (`INSTANCE_TYPE=scheduler`) from the
+    /// deployment's image, with the Cloud SQL socket, in Cloud Run's shapes.
+    fn scheduler_container(&self) -> Value {
+        let (volumes, mounts) = self.cloudsql_volume();
+        json!({
+            "image": self.d.image,
+            "command": CONTAINER_COMMAND,
+            "env": self.env("scheduler", &[]),
+            "volumeMounts": mounts,
+            "volumes": volumes,
+        })
+    }
+
     fn scheduler(&mut self) {
+        let container = self.scheduler_container();
         let s = &self.d.scheduler;
         let zone = s
             .zone
@@ -851,7 +892,11 @@ impl Lowering<'_> {
                     "email": self.sa_email(Workload::Scheduler),
                     "scopes": ["https://www.googleapis.com/auth/cloud-platform"],
                 }],
-                "metadata": {"items": [{"key": "startup-script", "value": self.startup_script()}]},
+                "metadata": {"items": [
+                    {"key": "startup-script", "value": self.startup_script(&container)},
+                    // Pretty, so that a plan shows which line of it changes.
+                    {"key": SCHEDULER_CONTAINER_ITEM, "value": serde_json::to_string_pretty(&container).unwrap_or_default()},
+                ]},
                 "scheduling": {"onHostMaintenance": "MIGRATE", "automaticRestart": true, "preemptible": false},
             }),
         )
@@ -861,31 +906,34 @@ impl Lowering<'_> {
         }
         instance =
             instance.depends_on(&format!("{SERVICE_ACCOUNT_IAM_MEMBER}.scheduler_runs_jobs"));
-        // The startup script names the release's bucket.
+        // The startup script and the container name the release's bucket.
         if self.d.sensitive.has("storage.bucket") {
             instance = instance.sensitive(&["metadata", "items", "0", "value"]);
+            instance = instance.sensitive(&["metadata", "items", "1", "value"]);
         }
         self.add(instance);
     }
 
     /// The scheduler VM's startup script: reads the secrets from Secret Manager with the VM's
-    /// own identity into a file only root reads, then runs the Cloud SQL Auth Proxy and Mage.
-    /// No secret is in the script (it is instance metadata, readable by project viewers).
-    fn startup_script(&self) -> String {
-        let env_lines = [
-            "INSTANCE_TYPE=scheduler".to_string(),
-            format!("GCP_PROJECT_ID={}", self.project),
-            format!("GCP_REGION={}", self.region),
-            "ULIMIT_NO_FILE=16384".to_string(),
-            format!("WEIR_RELEASE_BUCKET={}", self.release_bucket()),
-            format!("WEIR_RELEASE_PREFIX={RELEASE_PREFIX}"),
-        ];
+    /// own identity into a file only root reads, then runs the Cloud SQL Auth Proxy and
+    /// `container` (see [`Self::scheduler_container`]): its plain env in the env file, its
+    /// secrets read at boot, the fetch program from a file. No secret is in the script (it is
+    /// instance metadata, readable by project viewers).
+    fn startup_script(&self, container: &Value) -> String {
+        let mut env_lines = Vec::new();
         let mut secret_lines = Vec::new();
-        for s in &self.container_secrets {
-            secret_lines.push(format!(
-                "printf '%s=%s\\n' {} \"$(secret {})\" >> \"$env_file\"",
-                s.env, s.secret_id
-            ));
+        for e in container["env"].as_array().into_iter().flatten() {
+            let name = e["name"].as_str().unwrap_or_default();
+            if let Some(value) = e["value"].as_str() {
+                // The program is multi-line: docker gets it from its file.
+                if name != "WEIR_RELEASE_FETCH" {
+                    env_lines.push(format!("{name}={value}"));
+                }
+            } else if let Some(secret) = e["valueSource"]["secretKeyRef"]["secret"].as_str() {
+                secret_lines.push(format!(
+                    "printf '%s=%s\\n' {name} \"$(secret {secret})\" >> \"$env_file\""
+                ));
+            }
         }
         format!(
             r#"#!/bin/bash
@@ -909,7 +957,7 @@ cat > /var/lib/weir/fetch_release.py <<'WEIR_FETCH_RELEASE'
 docker rm -f cloudsql-proxy mage-scheduler >/dev/null 2>&1 || true
 mkdir -p {sock}
 docker run -d --name cloudsql-proxy --restart=always -v {sock}:{sock} {proxy} --unix-socket {sock} {conn}
-docker run -d --name mage-scheduler --restart=always --env-file "$env_file" -v {sock}:{sock} -v /var/lib/weir:/weir:ro --entrypoint /bin/sh {image} -c 'python3 /weir/fetch_release.py && exec /app/run_app.sh'
+docker run -d --name mage-scheduler --restart=always --env-file "$env_file" -e WEIR_RELEASE_FETCH="$(cat /var/lib/weir/fetch_release.py)" -v {sock}:{sock} --entrypoint {shell} {image} {flag} '{command}' {name}
 # A new release (the pointer changed): restart Mage, which fetches it first.
 cat > /var/lib/weir/watch_release.sh <<'WEIR_WATCH_RELEASE'
 #!/bin/bash
@@ -947,6 +995,10 @@ systemctl restart weir-release-watch.service
             proxy = SQL_PROXY_IMAGE,
             conn = self.sql_connection(),
             image = self.d.image,
+            shell = CONTAINER_COMMAND[0],
+            flag = CONTAINER_COMMAND[1],
+            command = CONTAINER_COMMAND[2],
+            name = CONTAINER_COMMAND[3],
         )
     }
 }
@@ -975,6 +1027,14 @@ mod tests {
 
     /// A small gcp configuration with `extra` appended.
     fn small(extra: &str) -> (Configuration, Vec<ResourceInstance>, tempfile::TempDir) {
+        small_with_deployment("", extra)
+    }
+
+    /// [`small`] with `inner` added to the deployment block.
+    fn small_with_deployment(
+        inner: &str,
+        extra: &str,
+    ) -> (Configuration, Vec<ResourceInstance>, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let text = format!(
             r#"variable "token" {{
@@ -996,7 +1056,7 @@ deployment "prod" {{
   storage {{
     bucket = "my-project-123-mage"
   }}
-}}
+{inner}}}
 {extra}"#
         );
         std::fs::write(dir.path().join("main.hcl"), text).unwrap();
@@ -1109,8 +1169,9 @@ deployment "prod" {{
                 .contains("cos-cloud")
         );
         let items = vm["metadata"]["items"].as_array().unwrap();
-        assert_eq!(items.len(), 1);
+        assert_eq!(items.len(), 2);
         assert_eq!(items[0]["key"], "startup-script");
+        assert_eq!(items[1]["key"], SCHEDULER_CONTAINER_ITEM);
         assert!(
             items[0]["value"]
                 .as_str()
@@ -1377,11 +1438,7 @@ deployment "prod" {
         ] {
             let instance = find(&instances, address);
             let c = instance.attributes.pointer(container).unwrap();
-            assert_eq!(
-                c["command"],
-                json!(["/bin/sh", "-c", FETCH_THEN_RUN, "weir"]),
-                "{address}"
-            );
+            assert_eq!(c["command"], json!(CONTAINER_COMMAND), "{address}");
             let env = c["env"].as_array().unwrap();
             assert_eq!(
                 env[4],
@@ -1405,7 +1462,12 @@ deployment "prod" {
         assert!(script.contains(FETCH_RELEASE));
         assert!(script.contains("WEIR_RELEASE_BUCKET=acme-data-prod-mage"));
         assert!(script.contains("--entrypoint /bin/sh"));
-        assert!(script.contains("python3 /weir/fetch_release.py && exec /app/run_app.sh"));
+        assert!(script.contains(&format!(
+            "--entrypoint /bin/sh mageai/mageai:0.9.80 -c '{FETCH_THEN_RUN}' weir"
+        )));
+        assert!(
+            script.contains(r#"-e WEIR_RELEASE_FETCH="$(cat /var/lib/weir/fetch_release.py)""#)
+        );
         // The VM polls the pointer and restarts Mage (which fetches first) on a new release.
         assert!(script.contains(
             "https://storage.googleapis.com/storage/v1/b/acme-data-prod-mage/o/code%2Fcurrent?alt=media"
@@ -1418,6 +1480,146 @@ deployment "prod" {
             script.find("fetch_release.py <<").unwrap()
                 < script.find("mage-scheduler --restart").unwrap()
         );
+    }
+
+    #[test]
+    fn the_scheduler_container_item_is_what_the_startup_script_runs() {
+        let (_, instances) = quickstart();
+        let vm = &find(&instances, "google_compute_instance.scheduler").attributes;
+        let items = vm["metadata"]["items"].as_array().unwrap();
+        let script = items[0]["value"].as_str().unwrap();
+        let container: Value = serde_json::from_str(items[1]["value"].as_str().unwrap()).unwrap();
+        assert_eq!(container["image"], "mageai/mageai:0.9.80");
+        assert_eq!(container["command"], json!(CONTAINER_COMMAND));
+        assert_eq!(container["volumeMounts"][0]["mountPath"], CLOUDSQL_DIR);
+        assert_eq!(
+            container["volumes"][0]["cloudSqlInstance"]["instances"][0],
+            "acme-data-prod:us-central1:mage-prod-db"
+        );
+        // Every variable of the container is in the script: plain ones in the env file,
+        // secrets read from Secret Manager at boot, the fetch program from its file.
+        for e in container["env"].as_array().unwrap() {
+            let name = e["name"].as_str().unwrap();
+            if let Some(value) = e["value"].as_str() {
+                if name == "WEIR_RELEASE_FETCH" {
+                    assert_eq!(value, FETCH_RELEASE);
+                } else {
+                    assert!(script.contains(&format!("\n{name}={value}\n")), "{name}");
+                }
+            } else {
+                let secret = e["valueSource"]["secretKeyRef"]["secret"].as_str().unwrap();
+                assert!(
+                    script.contains(&format!("{name} \"$(secret {secret})\"")),
+                    "{name}"
+                );
+            }
+        }
+        assert!(script.contains("\nWEIR_RUNTIME=1\n"));
+        assert!(!script.contains("-v /var/lib/weir:/weir"));
+    }
+
+    #[test]
+    fn every_container_loads_the_runtime_unless_it_is_turned_off() {
+        let runtime_containers = |instances: &[ResourceInstance]| -> Vec<Value> {
+            let vm = &find(instances, "google_compute_instance.scheduler").attributes;
+            let item = vm["metadata"]["items"][1]["value"].as_str().unwrap();
+            vec![
+                find(instances, "google_cloud_run_v2_service.webserver").attributes["template"]
+                    ["containers"][0]
+                    .clone(),
+                serde_json::from_str(item).unwrap(),
+            ]
+        };
+        let runtime = json!({"name": "WEIR_RUNTIME", "value": "1"});
+        let (_, on, _dir) = small("");
+        for c in runtime_containers(&on) {
+            assert!(c["env"].as_array().unwrap().contains(&runtime), "{c}");
+        }
+        let files = |instances: &[ResourceInstance]| -> Vec<String> {
+            let release = find(instances, "weir_release.prod");
+            release.attributes["content"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .filter(|k| k.starts_with("weir/"))
+                .cloned()
+                .collect()
+        };
+        assert!(files(&on).contains(&"weir/runtime.json".to_string()));
+        assert!(files(&on).contains(&"weir/sitecustomize.py".to_string()));
+        let (model, off, _dir) =
+            small_with_deployment("  runtime {\n    enabled = false\n  }\n", "");
+        assert!(!model.deployment.runtime.enabled);
+        for c in runtime_containers(&off) {
+            assert!(!c["env"].as_array().unwrap().contains(&runtime), "{c}");
+        }
+        assert!(files(&off).is_empty());
+    }
+
+    #[test]
+    fn the_runtime_config_maps_blocks_with_a_profile_to_their_job() {
+        let (_, instances, _dir) = small(
+            r#"
+resource_profile "big_mem" {
+  cpu     = 2
+  memory  = "8Gi"
+  region  = "europe-west1"
+  timeout = "30m"
+}
+
+pipeline "orders" {
+  variables = {
+    api_key = var.token
+    day     = "today"
+  }
+
+  block "load" {
+    type = "data_loader"
+    code = <<-EOT
+      @data_loader
+      def load(*args, **kwargs):
+          return 1
+    EOT
+  }
+
+  block "crunch" {
+    type     = "transformer"
+    upstream = [block.load]
+    profile  = resource_profile.big_mem
+    code     = <<-EOT
+      @transformer
+      def crunch(x, *args, **kwargs):
+          return x
+    EOT
+  }
+}
+"#,
+        );
+        let release = find(&instances, "weir_release.prod");
+        let text = release.attributes["content"]["weir/runtime.json"]
+            .as_str()
+            .unwrap();
+        let config: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(config["target"], "gcp");
+        assert_eq!(config["tested_mage_versions"], json!(["0.9.80"]));
+        assert_eq!(
+            config["blocks"],
+            json!({"orders": {"crunch": {
+                "profile": "big_mem",
+                "job": "projects/my-project-123/locations/europe-west1/jobs/mage-prod-big-mem",
+                "timeout_seconds": 1800,
+            }}})
+        );
+        // The job it names is the one lowering creates.
+        let job = find(&instances, "google_cloud_run_v2_job.big_mem");
+        assert_eq!(job.attributes["name"], "mage-prod-big-mem");
+        assert_eq!(job.attributes["location"], "europe-west1");
+        // Names of secret run variables, never their values.
+        assert_eq!(
+            config["sensitive_variables"],
+            json!({"orders": ["api_key"]})
+        );
+        assert!(!text.contains("tok-3f9a-secret"));
     }
 
     #[test]

@@ -49,6 +49,9 @@ pub(super) fn lower_local(model: &Configuration) -> Result<Vec<ResourceInstance>
             .map(super::Note::Text),
     );
     out.push(project);
+    if d.runtime.enabled {
+        out.extend(runtime_files(model, &project_dir, &project_address));
+    }
 
     // Mage keeps block code by type and uuid, shared by every pipeline: blocks of several
     // pipelines that land in one file become one resource. (The model already refuses two
@@ -173,6 +176,111 @@ pub(super) fn lower_local(model: &Configuration) -> Result<Vec<ResourceInstance>
     }
     deployment_secrets(d, &mut out);
     Ok(out)
+}
+
+/// The weir runtime's files (`weir/…`, see `weir_provider_mage::runtime`) and its configuration
+/// `weir/runtime.json`: which blocks run on which Cloud Run job, which run variables are
+/// secret, the Mage versions the runtime was tested with.
+fn runtime_files(
+    model: &Configuration,
+    project_dir: &str,
+    project_address: &str,
+) -> Vec<ResourceInstance> {
+    use weir_provider_mage::runtime;
+    let d = &model.deployment;
+    let config = runtime_config(model);
+    let text = serde_json::to_string_pretty(&config).unwrap_or_default() + "\n";
+    runtime::FILES
+        .iter()
+        .map(|(path, code)| (path.to_string(), code.to_string()))
+        .chain([(runtime::CONFIG_FILE.to_string(), text)])
+        .map(|(path, code)| {
+            ResourceInstance::new(
+                "mage_file",
+                &path.replace('/', "."),
+                PROVIDER,
+                json!({
+                    "project_dir": project_dir,
+                    "path": format!("{}/{path}", runtime::DIR),
+                    "code": code,
+                }),
+            )
+            .depends_on(project_address)
+            .lowered_from(&format!("deployment.{}", d.name))
+        })
+        .collect()
+}
+
+/// `weir/runtime.json`: the runtime's configuration (its format is documented in
+/// `docs/runtime.md`).
+fn runtime_config(model: &Configuration) -> Value {
+    let d = &model.deployment;
+    let gcp = d.target == crate::model::Target::Gcp;
+    let mut blocks = Map::new();
+    let mut sensitive_variables = Map::new();
+    for p in &model.pipelines {
+        let mut jobs = Map::new();
+        for b in p.blocks.iter().filter(|_| gcp) {
+            let Some(profile) = b.profile.as_ref().or(p.profile.as_ref()) else {
+                continue;
+            };
+            let Some(profile) = model.profiles.iter().find(|x| &x.name == profile) else {
+                continue;
+            };
+            jobs.insert(
+                b.uuid.clone(),
+                json!({
+                    "profile": profile.name,
+                    "job": super::gcp::job_path(d, profile),
+                    "timeout_seconds": profile.timeout_secs,
+                }),
+            );
+        }
+        if !jobs.is_empty() {
+            blocks.insert(p.name.clone(), Value::Object(jobs));
+        }
+        let secret: std::collections::BTreeSet<String> = secret_keys(&p.sensitive, &p.variables)
+            .chain(
+                model
+                    .schedules
+                    .iter()
+                    .filter(|s| s.pipeline == p.name)
+                    .flat_map(|s| secret_keys(&s.sensitive, &s.variables)),
+            )
+            .collect();
+        if !secret.is_empty() {
+            sensitive_variables.insert(p.name.clone(), json!(secret));
+        }
+    }
+    json!({
+        "format": 1,
+        "deployment": d.name,
+        "target": if gcp { "gcp" } else { "local" },
+        "tested_mage_versions": weir_provider_mage::runtime::TESTED_MAGE_VERSIONS,
+        "allow_untested_mage": d.runtime.allow_untested_mage,
+        "blocks": blocks,
+        "sensitive_variables": sensitive_variables,
+    })
+}
+
+/// The keys of `variables` that hold a secret: those a sensitive path of `variables` starts
+/// with, or every key when the whole map is secret.
+fn secret_keys<'a>(
+    sensitive: &'a crate::config::eval::Sensitivity,
+    variables: &'a Map<String, Value>,
+) -> impl Iterator<Item = String> + 'a {
+    sensitive
+        .iter()
+        .filter(|(attr, _)| *attr == "variables")
+        .flat_map(move |(_, paths)| {
+            let whole = paths.is_empty() || paths.iter().any(|p| p.is_empty());
+            let keys: Vec<String> = if whole {
+                variables.keys().cloned().collect()
+            } else {
+                paths.iter().filter_map(|p| p.first().cloned()).collect()
+            };
+            keys
+        })
 }
 
 /// Marks where a deployment's secrets land: `project_dir` in every resource; in the project,

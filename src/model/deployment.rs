@@ -2,7 +2,7 @@
 
 use super::values::*;
 use super::{
-    Backend, Database, Deployment, ResourceProfile, Scheduler, Settings, Storage, Target,
+    Backend, Database, Deployment, ResourceProfile, Runtime, Scheduler, Settings, Storage, Target,
     Webserver, missing_everywhere, value_error,
 };
 use crate::config::body::{BodyReader, Spanned, block_header};
@@ -172,7 +172,14 @@ pub(super) fn deployment(config: &Config, diags: &mut Diagnostics) -> Option<Dep
             "mage_version",
             "labels",
         ],
-        &["webserver", "scheduler", "database", "storage", "lifecycle"],
+        &[
+            "webserver",
+            "scheduler",
+            "database",
+            "storage",
+            "lifecycle",
+            "runtime",
+        ],
         diags,
     );
     let target = match r.string(ev, "target", diags) {
@@ -268,13 +275,28 @@ pub(super) fn deployment(config: &Config, diags: &mut Diagnostics) -> Option<Dep
             .filter(|t| t.chars().next().is_some_and(|c| c.is_ascii_digit()))
             .map(|t| t.to_string()),
     };
+    let runtime = runtime(config, &r, &what, diags);
     if let (Some(version), Some(loc)) = (&mage_version, &mage_version_loc)
         && let Some(why) = untested_mage_version(version)
     {
-        diags.push(Diagnostic::warning(why).at(loc).help(format!(
-            "use the image \"mageai/mageai:{}\", or run your pipelines on Mage {version} before deploying",
-            TESTED_MAGE_VERSIONS[TESTED_MAGE_VERSIONS.len() - 1]
-        )));
+        let newest = TESTED_MAGE_VERSIONS[TESTED_MAGE_VERSIONS.len() - 1];
+        if runtime.enabled && !runtime.allow_untested_mage {
+            let image = image.as_ref().map_or("", |i| i.value.as_str());
+            diags.push(
+                Diagnostic::error(format!(
+                    "{what}: the weir runtime is tested with mage-ai {}, but the image `{image}` runs Mage {version}: the runtime patches Mage's internals, which may differ in another version",
+                    TESTED_MAGE_VERSIONS.join(", ")
+                ))
+                .at(loc)
+                .help(format!(
+                    "use the image \"mageai/mageai:{newest}\"; or add `runtime {{ allow_untested_mage = true }}` to deploy it anyway (the runtime then stops Mage with an error if an internal it patches is missing); or `runtime {{ enabled = false }}` to deploy without the runtime (no resource profiles, no extra notification placeholders)"
+                )),
+            );
+        } else {
+            diags.push(Diagnostic::warning(why).at(loc).help(format!(
+                "use the image \"mageai/mageai:{newest}\", or run your pipelines on Mage {version} before deploying"
+            )));
+        }
     }
     if mage_version.is_none() && image.is_some() && !r.has("mage_version") {
         diags.push(
@@ -604,13 +626,38 @@ pub(super) fn deployment(config: &Config, diags: &mut Diagnostics) -> Option<Dep
         database,
         storage,
         prevent_destroy,
+        runtime,
         sensitive: ev.body_sensitivity(r.body, &["storage"]),
     })
 }
 
+/// `runtime { enabled, allow_untested_mage }` of a deployment.
+fn runtime(config: &Config, r: &BodyReader, what: &str, diags: &mut Diagnostics) -> Runtime {
+    let mut runtime = Runtime::default();
+    if let Some(b) = r.single_block("runtime", diags) {
+        let br = BodyReader::new(
+            r.file,
+            &b.body,
+            format!("the runtime of {what}"),
+            block_header(r.file, b),
+            &["enabled", "allow_untested_mage"],
+            &[],
+            diags,
+        );
+        let ev = &config.evaluator;
+        if let Some(v) = br.bool(ev, "enabled", diags) {
+            runtime.enabled = v.value;
+        }
+        if let Some(v) = br.bool(ev, "allow_untested_mage", diags) {
+            runtime.allow_untested_mage = v.value;
+        }
+    }
+    runtime
+}
+
 /// The mage-ai versions weir is tested with: its tests run the real Mage of each on what weir
 /// wrote. Oldest first.
-pub const TESTED_MAGE_VERSIONS: &[&str] = &["0.9.80"];
+pub const TESTED_MAGE_VERSIONS: &[&str] = weir_provider_mage::runtime::TESTED_MAGE_VERSIONS;
 
 /// Why running Mage `version` is a risk, when it is not a version weir is tested with.
 pub fn untested_mage_version(version: &str) -> Option<String> {

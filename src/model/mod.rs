@@ -102,8 +102,31 @@ pub struct Deployment {
     /// `lifecycle { prevent_destroy }`: `true` unless set, for `gcp` (its database and bucket);
     /// `false` unless set, for `local` (its Mage project).
     pub prevent_destroy: bool,
+    /// `runtime { }`: whether the weir runtime ships with the project, and whether an image
+    /// with a Mage version it was not tested with may run it.
+    pub runtime: Runtime,
     /// Where its secrets are (its own attributes and those of `storage`).
     pub sensitive: crate::config::eval::Sensitivity,
+}
+
+/// The weir runtime (a Python package shipped in the Mage project, see `docs/runtime.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Runtime {
+    /// `enabled`, default true: blocks with a profile run on its Cloud Run job, and
+    /// notification templates get the runtime's placeholders.
+    pub enabled: bool,
+    /// `allow_untested_mage`, default false: deploy an image whose Mage version the runtime was
+    /// not tested with (the runtime still checks Mage's internals when it starts).
+    pub allow_untested_mage: bool,
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Runtime {
+            enabled: true,
+            allow_untested_mage: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -192,7 +215,8 @@ fn build(config: &Config, opts: &LoadOptions, diags: &mut Diagnostics) -> Option
     let profiles = deployment::profiles(config, deployment.as_ref(), diags);
     let mut pipelines = pipeline::pipelines(config, &profiles, diags);
     let schedules = schedule::schedules(config, &pipelines, diags);
-    let notifications = notification::notifications(config, &pipelines, diags);
+    let runtime = deployment.as_ref().map(|d| d.runtime).unwrap_or_default();
+    let notifications = notification::notifications(config, &pipelines, runtime.enabled, diags);
     let outputs = output::outputs(config, deployment.as_ref(), diags);
 
     // A profile no block uses is a warning; so is one that blocks use on the local target, where
@@ -225,6 +249,19 @@ fn build(config: &Config, opts: &LoadOptions, diags: &mut Diagnostics) -> Option
                 .at(loc)
                 .help(format!(
                     "Mage runs every block of a local project in its own processes; the `profile` of {} is ignored. It applies once the deployment has `target = \"gcp\"`",
+                    users.join(", ")
+                )),
+            );
+        }
+        if !local && !runtime.enabled && no_errors && !users.is_empty() {
+            diags.push(
+                Diagnostic::warning(format!(
+                    "resource profile `{}` has no effect without the weir runtime",
+                    profile.name
+                ))
+                .at(loc)
+                .help(format!(
+                    "the runtime runs a block with a profile on the profile's Cloud Run job; with `runtime {{ enabled = false }}` Mage runs {} in the scheduler. Remove `enabled = false` from the deployment's `runtime` block, or the profile",
                     users.join(", ")
                 )),
             );

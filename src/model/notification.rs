@@ -107,9 +107,9 @@ pub const PLACEHOLDERS: &[&str] = &[
     "stacktrace",
 ];
 
-/// Names that a runtime hook deployed with the project could fill, but that nothing fills yet:
-/// refused with a message saying so, rather than as unknown names.
-const NOT_YET_PROVIDED: &[&str] = &[
+/// The template variables the weir runtime adds to Mage's (see `docs/runtime.md`): allowed only
+/// where the deployment ships the runtime, since Mage alone raises `KeyError` on them.
+pub const RUNTIME_PLACEHOLDERS: &[&str] = &[
     "pipeline_name",
     "run_id",
     "started_at",
@@ -130,8 +130,15 @@ fn article(word: &str) -> String {
     }
 }
 
-/// Checks a Python `str.format` template. Returns (byte offset in the template, message).
-pub fn check_template(template: &str) -> Result<(), (usize, usize, String)> {
+/// The placeholders a template may use: Mage's, and the runtime's when it ships.
+pub fn placeholders(runtime: bool) -> impl Iterator<Item = &'static str> {
+    let extra: &[&str] = if runtime { RUNTIME_PLACEHOLDERS } else { &[] };
+    PLACEHOLDERS.iter().chain(extra).copied()
+}
+
+/// Checks a Python `str.format` template; `runtime`: whether the deployment ships the weir
+/// runtime. Returns (byte offset in the template, message).
+pub fn check_template(template: &str, runtime: bool) -> Result<(), (usize, usize, String)> {
     let bytes: Vec<(usize, char)> = template.char_indices().collect();
     let mut i = 0;
     while i < bytes.len() {
@@ -170,17 +177,17 @@ pub fn check_template(template: &str) -> Result<(), (usize, usize, String)> {
                 if base.is_empty() {
                     return Err((pos, end, "an empty placeholder `{}`".into()));
                 }
-                if NOT_YET_PROVIDED.contains(&base) {
+                if !runtime && RUNTIME_PLACEHOLDERS.contains(&base) {
                     return Err((
                         pos,
                         end,
                         format!(
-                            "placeholder `{{{base}}}` is not filled by Mage 0.9.80, which would fail with `KeyError` when sending the alert"
+                            "placeholder `{{{base}}}` is filled by the weir runtime, which this deployment turns off (`runtime {{ enabled = false }}`): Mage alone fails with `KeyError` when sending the alert"
                         ),
                     ));
                 }
-                if !PLACEHOLDERS.contains(&base) {
-                    let hint = suggest(base, PLACEHOLDERS.iter().copied())
+                if !placeholders(runtime).any(|p| p == base) {
+                    let hint = suggest(base, placeholders(runtime))
                         .map(|s| format!(" (did you mean `{{{s}}}`?)"))
                         .unwrap_or_default();
                     return Err((pos, end, format!("unknown placeholder `{{{base}}}`{hint}")));
@@ -209,6 +216,7 @@ fn sub_location(s: &Spanned<String>, start: usize, end: usize) -> Location {
 pub(super) fn notifications(
     config: &Config,
     pipelines: &[Pipeline],
+    runtime: bool,
     diags: &mut Diagnostics,
 ) -> Vec<Notification> {
     let ev = &config.evaluator;
@@ -442,13 +450,13 @@ pub(super) fn notifications(
                 let Some(s) = br.string(ev, field, diags) else {
                     continue;
                 };
-                if let Err((start, end, why)) = check_template(&s.value) {
+                if let Err((start, end, why)) = check_template(&s.value, runtime) {
                     diags.push(
                         Diagnostic::error(format!("`{field}` of message \"{event_name}\": {why}"))
                             .at(&sub_location(&s, start, end))
                             .help(format!(
                                 "Mage fills templates with Python's str.format and fails at run time on anything else; the placeholders are {}",
-                                PLACEHOLDERS.iter().map(|p| format!("{{{p}}}")).collect::<Vec<_>>().join(", ")
+                                placeholders(runtime).map(|p| format!("{{{p}}}")).collect::<Vec<_>>().join(", ")
                             )),
                     );
                 }
@@ -546,15 +554,30 @@ mod tests {
 
     #[test]
     fn templates() {
-        assert!(check_template("{pipeline_uuid} failed at {execution_time}").is_ok());
-        let (_, _, why) = check_template("{pipeline_uuid} failed after {duration}").unwrap_err();
-        assert!(why.contains("not filled by Mage"), "{why}");
-        assert!(check_template("literal {{json}}").is_ok());
-        assert!(check_template("{error!r:>10}").is_ok());
-        let (_, _, why) = check_template("{pipeline_uiid}").unwrap_err();
-        assert!(why.contains("did you mean `{pipeline_uuid}`"), "{why}");
-        assert!(check_template("oops {").is_err());
-        assert!(check_template("oops }").is_err());
-        assert!(check_template("{}").is_err());
+        for runtime in [true, false] {
+            let check = |t: &str| check_template(t, runtime);
+            assert!(check("{pipeline_uuid} failed at {execution_time}").is_ok());
+            assert!(check("literal {{json}}").is_ok());
+            assert!(check("{error!r:>10}").is_ok());
+            let (_, _, why) = check("{pipeline_uiid}").unwrap_err();
+            assert!(why.contains("did you mean `{pipeline_uuid}`"), "{why}");
+            assert!(check("oops {").is_err());
+            assert!(check("oops }").is_err());
+            assert!(check("{}").is_err());
+        }
+    }
+
+    #[test]
+    fn runtime_placeholders_only_where_the_runtime_ships() {
+        let template = "{pipeline_name} run {run_id} failed after {duration} ({started_at} to {finished_at}) with {variables}: {failed_blocks} failed, {completed_blocks} done";
+        assert!(check_template(template, true).is_ok());
+        let (_, _, why) = check_template(template, false).unwrap_err();
+        assert!(
+            why.contains("`{pipeline_name}` is filled by the weir runtime"),
+            "{why}"
+        );
+        assert!(why.contains("enabled = false"), "{why}");
+        let (_, _, why) = check_template("{durations}", true).unwrap_err();
+        assert!(why.contains("did you mean `{duration}`"), "{why}");
     }
 }

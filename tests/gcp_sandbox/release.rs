@@ -360,6 +360,8 @@ fn the_container_fetch_program_gets_exactly_the_pointed_release() {
         .env("WEIR_RELEASE_PREFIX", PREFIX)
         .env("WEIR_RELEASE_DIR", &dest)
         .env("STORAGE_EMULATOR_HOST", &gcs.url)
+        // The program then runs the image's entry point with its arguments: here, `true`.
+        .env("WEIR_IMAGE_ENTRYPOINT", "true")
         .output()
         .expect("python3 runs (the Mage image has it; so must the test machine)");
     assert!(

@@ -42,8 +42,7 @@ fn text_addresses(plan: &str) -> Vec<String> {
 /// The resources of `examples/local`, in the order its files declare them (`main.hcl`, then
 /// `pipelines.hcl`, then `schedules.hcl`; each pipeline's blocks before the pipeline that
 /// uses them, its triggers after it).
-const DECLARED: &[&str] = &[
-    "mage_project.laptop",
+const DECLARED_AFTER_RUNTIME: &[&str] = &[
     "mage_block.orders_summary.load_orders",
     "mage_block.orders_summary.summarize_orders",
     "mage_block.orders_summary.write_json",
@@ -57,14 +56,35 @@ const DECLARED: &[&str] = &[
     "mage_triggers.squares",
 ];
 
+/// The project's resources: the project, then the weir runtime's files (declared by the
+/// deployment too), then [`DECLARED_AFTER_RUNTIME`].
+fn deployment_resources() -> Vec<String> {
+    let runtime = weir_provider_mage::runtime::FILES
+        .iter()
+        .map(|(path, _)| *path)
+        .chain([weir_provider_mage::runtime::CONFIG_FILE])
+        .map(|path| format!("mage_file.{}", path.replace('/', ".")));
+    std::iter::once("mage_project.laptop".to_string())
+        .chain(runtime)
+        .collect()
+}
+
+fn declared() -> Vec<String> {
+    deployment_resources()
+        .into_iter()
+        .chain(DECLARED_AFTER_RUNTIME.iter().map(|s| s.to_string()))
+        .collect()
+}
+
 #[test]
 fn changing_the_mage_image_version_is_a_planned_change() {
     let (_tmp, dir) = example();
     apply(&dir);
+    // The runtime refuses a Mage it was not tested with unless told to allow it.
     edit(
         &dir.join("main.hcl"),
-        "mageai/mageai:0.9.80",
-        "mageai/mageai:0.9.76",
+        "\"mageai/mageai:0.9.80\"",
+        "\"mageai/mageai:0.9.76\"\n  runtime {\n    allow_untested_mage = true\n  }",
     );
     let (code, out) = plan_exit(&dir);
     assert_eq!(code, 2, "a new Mage version is a change:\n{out}");
@@ -136,7 +156,7 @@ fn resources_print_in_declaration_order_in_every_format() {
     let (_tmp, dir) = example();
     let (code, text, err) = run(&dir, &["plan"]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(text_addresses(&text), DECLARED, "{text}");
+    assert_eq!(text_addresses(&text), declared(), "{text}");
 
     let (code, md, err) = run(&dir, &["plan", "--format", "markdown"]);
     assert_eq!(code, 0, "{err}");
@@ -145,7 +165,7 @@ fn resources_print_in_declaration_order_in_every_format() {
         .filter_map(|l| l.strip_prefix("<details><summary><code>"))
         .filter_map(|l| l.split('<').next())
         .collect();
-    assert_eq!(md_addresses, DECLARED, "{md}");
+    assert_eq!(md_addresses, declared(), "{md}");
 
     let (code, json, err) = run(&dir, &["plan", "--format", "json"]);
     assert_eq!(code, 0, "{err}");
@@ -156,7 +176,7 @@ fn resources_print_in_declaration_order_in_every_format() {
         .iter()
         .map(|c| c["address"].as_str().unwrap())
         .collect();
-    assert_eq!(json_addresses, DECLARED);
+    assert_eq!(json_addresses, declared());
 }
 
 #[test]
@@ -165,7 +185,7 @@ fn destroy_lists_resources_in_declaration_order() {
     apply(&dir);
     let (code, text, err) = run(&dir, &["plan", "--destroy"]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(text_addresses(&text), DECLARED, "{text}");
+    assert_eq!(text_addresses(&text), declared(), "{text}");
 }
 
 #[test]
@@ -215,7 +235,7 @@ fn destroy_says_destroy_complete_and_why_each_resource_goes() {
     assert_eq!(code, 0, "{err}");
     let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
     let changes = doc["resource_changes"].as_array().unwrap();
-    assert_eq!(changes.len(), DECLARED.len(), "{json}");
+    assert_eq!(changes.len(), declared().len(), "{json}");
     for c in changes {
         assert_eq!(
             c["action_reason"], "delete_because_destroy_requested",
@@ -226,10 +246,11 @@ fn destroy_says_destroy_complete_and_why_each_resource_goes() {
     assert_eq!(code, 0, "{err}");
     assert!(!out.contains("no longer in the configuration"), "{out}");
     assert!(out.contains("# (because destroy was requested)"), "{out}");
-    assert!(
-        err.contains("Destroy complete! Resources: 12 destroyed."),
-        "{err}"
+    let destroyed = format!(
+        "Destroy complete! Resources: {} destroyed.",
+        declared().len()
     );
+    assert!(err.contains(&destroyed), "{err}");
     assert!(!err.contains("Apply complete"), "{err}");
 }
 
@@ -272,7 +293,7 @@ fn target_accepts_configuration_addresses() {
         !schedule.iter().any(|a| a.contains("squares")),
         "{schedule:?}"
     );
-    assert_eq!(planned("deployment.laptop"), ["mage_project.laptop"]);
+    assert_eq!(planned("deployment.laptop"), deployment_resources());
     // Resource addresses still work.
     assert_eq!(planned("mage_project.laptop"), ["mage_project.laptop"]);
 }

@@ -66,6 +66,15 @@
 //! `code` reads back as the file's bytes as UTF-8. Replaced when `project_dir` or `path`
 //! changes.
 //!
+//! ## `mage_file` → one file of the weir runtime, `<project_dir>/weir/…`
+//!
+//! ```json
+//! {"project_dir": "...", "path": "weir/runtime.json", "code": "...file contents..."}
+//! ```
+//!
+//! The same shape as `mage_block`; the path must be inside `weir/` (and a block's may not be),
+//! see [`runtime`]. Replaced when `project_dir` or `path` changes.
+//!
 //! ## `mage_triggers` → `<project_dir>/pipelines/<pipeline>/triggers.yaml`
 //!
 //! ```json
@@ -152,8 +161,8 @@ mod fsio;
 mod manifest;
 mod pipeline;
 mod project;
-mod triggers;
 pub mod runtime;
+mod triggers;
 mod yaml;
 
 use std::collections::HashMap;
@@ -274,9 +283,12 @@ pub fn render_file(type_name: &str, attributes: &Value) -> Result<(String, Vec<u
             let attrs = PipelineAttrs::from_value(attributes)?;
             (attrs.rel_path()?.key(), attrs.render()?.into_bytes())
         }
-        block::TYPE => {
-            let attrs = BlockAttrs::from_value(attributes)?;
-            (attrs.rel_path()?.key(), attrs.code.into_bytes())
+        block::TYPE | block::FILE_TYPE => {
+            let attrs = BlockAttrs::from_value(type_name, attributes)?;
+            (
+                block::path_of(type_name, &attrs.path)?.key(),
+                attrs.code.into_bytes(),
+            )
         }
         triggers::TYPE => {
             let attrs = TriggersAttrs::from_value(&triggers::without_token_digests(attributes))?;
@@ -390,9 +402,10 @@ impl Inner {
                 let value = attrs.to_value().map_err(|e| render_error(address, e))?;
                 self.write(resource, &attrs.project_dir, &rel, text.as_bytes(), value)
             }
-            block::TYPE => {
-                let attrs = BlockAttrs::from_value(&resource.attributes).map_err(bad)?;
-                let rel = attrs.rel_path().map_err(bad)?;
+            block::TYPE | block::FILE_TYPE => {
+                let attrs = BlockAttrs::from_value(&resource.type_name, &resource.attributes)
+                    .map_err(bad)?;
+                let rel = block::path_of(&resource.type_name, &attrs.path).map_err(bad)?;
                 let value = attrs.to_value();
                 self.write(
                     resource,
@@ -464,7 +477,9 @@ fn location(
         let rel = match type_name {
             project::TYPE => RelPath::from_segments(&["metadata.yaml"]).map_err(bad)?,
             pipeline::TYPE => pipeline::path_for(&field("uuid")?).map_err(bad)?,
-            block::TYPE => block::path_for(&field("path")?).map_err(bad)?,
+            block::TYPE | block::FILE_TYPE => {
+                block::path_of(type_name, &field("path")?).map_err(bad)?
+            }
             triggers::TYPE => triggers::path_for(&field("pipeline")?).map_err(bad)?,
             other => return Err(unknown_type(other)),
         };
@@ -486,7 +501,7 @@ impl Inner {
         let attrs = &resource.attributes;
         let field = |name: &str| str_attr(attrs, name).unwrap_or_default().to_string();
         let type_name = resource.type_name.as_str();
-        if type_name == block::TYPE {
+        if type_name == block::TYPE || type_name == block::FILE_TYPE {
             return Ok(Some(block::parse(&project_dir, &field("path"), bytes)));
         }
         // Most files are exactly as weir last wrote them: when the recorded attributes render
@@ -641,8 +656,8 @@ fn plan_value(
                 let attrs = PipelineAttrs::from_value(&desired).map_err(bad)?;
                 Ok(PlannedValue::known(attrs.to_value().map_err(bad)?))
             }
-            block::TYPE => {
-                let attrs = BlockAttrs::from_value(&desired).map_err(bad)?;
+            block::TYPE | block::FILE_TYPE => {
+                let attrs = BlockAttrs::from_value(type_name, &desired).map_err(bad)?;
                 Ok(PlannedValue::known(attrs.to_value()))
             }
             triggers::TYPE => {
@@ -699,6 +714,13 @@ impl Provider for MageProvider {
                 .force_new("project_dir")
                 .force_new("path")
                 .attribute("code"),
+            ResourceSchema::new(
+                block::FILE_TYPE,
+                "A file of the weir runtime, under weir/ in the Mage project",
+            )
+            .force_new("project_dir")
+            .force_new("path")
+            .attribute("code"),
             ResourceSchema::new(
                 triggers::TYPE,
                 "A Mage pipeline's triggers: pipelines/<pipeline>/triggers.yaml",

@@ -136,6 +136,9 @@ fn execute(
     }
     if outcome.success() {
         eprintln!("{what} complete! Resources: {summary}");
+        if !plan.destroy {
+            print_local_runtime_hint(ws);
+        }
         print_outputs(&state, color);
         Ok(ExitCode::SUCCESS)
     } else {
@@ -157,6 +160,21 @@ fn execute(
         }
         Ok(ExitCode::from(1))
     }
+}
+
+/// How to start Mage on a local project with the weir runtime, which Mage loads only when its
+/// processes are started with it (`docs/runtime.md`).
+fn print_local_runtime_hint(ws: &workspace::Workspace) {
+    let d = &ws.model.deployment;
+    if d.target != crate::model::Target::Local || !d.runtime.enabled {
+        return;
+    }
+    let dir = d.project_dir.as_deref().unwrap_or("mage_project");
+    let line = format!(
+        "Start Mage with the weir runtime: WEIR_RUNTIME=1 PYTHONPATH={dir}/{runtime} mage start {dir}",
+        runtime = weir_provider_mage::runtime::DIR
+    );
+    eprintln!("{}", ws.model.redactor.redact(&line));
 }
 
 fn print_outputs(state: &crate::state::State, _color: bool) {

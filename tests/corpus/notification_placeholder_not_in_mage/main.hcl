@@ -2,6 +2,10 @@ deployment "dev" {
   target      = "local"
   project_dir = "mage_project"
   image       = "mageai/mageai:0.9.80"
+
+  runtime {
+    enabled = false
+  }
 }
 
 variable "slack_webhook" {
