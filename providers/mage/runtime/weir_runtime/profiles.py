@@ -32,10 +32,15 @@ _RUN_COMMANDS_PARAMETERS = ("block_run_id", "global_vars", "pipeline_run_id")
 
 
 def check_internals(version, factory, block_executor, block_run):
-    """The parts of Mage the executor relies on, or an error naming what differs."""
-    compat.require_callable(
+    """The parts of Mage the executor relies on, or an error naming what differs; returns the
+    function of Mage's `ExecutorFactory.get_block_executor`."""
+    get_block_executor = compat.require_callable(
         factory, "ExecutorFactory", "get_block_executor", _GET_BLOCK_EXECUTOR_PARAMETERS, version
     )
+    if not isinstance(get_block_executor, classmethod):
+        raise compat.missing_internal(
+            version, "`ExecutorFactory.get_block_executor` is not a class method"
+        )
     compat.require_callable(
         block_executor, "BlockExecutor", "__init__", _BLOCK_EXECUTOR_INIT_PARAMETERS, version
     )
@@ -45,6 +50,7 @@ def check_internals(version, factory, block_executor, block_run):
     compat.require_attribute(block_run, "BlockRun", "query", version)
     statuses = compat.require_attribute(block_run, "BlockRun", "BlockRunStatus", version)
     compat.require_attribute(statuses, "BlockRun.BlockRunStatus", "FAILED", version)
+    return get_block_executor.__func__
 
 
 def patch(module):
@@ -54,10 +60,14 @@ def patch(module):
     version = compat.mage_version()
     factory = compat.require_attribute(module, module.__name__, "ExecutorFactory", version)
     block_executor = compat.require_attribute(module, module.__name__, "BlockExecutor", version)
-    from mage_ai.orchestration.db.models.schedules import BlockRun
+    try:
+        from mage_ai.orchestration.db.models.schedules import BlockRun
+    except ImportError as e:
+        raise compat.missing_internal(
+            version, f"`mage_ai.orchestration.db.models.schedules.BlockRun` cannot be imported: {e}"
+        ) from None
 
-    check_internals(version, factory, block_executor, BlockRun)
-    original = factory.get_block_executor.__func__
+    original = check_internals(version, factory, block_executor, BlockRun)
     executor_class = _executor_class(block_executor, BlockRun, version)
 
     def get_block_executor(
