@@ -228,4 +228,19 @@ fn a_failing_run_under_mage_start_alerts_with_the_runtimes_variables() {
         !body.contains("s3cr3t"),
         "the sensitive value leaked: {body}"
     );
+
+    // What Python and Mage wrote next to the runtime (byte code) is no drift.
+    drop(server);
+    let out = cli::weir(&dir)
+        .args(["plan", "--detailed-exitcode", "--var"])
+        .arg(format!("slack_webhook={webhook}"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "weir plan after Mage ran should show no changes:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
