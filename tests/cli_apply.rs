@@ -159,9 +159,9 @@ fn saved_plans_are_applied_exactly_once_and_never_stale() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // Twice: refused.
+    // Twice: refused, as stale.
     let out = weir(&dir).arg("apply").arg(&plan_file).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("make a new plan"));
 
     // A plan made, then another apply, then the plan: stale.
@@ -180,7 +180,7 @@ fn saved_plans_are_applied_exactly_once_and_never_stale() {
     );
     apply(&dir);
     let out = weir(&dir).arg("apply").arg(&second).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(3));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("stale"), "{stderr}");
 
@@ -198,7 +198,7 @@ fn saved_plans_are_applied_exactly_once_and_never_stale() {
     );
     std::fs::write(&block, format!("{text}\n# three\n")).unwrap();
     let out = weir(&dir).arg("apply").arg(&third).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("configuration"));
 
     // `show` renders a saved plan.
@@ -430,6 +430,186 @@ fn a_second_weir_waits_with_lock_timeout() {
 #[test]
 fn ctrl_c_finishes_what_is_in_flight_and_saves_state() {
     cli::interrupt_apply_then_converge("INT");
+}
+
+/// What a CI runner sends to cancel a job: the apply finishes what is in flight, saves state,
+/// releases the lock and exits 143; the next apply completes the work.
+#[test]
+fn sigterm_during_apply_saves_state_releases_the_lock_and_exits_143() {
+    cli::interrupt_apply_then_converge("TERM");
+}
+
+/// A sensitive variable used by a pipeline, for the tests that check no output shows it.
+const SECRET_PIPELINE: &str = "variable \"token\" {\n  type      = string\n  sensitive = true\n  default   = \"s3cr3t-ci-value\"\n}\n\npipeline \"secretive\" {\n  variables = { token = var.token }\n  block \"load_s\" {\n    type = \"data_loader\"\n    code = \"@data_loader\\ndef load(*a, **k):\\n    return 1\\n\"\n  }\n}\n";
+
+/// The stdout and stderr of `weir ARGS` in `dir`, and its exit code; neither shows the secret.
+fn run_hiding_the_secret(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = weir(dir).args(args).output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(
+        !stdout.contains("s3cr3t-ci-value") && !stderr.contains("s3cr3t-ci-value"),
+        "weir {args:?} shows the secret:\n{stdout}\n{stderr}"
+    );
+    (out.status.code().unwrap_or(-1), stdout, stderr)
+}
+
+/// A saved plan that the state moved on from is refused with exit 3 and a first line that
+/// says so; nothing is written and the lock is released, so the next plan runs at once.
+#[test]
+fn a_stale_saved_plan_exits_3_with_the_message_and_releases_the_lock() {
+    let (tmp, dir) = example();
+    std::fs::write(dir.join("secret.hcl"), SECRET_PIPELINE).unwrap();
+    let plan_file = tmp.path().join("reviewed.weir");
+    let plan_path = plan_file.to_str().unwrap();
+    let (code, _, stderr) = run_hiding_the_secret(&dir, &["plan", "--out", plan_path]);
+    assert_eq!(code, 0, "{stderr}");
+    // Another change is applied first (another pull request merged).
+    let block = dir.join("blocks/load_orders.py");
+    let text = std::fs::read_to_string(&block).unwrap();
+    std::fs::write(&block, format!("{text}\n# merged first\n")).unwrap();
+    apply(&dir);
+    std::fs::write(&block, &text).unwrap();
+    let before = files_under(&dir.join("mage_project"));
+    let (code, stdout, stderr) = run_hiding_the_secret(&dir, &["apply", plan_path]);
+    assert_eq!(code, 3, "{stdout}\n{stderr}");
+    assert!(
+        stderr.starts_with(
+            "the saved plan is stale: it was made at state serial 0, the state is now at serial 1"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(files_under(&dir.join("mage_project")), before);
+    assert!(!dir.join(".weir/state.json.lock.info").exists());
+    let (code, _, stderr) = run_hiding_the_secret(&dir, &["plan", "--lock-timeout", "0s"]);
+    assert_eq!(code, 0, "the lock was released:\n{stderr}");
+
+    // A configuration changed since the plan: stale too. A plan for another state is not
+    // stale but wrong: exit 1.
+    let (code, _, stderr) = run_hiding_the_secret(&dir, &["plan", "--out", plan_path]);
+    assert_eq!(code, 0, "{stderr}");
+    std::fs::write(&block, format!("{text}\n# pushed after the review\n")).unwrap();
+    let (code, _, stderr) = run_hiding_the_secret(&dir, &["apply", plan_path]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.starts_with("the saved plan is stale: the configuration or its variables changed"),
+        "{stderr}"
+    );
+    let (other_tmp, other) = example();
+    let (code, _, stderr) = run_hiding_the_secret(&other, &["apply", "--auto-approve"]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _, stderr) = run_hiding_the_secret(&other, &["apply", plan_path]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("another state"), "{stderr}");
+    drop(other_tmp);
+}
+
+/// The Markdown plan's first line is the marker naming the deployment (the drift marker with
+/// `--drift-marker`); with `--out` the same run saves the plan, whose `show` has the marker too.
+#[test]
+fn markdown_plans_start_with_the_marker_and_out_saves_the_plan_in_the_same_run() {
+    let (tmp, dir) = example();
+    std::fs::write(dir.join("secret.hcl"), SECRET_PIPELINE).unwrap();
+    let plan_file = tmp.path().join("pr.weir");
+    let plan_path = plan_file.to_str().unwrap();
+    let (code, md, stderr) = run_hiding_the_secret(
+        &dir,
+        &[
+            "plan",
+            "--format",
+            "markdown",
+            "--out",
+            plan_path,
+            "--detailed-exitcode",
+        ],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        md.starts_with("<!-- weir:plan deployment=laptop -->\n### weir plan\n"),
+        "{md}"
+    );
+    assert!(plan_file.exists());
+    for args in [
+        vec!["show", "--format", "markdown", plan_path],
+        vec!["show", "--format", "markdown", "--compact", plan_path],
+    ] {
+        let (code, shown, stderr) = run_hiding_the_secret(&dir, &args);
+        assert_eq!(code, 0, "{stderr}");
+        assert_eq!(
+            shown.lines().next(),
+            Some("<!-- weir:plan deployment=laptop -->"),
+            "{args:?}"
+        );
+    }
+    let (code, drift, stderr) =
+        run_hiding_the_secret(&dir, &["plan", "--format", "markdown", "--drift-marker"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        drift.lines().next(),
+        Some("<!-- weir:drift deployment=laptop -->")
+    );
+    assert!(!drift.contains("weir:plan"));
+}
+
+/// `--compact` on a plan of 2,000 resources: every address once, grouped by action, no
+/// diffs, and a fraction of the whole plan's size, in text and in Markdown.
+#[test]
+fn compact_plans_of_two_thousand_resources_are_small_and_list_every_address() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("main.hcl"), many_pipelines(666, false)).unwrap();
+    std::fs::write(dir.join("secret.hcl"), SECRET_PIPELINE).unwrap();
+    let (code, json, stderr) = run_hiding_the_secret(dir, &["plan", "--format", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let addresses: Vec<String> = doc["resource_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["address"].as_str().unwrap().to_string())
+        .collect();
+    assert!(addresses.len() >= 2_000, "{}", addresses.len());
+
+    let (code, whole, _) = run_hiding_the_secret(dir, &["plan"]);
+    assert_eq!(code, 0);
+    let (code, text, stderr) = run_hiding_the_secret(dir, &["plan", "--compact"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        text.starts_with(&format!(
+            "Plan: {} to add, 0 to change, 0 to replace, 0 to destroy.\n",
+            addresses.len()
+        )),
+        "{}",
+        &text[..200]
+    );
+    assert!(
+        text.len() * 10 < whole.len(),
+        "{} vs {}",
+        text.len(),
+        whole.len()
+    );
+    let listed: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("  + "))
+        .collect();
+    assert_eq!(listed, addresses);
+
+    let (code, md, stderr) =
+        run_hiding_the_secret(dir, &["plan", "--compact", "--format", "markdown"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(md.chars().count() < 65_536, "{}", md.len());
+    assert!(
+        !md.contains("```") && !md.contains("[!NOTE]"),
+        "{}",
+        &md[..500]
+    );
+    let listed: Vec<&str> = md
+        .lines()
+        .filter_map(|l| l.strip_prefix("- `")?.strip_suffix('`'))
+        .collect();
+    assert_eq!(listed, addresses);
 }
 
 #[test]

@@ -534,3 +534,86 @@ fn sensitive_values_are_masked_in_snippet_sources() {
         }
     }
 }
+
+/// `validate --format github`: one workflow command per diagnostic, the file relative to the
+/// working directory, GitHub's escaping in the message (`%`, newline) and in the properties
+/// (`:` and `,` in the path too), exit 1 on errors, and a value derived from a secret masked.
+#[test]
+fn validate_format_github_prints_escaped_annotations_without_secrets() {
+    let tmp = config_dir(&[(
+        "cfg:1,2/main.hcl",
+        &format!(
+            "variable \"s\" {{\n  type      = string\n  sensitive = true\n}}\n\n{LOCAL_DEPLOYMENT}\npipeline \"orders\" {{\n  block \"load\" {{\n    type = \"data_loader\"\n    code = \"@data_loader\\ndef load(*a, **k):\\n    return 1\\n\"\n  }}\n}}\n\nschedule \"nightly\" {{\n  pipeline = pipeline.orders\n  cron     = \"0 3 * * 100%\"\n  sla      = upper(var.s)\n}}\n"
+        ),
+    )]);
+    let r = run(weir()
+        .current_dir(tmp.path())
+        .env("WEIR_VAR_s", "Hunter2Secret")
+        .args(["-C", "cfg:1,2", "validate", "--format", "github"]));
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", r.stdout);
+    assert!(
+        lines[0].starts_with(
+            "::error file=cfg%3A1%2C2/main.hcl,line=21,col=14,endLine=21,endColumn=28,title=weir validate::field 5 (day-of-week) `100%25` is invalid:"
+        ),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[0].contains("%0Ahelp: one bad cron expression"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].starts_with(
+            "::error file=cfg%3A1%2C2/main.hcl,line=22,col=14,endLine=22,endColumn=26,title=weir validate::the value (sensitive) is not a duration%0Ahelp: "
+        ),
+        "{}",
+        lines[1]
+    );
+    let all = format!("{}{}", r.stdout, r.stderr);
+    for secret in ["Hunter2Secret", "HUNTER2SECRET"] {
+        assert!(!all.contains(secret), "{all}");
+    }
+}
+
+#[test]
+fn validate_format_github_of_a_valid_configuration_prints_nothing_and_exits_0() {
+    let r = run(weir()
+        .arg("-C")
+        .arg(example("local"))
+        .args(["validate", "--format", "github"]));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.stdout, "");
+}
+
+#[test]
+fn validate_json_stays_an_alias_of_format_json() {
+    let tmp = config_dir(&[(
+        "main.hcl",
+        "deployment \"dev\" {\n  target = \"nowhere\"\n}\n",
+    )]);
+    let json = run(weir()
+        .arg("-C")
+        .arg(tmp.path())
+        .args(["validate", "--json"]));
+    let format = run(weir()
+        .arg("-C")
+        .arg(tmp.path())
+        .args(["validate", "--format", "json"]));
+    assert_eq!(json.code, 1);
+    assert_eq!(format.code, 1);
+    assert!(json.stdout.starts_with('['), "{}", json.stdout);
+    assert_eq!(json.stdout, format.stdout);
+    let both = run(weir()
+        .arg("-C")
+        .arg(tmp.path())
+        .args(["validate", "--json", "--format", "github"]));
+    assert_eq!(both.code, 1, "conflicting options are a usage error");
+    assert!(
+        both.stderr.contains("cannot be used with"),
+        "{}",
+        both.stderr
+    );
+}

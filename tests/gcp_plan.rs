@@ -190,6 +190,9 @@ mod after_apply {
         fn idle_cost(&self, resources: &[ResourceRef]) -> Option<weir_provider_sdk::IdleCost> {
             self.google.idle_cost(resources)
         }
+        fn prices(&self, type_name: &str) -> bool {
+            self.google.prices(type_name)
+        }
         async fn read(
             &self,
             resources: &[ResourceRef],

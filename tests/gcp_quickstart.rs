@@ -390,3 +390,44 @@ fn sigkill_at_random_points_of_apply_then_apply_again_converges_with_no_orphan_o
     assert_eq!(inventory(&cloud), everything(ZONE));
     cloud.assert_record_valid();
 }
+
+/// Issue 8's "either target": the quickstart's state in Cloud Storage (the commented-out
+/// backend of its `main.hcl`), its resources in the sandbox.
+#[test]
+fn the_quickstart_keeps_its_state_in_a_gcs_backend() {
+    let cloud = Cloud::start(Behaviour::default());
+    let (_tmp, dir) = quickstart();
+    let (status, body) = gcp::http(
+        &cloud.storage.url,
+        "POST",
+        &format!("/storage/v1/b?project={PROJECT}"),
+        None,
+        Some(r#"{"name":"acme-weir-state"}"#),
+    )
+    .expect("the emulator answers");
+    assert_eq!(status, 200, "create the state bucket: {body}");
+    edit(
+        &dir,
+        "main.hcl",
+        "  # backend \"gcs\" {\n  #   bucket = \"acme-weir-state\"\n  #   prefix = \"mage/prod\"\n  # }",
+        "  backend \"gcs\" {\n    bucket = \"acme-weir-state\"\n    prefix = \"mage/prod\"\n  }",
+    );
+
+    let out = apply(&cloud, &dir);
+    assert!(out.contains("Apply complete! Resources: 46 added"), "{out}");
+    assert!(!dir.join(".weir/state.json").exists());
+    let listed = cloud.get(None, "/storage/v1/b/acme-weir-state/o?prefix=mage/prod/");
+    let names: Vec<&str> = listed["items"]
+        .as_array()
+        .map(|items| items.iter().filter_map(|o| o["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(names.contains(&"mage/prod/state.json"), "{names:?}");
+    // Unlocked after the apply.
+    assert!(!names.iter().any(|n| n.ends_with(".lock")), "{names:?}");
+    let (code, out) = run(&cloud, &dir, &["plan", "--detailed-exitcode"]);
+    assert_eq!(code, 0, "a plan right after apply is empty:\n{out}");
+    let (code, out) = run(&cloud, &dir, &["state", "list"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("google_compute_instance.scheduler"), "{out}");
+    assert!(!out.contains(WEBHOOK), "{out}");
+}

@@ -45,6 +45,8 @@ pub struct ApplyOutcome {
     pub failed: Vec<(String, Action, String)>,
     pub skipped: Vec<(String, String)>,
     pub interrupted: bool,
+    /// The signal that interrupted the apply (2 for SIGINT, 15 for SIGTERM), if one did.
+    pub signal: Option<i32>,
     pub state_error: Option<String>,
 }
 
@@ -231,8 +233,8 @@ impl StopSignals {
         StopSignals {}
     }
 
-    /// Resolves when one of the signals arrives.
-    async fn recv(&mut self) {
+    /// Resolves when one of the signals arrives, with its number.
+    async fn recv(&mut self) -> i32 {
         #[cfg(unix)]
         {
             async fn next(signal: &mut Option<tokio::signal::unix::Signal>) {
@@ -244,13 +246,14 @@ impl StopSignals {
                 }
             }
             tokio::select! {
-                _ = next(&mut self.interrupt) => {}
-                _ = next(&mut self.terminate) => {}
+                _ = next(&mut self.interrupt) => libc::SIGINT,
+                _ = next(&mut self.terminate) => libc::SIGTERM,
             }
         }
         #[cfg(not(unix))]
         {
             let _ = tokio::signal::ctrl_c().await;
+            2
         }
     }
 }
@@ -413,13 +416,14 @@ pub async fn apply(
         }
         let joined = tokio::select! {
             joined = tasks.join_next() => joined,
-            _ = async {
+            signal = async {
                 tokio::select! {
-                    _ = signals.recv() => {}
-                    _ = opts.stop.cancelled() => {}
+                    signal = signals.recv() => Some(signal),
+                    _ = opts.stop.cancelled() => None,
                 }
             }, if !outcome.interrupted => {
                 outcome.interrupted = true;
+                outcome.signal = signal;
                 cancel.cancel();
                 reporter.event(Event::Interrupted { in_flight: tasks.len() });
                 continue;

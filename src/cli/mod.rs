@@ -6,7 +6,9 @@ mod output;
 mod workspace;
 
 use crate::diagnostics::Diagnostic;
-use crate::render::Format;
+use crate::render::{Format, Marker, View};
+
+pub use commands::validate::DiagnosticsFormat;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use std::ffi::OsString;
@@ -78,8 +80,12 @@ pub enum Command {
     Validate {
         #[command(flatten)]
         vars: VarArgs,
-        /// Print the diagnostics as a JSON array.
-        #[arg(long)]
+        /// How to print the diagnostics: `github` prints one GitHub Actions workflow command
+        /// (`::error file=…,line=…::message`) per diagnostic, which GitHub shows as annotations.
+        #[arg(long, value_enum, default_value = "text")]
+        format: DiagnosticsFormat,
+        /// Same as `--format json`.
+        #[arg(long, conflicts_with = "format")]
         json: bool,
     },
     /// Rewrite the configuration files in the canonical format.
@@ -101,6 +107,13 @@ pub enum Command {
         /// How to print the plan.
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
+        /// Text and Markdown: the summary and one line per changed address, no diffs.
+        #[arg(long)]
+        compact: bool,
+        /// Markdown: head the plan with the drift marker (`<!-- weir:drift deployment=NAME -->`)
+        /// instead of the pull-request one, for the body of a drift issue.
+        #[arg(long)]
+        drift_marker: bool,
         /// Exit 0 when there are no changes, 2 when there are, 1 on error.
         #[arg(long)]
         detailed_exitcode: bool,
@@ -135,6 +148,9 @@ pub enum Command {
         /// Same as `--format json`.
         #[arg(long)]
         json: bool,
+        /// Text and Markdown: the summary and one line per changed address, no diffs.
+        #[arg(long)]
+        compact: bool,
     },
     /// Print the outputs recorded by the last apply.
     Output {
@@ -307,20 +323,39 @@ fn single_dash_long_option(args: &[OsString]) -> Option<String> {
 fn run(cli: &Cli) -> ExitCode {
     let color = output::use_color(cli.no_color);
     let result = match &cli.command {
-        Command::Validate { vars, json } => commands::validate::run(&cli.dir, vars, *json, color),
+        Command::Validate { vars, format, json } => {
+            let format = if *json {
+                DiagnosticsFormat::Json
+            } else {
+                *format
+            };
+            commands::validate::run(&cli.dir, vars, format, color)
+        }
         Command::Fmt { check, diff } => commands::fmt::run(&cli.dir, *check, *diff, color),
         Command::Plan {
             args,
             out,
             format,
+            compact,
+            drift_marker,
             detailed_exitcode,
             destroy,
         } => commands::plan::run(
             &cli.dir,
             args,
             out.as_deref(),
-            *format,
-            *detailed_exitcode,
+            &commands::plan::Printed {
+                format: *format,
+                view: View {
+                    compact: *compact,
+                    marker: if *drift_marker {
+                        Marker::Drift
+                    } else {
+                        Marker::Plan
+                    },
+                },
+                detailed_exitcode: *detailed_exitcode,
+            },
             *destroy,
             color,
         ),
@@ -332,9 +367,20 @@ fn run(cli: &Cli) -> ExitCode {
         Command::Destroy { args, auto_approve } => {
             commands::apply::run(&cli.dir, args, None, *auto_approve, true, color)
         }
-        Command::Show { plan, format, json } => {
-            commands::show::run(plan, if *json { Format::Json } else { *format }, color)
-        }
+        Command::Show {
+            plan,
+            format,
+            json,
+            compact,
+        } => commands::show::run(
+            plan,
+            if *json { Format::Json } else { *format },
+            View {
+                compact: *compact,
+                marker: Marker::Plan,
+            },
+            color,
+        ),
         Command::Output { name, vars, json } => {
             commands::state::outputs(&cli.dir, vars, name.as_deref(), *json, color)
         }

@@ -300,6 +300,10 @@ fn older_or_not_a_plan(path: &Path, bytes: &[u8], not_a_plan: impl Fn(&str) -> S
     }
 }
 
+/// How every refusal of a stale plan begins: one bound to the state, that the state, the
+/// configuration or the objects have moved on from since (what `weir apply` exits 3 for).
+pub const STALE: &str = "the saved plan is stale:";
+
 impl PlanFile {
     /// Refuses a plan that cannot be applied to `state` (read under the lock): made by another
     /// weir, for another state or none, not sealed with this state's key (edited, or forged),
@@ -310,6 +314,16 @@ impl PlanFile {
         state: Option<&crate::state::State>,
         fingerprint: &str,
     ) -> Result<(), String> {
+        let state = self.check_bound(state)?;
+        self.check_current(state, fingerprint)
+    }
+
+    /// The first half of [`PlanFile::check_fresh`]: refuses a plan not made by this weir for
+    /// `state` and sealed with its key. Returns the state.
+    pub fn check_bound<'s>(
+        &self,
+        state: Option<&'s crate::state::State>,
+    ) -> Result<&'s crate::state::State, String> {
         let plan = &self.plan;
         if plan.weir_version != env!("CARGO_PKG_VERSION") {
             return Err(format!(
@@ -343,15 +357,28 @@ impl PlanFile {
         if !sealed {
             return Err("the plan file was not written by weir for this state (its seal does not match the state's key): it was edited after it was made, or made with another copy of the state; make a new plan".into());
         }
+        Ok(state)
+    }
+
+    /// The second half of [`PlanFile::check_fresh`], for a plan bound to `state`: refuses it
+    /// when it is stale, the state or the configuration having changed since it was made.
+    pub fn check_current(
+        &self,
+        state: &crate::state::State,
+        fingerprint: &str,
+    ) -> Result<(), String> {
+        let plan = &self.plan;
         if plan.serial != Some(state.serial) {
             return Err(format!(
-                "the plan is stale: it was made at state serial {}, the state is now at serial {} (something was applied since, perhaps this very plan): make a new plan",
+                "{STALE} it was made at state serial {}, the state is now at serial {} (something was applied since, perhaps this very plan): make a new plan",
                 plan.serial.unwrap_or(0),
                 state.serial
             ));
         }
         if plan.config_hash != config_digest(&state.key, fingerprint) {
-            return Err("the configuration or its variables changed since the plan was made: make a new plan".into());
+            return Err(format!(
+                "{STALE} the configuration or its variables changed since the plan was made: make a new plan"
+            ));
         }
         Ok(())
     }

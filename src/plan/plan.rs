@@ -68,6 +68,10 @@ pub struct Plan {
     /// told in `notes`), when a provider prices its resources.
     #[serde(default)]
     pub idle_cost: Option<weir_provider_sdk::IdleCostChange>,
+    /// The name of the deployment the plan is for, which the Markdown plan's first line
+    /// names so that CI finds the one comment (or issue) to update.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<String>,
 }
 
 impl Plan {

@@ -546,6 +546,8 @@ pub async fn plan(
         outputs,
         notes: lifecycle_notes,
         idle_cost,
+        // Named by the caller, who knows the configuration.
+        deployment: None,
     })
 }
 
@@ -554,7 +556,12 @@ pub async fn plan(
 fn idle_cost(changes: &[Change], providers: &Providers) -> Option<IdleCostChange> {
     let side = |after: bool| -> Option<IdleCost> {
         let mut by_provider: BTreeMap<&str, Vec<ResourceRef>> = BTreeMap::new();
-        for c in changes {
+        let priced = |c: &Change| {
+            providers
+                .get(&c.provider)
+                .is_ok_and(|p| p.prices(&c.type_name))
+        };
+        for c in changes.iter().filter(|c| priced(c)) {
             let (value, sensitive) = if after {
                 (c.after.as_ref(), &c.after_sensitive)
             } else {

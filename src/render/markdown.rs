@@ -12,9 +12,13 @@
 //! addresses of updates, creates and drift — and the comment says what was cut and that the
 //! full plan is in `weir show plan.weir`. The list of destroys and replaces is cut last, and
 //! then only from its end, with a count of what is missing.
+//!
+//! The first line is a hidden marker naming the deployment ([`super::Marker`]), by which CI
+//! finds the one comment (or drift issue) to update. The compact view keeps the summary and one line
+//! per changed address, grouped by action: no diffs, outputs, notes or unchanged resources.
 
-use super::plan_redactor;
 use super::text::{change_lines, drift_lines, output_lines};
+use super::{View, plan_redactor};
 use crate::plan::{Action, Change, Plan};
 use crate::redact::Redactor;
 use std::fmt::Write as _;
@@ -28,14 +32,19 @@ const FULL_PLAN: &str = "the full plan is in `weir show plan.weir`";
 
 /// The plan as a PR comment of fewer than 65,536 characters.
 pub fn render_markdown(plan: &Plan) -> String {
-    render_markdown_within(plan, MAX_COMMENT_CHARS - 1)
+    render_markdown_view(plan, View::default())
+}
+
+/// [`render_markdown`], shown as `view` says.
+pub fn render_markdown_view(plan: &Plan, view: View) -> String {
+    render_markdown_within(plan, MAX_COMMENT_CHARS - 1, view)
 }
 
 /// The plan as a comment of at most `limit` bytes (so also at most `limit` characters),
 /// as long as the header and the first destroy/replace line fit in it.
-pub(crate) fn render_markdown_within(plan: &Plan, limit: usize) -> String {
+pub(crate) fn render_markdown_within(plan: &Plan, limit: usize, view: View) -> String {
     let redactor = plan_redactor(plan);
-    let mut c = Comment::new(plan, &redactor);
+    let mut c = Comment::new(plan, &redactor, view);
     // Cut to the limit, measure what the notice and the "… and N more" lines added, cut that
     // much more; a few rounds at most.
     let mut budget = limit;
@@ -114,6 +123,9 @@ const CUTS: [(Part, Level, Level); 11] = [
 
 struct Comment<'p> {
     plan: &'p Plan,
+    /// Compact: creates, updates and drift start as address lines, and a cut of their details
+    /// is no news.
+    compact: bool,
     head: String,
     danger: Vec<Item>,
     danger_bodies: Vec<Item>,
@@ -126,9 +138,10 @@ struct Comment<'p> {
 }
 
 impl<'p> Comment<'p> {
-    fn new(plan: &'p Plan, redactor: &Redactor) -> Comment<'p> {
+    fn new(plan: &'p Plan, redactor: &Redactor, view: View) -> Comment<'p> {
         let s = plan.summary();
-        let mut head = String::from("### weir plan\n\n");
+        let mut head = view.marker.line(plan);
+        head.push_str("### weir plan\n\n");
         if plan.has_changes() {
             let _ = writeln!(head, "**{s}**\n");
         } else {
@@ -139,7 +152,7 @@ impl<'p> Comment<'p> {
             .iter()
             .filter(|c| !c.action.is_change())
             .count();
-        if s.total() > 0 || unchanged_count > 0 {
+        if !view.compact && (s.total() > 0 || unchanged_count > 0) {
             head.push_str("| Action | Resources |\n| :-- | --: |\n");
             for (what, n) in [
                 ("➕ create", s.add),
@@ -154,14 +167,25 @@ impl<'p> Comment<'p> {
         }
 
         let of = |action: Action| plan.changes.iter().filter(move |c| c.action == action);
-        let danger_changes: Vec<&Change> = plan
+        let mut danger_changes: Vec<&Change> = plan
             .changes
             .iter()
             .filter(|c| matches!(c.action, Action::Delete | Action::Replace))
             .collect();
+        if view.compact {
+            // Grouped by action: destroys, then replaces.
+            danger_changes.sort_by_key(|c| c.action != Action::Delete);
+        }
         let danger = danger_changes
             .iter()
-            .map(|c| Item::new(danger_line(c), String::new(), false))
+            .map(|c| {
+                let line = if view.compact {
+                    compact_danger_line(c)
+                } else {
+                    danger_line(c)
+                };
+                Item::new(line, String::new(), false)
+            })
             .collect();
         let danger_bodies = danger_changes
             .iter()
@@ -220,8 +244,9 @@ impl<'p> Comment<'p> {
             .filter(|c| !c.action.is_change())
             .map(|c| Item::new(format!("- `{}`\n", c.address), String::new(), false))
             .collect();
-        Comment {
+        let mut comment = Comment {
             plan,
+            compact: view.compact,
             head,
             danger,
             danger_bodies,
@@ -231,7 +256,23 @@ impl<'p> Comment<'p> {
             outputs,
             notes,
             unchanged,
+        };
+        if view.compact {
+            for part in [
+                Part::DangerBodies,
+                Part::Outputs,
+                Part::Notes,
+                Part::Unchanged,
+            ] {
+                comment.part(part).clear();
+            }
+            for part in [Part::Creates, Part::Updates, Part::Drift] {
+                for item in comment.part(part) {
+                    item.level = Level::Line;
+                }
+            }
         }
+        comment
     }
 
     fn part(&mut self, part: Part) -> &mut Vec<Item> {
@@ -349,7 +390,7 @@ impl<'p> Comment<'p> {
             (&self.drift, "change outside weir", "changes outside weir"),
         ] {
             let n = below(items, Level::Full);
-            if n > 0 {
+            if n > 0 && !self.compact {
                 cut.push(format!("the details of {}", nouns(n, one, many)));
             }
         }
@@ -470,6 +511,16 @@ fn danger_line(c: &Change) -> String {
     s
 }
 
+/// [`danger_line`] without the reason: the action and the address.
+fn compact_danger_line(c: &Change) -> String {
+    let icon = if c.action == Action::Delete {
+        "🗑️"
+    } else {
+        "♻️"
+    };
+    format!("- {icon} `{}`\n", c.address)
+}
+
 /// `body` in a ```` ```diff ```` fence, shortened at a line boundary past [`MAX_BODY`].
 fn fenced(body: &str) -> (String, bool) {
     let mut text = body;
@@ -520,6 +571,7 @@ fn plural(n: usize, word: &str) -> String {
 mod tests {
     use super::*;
     use crate::plan::{OutputChange, Reason};
+    use crate::render::Marker;
     use crate::render::fixtures::*;
     use serde_json::json;
 
@@ -617,7 +669,7 @@ mod tests {
             started.elapsed()
         );
         assert!(md.chars().count() < MAX_COMMENT_CHARS, "{}", md.len());
-        assert!(md.starts_with("### weir plan\n\n**Plan: 2400 to add, 1901 to change, 100 to replace, 100 to destroy.**"));
+        assert!(md.starts_with("<!-- weir:plan deployment=prod -->\n### weir plan\n\n**Plan: 2400 to add, 1901 to change, 100 to replace, 100 to destroy.**"));
         for c in plan
             .changes
             .iter()
@@ -726,7 +778,7 @@ mod tests {
         };
         let mut seen_cuts = Vec::new();
         for limit in (1_500..whole.len()).rev().step_by(25) {
-            let md = render_markdown_within(&plan, limit);
+            let md = render_markdown_within(&plan, limit, View::default());
             assert!(md.len() <= limit, "{limit}: {}", md.len());
             assert!(
                 md.contains("[!NOTE]") && md.contains("The full plan is in `weir show plan.weir`.")
@@ -755,8 +807,128 @@ mod tests {
         assert!(seen_cuts.contains(&(false, false, true)));
         assert_eq!(seen_cuts.last(), Some(&(false, false, false)));
         // Once the details are gone, the addresses remain.
-        let md = render_markdown_within(&plan, 2_500);
+        let md = render_markdown_within(&plan, 2_500, View::default());
         assert!(md.contains("- `mage_pipeline.orders`\n"), "{md}");
+    }
+
+    #[test]
+    fn the_first_line_is_the_marker_naming_the_deployment() {
+        let mut plan = sample_plan();
+        for view in [
+            View::default(),
+            View {
+                compact: true,
+                ..View::default()
+            },
+        ] {
+            let md = render_markdown_view(&plan, view);
+            assert_eq!(
+                md.lines().next(),
+                Some("<!-- weir:plan deployment=prod -->")
+            );
+            let drift = render_markdown_view(
+                &plan,
+                View {
+                    marker: Marker::Drift,
+                    ..view
+                },
+            );
+            assert_eq!(
+                drift.lines().next(),
+                Some("<!-- weir:drift deployment=prod -->")
+            );
+            assert_eq!(drift.matches("weir:plan").count(), 0);
+        }
+        // A name that could end the comment or the line is percent-encoded.
+        plan.deployment = Some("a b-->\n<x>.y_z%".into());
+        assert_eq!(
+            render_markdown(&plan).lines().next(),
+            Some("<!-- weir:plan deployment=a%20b--%3E%0A%3Cx%3E.y_z%25 -->")
+        );
+    }
+
+    /// A plan of 2,000 changes (with secrets among them) in compact Markdown: every address on
+    /// a line of its own, grouped by action, no diffs and no secret, far under the limit.
+    #[test]
+    fn compact_markdown_of_two_thousand_changes_is_small_and_lists_every_address() {
+        let mut plan = sample_plan();
+        let secret = plan.clone();
+        plan.changes.clear();
+        for i in 0..2_000 {
+            let action = [
+                Action::Create,
+                Action::Update,
+                Action::Replace,
+                Action::Delete,
+            ][i % 4];
+            let before = (action != Action::Create).then(|| json!({"code": format!("x = {i}\n")}));
+            let after = (action != Action::Delete).then(|| json!({"code": format!("y = {i}\n")}));
+            plan.changes.push(change(
+                &format!("mage_block.b{i:04}"),
+                action,
+                before,
+                after,
+            ));
+        }
+        plan.changes.extend(secret.changes);
+        let compact = View {
+            compact: true,
+            ..View::default()
+        };
+        let md = render_markdown_view(&plan, compact);
+        assert!(md.len() < 52_000, "{}", md.len());
+        assert!(!md.contains(SECRET) && !md.contains(SECRET2), "{md}");
+        assert!(!md.contains("```") && !md.contains("<details>"), "{md}");
+        assert!(!md.contains("[!NOTE]"), "nothing was cut:\n{md}");
+        for c in plan.changes.iter().filter(|c| c.action.is_change()) {
+            let line = md
+                .lines()
+                .find(|l| l.contains(&format!("`{}`", c.address)))
+                .unwrap_or_else(|| panic!("{} is not listed", c.address));
+            assert!(line.starts_with("- "), "{line}");
+        }
+        let headings: Vec<&str> = md.lines().filter(|l| l.starts_with("### ")).collect();
+        assert_eq!(
+            headings,
+            [
+                "### weir plan",
+                "### Changed outside weir (2)",
+                "### ⚠️ To destroy or replace (1002)",
+                "### ➕ Create (502)",
+                "### 🔧 Update in place (502)",
+            ]
+        );
+        // The whole plan of the same changes is cut down to the limit instead.
+        assert!(render_markdown(&plan).contains("[!NOTE]"));
+    }
+
+    /// When even the compact list does not fit, it is cut as the whole plan is, and the notice
+    /// names only what the compact view would have shown.
+    #[test]
+    fn compact_markdown_too_long_says_only_what_was_cut() {
+        let mut plan = empty_plan();
+        for i in 0..5_000 {
+            plan.changes.push(change(
+                &format!("mage_pipeline.a_rather_long_pipeline_name_{i:05}"),
+                Action::Create,
+                None,
+                Some(json!({"n": i})),
+            ));
+        }
+        let md = render_markdown_view(
+            &plan,
+            View {
+                compact: true,
+                ..View::default()
+            },
+        );
+        assert!(md.len() < MAX_COMMENT_CHARS);
+        assert!(
+            md.contains("Left out: the addresses of "),
+            "{}",
+            &md[..1000]
+        );
+        assert!(!md.contains("the details of"), "{}", &md[..1000]);
     }
 
     #[test]
@@ -772,6 +944,7 @@ mod tests {
             from: None,
         });
         insta::assert_snapshot!(render_markdown(&plan), @r"
+        <!-- weir:plan deployment=prod -->
         ### weir plan
 
         **No changes.** Your deployment matches the configuration.

@@ -33,18 +33,65 @@ pub enum Format {
     Markdown,
 }
 
+/// How a plan is shown, beyond its format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct View {
+    /// Text and Markdown: the summary and one line per changed address, grouped by action,
+    /// without attribute diffs (for very large plans). JSON is always whole.
+    pub compact: bool,
+    /// The hidden line that heads a Markdown plan.
+    pub marker: Marker,
+}
+
+/// The first line of a Markdown plan, by which CI finds the one comment or issue to update.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Marker {
+    /// `<!-- weir:plan deployment=NAME -->`: a pull-request comment.
+    #[default]
+    Plan,
+    /// `<!-- weir:drift deployment=NAME -->`: the body of a drift issue.
+    Drift,
+}
+
+impl Marker {
+    /// The marker line of `plan`, newline included. The deployment name is printed as it is
+    /// when made of letters, digits, `-`, `_` and `.` (as names are); any other byte is
+    /// percent-encoded, so that no name can end the HTML comment or the line.
+    pub fn line(self, plan: &Plan) -> String {
+        let kind = match self {
+            Marker::Plan => "plan",
+            Marker::Drift => "drift",
+        };
+        let mut name = String::new();
+        for b in plan.deployment.as_deref().unwrap_or_default().bytes() {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
+                name.push(char::from(b));
+            } else {
+                name.push_str(&format!("%{b:02X}"));
+            }
+        }
+        format!("<!-- weir:{kind} deployment={name} -->\n")
+    }
+}
+
 /// Renders `plan` in `format`. `color` only affects text; JSON is pretty-printed. The result
 /// ends with a newline.
 pub fn render(plan: &Plan, format: Format, color: bool) -> String {
+    render_view(plan, format, color, View::default())
+}
+
+/// [`render`], shown as `view` says.
+pub fn render_view(plan: &Plan, format: Format, color: bool, view: View) -> String {
     match format {
+        Format::Text if view.compact => text::render_text_compact(plan, color),
         Format::Text => render_text(plan, color),
         Format::Json => {
-            let mut s = serde_json::to_string_pretty(&render_json(plan))
-                .expect("a serde_json::Value always serialises");
+            // A `Value` always serialises; the fallback only keeps this path free of panics.
+            let mut s = serde_json::to_string_pretty(&render_json(plan)).unwrap_or_default();
             s.push('\n');
             s
         }
-        Format::Markdown => render_markdown(plan),
+        Format::Markdown => markdown::render_markdown_view(plan, view),
     }
 }
 
@@ -151,6 +198,7 @@ pub(crate) mod fixtures {
             outputs: vec![],
             notes: vec![],
             idle_cost: None,
+            deployment: Some("prod".into()),
         }
     }
 

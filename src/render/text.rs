@@ -19,6 +19,7 @@ use anstyle::{AnsiColor, Style};
 use serde_json::{Map, Value};
 use similar::{Algorithm, ChangeTag, DiffOp, TextDiff, capture_diff_slices};
 use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
 use weir_provider_sdk::AttrPath;
 
 /// Renders the whole plan. With `color`, action marks, headers and warnings carry ANSI styles.
@@ -103,6 +104,60 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
         out.push_str(" Your deployment matches the configuration.");
     }
     out.push('\n');
+    plan_redactor(plan).redact(&out)
+}
+
+/// The plan in brief, for very large plans: the summary, then one line per changed address
+/// grouped by action (drift first, as in the whole plan), without attribute diffs.
+pub fn render_text_compact(plan: &Plan, color: bool) -> String {
+    let bold = |s: &str| paint(color, Style::new().bold(), s);
+    let mut out = String::new();
+    if plan.has_changes() {
+        out.push_str(&bold(&plan.summary().to_string()));
+    } else {
+        out.push_str(&bold("No changes."));
+        out.push_str(" Your deployment matches the configuration.");
+    }
+    out.push('\n');
+    if !plan.drift.is_empty() {
+        let _ = write!(
+            out,
+            "\n{}\n",
+            bold(&format!("Changed outside weir ({}):", plan.drift.len()))
+        );
+        for d in &plan.drift {
+            let (mark, what) = match d.after {
+                Some(_) => (Mark::Change, "has changed"),
+                None => (Mark::Remove, "has been deleted"),
+            };
+            let _ = writeln!(out, "  {} {} {what}", mark.painted(color), d.address);
+        }
+    }
+    for (action, title) in [
+        (Action::Delete, "Destroy"),
+        (Action::Replace, "Replace"),
+        (Action::Create, "Create"),
+        (Action::Update, "Update in place"),
+    ] {
+        let addresses: Vec<&str> = plan
+            .changes
+            .iter()
+            .filter(|c| c.action == action)
+            .map(|c| c.address.as_str())
+            .collect();
+        if addresses.is_empty() {
+            continue;
+        }
+        let _ = write!(
+            out,
+            "\n{}\n",
+            bold(&format!("{title} ({}):", addresses.len()))
+        );
+        let mark = Mark::for_action(action).painted(color);
+        for address in addresses {
+            let _ = writeln!(out, "  {mark} {address}");
+        }
+    }
     plan_redactor(plan).redact(&out)
 }
 
@@ -1222,6 +1277,37 @@ fn element_key_of(k: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compact_text_is_the_summary_and_one_line_per_changed_address() {
+        use crate::render::fixtures::*;
+        let plan = sample_plan();
+        let text = render_text_compact(&plan, false);
+        assert_eq!(
+            text,
+            "Plan: 2 to add, 2 to change, 1 to replace, 1 to destroy.
+
+Changed outside weir (2):
+  ~ mage_pipeline.orders has changed
+  - mage_trigger.orders_hourly has been deleted
+
+Destroy (1):
+  - mage_trigger.orders_old
+
+Replace (1):
+  -/+ google_cloud_run_v2_job.highmem
+
+Create (2):
+  + google_cloud_run_v2_service.prod_web
+  + mage_block.orders_load
+
+Update in place (2):
+  ~ mage_pipeline.orders
+  ~ mage_notification.ops
+"
+        );
+        assert!(!text.contains(SECRET) && !text.contains(SECRET2));
+    }
     use crate::render::fixtures::*;
     use serde_json::json;
 

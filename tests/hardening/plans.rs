@@ -6,7 +6,7 @@ use crate::cli::{self, apply, plan_exit, weir};
 use std::path::{Path, PathBuf};
 
 /// SIGTERM (what CI sends to cancel a job) stops an apply the way Ctrl-C does: what is in
-/// flight finishes, state is saved, the lock released, a clean message, exit 1.
+/// flight finishes, state is saved, the lock released, a clean message, exit 143.
 #[test]
 fn sigterm_is_handled_like_ctrl_c() {
     cli::interrupt_apply_then_converge("TERM");
@@ -107,15 +107,16 @@ fn refused_at_every_layer(edit: impl Fn(&str) -> String, replan_says: &[&str]) {
     let plan = tmp.path().join("plan.weir");
     plan_out(&dir, &plan, &[]);
     let pristine = std::fs::read(&plan).unwrap();
-    for (cover, says) in [
-        (Cover::Nothing, vec!["modified or damaged", "checksum"]),
-        (Cover::Checksum, vec!["seal"]),
-        (Cover::ChecksumAndSeal, replan_says.to_vec()),
+    // A sealed plan that does not match the re-plan is refused as stale (exit 3).
+    for (cover, says, exit) in [
+        (Cover::Nothing, vec!["modified or damaged", "checksum"], 1),
+        (Cover::Checksum, vec!["seal"], 1),
+        (Cover::ChecksumAndSeal, replan_says.to_vec(), 3),
     ] {
         std::fs::write(&plan, &pristine).unwrap();
         tamper(&plan, &dir, &edit, cover);
         let (code, stderr) = apply_file(&dir, &plan, &[]);
-        assert_eq!(code, 1, "a tampered plan is refused:\n{stderr}");
+        assert_eq!(code, exit, "a tampered plan is refused:\n{stderr}");
         for s in says {
             assert!(stderr.contains(s), "{s:?} missing from:\n{stderr}");
         }
@@ -266,7 +267,7 @@ fn a_saved_plan_holds_no_secret_and_no_unkeyed_digest() {
             "https://hooks.slack.com/services/T0/B0/other-token",
         )],
     );
-    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(code, 3, "stale: the variables changed\n{stderr}");
     assert!(
         !stderr.contains("very-secret-token") && !stderr.contains("other-token"),
         "{stderr}"

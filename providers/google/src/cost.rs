@@ -44,6 +44,9 @@ use crate::schemas::types::{CLOUD_RUN_SERVICE, COMPUTE_INSTANCE, SQL_INSTANCE};
 /// Cloud Run services by their minimum instances, VMs by machine, disk and address, Cloud SQL
 /// instances by tier and storage. Jobs, secrets, IAM and APIs cost nothing idle; a bucket's
 /// cost depends on what it holds, which a plan cannot know. `None` when none is priced.
+/// The types [`idle_cost`] prices: what bills while nothing runs.
+pub const PRICED: &[&str] = &[CLOUD_RUN_SERVICE, COMPUTE_INSTANCE, SQL_INSTANCE];
+
 pub fn idle_cost(resources: &[ResourceRef]) -> Option<IdleCost> {
     let mut idle = IdleCost {
         prices_as_of: PRICES_AS_OF.to_owned(),

@@ -213,6 +213,10 @@ impl Provider for GoogleProvider {
         cost::idle_cost(resources)
     }
 
+    fn prices(&self, type_name: &str) -> bool {
+        cost::PRICED.contains(&type_name)
+    }
+
     fn delete_notes(&self, type_name: &str) -> Vec<String> {
         match type_name {
             types::PROJECT_SERVICE => {

@@ -389,6 +389,13 @@ pub trait Provider: Send + Sync {
         None
     }
 
+    /// Whether [`Provider::idle_cost`] prices resources of `type_name`: the plan hands it
+    /// only those (copying every resource's attributes for a provider that prices none would
+    /// cost a large plan time for nothing). The default prices none.
+    fn prices(&self, _type_name: &str) -> bool {
+        false
+    }
+
     /// What a plan that deletes a resource of this type should say (e.g. that the target
     /// keeps something the deletion cannot reach). The default says nothing.
     fn delete_notes(&self, _type_name: &str) -> Vec<String> {

@@ -5,6 +5,7 @@ use crate::apply::{ApplyOptions, apply};
 use crate::cli::workspace::{self};
 use crate::cli::{PlanArgs, output};
 use crate::plan::Plan;
+use crate::plan::file::STALE;
 use crate::render::{Format, render};
 use crate::state::{State, StateSession};
 use std::io::{BufRead, IsTerminal, Write};
@@ -35,16 +36,18 @@ pub fn run(
     let plan = match saved {
         Some((path, file)) => {
             let cannot = |why: String| format!("cannot apply {}: {why}", path.display());
-            file.check_fresh(prior.as_ref(), &ws.config_hash)
-                .map_err(cannot)?;
+            let state = file.check_bound(prior.as_ref()).map_err(cannot)?;
+            if let Err(why) = file.check_current(state, &ws.config_hash) {
+                return Ok(stale(&why));
+            }
             // Plan again from the configuration, against the same state, with the same options:
             // what runs is derived from the configuration, and only when it is the saved plan.
             let options = file.options.to_options(args.parallelism.max(1));
             let fresh =
                 crate::cli::commands::plan::make_plan(dir, &mut ws, prior.as_ref(), &options)?;
-            let key = prior.as_ref().map(|s| s.key.as_str()).unwrap_or_default();
-            file.check_same(&fresh, key)
-                .map_err(|why| ws.model.redactor.redact(&cannot(why)))?;
+            if let Err(why) = file.check_same(&fresh, &state.key) {
+                return Ok(stale(&ws.model.redactor.redact(&format!("{STALE} {why}"))));
+            }
             fresh
         }
         None => {
@@ -70,6 +73,17 @@ pub fn run(
         }
     };
     execute(&ws, &plan, args, lock, prior.unwrap_or_default(), color)
+}
+
+/// Exit code of an apply that refused a stale saved plan: CI tells it from other failures, to
+/// say "plan again" rather than "something broke".
+pub const STALE_EXIT: u8 = 3;
+
+/// Reports a stale saved plan, as the line `the saved plan is stale: …` (what CI looks for),
+/// and gives its exit code. The lock is released as the caller returns.
+fn stale(why: &str) -> ExitCode {
+    eprintln!("{why}");
+    ExitCode::from(STALE_EXIT)
 }
 
 fn confirm(destroy: bool) -> Result<bool, String> {
@@ -153,6 +167,11 @@ fn execute(
             eprintln!(
                 "Interrupted: state holds everything that finished; run weir apply again to complete."
             );
+            // As a shell reports a process ended by a signal (SIGTERM: 143), so that CI sees a
+            // cancelled job; the lock is released all the same (on return).
+            if let Some(signal) = outcome.signal.and_then(|s| u8::try_from(128 + s).ok()) {
+                return Ok(ExitCode::from(signal));
+            }
         } else {
             eprintln!(
                 "State holds everything that finished; fix the cause and run weir apply again."

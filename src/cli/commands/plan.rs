@@ -4,7 +4,7 @@ use crate::cli::workspace::{self, Workspace};
 use crate::cli::{PlanArgs, output};
 use crate::plan::Plan;
 use crate::plan::planner::{PlanInput, PlanOptions};
-use crate::render::{Format, render};
+use crate::render::{Format, View, render_view};
 use crate::state::State;
 use std::path::Path;
 use std::process::ExitCode;
@@ -44,18 +44,29 @@ pub fn make_plan(
         git_commit: workspace::git_commit(dir),
     };
     rt.block_on(crate::plan::planner::plan(input, &ws.providers, opts))
+        .map(|mut plan| {
+            plan.deployment = Some(ws.model.deployment.name.clone());
+            plan
+        })
         .map_err(|errors| {
             let text: Vec<String> = errors.iter().map(|e| ws.model.redactor.redact(e)).collect();
             format!("cannot make the plan:\n  {}", text.join("\n  "))
         })
 }
 
+/// How `weir plan` prints the plan and what its exit code tells.
+pub struct Printed {
+    pub format: Format,
+    pub view: View,
+    /// `--detailed-exitcode`: exit 2 when the plan has changes.
+    pub detailed_exitcode: bool,
+}
+
 pub fn run(
     dir: &Path,
     args: &PlanArgs,
     out: Option<&Path>,
-    format: Format,
-    detailed: bool,
+    printed: &Printed,
     destroy: bool,
     color: bool,
 ) -> Result<ExitCode, String> {
@@ -74,7 +85,12 @@ pub fn run(
     };
     let options = args.options(destroy);
     let plan = make_plan(dir, &mut ws, prior.as_ref(), &options)?;
-    let text = render(&plan, format, output::stdout_color(color));
+    let text = render_view(
+        &plan,
+        printed.format,
+        output::stdout_color(color),
+        printed.view,
+    );
     output::print_stdout(&ws.model.redactor.redact(&text));
     if let (Some(path), Some(state)) = (out, &prior) {
         crate::plan::file::save(&plan, &options, &state.key, path)?;
@@ -85,7 +101,7 @@ pub fn run(
         );
     }
     drop(lock);
-    Ok(if detailed && plan.has_changes() {
+    Ok(if printed.detailed_exitcode && plan.has_changes() {
         ExitCode::from(2)
     } else {
         ExitCode::SUCCESS
