@@ -610,7 +610,7 @@ out = {
         pipeline, "transform", executor_type="local_python")).__name__,
     "runs": [],
 }
-for _ in range(2):
+for _ in range(3):
     run = PipelineRun.create(
         pipeline_schedule_id=schedule.id, pipeline_uuid="etl",
         status=PipelineRun.PipelineRunStatus.RUNNING,
@@ -637,7 +637,8 @@ print("WEIR-RESULT " + json.dumps(out))
 const JOB: &str = "projects/p/locations/us-central1/jobs/etl-big";
 
 /// Cloud Run: a `:run` answers a running operation; reading it answers it done, with the
-/// execution succeeded for the first run and failed for the second.
+/// execution succeeded for the first run and failed for the second. The third `:run` is
+/// refused (403).
 fn cloud_run_stub() -> Stub {
     let runs = Arc::new(Mutex::new(0usize));
     Stub::start(Box::new(move |request, _| {
@@ -645,6 +646,10 @@ fn cloud_run_stub() -> Stub {
         if request.method == "POST" && request.path == format!("/v2/{JOB}:run") {
             let mut runs = runs.lock().unwrap();
             *runs += 1;
+            if *runs == 3 {
+                let denied = json!({"error": {"code": 403, "message": "Permission 'run.jobs.runWithOverrides' denied", "status": "PERMISSION_DENIED"}});
+                return (403, denied.to_string());
+            }
             let op = json!({"name": format!("{}run-{runs}", &operations[4..]), "done": false,
                             "metadata": {"name": format!("{JOB}/executions/e{runs}")}});
             (200, op.to_string())
@@ -668,7 +673,7 @@ fn cloud_run_stub() -> Stub {
 }
 
 #[test]
-fn a_profiled_block_run_runs_its_job_with_mages_command_and_a_failed_execution_fails_it() {
+fn a_profiled_block_run_runs_its_job_with_mages_command_and_a_failed_or_refused_run_fails_it() {
     let tmp = tempfile::tempdir().unwrap();
     let project = write_project(tmp.path());
     let weir = runtime_dir(
@@ -701,7 +706,11 @@ fn a_profiled_block_run_runs_its_job_with_mages_command_and_a_failed_execution_f
         .into_iter()
         .filter(|r| r.method == "POST")
         .collect();
-    assert_eq!(posts.len(), 2, "one :run per block run: {posts:?}");
+    assert_eq!(
+        posts.len(),
+        3,
+        "one :run per block run, none again: {posts:?}"
+    );
     for (run, post) in runs.iter().zip(&posts) {
         assert_eq!(run["executor"], "WeirJobBlockExecutor");
         assert_eq!(post.path, format!("/v2/{JOB}:run"));
@@ -744,6 +753,13 @@ fn a_profiled_block_run_runs_its_job_with_mages_command_and_a_failed_execution_f
     assert_eq!(runs[0]["status"], "running");
     assert_eq!(runs[1]["outcome"]["succeeded"], false);
     assert_eq!(runs[1]["status"], "failed", "{}", text(&out));
+    // A refused `:run` fails the block run too, saying why.
+    assert_eq!(runs[2]["status"], "failed", "{}", text(&out));
+    let why = runs[2]["outcome"]["outcome"].as_str().unwrap();
+    assert!(
+        why.contains("HTTP 403: Permission 'run.jobs.runWithOverrides' denied"),
+        "{why}"
+    );
 }
 
 /// The variables for runs in other states: long, not started, still going, a database error.
@@ -801,4 +817,66 @@ fn run_variables_read_hours_unstarted_and_unfinished_runs_and_survive_a_database
         "{}",
         text(&out)
     );
+}
+
+/// Without `WEIR_GOOGLE_ENDPOINT`: the calls go to Cloud Run with the metadata server's token
+/// (a fake session records them).
+const GOOGLE_WITH_METADATA_TOKEN: &str = r#"
+import json
+from weir_runtime import cloud_run
+
+class Answer:
+    def __init__(self, body):
+        self.status_code = 200
+        self.headers = {}
+        self.body = body
+    def json(self):
+        return self.body
+
+class Session:
+    def __init__(self):
+        self.calls = []
+    def get(self, url, headers=None, **kw):
+        self.calls.append(["GET", url, headers])
+        if url == cloud_run.METADATA_TOKEN_URL:
+            return Answer({"access_token": "token-from-metadata", "expires_in": 3599})
+        return Answer({"name": url.split("/v2/")[1], "done": True,
+                       "response": {"name": "e", "taskCount": 1, "succeededCount": 1}})
+    def post(self, url, json=None, headers=None, **kw):
+        self.calls.append(["POST", url, headers])
+        return Answer({"name": "projects/p/locations/l/operations/o", "done": False})
+
+session = Session()
+client = cloud_run.Client(endpoint="", session=session, sleep=lambda s: None)
+operation = client.run_job("projects/p/locations/l/jobs/j", ["mage", "run"])
+done = client.wait(operation, client.clock() + 60)
+print("WEIR-RESULT " + json.dumps({"calls": session.calls,
+                                   "outcome": cloud_run.execution_outcome(done)}))
+"#;
+
+#[test]
+fn without_an_endpoint_calls_go_to_cloud_run_with_the_metadata_servers_token() {
+    let tmp = tempfile::tempdir().unwrap();
+    let weir = runtime_dir(tmp.path(), &config(json!({})));
+    let out = run_python(
+        tmp.path(),
+        &weir,
+        false,
+        GOOGLE_WITH_METADATA_TOKEN,
+        &[],
+        &[],
+    );
+    let result = result(&out);
+    let token = "http://metadata.google.internal/computeMetadata/v1/instance/service-accounts/default/token";
+    let bearer = json!({"Authorization": "Bearer token-from-metadata"});
+    assert_eq!(
+        result["calls"],
+        json!([
+            ["GET", token, {"Metadata-Flavor": "Google"}],
+            ["POST", "https://run.googleapis.com/v2/projects/p/locations/l/jobs/j:run", bearer],
+            ["GET", "https://run.googleapis.com/v2/projects/p/locations/l/operations/o", bearer],
+        ]),
+        "the token is fetched once and reused"
+    );
+    assert_eq!(result["outcome"], json!([true, "e succeeded"]));
 }
