@@ -25,4 +25,28 @@ pub const FILES: &[(&str, &str)] = &[
         "weir_runtime/__init__.py",
         include_str!("../runtime/weir_runtime/__init__.py"),
     ),
+    (
+        "weir_runtime/cloud_run.py",
+        include_str!("../runtime/weir_runtime/cloud_run.py"),
+    ),
+    (
+        "weir_runtime/compat.py",
+        include_str!("../runtime/weir_runtime/compat.py"),
+    ),
+    (
+        "weir_runtime/config.py",
+        include_str!("../runtime/weir_runtime/config.py"),
+    ),
+    (
+        "weir_runtime/hooks.py",
+        include_str!("../runtime/weir_runtime/hooks.py"),
+    ),
+    (
+        "weir_runtime/notifications.py",
+        include_str!("../runtime/weir_runtime/notifications.py"),
+    ),
+    (
+        "weir_runtime/profiles.py",
+        include_str!("../runtime/weir_runtime/profiles.py"),
+    ),
 ];
