@@ -598,6 +598,7 @@ fn the_whole_gcp_architecture_runs_on_one_machine_profile_blocks_on_their_job_an
             )
         });
     lap("the notification arrived");
+    eprintln!("[e2e] the alert's text:\n{message}");
     assert!(message.contains(&format!("{PIPELINE} failed")), "{message}");
     assert!(
         message.contains(&format!("run {run_id} took ")),
