@@ -9,10 +9,13 @@ mod gcp;
 mod mage;
 #[path = "support/postgres.rs"]
 mod postgres;
+#[path = "support/webhook.rs"]
+mod webhook;
 
 use std::process::Command;
 
 use postgres::Postgres;
+use webhook::Webhook;
 
 /// The Python of the mage venv (it has psycopg2, as the Mage image does).
 fn mage_python() -> std::path::PathBuf {
@@ -205,66 +208,15 @@ fi
 INSTANCE_TYPE=server_and_scheduler exec mage start "$PWD/$WEIR_RELEASE_DIR" --host 127.0.0.1 --port "$WEIR_TEST_MAGE_PORT"
 "#;
 
-/// A local HTTP server standing in for Slack's webhook: keeps every POST body.
-struct Receiver {
-    url: String,
-    bodies: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-}
-
-impl Receiver {
-    fn start() -> Receiver {
-        use std::io::{BufRead, BufReader, Read, Write};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!(
-            "http://{}/services/T000/B000/e2e",
-            listener.local_addr().unwrap()
-        );
-        let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let kept = bodies.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let mut reader = BufReader::new(stream);
-                let mut length = 0usize;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    if let Some((name, value)) = line.split_once(':')
-                        && name.eq_ignore_ascii_case("content-length")
-                    {
-                        length = value.trim().parse().unwrap_or(0);
-                    }
-                }
-                let mut body = vec![0; length];
-                if reader.read_exact(&mut body).is_ok() {
-                    kept.lock()
-                        .unwrap()
-                        .push(String::from_utf8_lossy(&body).into_owned());
-                }
-                let _ = reader.get_mut().write_all(
-                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
-                );
-            }
-        });
-        Receiver { url, bodies }
-    }
-
-    /// Waits for the first POST; its text (every string of its JSON, one a line).
-    fn wait_for_message(&self, timeout: std::time::Duration) -> Option<String> {
-        let deadline = std::time::Instant::now() + timeout;
-        while std::time::Instant::now() < deadline {
-            if let Some(body) = self.bodies.lock().unwrap().first() {
-                let json: serde_json::Value = serde_json::from_str(body)
-                    .unwrap_or_else(|e| panic!("the webhook got no JSON ({e}): {body}"));
-                let mut text = Vec::new();
-                strings_of(&json, &mut text);
-                return Some(text.join("\n"));
-            }
-            std::thread::sleep(std::time::Duration::from_millis(500));
-        }
-        None
-    }
+/// The text of the first message `webhook` got (every string of its JSON, one a line), waiting
+/// up to `timeout` for it.
+fn first_message(webhook: &Webhook, timeout: std::time::Duration) -> Option<String> {
+    let body = webhook.first_body(timeout)?;
+    let json: serde_json::Value = serde_json::from_str(&body)
+        .unwrap_or_else(|e| panic!("the webhook got no JSON ({e}): {body}"));
+    let mut text = Vec::new();
+    strings_of(&json, &mut text);
+    Some(text.join("\n"))
 }
 
 fn strings_of(value: &serde_json::Value, out: &mut Vec<String>) {
@@ -392,7 +344,7 @@ fn the_whole_gcp_architecture_runs_on_one_machine_profile_blocks_on_their_job_an
     let db = Postgres::start(&sql_dir.join(CONNECTION), 5432, &[("mage", "mage")]);
     lap("PostgreSQL is up");
 
-    let receiver = Receiver::start();
+    let receiver = Webhook::start();
     let mage_port = mage::free_port();
     let sandbox_port = mage::free_port();
     let sandbox_url = format!("http://127.0.0.1:{sandbox_port}");
@@ -589,14 +541,12 @@ fn the_whole_gcp_architecture_runs_on_one_machine_profile_blocks_on_their_job_an
     let (runs, lifecycle) = job_calls(&exchanges(&cloud.record, mark));
     assert!(lifecycle.is_empty(), "{lifecycle:?}");
     assert_eq!(runs.len(), 1, "{runs:#?}");
-    let message = receiver
-        .wait_for_message(Duration::from_secs(60))
-        .unwrap_or_else(|| {
-            panic!(
-                "no notification reached the webhook\n{}",
-                server.log_tail(80)
-            )
-        });
+    let message = first_message(&receiver, Duration::from_secs(60)).unwrap_or_else(|| {
+        panic!(
+            "no notification reached the webhook\n{}",
+            server.log_tail(80)
+        )
+    });
     lap("the notification arrived");
     eprintln!("[e2e] the alert's text:\n{message}");
     assert!(message.contains(&format!("{PIPELINE} failed")), "{message}");

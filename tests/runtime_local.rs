@@ -10,12 +10,11 @@ mod mage;
 #[path = "support/cli.rs"]
 mod cli;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
+#[path = "support/webhook.rs"]
+mod webhook;
+
 use std::path::Path;
-use std::sync::{Arc, Mutex};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -94,44 +93,6 @@ const BLOCKS: &[(&str, &str)] = &[
     ),
 ];
 
-/// A local HTTP server standing in for Slack: records each request's body, answers 200.
-fn slack_receiver() -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!(
-        "http://127.0.0.1:{}/hook",
-        listener.local_addr().unwrap().port()
-    );
-    let bodies = Arc::new(Mutex::new(Vec::new()));
-    let recorded = bodies.clone();
-    thread::spawn(move || {
-        for mut stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(&stream);
-            let mut length = 0;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim_end().is_empty() {
-                    break;
-                }
-                if let Some((name, value)) = line.split_once(':')
-                    && name.eq_ignore_ascii_case("content-length")
-                {
-                    length = value.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0; length];
-            if reader.read_exact(&mut body).is_ok() {
-                recorded
-                    .lock()
-                    .unwrap()
-                    .push(String::from_utf8_lossy(&body).into_owned());
-            }
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
-        }
-    });
-    (url, bodies)
-}
-
 fn write_config(dir: &Path) {
     std::fs::create_dir_all(dir.join("blocks")).unwrap();
     std::fs::write(dir.join("main.hcl"), CONFIG).unwrap();
@@ -145,7 +106,8 @@ fn a_failing_run_under_mage_start_alerts_with_the_runtimes_variables() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("config");
     write_config(&dir);
-    let (webhook, bodies) = slack_receiver();
+    let receiver = webhook::Webhook::start();
+    let webhook = receiver.url.clone();
 
     let out = cli::weir(&dir)
         .args(["apply", "--auto-approve", "--var"])
@@ -189,18 +151,14 @@ fn a_failing_run_under_mage_start_alerts_with_the_runtimes_variables() {
     assert_eq!(run["status"], "failed", "{run}");
 
     // The alert is sent right after the run is marked failed.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let body = loop {
-        if let Some(body) = bodies.lock().unwrap().first().cloned() {
-            break body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no alert reached the receiver\n--- server log (tail) ---\n{}",
-            server.log_tail(80)
-        );
-        thread::sleep(Duration::from_millis(500));
-    };
+    let body = receiver
+        .first_body(Duration::from_secs(60))
+        .unwrap_or_else(|| {
+            panic!(
+                "no alert reached the receiver\n--- server log (tail) ---\n{}",
+                server.log_tail(80)
+            )
+        });
     let payload: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(payload["blocks"][0]["text"]["text"], "orders failed");
     let text = payload["blocks"][2]["text"]["text"].as_str().unwrap();
