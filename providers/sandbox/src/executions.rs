@@ -285,8 +285,8 @@ fn timestamp() -> String {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use std::io::{Read, Write};
-    use std::net::{SocketAddr, TcpStream};
+
+    use std::net::SocketAddr;
     use std::time::Duration;
 
     use serde_json::{Value, json};
@@ -311,7 +311,8 @@ pub(crate) mod tests {
             .unwrap()
     }
 
-    /// One HTTP/1.1 exchange over a fresh connection: (status, JSON body).
+    /// One HTTP/1.1 exchange over a fresh connection: (status, JSON body); a null body sends
+    /// none.
     pub(crate) fn call(
         addr: SocketAddr,
         host: &str,
@@ -324,19 +325,7 @@ pub(crate) mod tests {
         } else {
             body.to_string()
         };
-        let mut stream = TcpStream::connect(addr).unwrap();
-        write!(
-            stream,
-            "{method} {target} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).unwrap();
-        let status = answer[9..12].parse().unwrap();
-        let (_, json) = answer.split_once("\r\n\r\n").unwrap();
-        (status, serde_json::from_str(json).unwrap())
+        crate::tests::served::call(addr, host, method, target, &body)
     }
 
     fn run(addr: SocketAddr, id: &str, command: &str, overrides: Value) -> Value {

@@ -727,7 +727,7 @@ mod hostile {
     }
 }
 
-mod served {
+pub(crate) mod served {
     use std::io::{Read, Write};
     use std::net::{SocketAddr, TcpStream};
 
@@ -747,7 +747,13 @@ mod served {
     }
 
     /// One HTTP/1.1 exchange over a fresh connection: (status, JSON body).
-    fn call(addr: SocketAddr, host: &str, method: &str, target: &str, body: &str) -> (u16, Value) {
+    pub(crate) fn call(
+        addr: SocketAddr,
+        host: &str,
+        method: &str,
+        target: &str,
+        body: &str,
+    ) -> (u16, Value) {
         let mut stream = TcpStream::connect(addr).unwrap();
         write!(
             stream,
