@@ -10,8 +10,12 @@
 //! a check run, a summary or a step's log. The GitLab pipeline (`examples/ci/gitlab`) is run the
 //! same way, its `script:` lines against the fake's GitLab endpoints.
 
+#[path = "support/cli.rs"]
+mod cli;
 #[path = "support/fake_forge.rs"]
 mod fake_forge;
+
+use cli::copy_dir;
 
 use fake_forge::{BOT, FakeForge, GITLAB_PROJECT, TOKEN};
 use serde_json::{Value, json};
@@ -532,22 +536,6 @@ fn condition_holds(condition: Option<&str>, steps: &[Step]) -> bool {
         holds &= (outcome == right.trim_matches('\'')) == equal;
     }
     holds
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name();
-        if name == "mage_project" || name == ".weir" || name == "out" {
-            continue;
-        }
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &to.join(&name));
-        } else {
-            std::fs::copy(entry.path(), to.join(&name)).unwrap();
-        }
-    }
 }
 
 /// A zip holding `file` under its own name, as `actions/upload-artifact` makes it.

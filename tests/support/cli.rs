@@ -47,7 +47,9 @@ pub fn copy_config(from: &Path, tmp: &Path) -> PathBuf {
     dir
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+/// A copy of `from` at `to`, without what weir or Mage wrote into it (`mage_project`, `.weir`,
+/// `out`).
+pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
