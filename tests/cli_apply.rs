@@ -719,3 +719,39 @@ fn outputs_are_recorded_and_secrets_never_printed() {
     }
     assert_eq!(plan_exit(&dir).0, 0);
 }
+
+#[test]
+fn apply_says_how_to_start_mage_with_the_runtime_from_where_weir_ran() {
+    let (_tmp, dir) = example();
+    // From the configuration directory: the project's own relative path.
+    let out = assert_cmd::Command::cargo_bin("weir")
+        .unwrap()
+        .args(["apply", "--auto-approve", "--no-color"])
+        .current_dir(&dir)
+        .env_remove("CI")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Start Mage with the weir runtime: WEIR_RUNTIME=1 PYTHONPATH=mage_project/weir mage start mage_project"),
+        "{err}"
+    );
+    // With `-C`: the paths from where weir ran (the runtime, removed, is written again).
+    std::fs::remove_dir_all(dir.join("mage_project/weir")).unwrap();
+    let out = weir(&dir)
+        .args(["apply", "--auto-approve"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let project = dir.join("mage_project");
+    assert!(
+        err.contains(&format!(
+            "WEIR_RUNTIME=1 PYTHONPATH={}/weir mage start {}",
+            project.display(),
+            project.display()
+        )),
+        "{err}"
+    );
+}

@@ -117,13 +117,16 @@ fn a_failing_run_under_mage_start_alerts_with_the_runtimes_variables() {
     let printed =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "apply failed:\n{printed}");
+    // The paths as seen from where weir ran (`-C <dir>`).
+    let project = dir.join("mage_project");
     assert!(
-        printed.contains(
-            "Start Mage with the weir runtime: WEIR_RUNTIME=1 PYTHONPATH=mage_project/weir mage start mage_project"
-        ),
+        printed.contains(&format!(
+            "Start Mage with the weir runtime: WEIR_RUNTIME=1 PYTHONPATH={}/weir mage start {}",
+            project.display(),
+            project.display()
+        )),
         "{printed}"
     );
-    let project = dir.join("mage_project");
     let runtime = project.join("weir");
     assert!(
         runtime.join("sitecustomize.py").is_file() && runtime.join("runtime.json").is_file(),

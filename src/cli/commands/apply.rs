@@ -72,7 +72,15 @@ pub fn run(
             plan
         }
     };
-    execute(&ws, &plan, args, lock, prior.unwrap_or_default(), color)
+    execute(
+        dir,
+        &ws,
+        &plan,
+        args,
+        lock,
+        prior.unwrap_or_default(),
+        color,
+    )
 }
 
 /// Exit code of an apply that refused a stale saved plan: CI tells it from other failures, to
@@ -103,6 +111,7 @@ fn confirm(destroy: bool) -> Result<bool, String> {
 }
 
 fn execute(
+    dir: &Path,
     ws: &workspace::Workspace,
     plan: &Plan,
     args: &PlanArgs,
@@ -151,7 +160,7 @@ fn execute(
     if outcome.success() {
         eprintln!("{what} complete! Resources: {summary}");
         if !plan.destroy {
-            print_local_runtime_hint(ws);
+            print_local_runtime_hint(dir, ws);
         }
         print_outputs(&state, color);
         Ok(ExitCode::SUCCESS)
@@ -182,15 +191,22 @@ fn execute(
 }
 
 /// How to start Mage on a local project with the weir runtime, which Mage loads only when its
-/// processes are started with it (`docs/runtime.md`).
-fn print_local_runtime_hint(ws: &workspace::Workspace) {
+/// processes are started with it (`docs/runtime.md`); paths as seen from where weir runs
+/// (`dir` is the configuration directory, `-C`).
+fn print_local_runtime_hint(dir: &Path, ws: &workspace::Workspace) {
     let d = &ws.model.deployment;
     if d.target != crate::model::Target::Local || !d.runtime.enabled {
         return;
     }
-    let dir = d.project_dir.as_deref().unwrap_or("mage_project");
+    let project_dir = d.project_dir.as_deref().unwrap_or("mage_project");
+    let project = if dir == Path::new(".") {
+        Path::new(project_dir).to_path_buf()
+    } else {
+        dir.join(project_dir)
+    };
+    let project = project.display();
     let line = format!(
-        "Start Mage with the weir runtime: WEIR_RUNTIME=1 PYTHONPATH={dir}/{runtime} mage start {dir}",
+        "Start Mage with the weir runtime: WEIR_RUNTIME=1 PYTHONPATH={project}/{runtime} mage start {project}",
         runtime = weir_provider_mage::runtime::DIR
     );
     eprintln!("{}", ws.model.redactor.redact(&line));
