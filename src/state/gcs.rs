@@ -642,16 +642,20 @@ pub(crate) struct Client {
     http: reqwest::Client,
     /// `None` for an emulator.
     auth: Option<Headers>,
-    /// Always `Some` until dropped.
-    rt: Option<tokio::runtime::Runtime>,
+    /// The runtime the requests run on, and what shuts it down with the client.
+    handle: tokio::runtime::Handle,
+    _rt: OwnRuntime,
     /// How many requests were sent (each attempt counts).
     requests: std::sync::atomic::AtomicUsize,
 }
 
-impl Drop for Client {
+/// A runtime that is shut down in the background when dropped: dropping a runtime blocks,
+/// which is not allowed inside another runtime (the client may be dropped in one).
+struct OwnRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for OwnRuntime {
     fn drop(&mut self) {
-        // Dropping a runtime blocks, which is not allowed inside another runtime.
-        if let Some(rt) = self.rt.take() {
+        if let Some(rt) = self.0.take() {
             rt.shutdown_background();
         }
     }
@@ -698,7 +702,8 @@ impl Client {
             bucket: bucket.to_string(),
             http,
             auth,
-            rt: Some(rt),
+            handle: rt.handle().clone(),
+            _rt: OwnRuntime(Some(rt)),
             requests: std::sync::atomic::AtomicUsize::new(0),
         })
     }
@@ -722,10 +727,8 @@ impl Client {
         F: Future + Send,
         F::Output: Send,
     {
-        let rt = self
-            .rt
-            .as_ref()
-            .expect("the runtime lives as long as the client");
+        // A multi-thread runtime: its workers drive the requests while this thread waits.
+        let rt = &self.handle;
         if tokio::runtime::Handle::try_current().is_err() {
             return rt.block_on(fut);
         }
