@@ -143,16 +143,7 @@ fn files_weir_does_not_own_are_never_touched() {
 fn saved_plans_are_applied_exactly_once_and_never_stale() {
     let (tmp, dir) = example();
     let plan_file = tmp.path().join("first.weir");
-    let out = weir(&dir)
-        .args(["plan", "--out"])
-        .arg(&plan_file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cli::succeed(weir(&dir).args(["plan", "--out"]).arg(&plan_file));
     let out = weir(&dir).arg("apply").arg(&plan_file).output().unwrap();
     assert!(
         out.status.success(),
@@ -384,16 +375,11 @@ fn plan_formats_and_secrets() {
             .unwrap()
             .contains("very-secret-token")
     );
-    let out = weir(&dir)
-        .arg("apply")
-        .arg(&plan_file)
-        .env("WEIR_VAR_hook", secret)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    cli::succeed(
+        weir(&dir)
+            .arg("apply")
+            .arg(&plan_file)
+            .env("WEIR_VAR_hook", secret),
     );
     // The secret reached the Mage project (Mage needs it), and nothing else.
     let pipeline =
@@ -669,16 +655,7 @@ fn apply_asks_for_yes() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("Apply cancelled"));
     assert!(!dir.join("mage_project").exists(), "nothing was written");
-    let out = weir(&dir)
-        .arg("apply")
-        .write_stdin("yes\n")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cli::succeed(weir(&dir).arg("apply").write_stdin("yes\n"));
     assert!(dir.join("mage_project/metadata.yaml").exists());
 }
 

@@ -537,15 +537,7 @@ fn force_unlock_removes_only_the_named_lock() {
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains(&id), "{stderr}");
     assert!(object(&gcs, "stuck/state.lock").is_none());
-    let out = weir(&gcs, tmp.path(), "60s")
-        .args(["apply", "--auto-approve"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cli::succeed(weir(&gcs, tmp.path(), "60s").args(["apply", "--auto-approve"]));
 }
 
 /// A proxy in front of the emulator that forwards every request but, for the requests whose
@@ -665,15 +657,7 @@ fn a_no_change_plan_reads_one_object_and_releases_the_lock_at_its_generation() {
     let gcs = emulator();
     let tmp = tempfile::tempdir().unwrap();
     config(tmp.path(), 40, "count");
-    let out = weir(&gcs, tmp.path(), "60s")
-        .args(["apply", "--auto-approve"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cli::succeed(weir(&gcs, tmp.path(), "60s").args(["apply", "--auto-approve"]));
 
     let proxy = LosingProxy::start(&gcs.url, "nothing", &[]);
     let out = cli::weir(tmp.path())

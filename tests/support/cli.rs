@@ -16,16 +16,18 @@ pub fn weir(dir: &Path) -> Command {
     cmd
 }
 
+/// Runs `cmd`, which must succeed (else the test fails with what it printed); what it printed,
+/// stdout then stderr.
+pub fn succeed(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    let printed =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "weir failed:\n{printed}");
+    printed
+}
+
 pub fn apply(dir: &Path) {
-    let out = weir(dir)
-        .args(["apply", "--auto-approve"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "apply failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeed(weir(dir).args(["apply", "--auto-approve"]));
 }
 
 /// The exit code of `weir plan --detailed-exitcode` and everything it printed.
