@@ -397,15 +397,7 @@ fn sigkill_at_random_points_of_apply_then_apply_again_converges_with_no_orphan_o
 fn the_quickstart_keeps_its_state_in_a_gcs_backend() {
     let cloud = Cloud::start(Behaviour::default());
     let (_tmp, dir) = quickstart();
-    let (status, body) = gcp::http(
-        &cloud.storage.url,
-        "POST",
-        &format!("/storage/v1/b?project={PROJECT}"),
-        None,
-        Some(r#"{"name":"acme-weir-state"}"#),
-    )
-    .expect("the emulator answers");
-    assert_eq!(status, 200, "create the state bucket: {body}");
+    cloud.storage.create_bucket("acme-weir-state");
     edit(
         &dir,
         "main.hcl",

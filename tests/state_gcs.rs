@@ -21,15 +21,7 @@ const BUCKET: &str = "weir-state";
 /// The emulator with the state bucket in it.
 fn emulator() -> FakeGcs {
     let gcs = FakeGcs::start();
-    let (status, body) = http(
-        &gcs.url,
-        "POST",
-        "/storage/v1/b?project=test",
-        None,
-        Some(&format!(r#"{{"name":"{BUCKET}"}}"#)),
-    )
-    .expect("the emulator answers");
-    assert_eq!(status, 200, "create bucket: {body}");
+    gcs.create_bucket(BUCKET);
     gcs
 }
 

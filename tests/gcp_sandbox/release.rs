@@ -10,15 +10,7 @@ const PREFIX: &str = "weir/releases-test";
 
 fn emulator() -> FakeGcs {
     let gcs = FakeGcs::start();
-    let (status, body) = http(
-        &gcs.url,
-        "POST",
-        "/storage/v1/b?project=test",
-        None,
-        Some(&format!(r#"{{"name":"{BUCKET}"}}"#)),
-    )
-    .expect("the emulator answers");
-    assert_eq!(status, 200, "create bucket: {body}");
+    gcs.create_bucket(BUCKET);
     gcs
 }
 
@@ -239,22 +231,10 @@ fn quickstart_objects(gcs: &FakeGcs) -> Vec<String> {
         .collect()
 }
 
-fn bucket(gcs: &FakeGcs, name: &str) {
-    let (status, body) = http(
-        &gcs.url,
-        "POST",
-        "/storage/v1/b?project=test",
-        None,
-        Some(&format!(r#"{{"name":"{name}"}}"#)),
-    )
-    .unwrap();
-    assert_eq!(status, 200, "create bucket: {body}");
-}
-
 #[test]
 fn applying_the_quickstart_publishes_its_project_and_a_block_change_uploads_one_file() {
     let gcs = FakeGcs::start();
-    bucket(&gcs, QUICKSTART_BUCKET);
+    gcs.create_bucket(QUICKSTART_BUCKET);
     let tmp = tempfile::tempdir().unwrap();
     let dir = super::quickstart(tmp.path(), |t| t);
     let (desired, config) = quickstart_release(&gcs, &dir);
@@ -423,7 +403,7 @@ fn weir_rollback(
 #[test]
 fn weir_rollback_shows_a_plan_asks_and_points_back_at_the_previous_release() {
     let gcs = FakeGcs::start();
-    bucket(&gcs, QUICKSTART_BUCKET);
+    gcs.create_bucket(QUICKSTART_BUCKET);
     let tmp = tempfile::tempdir().unwrap();
     let dir = super::quickstart(tmp.path(), |t| t);
     let (desired, config) = quickstart_release(&gcs, &dir);

@@ -103,6 +103,19 @@ impl FakeGcs {
         }
         panic!("fake-gcs-server did not start ({})", binary.display());
     }
+
+    /// Creates the bucket `name` in the emulator.
+    pub fn create_bucket(&self, name: &str) {
+        let (status, body) = http(
+            &self.url,
+            "POST",
+            "/storage/v1/b?project=test",
+            None,
+            Some(&format!(r#"{{"name":"{name}"}}"#)),
+        )
+        .expect("the emulator answers");
+        assert_eq!(status, 200, "create bucket {name}: {body}");
+    }
 }
 
 impl Drop for FakeGcs {
